@@ -1,0 +1,1 @@
+# Stage: bids (see docs/ARCHITECTURE.md).

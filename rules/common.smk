@@ -1,0 +1,65 @@
+# Config validation, output layout and helpers shared by every stage.
+# Path patterns live here so that each stage finds its inputs where the previous one wrote them.
+import os
+
+from megdecode.config import ConfigError, validate_config
+
+try:
+    config = validate_config(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+if config["offline"]:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+STUDY = config["study"]
+SUBJECTS = STUDY["subjects"]
+SESSIONS = STUDY["sessions"]
+RUNS = STUDY["runs"]
+TASK = STUDY["task"]
+SIMULATED = STUDY["source"] == "simulated"
+
+R = config["results_dir"]
+CONDA_ENV = "../envs/megdecode.yaml"
+
+# Each rule file appends the files that `rule all` must produce.
+ALL_TARGETS = []
+
+
+wildcard_constraints:
+    subject=r"[A-Za-z0-9]+",
+    session=r"[A-Za-z0-9]+",
+    run=r"[A-Za-z0-9]+",
+    backbone=r"[A-Za-z0-9_]+",
+    seed=r"\d+",
+    model=r"[A-Za-z0-9_]+",
+    generator=r"[A-Za-z0-9_]+",
+
+
+# --- layout: one pattern per stage output (see docs/ARCHITECTURE.md) ---
+RUN_STEM = "sub-{subject}_ses-{session}_task-" + TASK + "_run-{run}"
+STIMULI_TABLE = f"{R}/stimuli/stimuli.tsv"
+STIMULI_IMAGES = f"{R}/stimuli/images" if SIMULATED else STUDY["stimuli_root"]
+SOURCEDATA = f"{R}/sourcedata"
+BIDS_ROOT = f"{R}/bids" if SIMULATED else STUDY["bids_root"]
+DERIVATIVES = f"{R}/derivatives/megdecode"
+PREPROCESSED = f"{R}/preprocessed/sub-{{subject}}"
+LATENTS = f"{R}/latents/{{backbone}}"
+MODELS = f"{R}/models"
+EVALUATION = f"{R}/evaluation"
+RECONSTRUCTION = f"{R}/reconstruction"
+TABLES = f"{R}/tables"
+FIGURES = f"{R}/figures"
+LOGS = f"{R}/logs"
+BENCHMARKS = f"{R}/benchmarks"
+
+
+def all_runs():
+    """Every (subject, session, run) of the study, as expand() keyword lists."""
+    combos = [(s, ses, r) for s in SUBJECTS for ses in SESSIONS for r in RUNS]
+    return {
+        "subject": [c[0] for c in combos],
+        "session": [c[1] for c in combos],
+        "run": [c[2] for c in combos],
+    }

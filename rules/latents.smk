@@ -1,0 +1,1 @@
+# Stage: latents (see docs/ARCHITECTURE.md).

@@ -1,0 +1,1 @@
+# Stage: preprocess (see docs/ARCHITECTURE.md).

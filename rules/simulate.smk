@@ -1,0 +1,1 @@
+# Stage: simulate (see docs/ARCHITECTURE.md).

@@ -1,0 +1,3 @@
+"""megdecode: decode seen images from MEG recordings."""
+
+__version__ = "0.1.0"

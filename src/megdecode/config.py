@@ -1,0 +1,105 @@
+"""Load and validate workflow configs against the JSON Schema in ``workflow/schemas``.
+
+The schema is split into one file per stage; ``config.schema.yaml`` refers to them with
+``$ref: <file>``. Validation fills in schema defaults and rejects unknown keys with a
+"did you mean" suggestion, so a misspelled key fails before any job runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+DEFAULT_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config that does not match the schema; the message names the key and the fix."""
+
+
+def load_schema(path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:
+    """Load a schema file and inline every ``$ref`` to a sibling schema file."""
+    path = Path(path)
+    with open(path) as f:
+        schema = yaml.safe_load(f)
+    return _inline_refs(schema, path.parent)
+
+
+def _inline_refs(node: Any, base: Path) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            inlined = load_schema(base / ref)
+            inlined.pop("$schema", None)
+            extra = {k: _inline_refs(v, base) for k, v in node.items() if k != "$ref"}
+            return {**inlined, **extra}
+        return {k: _inline_refs(v, base) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(v, base) for v in node]
+    return node
+
+
+def _fill_defaults(instance: Any, schema: Mapping[str, Any]) -> Any:
+    """Return a copy of ``instance`` with object defaults from ``schema`` filled in (recursively)."""
+    if not isinstance(instance, dict) or schema.get("type") != "object":
+        return instance
+    filled = dict(instance)
+    properties = schema.get("properties", {})
+    for key, subschema in properties.items():
+        if key not in filled and "default" in subschema:
+            filled[key] = copy.deepcopy(subschema["default"])
+        if key in filled:
+            filled[key] = _fill_defaults(filled[key], subschema)
+    extra_schema = schema.get("additionalProperties")
+    if isinstance(extra_schema, dict):
+        for key in set(filled) - set(properties):
+            filled[key] = _fill_defaults(filled[key], extra_schema)
+    return filled
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    location = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        given = error.instance if isinstance(error.instance, dict) else {}
+        unknown = sorted(set(given) - set(allowed))
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
+            hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(allowed)}"
+            hints.append(f"unknown key '{key}' in '{location}': {hint}")
+        if hints:
+            return "; ".join(hints)
+    return f"'{location}': {error.message}"
+
+
+def validate_config(config: Mapping[str, Any], schema_path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:
+    """Validate ``config`` and return a new dict with schema defaults filled in.
+
+    Raises ``ConfigError`` listing every problem, unknown keys with the closest valid key.
+    """
+    schema = load_schema(schema_path)
+    filled = _fill_defaults(copy.deepcopy(dict(config)), schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = "\n  - ".join(_describe(e) for e in errors)
+        raise ConfigError(f"invalid config (schema {Path(schema_path).name}):\n  - {lines}")
+    return filled
+
+
+def load_config(path: Path | str, schema_path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:
+    """Read a YAML config (safe loader) and validate it."""
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    try:
+        return validate_config(raw, schema_path)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None

@@ -1,0 +1,64 @@
+"""Shared test fixtures: offline environment, the repository root, and workflow runners."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+THINGS_MEG = SHARED / "things-meg"
+
+
+def snakemake_cmd() -> list[str]:
+    """The snakemake of this interpreter's environment."""
+    return [sys.executable, "-m", "snakemake"]
+
+
+def run_snakemake(
+    results_dir: Path,
+    *args: str,
+    configfile: Path | str = REPO / "config" / "tiny.yaml",
+    cores: int = 2,
+    timeout: float = 1200,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run the workflow from the repository root with outputs under ``results_dir``."""
+    cmd = [
+        *snakemake_cmd(),
+        "--cores",
+        str(cores),
+        "--configfile",
+        str(configfile),
+        "--config",
+        f"results_dir={results_dir}",
+        *args,
+    ]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({' '.join(cmd)}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run `all` once on config/tiny.yaml; every end-to-end test reads these outputs."""
+    results = tmp_path_factory.mktemp("tiny") / "results"
+    run_snakemake(results, "all")
+    return results
+
+
+@pytest.fixture
+def things_meg() -> Path:
+    """The real THINGS-MEG metadata beside the checkout; skips cleanly when absent."""
+    if not (THINGS_MEG / "ds004212").is_dir():
+        pytest.skip(f"real THINGS-MEG metadata not found at {THINGS_MEG} (CI provides ../shared)")
+    return THINGS_MEG
