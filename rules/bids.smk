@@ -1,1 +1,154 @@
 # Stage: bids (see docs/ARCHITECTURE.md).
+# Simulated study: one job per run converts sourcedata to BIDS (mne-bids, in a private temporary root, so
+# runs never race), then one dataset-level job writes the files that all runs share.
+# Existing BIDS dataset (study.source 'bids'): a check step (inventory) and the stimuli table.
+from pathlib import Path
+
+from megdecode.bids_layout import run_files_function
+
+BIDS_MEG_DIR = f"{BIDS_ROOT}/sub-{{subject}}/ses-{{session}}/meg"
+BIDS_RUN = f"{BIDS_MEG_DIR}/{RUN_STEM}"
+SOURCE_RUN = f"{SOURCEDATA}/sub-{{subject}}/ses-{{session}}/meg/{RUN_STEM}"
+GROUND_TRUTH = f"{SOURCEDATA}/ground_truth.json"
+BIDS_INVENTORY = f"{R}/bids_check/inventory.tsv"
+# per-run jobs get the bids settings minus the dataset-level ones (renaming the dataset reruns one job)
+BIDS_RUN_CFG = {
+    k: v
+    for k, v in config["bids"].items()
+    if k not in ("dataset_name", "authors", "license")
+}
+
+
+# Input function for downstream rules (preprocessing): bids_run_files(wildcards) -> {"raw", "events"},
+# the run's ..._meg.fif (simulated) or ..._meg.ds (existing CTF dataset) and its ..._events.tsv.
+bids_run_files = run_files_function(BIDS_ROOT, TASK, SIMULATED)
+
+
+if SIMULATED:
+
+    rule bids_run:
+        """Convert one sourcedata run to BIDS: triggers matched to the log, photodiode-corrected events."""
+        input:
+            raw=f"{SOURCE_RUN}_raw.fif",
+            log=f"{SOURCE_RUN}_log.tsv",
+            ground_truth=GROUND_TRUTH,
+        output:
+            raw=f"{BIDS_RUN}_meg.fif",
+            sidecar=f"{BIDS_RUN}_meg.json",
+            channels=f"{BIDS_RUN}_channels.tsv",
+            events=f"{BIDS_RUN}_events.tsv",
+        log:
+            f"{LOGS}/bids_run/{RUN_STEM}.log",
+        benchmark:
+            f"{BENCHMARKS}/bids_run/{RUN_STEM}.tsv"
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        params:
+            cfg=BIDS_RUN_CFG,
+            bids_root=lambda w, output: str(Path(output.raw).parents[3]),
+            task=TASK,
+        script:
+            "../workflow/scripts/bids_run.py"
+
+    rule bids_dataset:
+        """Dataset-level BIDS files, written once after every run: description, participants, scans, README."""
+        input:
+            raw=expand(f"{BIDS_RUN}_meg.fif", zip, **all_runs()),
+            events=expand(f"{BIDS_RUN}_events.tsv", zip, **all_runs()),
+        output:
+            description=f"{BIDS_ROOT}/dataset_description.json",
+            participants=f"{BIDS_ROOT}/participants.tsv",
+            participants_json=f"{BIDS_ROOT}/participants.json",
+            readme=f"{BIDS_ROOT}/README",
+            events_json=f"{BIDS_ROOT}/task-{TASK}_events.json",
+            scans=expand(
+                f"{BIDS_ROOT}/sub-{{subject}}/ses-{{session}}/sub-{{subject}}_ses-{{session}}_scans.tsv",
+                subject=SUBJECTS,
+                session=SESSIONS,
+            ),
+            coordsystem=expand(
+                f"{BIDS_MEG_DIR}/sub-{{subject}}_ses-{{session}}_coordsystem.json",
+                subject=SUBJECTS,
+                session=SESSIONS,
+            ),
+        log:
+            f"{LOGS}/bids_dataset/bids_dataset.log",
+        benchmark:
+            f"{BENCHMARKS}/bids_dataset/bids_dataset.tsv"
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        params:
+            cfg=config["bids"],
+            bids_root=lambda w, output: str(Path(output.description).parent),
+            task=TASK,
+            runs=list(zip(*all_runs().values())),
+        script:
+            "../workflow/scripts/bids_dataset.py"
+
+    ALL_TARGETS.extend(rules.bids_dataset.output)
+    ALL_TARGETS.extend(expand(rules.bids_run.output, zip, **all_runs()))
+
+else:
+
+    # an existing dataset brings its own stimuli table (simulate_stimuli would make one otherwise)
+    ruleorder: stimuli_table > simulate_stimuli
+
+    rule bids_inventory:
+        """Check an existing BIDS dataset: one row per configured run; fails clearly on what is missing."""
+        output:
+            BIDS_INVENTORY,
+        log:
+            f"{LOGS}/bids_inventory/bids_inventory.log",
+        benchmark:
+            f"{BENCHMARKS}/bids_inventory/bids_inventory.tsv"
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        params:
+            bids_root=BIDS_ROOT,
+            subjects=SUBJECTS,
+            sessions=SESSIONS,
+            runs=RUNS,
+            task=TASK,
+        script:
+            "../workflow/scripts/bids_inventory.py"
+
+    rule stimuli_table:
+        """The stimuli table of an existing dataset, from its events.tsv files and study.image_table."""
+        input:
+            inventory=BIDS_INVENTORY,
+            image_table=[STUDY["image_table"]] if STUDY["image_table"] else [],
+        output:
+            STIMULI_TABLE,
+        log:
+            f"{LOGS}/stimuli_table/stimuli_table.log",
+        benchmark:
+            f"{BENCHMARKS}/stimuli_table/stimuli_table.tsv"
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        params:
+            bids_root=BIDS_ROOT,
+            image_table=STUDY["image_table"],
+            subjects=SUBJECTS,
+            sessions=SESSIONS,
+            runs=RUNS,
+            task=TASK,
+        script:
+            "../workflow/scripts/stimuli_table.py"
+
+    ALL_TARGETS.extend([BIDS_INVENTORY, STIMULI_TABLE])

@@ -1,1 +1,133 @@
 # Stage: preprocess (see docs/ARCHITECTURE.md).
+# Per run: BIDS recording -> epochs (BIDS derivative) + QC row + power spectra.
+# Per subject: runs -> meg.npy / trials.tsv / channels.tsv / info.json (training inputs) + QC report.
+from megdecode.preprocessing.paths import subject_runs_function
+
+PRE_RUN_EPOCHS = f"{DERIVATIVES}/sub-{{subject}}/ses-{{session}}/meg/{RUN_STEM}_epo.fif"
+PRE_RUN_QC = f"{R}/qc/runs/{RUN_STEM}_qc.tsv"
+PRE_RUN_PSD = f"{R}/qc/runs/{RUN_STEM}_psd.npz"
+PRE_RUNS_TABLE = f"{R}/qc/sub-{{subject}}_runs.tsv"
+PRE_REPORT = f"{R}/qc/sub-{{subject}}_report.html"
+# the dataset must be complete (sidecars such as coordsystem.json) before a run is read
+PRE_DATASET_READY = (
+    f"{BIDS_ROOT}/dataset_description.json"
+    if SIMULATED
+    else f"{R}/bids_check/inventory.tsv"
+)
+
+
+rule preprocess_run:
+    """One run: pick MEG sensors by kind, band-pass, epoch around events.tsv 'sample', baseline, decimate."""
+    input:
+        unpack(bids_run_files),
+        stimuli=STIMULI_TABLE,
+        dataset=PRE_DATASET_READY,
+    output:
+        epochs=PRE_RUN_EPOCHS,
+        qc=PRE_RUN_QC,
+        psd=PRE_RUN_PSD,
+    log:
+        f"{LOGS}/preprocess_run/{RUN_STEM}.log",
+    benchmark:
+        f"{BENCHMARKS}/preprocess_run/{RUN_STEM}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=10,
+    params:
+        cfg=config["preprocessing"],
+    script:
+        "../workflow/scripts/preprocess_run.py"
+
+
+rule preprocess_subject:
+    """One subject: splits, robust scaling fitted on train trials, memory-mappable float32 array."""
+    input:
+        epochs=subject_runs_function(PRE_RUN_EPOCHS, SESSIONS, RUNS),
+        qc=subject_runs_function(PRE_RUN_QC, SESSIONS, RUNS),
+    output:
+        meg=f"{PREPROCESSED}/meg.npy",
+        trials=f"{PREPROCESSED}/trials.tsv",
+        channels=f"{PREPROCESSED}/channels.tsv",
+        info=f"{PREPROCESSED}/info.json",
+        runs=PRE_RUNS_TABLE,
+    log:
+        f"{LOGS}/preprocess_subject/sub-{{subject}}.log",
+    benchmark:
+        f"{BENCHMARKS}/preprocess_subject/sub-{{subject}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        cfg=config["preprocessing"],
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/preprocess_subject.py"
+
+
+rule preprocess_description:
+    """dataset_description.json of the derivatives tree (BIDS derivative dataset)."""
+    output:
+        f"{DERIVATIVES}/dataset_description.json",
+    log:
+        f"{LOGS}/preprocess_description/preprocess_description.log",
+    benchmark:
+        f"{BENCHMARKS}/preprocess_description/preprocess_description.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        cfg=config["preprocessing"],
+    script:
+        "../workflow/scripts/preprocess_description.py"
+
+
+rule preprocess_report:
+    """QC report per subject: PSD before/after, evoked butterfly + topomaps, counts, dropped channels."""
+    input:
+        epochs=subject_runs_function(PRE_RUN_EPOCHS, SESSIONS, RUNS),
+        psd=subject_runs_function(PRE_RUN_PSD, SESSIONS, RUNS),
+        runs=PRE_RUNS_TABLE,
+    output:
+        report(
+            PRE_REPORT,
+            category="Quality control",
+            subcategory="Preprocessing",
+            labels={"subject": "{subject}", "figure": "QC report"},
+        ),
+    log:
+        f"{LOGS}/preprocess_report/sub-{{subject}}.log",
+    benchmark:
+        f"{BENCHMARKS}/preprocess_report/sub-{{subject}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        cfg=config["preprocessing"],
+    script:
+        "../workflow/scripts/preprocess_report.py"
+
+
+ALL_TARGETS.extend(
+    expand(
+        [
+            f"{PREPROCESSED}/meg.npy",
+            f"{PREPROCESSED}/trials.tsv",
+            PRE_RUNS_TABLE,
+            PRE_REPORT,
+        ],
+        subject=SUBJECTS,
+    )
+    + [f"{DERIVATIVES}/dataset_description.json"]
+)

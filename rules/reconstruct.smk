@@ -1,1 +1,136 @@
 # Stage: reconstruct (see docs/ARCHITECTURE.md).
+# Predicted latents -> images per (generator, subject), image metrics per (generator, subject), one summary
+# beside the paper's reported numbers. The decoder generator is trained per backbone on train-concept stimulus
+# images only (never on MEG, never on a test image), in {R}/generators/. Input helpers: reconstruct_inputs.smk.
+
+
+include: "reconstruct_inputs.smk"
+
+
+rule train_decoder:
+    input:
+        latents=LATENTS_NPY,
+        index=f"{LATENTS}/index.tsv",
+        table=STIMULI_TABLE,
+    output:
+        model=DECODER_MODEL,
+        meta=DECODER_META,
+        history=f"{DECODER_DIR}/history.tsv",
+    log:
+        f"{R}/logs/train_decoder/{{backbone}}.log",
+    benchmark:
+        f"{R}/benchmarks/train_decoder/{{backbone}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        cfg=RECON_CFG["decoder"],
+        seed=config["seed"],
+        images_root=STIMULI_IMAGES,
+    script:
+        "../workflow/scripts/reconstruct_train_decoder.py"
+
+
+rule reconstruct:
+    input:
+        unpack(recon_inputs),
+    output:
+        npz=f"{RECON_DIR}/reconstructions.npz",
+        images=directory(f"{RECON_DIR}/images"),
+    log:
+        f"{R}/logs/reconstruct/{{generator}}/sub-{{subject}}.log",
+    benchmark:
+        f"{R}/benchmarks/reconstruct/{{generator}}/sub-{{subject}}.tsv"
+    wildcard_constraints:
+        generator="decoder|retrieval|versatile_diffusion",
+    conda:
+        CONDA_ENV
+    threads: RECON_CFG["threads"]
+    resources:
+        mem_mb=lambda wc: 24000 if wc.generator == "versatile_diffusion" else 2000,
+        runtime=lambda wc: 120 if wc.generator == "versatile_diffusion" else 10,
+        gpu=lambda wc: 1 if wc.generator == "versatile_diffusion" else 0,
+    params:
+        cfg=recon_params,
+        seed=config["seed"],
+        images_root=STIMULI_IMAGES,
+    script:
+        "../workflow/scripts/reconstruct_images.py"
+
+
+rule reconstruction_metrics:
+    input:
+        unpack(recon_metrics_inputs),
+    output:
+        metrics=f"{RECON_DIR}/metrics.tsv",
+        figure=report(
+            f"{RECON_DIR}/best_median_worst.png",
+            caption="../workflow/report/reconstruction_examples.rst",
+            category="Reconstruction",
+            subcategory="{generator}",
+            labels={"generator": "{generator}", "subject": "{subject}"},
+        ),
+    log:
+        f"{R}/logs/reconstruction_metrics/{{generator}}/sub-{{subject}}.log",
+    benchmark:
+        f"{R}/benchmarks/reconstruction_metrics/{{generator}}/sub-{{subject}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: RECON_CFG["threads"]
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        cfg=RECON_CFG["metrics"],
+        backbones={b: RECON_BACKBONES_CFG[b] for b in recon_feature_backbones()},
+        images_root=STIMULI_IMAGES,
+    script:
+        "../workflow/scripts/reconstruct_metrics.py"
+
+
+rule reconstruction_summary:
+    input:
+        expand(
+            f"{RECON_DIR}/metrics.tsv",
+            generator=RECON_CFG["generators"],
+            subject=SUBJECTS,
+        ),
+    output:
+        tsv=f"{RECONSTRUCTION}/summary.tsv",
+        md=f"{RECONSTRUCTION}/summary.md",
+        html=report(
+            f"{RECONSTRUCTION}/summary.html",
+            caption="../workflow/report/reconstruction_summary.rst",
+            category="Reconstruction",
+            labels={"table": "summary"},
+        ),
+    log:
+        f"{R}/logs/reconstruction_summary/summary.log",
+    benchmark:
+        f"{R}/benchmarks/reconstruction_summary/summary.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow/scripts/reconstruct_summary.py"
+
+
+if RECON_CFG["generators"]:
+    ALL_TARGETS.extend(
+        [
+            f"{RECONSTRUCTION}/summary.tsv",
+            f"{RECONSTRUCTION}/summary.md",
+            f"{RECONSTRUCTION}/summary.html",
+        ]
+        + expand(
+            f"{RECON_DIR}/best_median_worst.png",
+            generator=RECON_CFG["generators"],
+            subject=SUBJECTS,
+        )
+    )

@@ -1,1 +1,74 @@
-# Stage: simulate (see docs/ARCHITECTURE.md).
+# Stage: simulate (see docs/ARCHITECTURE.md). Only for study.source 'simulated'.
+SIM_GROUND_TRUTH = f"{SOURCEDATA}/ground_truth.json"
+SIM_SUBJECT_TRUTH = f"{SOURCEDATA}/sub-{{subject}}/sub-{{subject}}_ground_truth.json"
+SIM_RUN_DIR = f"{SOURCEDATA}/sub-{{subject}}/ses-{{session}}/meg"
+SIM_RAW = f"{SIM_RUN_DIR}/{RUN_STEM}_raw.fif"
+SIM_LOG = f"{SIM_RUN_DIR}/{RUN_STEM}_log.tsv"
+
+
+# one subject's files for every session x run (subject stays a wildcard), sessions outer
+SIM_SUBJECT_RAWS = [
+    SIM_RAW.replace("{session}", ses).replace("{run}", run)
+    for ses in SESSIONS
+    for run in RUNS
+]
+SIM_SUBJECT_LOGS = [
+    SIM_LOG.replace("{session}", ses).replace("{run}", run)
+    for ses in SESSIONS
+    for run in RUNS
+]
+
+
+rule simulate_stimuli:
+    output:
+        table=STIMULI_TABLE,
+        images=directory(f"{R}/stimuli/images"),
+        truth=SIM_GROUND_TRUTH,
+    log:
+        f"{LOGS}/simulate_stimuli/simulate_stimuli.log",
+    benchmark:
+        f"{BENCHMARKS}/simulate_stimuli/simulate_stimuli.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        cfg=config["simulation"],
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/simulate_stimuli.py"
+
+
+rule simulate_subject:
+    input:
+        table=STIMULI_TABLE,
+        truth=SIM_GROUND_TRUTH,
+    output:
+        raws=SIM_SUBJECT_RAWS,
+        logs=SIM_SUBJECT_LOGS,
+        truth=SIM_SUBJECT_TRUTH,
+    log:
+        f"{LOGS}/simulate_subject/sub-{{subject}}.log",
+    benchmark:
+        f"{BENCHMARKS}/simulate_subject/sub-{{subject}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    params:
+        cfg=config["simulation"],
+        seed=config["seed"],
+        sessions=SESSIONS,
+        runs=RUNS,
+    script:
+        "../workflow/scripts/simulate_subject.py"
+
+
+if SIMULATED:
+    ALL_TARGETS += [STIMULI_TABLE, SIM_GROUND_TRUTH]
+    ALL_TARGETS += expand(SIM_RAW, zip, **all_runs())
+    ALL_TARGETS += expand(SIM_LOG, zip, **all_runs())

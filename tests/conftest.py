@@ -32,14 +32,13 @@ def run_snakemake(
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run the workflow from the repository root with outputs under ``results_dir``."""
+    # "--opt=value": --configfile/--config take several values and would otherwise swallow targets in args
     cmd = [
         *snakemake_cmd(),
         "--cores",
         str(cores),
-        "--configfile",
-        str(configfile),
-        "--config",
-        f"results_dir={results_dir}",
+        f"--configfile={configfile}",
+        f"--config=results_dir={results_dir}",
         *args,
     ]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)

@@ -39,7 +39,9 @@ def cosine_similarity(pred: np.ndarray, candidates: np.ndarray, eps: float = 1e-
     pred = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1)
     candidates = np.asarray(candidates, dtype=np.float64).reshape(len(candidates), -1)
     if pred.shape[1] != candidates.shape[1]:
-        raise ValueError(f"dimension mismatch: predictions have {pred.shape[1]}, candidates {candidates.shape[1]}")
+        raise ValueError(
+            f"dimension mismatch: predictions have {pred.shape[1]}, candidates {candidates.shape[1]}"
+        )
     pn = pred / np.maximum(np.linalg.norm(pred, axis=1, keepdims=True), eps)
     cn = candidates / np.maximum(np.linalg.norm(candidates, axis=1, keepdims=True), eps)
     return pn @ cn.T

@@ -1,0 +1,209 @@
+"""Benchmark of the training stage (not a test): matmul peak, brain-module step, batch-1 latency, ridge.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/train_benchmark.py               # all parts
+    .venv/bin/python benchmarks/train_benchmark.py --only model --blocks 2 5 10
+    .venv/bin/python benchmarks/train_benchmark.py --only ridge  # THINGS-size ridge (~4 GB temp file)
+
+Model part: fp32 matmul FLOP/s of this machine (torch, all threads), then one training step
+(forward, backward, Adam) of the brain module at the paper's width (batch 128, 271 channels x 181
+samples, 270 attention channels, 320 hidden, 2048 features, a 768-d latent), its FLOPs counted by
+torch's FlopCounterMode, as a fraction of that peak; samples/s; and the latency of decoding one
+trial at batch 1 on one core. Ridge part: the ridge job's code path (binning a memory-mapped
+20,000 x 271 x 181 float32 array, then fit_ridge with 9 alphas and validation selection), wall time
+and peak resident memory of a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def matmul_peak(n: int = 4096, reps: int = 5) -> float:
+    """Best fp32 FLOP/s of an n x n matmul with torch's current thread count."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.matmul(a, b)
+    best = min(_timed(lambda: torch.matmul(a, b)) for _ in range(reps))
+    return 2 * n**3 / best
+
+
+def _timed(fn) -> float:
+    tic = time.perf_counter()
+    fn()
+    return time.perf_counter() - tic
+
+
+def model_benchmark(blocks: list[int], batch: int, steps: int, latency_reps: int, device: str) -> list[dict]:
+    import torch
+
+    threads = torch.get_num_threads()
+    dev = torch.device(device)
+    peak = matmul_peak() if device == "cpu" else _cuda_peak()
+    torch.set_num_threads(1)
+    peak_1 = matmul_peak(2048, 3) if device == "cpu" else float("nan")
+    torch.set_num_threads(threads)
+    print(f"fp32 matmul peak: {peak / 1e9:.1f} GFLOP/s ({threads} threads), {peak_1 / 1e9:.1f} (1 thread)")
+    rows = []
+    for n_blocks in blocks:
+        row = bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, threads)
+        print(json.dumps(row))
+        rows.append(row)
+    return rows
+
+
+def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, threads) -> dict:
+    """One training-step and batch-1 measurement of the paper-width brain module with ``n_blocks``."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from megdecode.models import BrainModuleConfig
+    from megdecode.training import TrainingConfig, build_decoder, combined_loss
+
+    pos = np.random.default_rng(0).uniform(0, 1, (271, 2)).astype(np.float32)
+    bcfg = BrainModuleConfig(n_blocks=n_blocks)
+    cfg = TrainingConfig()
+    model = build_decoder(bcfg, cfg, pos, 1, 181, (768,), seed=0).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-4)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 271, 181, generator=gen).to(dev)
+    y = torch.randn(batch, 768, generator=gen).to(dev)
+    subj = torch.zeros(batch, dtype=torch.long, device=dev)
+
+    def step() -> None:
+        out = model(x, subj, None, gen)
+        loss = combined_loss(out, y, model.logit_scale, cfg)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        _sync(dev)
+
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    step()
+    t_step = statistics.median(_timed(step) for _ in range(steps))
+    # batch-1 latency on one core (CPU) or on the device
+    model.eval()
+    x1, s1 = x[:1].clone(), subj[:1]
+
+    def decode_one() -> None:
+        model(x1, s1)
+        _sync(dev)
+
+    if dev.type == "cpu":
+        torch.set_num_threads(1)
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as c1:
+            model(x1, s1)
+        for _ in range(3):
+            decode_one()
+        lat = statistics.median(_timed(decode_one) for _ in range(latency_reps))
+    torch.set_num_threads(threads)
+    return {
+        "device": str(dev),
+        "n_blocks": n_blocks,
+        "params": sum(p.numel() for p in model.parameters()),
+        "step_s": round(t_step, 4),
+        "step_gflop": round(flops / 1e9, 2),
+        "achieved_gflops": round(flops / t_step / 1e9, 1),
+        "pct_of_matmul_peak": round(100 * flops / t_step / peak, 1),
+        "samples_per_s": round(batch / t_step, 1),
+        "batch1_gflop": round(c1.get_total_flops() / 1e9, 3),
+        "batch1_latency_ms": round(1e3 * lat, 2),
+        "batch1_pct_of_1thread_peak": round(100 * c1.get_total_flops() / lat / peak_1, 1),
+    }
+
+
+def _sync(dev) -> None:
+    import torch
+
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _cuda_peak(n: int = 8192, reps: int = 10) -> float:
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    a, b = torch.randn(n, n, device="cuda"), torch.randn(n, n, device="cuda")
+    torch.matmul(a, b)
+    torch.cuda.synchronize()
+    best = min(_timed(lambda: (torch.matmul(a, b), torch.cuda.synchronize())) for _ in range(reps))
+    return 2 * n**3 / best
+
+
+def ridge_benchmark(n: int, channels: int, times: int, dim: int, workdir: Path) -> dict:
+    """Run in a fresh process so that peak RSS is the ridge job's own."""
+    meg_path = workdir / "meg.npy"
+    mm = np.lib.format.open_memmap(meg_path, mode="w+", dtype=np.float32, shape=(n, channels, times))
+    rng = np.random.default_rng(0)
+    for i in range(0, n, 1000):
+        mm[i : i + 1000] = rng.standard_normal((min(1000, n - i), channels, times), dtype=np.float32)
+    mm.flush()
+    del mm
+    code = f"""
+import json, resource, time
+import numpy as np
+from megdecode.ridge import bin_time, fit_ridge, DEFAULT_ALPHAS
+tic = time.perf_counter()
+meg = np.load({str(meg_path)!r}, mmap_mode="r")
+n = meg.shape[0]; n_val = n // 10
+rng = np.random.default_rng(1)
+perm = rng.permutation(n)
+X_tr = bin_time(meg, perm[n_val:], 10); X_va = bin_time(meg, perm[:n_val], 10)
+t_bin = time.perf_counter() - tic
+W = rng.standard_normal((X_tr.shape[1], {dim}), dtype=np.float32) / np.sqrt(X_tr.shape[1])
+Y_tr = X_tr @ W + rng.standard_normal((len(X_tr), {dim}), dtype=np.float32)
+Y_va = X_va @ W + rng.standard_normal((len(X_va), {dim}), dtype=np.float32)
+tic = time.perf_counter()
+model = fit_ridge(X_tr, Y_tr, DEFAULT_ALPHAS, X_va, Y_va)
+t_fit = time.perf_counter() - tic
+print(json.dumps({{"n_train": len(X_tr), "features": X_tr.shape[1], "targets": {dim}, "alpha": model.alpha,
+    "bin_s": round(t_bin, 1), "fit_s": round(t_fit, 1), "total_s": round(t_bin + t_fit, 1),
+    "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(json.dumps(row))
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["model", "ridge"], default=None)
+    parser.add_argument("--blocks", type=int, nargs="+", default=[2, 5])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--latency-reps", type=int, default=30)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--ridge-n", type=int, default=20000)
+    parser.add_argument("--ridge-dim", type=int, default=768)
+    parser.add_argument("--out", type=Path, default=None, help="write the measured rows as JSON here")
+    args = parser.parse_args()
+    result: dict = {}
+    if args.only in (None, "model"):
+        result["model"] = model_benchmark(args.blocks, args.batch, args.steps, args.latency_reps, args.device)
+    if args.only in (None, "ridge"):
+        with tempfile.TemporaryDirectory() as tmp:
+            result["ridge"] = ridge_benchmark(args.ridge_n, 271, 181, args.ridge_dim, Path(tmp))
+    result["own_peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

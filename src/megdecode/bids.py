@@ -1,0 +1,520 @@
+"""Lab sourcedata -> BIDS (ds004212 layout) with mne-bids, without races between parallel jobs.
+
+One job per run (:func:`convert_run`) finds the stimulus triggers on ``UPPT001``, matches them row by
+row to the stimulus program's log, corrects each event sample with the photodiode and writes the run's
+own files (``_meg.fif``, ``_meg.json``, ``_channels.tsv``, ``_events.tsv``). mne-bids writes into a
+private temporary root, so the dataset-level files it also touches never race; one dataset job
+(:func:`write_dataset_files`) then writes ``dataset_description.json``, ``participants.tsv/json``,
+``README``, the task's ``events.json`` and, per session, ``scans.tsv`` and ``coordsystem.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import mne
+import numpy as np
+import pandas as pd
+from mne_bids import BIDSPath, make_dataset_description, update_sidecar_json, write_raw_bids
+
+from megdecode import __version__ as MEGDECODE_VERSION
+from megdecode.io import atomic_output, read_json, read_tsv, write_json, write_tsv
+
+log = logging.getLogger(__name__)
+
+LOG_COLUMNS = ("onset", "trial_type", "image_id", "concept", "value")
+EVENTS_COLUMNS = ("onset", "duration", "trial_type", "value", "sample", "image_id", "concept")
+#: The run's own files that :func:`convert_run` writes (BIDS suffix, extension).
+RUN_FILES = {
+    "raw": ("meg", ".fif"),
+    "sidecar": ("meg", ".json"),
+    "channels": ("channels", ".tsv"),
+    "events": ("events", ".tsv"),
+}
+#: Default fiducials (MNE head frame, metres) written when the recording has none.
+DEFAULT_FIDUCIALS = {"nasion": (0.0, 0.1, 0.0), "lpa": (-0.075, 0.0, 0.0), "rpa": (0.075, 0.0, 0.0)}
+
+
+class TriggerLogMismatch(ValueError):
+    """Triggers on the stimulus channel disagree with the stimulus log (count, order or code)."""
+
+
+@dataclass(frozen=True)
+class BidsParams:
+    """Settings of the bids stage (config section ``bids``; see workflow/schemas/bids.schema.yaml)."""
+
+    stim_channel: str = "UPPT001"
+    photodiode_channel: str | None = "UADC016-2104"
+    photodiode_max_lag_s: float = 0.1
+    photodiode_threshold: float = 0.5
+    trigger_codes: Mapping[str, int] | None = None
+    max_log_drift_s: float | None = 0.05
+    stimulus_duration_s: float = 0.5
+    power_line_hz: float = 60.0
+    manufacturer: str = "CTF"
+    dataset_name: str = "megdecode simulated THINGS-like MEG study"
+    authors: Sequence[str] = ("megdecode",)
+    license: str = "CC0"
+
+    def with_codes_from(self, ground_truth_json: Path | str | None) -> BidsParams:
+        """Fill in ``trigger_codes`` from the simulator's ground_truth.json if the config has none."""
+        if self.trigger_codes is not None or ground_truth_json is None:
+            return self
+        codes = read_json(ground_truth_json).get("trigger_codes")
+        if not isinstance(codes, dict) or not codes:
+            raise ValueError(
+                f"{ground_truth_json} has no 'trigger_codes' mapping; set bids.trigger_codes in the config"
+            )
+        return replace(self, trigger_codes={str(k): int(v) for k, v in codes.items()})
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | None) -> BidsParams:
+        """Build from the config's ``bids`` section (unknown keys are an error)."""
+        cfg = dict(cfg or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ValueError(f"unknown bids settings {unknown}; valid: {sorted(known)}")
+        if "authors" in cfg:
+            cfg["authors"] = tuple(cfg["authors"])
+        return cls(**cfg)
+
+
+# --- paths -----------------------------------------------------------------------------------------
+
+
+def run_bids_path(bids_root: Path | str, subject: str, session: str, run: str, task: str) -> BIDSPath:
+    """The BIDSPath of one MEG run (no suffix/extension set)."""
+    return BIDSPath(
+        root=bids_root, subject=subject, session=session, task=task, run=run, datatype="meg", check=True
+    )
+
+
+def run_paths(bids_root: Path | str, subject: str, session: str, run: str, task: str) -> dict[str, Path]:
+    """Paths of the files :func:`convert_run` writes for one run, keyed as :data:`RUN_FILES`."""
+    base = run_bids_path(bids_root, subject, session, run, task)
+    return {
+        key: Path(base.copy().update(suffix=suffix, extension=ext).fpath)
+        for key, (suffix, ext) in RUN_FILES.items()
+    }
+
+
+def session_paths(bids_root: Path | str, subject: str, session: str) -> dict[str, Path]:
+    """Paths of the per-session files the dataset job writes (``scans`` and ``coordsystem``)."""
+    scans = BIDSPath(root=bids_root, subject=subject, session=session, suffix="scans", extension=".tsv")
+    coords = BIDSPath(
+        root=bids_root,
+        subject=subject,
+        session=session,
+        datatype="meg",
+        suffix="coordsystem",
+        extension=".json",
+    )
+    return {"scans": Path(scans.fpath), "coordsystem": Path(coords.fpath)}
+
+
+def dataset_paths(bids_root: Path | str, task: str) -> dict[str, Path]:
+    """Paths of the dataset-level files the dataset job writes."""
+    root = Path(bids_root)
+    return {
+        "description": root / "dataset_description.json",
+        "participants": root / "participants.tsv",
+        "participants_json": root / "participants.json",
+        "readme": root / "README",
+        "events_json": root / f"task-{task}_events.json",
+    }
+
+
+# --- triggers, photodiode, log ---------------------------------------------------------------------
+
+
+def read_stimulus_log(path: Path | str) -> pd.DataFrame:
+    """Read a stimulus log TSV and check its columns (``onset trial_type image_id concept value``)."""
+    table = read_tsv(path, dtype={"image_id": str, "concept": str, "trial_type": str})
+    missing = [c for c in LOG_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: stimulus log lacks column(s) {missing}; expected at least {list(LOG_COLUMNS)} "
+            "(rerun the simulate rule that writes it)"
+        )
+    if table.empty:
+        raise ValueError(f"{path}: stimulus log has no rows")
+    return table
+
+
+def find_triggers(raw: mne.io.BaseRaw, stim_channel: str) -> np.ndarray:
+    """Trigger onsets on ``stim_channel`` as an (n, 2) int array: sample (from the first sample), code."""
+    if stim_channel not in raw.ch_names:
+        raise ValueError(f"trigger channel '{stim_channel}' not in the recording; set bids.stim_channel")
+    events = mne.find_events(
+        raw,
+        stim_channel=stim_channel,
+        shortest_event=1,
+        consecutive=True,
+        initial_event=True,
+        verbose="error",
+    )
+    out = np.column_stack([events[:, 0] - raw.first_samp, events[:, 2]]).astype(np.int64)
+    return out.reshape(-1, 2)
+
+
+def match_triggers_to_log(
+    codes: np.ndarray, trial_types: Sequence[str], trigger_codes: Mapping[str, int] | None, run_name: str
+) -> dict[str, int]:
+    """Check that trigger ``codes`` equal the log's trial types row by row; return trial_type -> code.
+
+    With ``trigger_codes`` None the mapping is inferred from the first occurrences and must stay
+    one-to-one. Raises :class:`TriggerLogMismatch` naming the run and the first mismatching row.
+    """
+    trial_types = [str(t) for t in trial_types]
+    mapping: dict[str, int] = dict(trigger_codes) if trigger_codes is not None else {}
+    unknown = sorted(set(trial_types) - set(mapping)) if trigger_codes is not None else []
+    if unknown:
+        raise TriggerLogMismatch(
+            f"{run_name}: log trial types {unknown} have no trigger code; add them to bids.trigger_codes "
+            f"(now {dict(mapping)})"
+        )
+    n = min(len(codes), len(trial_types))
+    for row in range(n):
+        ttype, code = trial_types[row], int(codes[row])
+        if trigger_codes is None and ttype not in mapping and code not in mapping.values():
+            mapping[ttype] = code
+        if mapping.get(ttype) != code:
+            raise TriggerLogMismatch(
+                f"{run_name}: trigger/log mismatch at log row {row} (0-based, header excluded): "
+                f"log trial_type '{ttype}' expects code {mapping.get(ttype, '<unassigned>')}, "
+                f"trigger channel has code {code}; codes in use {mapping}"
+            )
+    if len(codes) != len(trial_types):
+        raise TriggerLogMismatch(
+            f"{run_name}: {len(codes)} triggers but {len(trial_types)} log rows; first mismatching row is "
+            f"{n} (0-based) — a trigger or a log row is missing there"
+        )
+    return mapping
+
+
+def check_log_timing(
+    trigger_samples: np.ndarray, log_onsets: np.ndarray, sfreq: float, tolerance_s: float, run_name: str
+) -> float:
+    """Compare trigger times with the log's onsets (both relative to their first event); return max drift."""
+    trig = (trigger_samples - trigger_samples[0]) / sfreq
+    logged = np.asarray(log_onsets, dtype=float) - float(log_onsets[0])
+    drift = np.abs(trig - logged)
+    worst = int(np.argmax(drift))
+    if drift[worst] > tolerance_s:
+        raise TriggerLogMismatch(
+            f"{run_name}: trigger at row {worst} is {drift[worst] * 1e3:.1f} ms away from the log's onset "
+            f"(relative to the first event; tolerance {tolerance_s * 1e3:.0f} ms): log and recording "
+            "disagree in timing; check the files or raise bids.max_log_drift_s"
+        )
+    return float(drift.max())
+
+
+def photodiode_onsets(
+    signal: np.ndarray,
+    trigger_samples: np.ndarray,
+    sfreq: float,
+    max_lag_s: float,
+    threshold: float,
+    run_name: str,
+) -> np.ndarray:
+    """First photodiode edge at or after each trigger, within ``max_lag_s``; returns sample indices.
+
+    The two light levels are the 5th/95th percentiles of the channel; the edge is where it crosses
+    ``low + threshold * (high - low)`` away from its resting level (polarity found from the median).
+    """
+    signal = np.asarray(signal, dtype=float)
+    low, high = np.percentile(signal, [5, 95])
+    if not high - low > 0:
+        raise ValueError(f"{run_name}: photodiode channel is flat; set bids.photodiode_channel: null")
+    level = low + threshold * (high - low)
+    resting_low = abs(np.median(signal) - low) <= abs(np.median(signal) - high)
+    lit = signal > level if resting_low else signal < level
+    edges = np.flatnonzero(lit[1:] & ~lit[:-1]) + 1
+    max_lag = int(round(max_lag_s * sfreq))
+    out = np.empty(len(trigger_samples), dtype=np.int64)
+    for row, trig in enumerate(trigger_samples):
+        k = np.searchsorted(edges, trig)
+        if k == len(edges) or edges[k] - trig > max_lag:
+            raise ValueError(
+                f"{run_name}: no photodiode onset within {max_lag_s * 1e3:.0f} ms after the trigger of "
+                f"log row {row} (sample {trig}); raise bids.photodiode_max_lag_s or set "
+                "bids.photodiode_channel: null"
+            )
+        out[row] = edges[k]
+    return out
+
+
+def events_table(
+    log_table: pd.DataFrame, samples: np.ndarray, sfreq: float, duration_s: float
+) -> pd.DataFrame:
+    """The BIDS events table: ``onset duration trial_type value sample image_id concept``."""
+    value = pd.to_numeric(log_table["value"], errors="coerce").round().astype("Int64")
+    return pd.DataFrame(
+        {
+            "onset": np.asarray(samples, dtype=float) / sfreq,
+            "duration": float(duration_s),
+            "trial_type": log_table["trial_type"].astype(str).to_numpy(),
+            "value": value.array,
+            "sample": np.asarray(samples, dtype=np.int64),
+            "image_id": log_table["image_id"].to_numpy(),
+            "concept": log_table["concept"].to_numpy(),
+        },
+        columns=list(EVENTS_COLUMNS),
+    )
+
+
+def find_events(
+    raw: mne.io.BaseRaw, log_table: pd.DataFrame, params: BidsParams, run_name: str
+) -> pd.DataFrame:
+    """Triggers matched to the log and photodiode-corrected, as a BIDS events table."""
+    sfreq = float(raw.info["sfreq"])
+    triggers = find_triggers(raw, params.stim_channel)
+    mapping = match_triggers_to_log(triggers[:, 1], log_table["trial_type"], params.trigger_codes, run_name)
+    log.info("%s: %d triggers match the log (codes %s)", run_name, len(triggers), mapping)
+    if params.max_log_drift_s is not None:
+        drift = check_log_timing(
+            triggers[:, 0], log_table["onset"].to_numpy(), sfreq, params.max_log_drift_s, run_name
+        )
+        log.info("%s: max trigger-vs-log drift %.2f ms", run_name, drift * 1e3)
+    samples = triggers[:, 0]
+    if params.photodiode_channel is not None:
+        if params.photodiode_channel not in raw.ch_names:
+            raise ValueError(
+                f"{run_name}: photodiode channel '{params.photodiode_channel}' not in the recording; "
+                "set bids.photodiode_channel (null to keep trigger times)"
+            )
+        signal = raw.get_data(picks=[params.photodiode_channel])[0]
+        onsets = photodiode_onsets(
+            signal, samples, sfreq, params.photodiode_max_lag_s, params.photodiode_threshold, run_name
+        )
+        lag_ms = (onsets - samples) / sfreq * 1e3
+        log.info(
+            "%s: photodiode lag median %.1f ms (min %.1f, max %.1f)",
+            run_name,
+            np.median(lag_ms),
+            lag_ms.min(),
+            lag_ms.max(),
+        )
+        samples = onsets
+    return events_table(log_table, samples, sfreq, params.stimulus_duration_s)
+
+
+# --- per-run conversion ----------------------------------------------------------------------------
+
+
+def _ensure_fiducials(raw: mne.io.BaseRaw, run_name: str) -> None:
+    montage = raw.get_montage()
+    pos = montage.get_positions() if montage is not None else {}
+    if all(pos.get(k) is not None for k in ("nasion", "lpa", "rpa")):
+        return
+    log.warning("%s: recording has no fiducials; writing default head-frame fiducials", run_name)
+    dig = mne.channels.make_dig_montage(**DEFAULT_FIDUCIALS, coord_frame="head").dig
+    with raw.info._unlock():
+        raw.info["dig"] = list(raw.info["dig"] or []) + dig
+
+
+def convert_run(
+    raw_fif: Path | str,
+    log_tsv: Path | str,
+    bids_root: Path | str,
+    subject: str,
+    session: str,
+    run: str,
+    task: str,
+    params: BidsParams,
+    ground_truth_json: Path | str | None = None,
+) -> dict[str, Path]:
+    """Convert one sourcedata run to BIDS; write only this run's files (see :data:`RUN_FILES`).
+
+    Trigger codes: ``params.trigger_codes``, else those of ``ground_truth_json`` (simulated study),
+    else inferred from the run (first occurrence of each trial type, then checked one-to-one).
+
+    mne-bids writes into a private temporary root beside ``bids_root``; the run's files are then
+    moved into place one by one (atomic renames), so concurrent runs never touch shared files.
+    """
+    bids_root = Path(bids_root)
+    run_name = f"sub-{subject}_ses-{session}_task-{task}_run-{run}"
+    if not Path(raw_fif).is_file():
+        raise FileNotFoundError(f"{raw_fif}: raw recording of {run_name} not found; run the simulate rule")
+    params = params.with_codes_from(ground_truth_json)
+    log_table = read_stimulus_log(log_tsv)
+    raw = mne.io.read_raw_fif(raw_fif, preload=False, verbose="error")
+    try:
+        events = find_events(raw, log_table, params, run_name)
+    except ValueError as err:  # TriggerLogMismatch too: name the files and keep the type
+        raise type(err)(f"{err} [files: {raw_fif}, {log_tsv}]") from None
+    if len(raw.annotations):
+        log.warning("%s: dropping %d annotations of the source file", run_name, len(raw.annotations))
+    raw.set_annotations(None)
+    if raw.info["line_freq"] is None:
+        with raw.info._unlock():
+            raw.info["line_freq"] = params.power_line_hz
+    _ensure_fiducials(raw, run_name)
+
+    final = run_paths(bids_root, subject, session, run, task)
+    bids_root.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".tmp-bids-{run_name}-", dir=bids_root.parent) as tmp:
+        tmp_path = run_bids_path(tmp, subject, session, run, task)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="No events found or provided")
+            write_raw_bids(raw, tmp_path, format="FIF", allow_preload=True, overwrite=True, verbose="error")
+        staged = run_paths(tmp, subject, session, run, task)
+        sidecar = tmp_path.copy().update(suffix="meg", extension=".json")
+        description = (
+            f"Object images shown for {params.stimulus_duration_s:g} s each, with catch trials "
+            "(THINGS-MEG-like rapid serial presentation)."
+        )
+        update_sidecar_json(sidecar, {"Manufacturer": params.manufacturer, "TaskDescription": description})
+        for key in ("sidecar", "channels"):
+            _move(staged[key], final[key])
+        write_tsv(events, final["events"])
+        _move(staged["raw"], final["raw"])
+    log.info("%s: wrote %s", run_name, ", ".join(str(p) for p in final.values()))
+    return final
+
+
+def _move(src: Path, dst: Path) -> None:
+    if not src.is_file():
+        raise FileNotFoundError(f"mne-bids did not write {src.name}; cannot place {dst}")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dst)
+
+
+# --- dataset-level files ---------------------------------------------------------------------------
+
+
+def coordsystem(raw: mne.io.BaseRaw) -> dict[str, Any]:
+    """coordsystem.json content of a FIF recording: MNE head frame (ElektaNeuromag convention), metres."""
+    montage = raw.get_montage()
+    pos = montage.get_positions() if montage is not None else {}
+    landmarks = {
+        name: [round(float(v), 6) for v in pos[key]]
+        for name, key in (("NAS", "nasion"), ("LPA", "lpa"), ("RPA", "rpa"))
+        if pos.get(key) is not None
+    }
+    frame = "ElektaNeuromag"
+    return {
+        "MEGCoordinateSystem": frame,
+        "MEGCoordinateUnits": "m",
+        "MEGCoordinateSystemDescription": "RAS orientation and the origin between the ears",
+        "HeadCoilCoordinates": landmarks,
+        "HeadCoilCoordinateSystem": frame,
+        "HeadCoilCoordinateUnits": "m",
+        "AnatomicalLandmarkCoordinates": landmarks,
+        "AnatomicalLandmarkCoordinateSystem": frame,
+        "AnatomicalLandmarkCoordinateUnits": "m",
+    }
+
+
+def _acq_time(raw: mne.io.BaseRaw) -> str:
+    meas_date = raw.info["meas_date"]
+    return "n/a" if meas_date is None else meas_date.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+EVENTS_JSON = {
+    "onset": {
+        "Description": "Image onset (photodiode-corrected), from the start of the recording.",
+        "Units": "s",
+    },
+    "duration": {"Description": "Time the image stayed on screen.", "Units": "s"},
+    "trial_type": {
+        "Description": "Trial role, as in THINGS-MEG.",
+        "Levels": {
+            "exp": "image of a training or test concept, shown once",
+            "test": "test image, repeated once per session",
+            "catch": "catch trial (oddball), excluded from decoding",
+        },
+    },
+    "value": {"Description": "Image number (as THINGS-MEG's value column); n/a when the log has none."},
+    "sample": {"Description": "Sample index of the onset, from the first sample of the recording (0-based)."},
+    "image_id": {"Description": "Stimulus identifier, a row of the study's stimuli table."},
+    "concept": {"Description": "Concept (category) of the image."},
+}
+
+
+def write_dataset_files(
+    bids_root: Path | str,
+    runs: Sequence[tuple[str, str, str]],
+    task: str,
+    params: BidsParams,
+) -> dict[str, Path]:
+    """Write the dataset-level and per-session files once all ``runs`` (subject, session, run) exist.
+
+    Per session, scans.tsv lists its runs and coordsystem.json takes the fiducials of the session's
+    first run (a warning when later runs differ by more than 1 mm).
+    """
+    bids_root = Path(bids_root)
+    out = dataset_paths(bids_root, task)
+    by_session: dict[tuple[str, str], list[str]] = {}
+    for subject, session, run in runs:
+        by_session.setdefault((subject, session), []).append(run)
+    for (subject, session), session_runs in sorted(by_session.items()):
+        rows, coords = [], None
+        for run in sorted(session_runs):
+            raw_path = run_paths(bids_root, subject, session, run, task)["raw"]
+            if not raw_path.is_file():
+                raise FileNotFoundError(f"{raw_path}: run not converted yet; run the bids_run rule first")
+            raw = mne.io.read_raw_fif(raw_path, preload=False, verbose="error")
+            rows.append({"filename": f"meg/{raw_path.name}", "acq_time": _acq_time(raw)})
+            this = coordsystem(raw)
+            if coords is None:
+                coords = this
+            elif _fiducial_distance(coords, this) > 1e-3:
+                log.warning(
+                    "sub-%s ses-%s run-%s: fiducials differ from the session's first run",
+                    subject,
+                    session,
+                    run,
+                )
+        paths = session_paths(bids_root, subject, session)
+        write_tsv(pd.DataFrame(rows, columns=["filename", "acq_time"]), paths["scans"])
+        write_json(coords, paths["coordsystem"])
+        out[f"scans_{subject}_{session}"] = paths["scans"]
+        out[f"coordsystem_{subject}_{session}"] = paths["coordsystem"]
+
+    subjects = sorted({s for s, _, _ in runs})
+    write_tsv(pd.DataFrame({"participant_id": [f"sub-{s}" for s in subjects]}), out["participants"])
+    write_json({"participant_id": {"Description": "Unique participant identifier"}}, out["participants_json"])
+    write_json(EVENTS_JSON, out["events_json"])
+    with atomic_output(out["readme"]) as tmp:
+        tmp.write_text(_readme(params, subjects, len(by_session), len(runs)))
+    with tempfile.TemporaryDirectory(prefix=".tmp-bids-description-", dir=bids_root.parent) as tmp:
+        make_dataset_description(
+            path=tmp,
+            name=params.dataset_name,
+            dataset_type="raw",
+            authors=list(params.authors),
+            data_license=params.license,
+            generated_by=[{"Name": "megdecode", "Version": MEGDECODE_VERSION}],
+            overwrite=True,
+            verbose="error",
+        )
+        _move(Path(tmp) / "dataset_description.json", out["description"])
+    log.info("wrote dataset files for %d runs of %d subjects under %s", len(runs), len(subjects), bids_root)
+    return out
+
+
+def _fiducial_distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
+    la, lb = a["HeadCoilCoordinates"], b["HeadCoilCoordinates"]
+    keys = sorted(set(la) & set(lb))
+    if not keys:
+        return 0.0
+    return max(float(np.linalg.norm(np.subtract(la[k], lb[k]))) for k in keys)
+
+
+def _readme(params: BidsParams, subjects: Sequence[str], n_sessions: int, n_runs: int) -> str:
+    return (
+        f"# {params.dataset_name}\n\n"
+        "MEG recordings converted to BIDS by the megdecode workflow (mne-bids), in the layout of\n"
+        "THINGS-MEG (OpenNeuro ds004212). Event onsets are photodiode-corrected; events.tsv `value`\n"
+        "is the image number and `image_id`/`concept` name the stimulus.\n\n"
+        f"{len(subjects)} participants, {n_sessions} sessions, {n_runs} runs.\n"
+    )

@@ -1,0 +1,153 @@
+"""``huggingface_text``: a caption per image from a template, embedded by a (CLIP) text model."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from megdecode.latents.hf_common import (
+    ARCHITECTURE_LABELS,
+    RandomInit,
+    check_source_options,
+    commit_hash,
+    load_hf_model,
+    load_or_explain,
+    parse_random_init,
+    resolve_architecture,
+    resolve_model_class,
+    resolve_source,
+    setup_torch,
+)
+from megdecode.latents.registry import LatentKind, LatentResult, register_kind
+from megdecode.latents.stimuli import Stimuli
+
+TEXT_OUTPUTS = ("text_embeds", "mean_tokens", "pooled", "tokens")
+TEXT_CLASSES = {"clip": "CLIPTextModelWithProjection", "clip_text_model": "CLIPTextModelWithProjection"}
+
+
+@dataclass
+class TextOptions:
+    """Options of the ``huggingface_text`` kind (see backbones.schema.yaml)."""
+
+    model: str = ""
+    revision: str = "main"
+    model_class: str = "auto"
+    template: str = "a photo of a {concept}"
+    underscores_to_spaces: bool = True
+    output: str = "mean_tokens"
+    max_length: int = 77
+    dtype: str = "float32"
+    batch_size: int = 64
+    device: str = "auto"
+    random_init: RandomInit | None = None
+
+    def __post_init__(self) -> None:
+        self.random_init = parse_random_init(self.random_init, "huggingface_text")
+        check_source_options(self.model, self.random_init, "huggingface_text")
+        if self.output not in TEXT_OUTPUTS:
+            raise ValueError(f"huggingface_text output must be one of {TEXT_OUTPUTS}, got {self.output!r}")
+
+
+def template_fields(template: str) -> list[str]:
+    """The ``{field}`` names a caption template uses."""
+    return [f for _, f, _, _ in string.Formatter().parse(template) if f]
+
+
+def make_captions(table: pd.DataFrame, template: str, underscores_to_spaces: bool = True) -> list[str]:
+    """One caption per table row, e.g. ``"a photo of a {concept}"`` -> ``"a photo of a bean bag"``."""
+    fields = template_fields(template)
+    missing = [f for f in fields if f not in table.columns]
+    if missing:
+        raise ValueError(
+            f"caption template {template!r} uses {', '.join(missing)} the stimulus table lacks "
+            f"(columns: {', '.join(table.columns)}); change options.template"
+        )
+    captions = []
+    for row in table[fields].itertuples(index=False):
+        values = {f: ("" if pd.isna(v) else str(v)) for f, v in zip(fields, row, strict=True)}
+        if underscores_to_spaces:
+            values = {f: v.replace("_", " ") for f, v in values.items()}
+        captions.append(template.format(**values))
+    return captions
+
+
+@register_kind("huggingface_text")
+class HuggingFaceText(LatentKind):
+    """CLIP-Text of a caption (the paper: mean over the 77 token states); identical captions computed once."""
+
+    Options = TextOptions
+
+    @property
+    def pretrained(self) -> bool:
+        return self.options.random_init is None
+
+    def default_label(self) -> str:
+        if self.options.random_init is not None:
+            arch = resolve_architecture(self.kind, self.options.random_init)
+            return f"{ARCHITECTURE_LABELS[arch]} (random init)"
+        return f"{self.options.model} text ({self.options.output})"
+
+    def compute(self, stimuli: Stimuli, threads: int = 1, weights_dir: str | None = None) -> LatentResult:
+        import torch
+        import transformers
+
+        opts: TextOptions = self.options
+        where = f"backbones.{self.name}"
+        if opts.random_init is not None and weights_dir is None:
+            raise ValueError(
+                f"{where}: random_init set but no built model folder given (build_random_backbone)"
+            )
+        captions = make_captions(stimuli.table, opts.template, opts.underscores_to_spaces)
+        unique = sorted(set(captions))
+        setup_torch(threads)
+        source, revision = resolve_source(opts.model, opts.revision, weights_dir, where)
+        cls = resolve_model_class(opts.model_class, source, revision, TEXT_CLASSES)
+        model = load_hf_model(cls, source, revision, opts.device, opts.dtype)
+        tokenizer = load_or_explain(transformers.AutoTokenizer.from_pretrained, source, revision, "tokenizer")
+        device = next(model.parameters()).device
+        chunks = []
+        with torch.inference_mode():
+            starts = range(0, len(unique), opts.batch_size)
+            for start in tqdm(starts, desc=f"latents {self.name}", unit="batch"):
+                batch = unique[start : start + opts.batch_size]
+                enc = tokenizer(
+                    batch,
+                    padding="max_length",
+                    max_length=opts.max_length,
+                    truncation=True,
+                    return_tensors="pt",
+                )
+                out = model(**{k: v.to(device) for k, v in enc.items()}, return_dict=True)
+                if opts.output == "text_embeds":
+                    if getattr(out, "text_embeds", None) is None:
+                        raise ValueError(f"{where}: output 'text_embeds' needs CLIPTextModelWithProjection")
+                    emb = out.text_embeds
+                elif opts.output == "pooled":
+                    emb = out.pooler_output
+                elif opts.output == "mean_tokens":
+                    emb = out.last_hidden_state.mean(dim=1)
+                else:
+                    emb = out.last_hidden_state
+                chunks.append(emb.float().cpu().numpy())
+        by_caption = dict(zip(unique, np.concatenate(chunks), strict=True))
+        latents = np.stack([by_caption[c] for c in captions]).astype(np.float32)
+        provenance = {
+            "model": opts.model or "random-init",
+            "revision": commit_hash(model) or revision,
+            "model_class": type(model).__name__,
+            "output": opts.output,
+            "layer": None,
+            "preprocessing": {
+                "template": opts.template,
+                "max_length": opts.max_length,
+                "padding": "max_length",
+                "n_unique_captions": len(unique),
+                "example_caption": captions[0],
+            },
+            "options": asdict(opts),
+        }
+        return LatentResult(latents, provenance)

@@ -1,0 +1,107 @@
+"""The brain module: MEG window (channels x time) -> two latent predictions (CLIP head, MSE head)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from megdecode.models.aggregation import TemporalAggregation
+from megdecode.models.conv_blocks import ConvEncoder
+from megdecode.models.heads import make_head
+from megdecode.models.spatial_attention import SpatialAttention
+from megdecode.models.subject_layers import SubjectLayers
+
+
+@dataclass(frozen=True)
+class BrainModuleConfig:
+    """Hyper-parameters of the brain module (paper values in config/things-meg.yaml)."""
+
+    spatial_channels: int = 270
+    fourier_freqs: int = 32
+    fourier_margin: float = 0.2
+    dropout_radius: float = 0.2
+    subject_layers: bool = True
+    subject_layers_identity: bool = False
+    hidden: int = 320
+    n_blocks: int = 5
+    kernel: int = 3
+    dilation_period: int = 5
+    glu_context: int = 1
+    batch_norm: bool = True
+    out_channels: int = 2048
+    aggregation: str = "affine"
+    token_rank: int = 64
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> BrainModuleConfig:
+        """Build from a config mapping; unknown keys are an error that names them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown brain_module keys {unknown}; valid keys: {sorted(names)}")
+        return cls(**dict(values))
+
+
+class BrainModule(nn.Module):
+    """Spatial attention -> 1x1 conv -> subject layers -> conv blocks -> aggregation -> projection -> heads.
+
+    ``forward(x, subject, mask)`` takes x (batch, channels, time), subject indices (batch,) and an
+    optional channel mask, and returns ``{"clip": (batch, D), "mse": (batch, D)}`` with D the flattened
+    latent size. The paper's 1x1 conv to ``out_channels`` followed by temporal aggregation is computed
+    as aggregation followed by a Linear to ``out_channels``: the two are linear and commute.
+    """
+
+    def __init__(
+        self,
+        cfg: BrainModuleConfig,
+        positions: Tensor,
+        n_subjects: int,
+        n_times: int,
+        latent_shape: tuple[int, ...],
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.latent_shape = tuple(int(d) for d in latent_shape)
+        self.spatial = SpatialAttention(
+            positions, cfg.spatial_channels, cfg.fourier_freqs, cfg.dropout_radius, cfg.fourier_margin
+        )
+        self.mix = nn.Conv1d(cfg.spatial_channels, cfg.spatial_channels, 1)
+        self.subject = (
+            SubjectLayers(cfg.spatial_channels, cfg.spatial_channels, n_subjects, cfg.subject_layers_identity)
+            if cfg.subject_layers
+            else None
+        )
+        self.encoder = ConvEncoder(
+            cfg.spatial_channels,
+            cfg.hidden,
+            cfg.n_blocks,
+            kernel=cfg.kernel,
+            dilation_period=cfg.dilation_period,
+            glu_context=cfg.glu_context,
+            batch_norm=cfg.batch_norm,
+        )
+        self.aggregate = TemporalAggregation(cfg.hidden, n_times, cfg.aggregation)  # type: ignore[arg-type]
+        self.project = nn.Linear(cfg.hidden, cfg.out_channels)
+        self.clip_head = make_head(cfg.out_channels, self.latent_shape, cfg.token_rank)
+        self.mse_head = make_head(cfg.out_channels, self.latent_shape, cfg.token_rank)
+
+    def features(
+        self, x: Tensor, subject: Tensor, mask: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """(batch, channels, time) -> (batch, out_channels) shared by both heads."""
+        h = self.mix(self.spatial(x, mask, generator))
+        if self.subject is not None:
+            h = self.subject(h, subject)
+        h = self.aggregate(self.encoder(h))
+        return self.project(h)
+
+    def forward(
+        self, x: Tensor, subject: Tensor, mask: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        z = self.features(x, subject, mask, generator)
+        return {"clip": self.clip_head(z), "mse": self.mse_head(z)}

@@ -1,0 +1,273 @@
+"""One subject: per-run epochs -> ``meg.npy`` + ``trials.tsv`` + ``channels.tsv`` + ``info.json``.
+
+Splits (DESIGN.md): ``train`` = exp trials of training concepts; ``val`` = a seeded random part of the
+training *images* (so no image is in both); ``test_small`` = test images, repetitions averaged (one row per
+image); ``test_large`` = single-trial exp images of test concepts. Catch trials are excluded. A robust
+scaler (per-channel median / inter-quartile range) is fitted on train rows only, then every row is scaled
+and clamped. The array is written through a memory map, run by run, so a subject never sits in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from megdecode.io import atomic_output, read_tsv, write_json, write_tsv
+from megdecode.preprocessing.params import PreprocessingParams
+
+log = logging.getLogger(__name__)
+
+TRIAL_COLUMNS = ["subject", "session", "run", "trial_type", "image_id", "concept", "split", "n_averaged"]
+
+
+def subject_seed(seed: int, subject: str, purpose: str) -> np.random.Generator:
+    """A generator seeded from the config seed, the subject label and what it is for (no global state)."""
+    digest = hashlib.sha256(f"{subject}/{purpose}".encode()).digest()
+    return np.random.default_rng([int(seed), int.from_bytes(digest[:4], "little")])
+
+
+def sensor_layout(positions: np.ndarray) -> np.ndarray:
+    """2-D sensor layout in [0, 1] from 3-D sensor positions (azimuthal equidistant projection).
+
+    The sphere is fitted by least squares; each axis is min-max scaled to [0, 1].
+    """
+    pos = np.asarray(positions, dtype=np.float64)
+    if pos.ndim != 2 or pos.shape[1] != 3 or len(pos) < 4 or not np.isfinite(pos).all():
+        raise ValueError("sensor positions must be a finite (n >= 4, 3) array")
+    if np.ptp(pos, axis=0).max() == 0:
+        raise ValueError("the recording has no sensor positions (all zero); cannot build a layout")
+    a = np.column_stack([2 * pos, np.ones(len(pos))])
+    sol, *_ = np.linalg.lstsq(a, (pos**2).sum(axis=1), rcond=None)
+    center = sol[:3]
+    unit = pos - center
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    theta = np.arccos(np.clip(unit[:, 2], -1, 1))
+    phi = np.arctan2(unit[:, 1], unit[:, 0])
+    xy = np.column_stack([theta * np.cos(phi), theta * np.sin(phi)])
+    span = np.ptp(xy, axis=0)
+    span[span == 0] = 1.0
+    return (xy - xy.min(axis=0)) / span
+
+
+def assign_splits(trials: pd.DataFrame, val_fraction: float, rng: np.random.Generator) -> pd.Series:
+    """Split of each single trial: train / val / test_small / test_large / catch.
+
+    ``trials`` needs ``trial_type``, ``image_id``, ``concept_split``. Validation is drawn among training
+    images (exp images of training concepts), never among test concepts.
+    """
+    split = pd.Series("catch", index=trials.index, dtype=object)
+    exp = trials["trial_type"] == "exp"
+    test_concept = trials["concept_split"] == "test"
+    bad = (trials["trial_type"] == "test") & ~test_concept
+    if bad.any():
+        ids = trials.loc[bad, "image_id"].unique()[:5].tolist()
+        raise ValueError(
+            f"test images {ids} belong to concepts marked 'train' in the stimuli table (concept_split)"
+        )
+    split[trials["trial_type"] == "test"] = "test_small"
+    split[exp & test_concept] = "test_large"
+    train = exp & ~test_concept
+    split[train] = "train"
+    images = np.sort(trials.loc[train, "image_id"].unique())
+    n_val = int(round(val_fraction * len(images)))
+    if n_val:
+        val_images = set(rng.choice(images, size=n_val, replace=False).tolist())
+        split[train & trials["image_id"].isin(val_images)] = "val"
+    return split
+
+
+def fit_robust_scaler(
+    meg: np.ndarray,
+    rows: np.ndarray,
+    quantiles: tuple[float, float],
+    max_trials: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-channel median and inter-quantile range over ``meg[rows]`` (all times) -> center, scale, rows used.
+
+    Only ``rows`` are read (callers pass train rows: no test trial reaches the scaler). At most
+    ``max_trials`` rows, drawn with ``rng``, keep memory bounded at THINGS size.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size == 0:
+        raise ValueError("no training trial to fit the scaler on (check the splits and the stimuli table)")
+    if rows.size > max_trials:
+        rows = np.sort(rng.choice(rows, size=max_trials, replace=False))
+    sample = np.asarray(meg[rows], dtype=np.float32)  # (n, channels, times)
+    n_ch = sample.shape[1]
+    center = np.empty(n_ch, dtype=np.float64)
+    scale = np.empty(n_ch, dtype=np.float64)
+    for c in range(n_ch):
+        lo, med, hi = np.percentile(sample[:, c, :], [quantiles[0], 50.0, quantiles[1]])
+        center[c], scale[c] = med, hi - lo
+    if (scale <= 0).any():
+        raise ValueError(
+            f"channel(s) {np.flatnonzero(scale <= 0).tolist()[:10]} have zero spread in training data"
+        )
+    return center, scale, rows
+
+
+def apply_scaler(
+    meg: np.ndarray, center: np.ndarray, scale: np.ndarray, clamp: float, block: int = 256
+) -> None:
+    """In place, block by block: ``clip((x - center) / scale, -clamp, clamp)`` per channel."""
+    c = center.astype(np.float32)[None, :, None]
+    s = scale.astype(np.float32)[None, :, None]
+    for start in range(0, len(meg), block):
+        part = (meg[start : start + block] - c) / s
+        np.clip(part, -clamp, clamp, out=part)
+        meg[start : start + block] = part
+
+
+def _read_epochs(path: Path | str, preload: bool):
+    import mne
+
+    return mne.read_epochs(path, preload=preload, verbose="error")
+
+
+def assemble_subject(
+    epochs_paths: Sequence[Path | str],
+    qc_paths: Sequence[Path | str],
+    subject: str,
+    out_meg: Path | str,
+    out_trials: Path | str,
+    out_channels: Path | str,
+    out_info: Path | str,
+    out_runs: Path | str,
+    cfg: dict[str, Any],
+    seed: int,
+) -> pd.DataFrame:
+    """Concatenate a subject's runs, split, scale, and write the training inputs. Returns the trial table."""
+    from numpy.lib.format import open_memmap
+
+    params = PreprocessingParams.from_config(cfg)
+    runs = pd.concat([read_tsv(p, dtype={"subject": str, "session": str, "run": str}) for p in qc_paths])
+    good = [
+        (e, q) for e, q, status in zip(epochs_paths, qc_paths, runs["status"], strict=True) if status == "ok"
+    ]
+    skipped = runs.loc[runs["status"] != "ok", ["session", "run", "problem"]]
+    for _, row in skipped.iterrows():
+        log.warning("sub-%s ses-%s run-%s skipped: %s", subject, row["session"], row["run"], row["problem"])
+    if not good:
+        raise ValueError(f"sub-{subject}: every run was skipped as bad; see {out_runs}")
+
+    # pass 1: metadata and channels, without loading data
+    tables, ch_names, info0 = [], None, None
+    for path, _ in good:
+        ep = _read_epochs(path, preload=False)
+        if ch_names is None:
+            ch_names, info0 = ep.ch_names, ep.info
+        elif ep.ch_names != ch_names:
+            raise ValueError(
+                f"{path}: channels differ from the subject's first run "
+                f"({len(ep.ch_names)} vs {len(ch_names)}); "
+                "every run of a subject must keep the same MEG channels (check preprocessing.bad_channels)"
+            )
+        if abs(ep.info["sfreq"] - params.sfreq) > 1e-6 or len(ep.times) != params.n_times():
+            raise ValueError(
+                f"{path}: epochs at {ep.info['sfreq']} Hz / {len(ep.times)} samples; rerun the run job"
+            )
+        ent = dict(part.split("-", 1) for part in Path(path).name.split("_") if "-" in part)
+        meta = ep.metadata.reset_index(drop=True).copy()
+        meta["session"], meta["run"], meta["_epoch"] = ent["ses"], ent["run"], np.arange(len(meta))
+        meta["_file"] = len(tables)
+        tables.append(meta)
+    trials = pd.concat(tables, ignore_index=True)
+    trials["subject"] = subject
+    trials["split"] = assign_splits(trials, params.val_fraction, subject_seed(seed, subject, "val"))
+    single = trials[trials["split"].isin(["train", "val", "test_large"])].copy()
+    single["n_averaged"] = 1
+    single["_row"] = np.arange(len(single))
+    tests = trials[trials["split"] == "test_small"]
+    if params.average_test:
+        small = (
+            tests.groupby("image_id", sort=True)
+            .agg(
+                concept=("concept", "first"),
+                session=("session", lambda s: s.iloc[0] if s.nunique() == 1 else "n/a"),
+                run=("run", lambda s: s.iloc[0] if s.nunique() == 1 else "n/a"),
+                n_averaged=("trial_type", "size"),
+            )
+            .reset_index()
+        )
+        small["trial_type"], small["split"], small["subject"] = "test", "test_small", subject
+    else:
+        small = tests.copy()
+        small["n_averaged"] = 1
+    small["_row"] = len(single) + np.arange(len(small))
+    n_rows, n_ch, n_t = len(single) + len(small), len(ch_names), params.n_times()
+    log.info("sub-%s: %d rows (%s)", subject, n_rows, trials["split"].value_counts().to_dict())
+
+    with atomic_output(out_meg) as tmp:
+        meg = open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_rows, n_ch, n_t))
+        test_sum = np.zeros((len(small), n_ch, n_t), dtype=np.float64) if params.average_test else None
+        small_index = {img: i for i, img in enumerate(small["image_id"])} if params.average_test else None
+        for f, (path, _) in enumerate(good):
+            data = _read_epochs(path, preload=True).get_data(copy=False).astype(np.float32, copy=False)
+            part = single[single["_file"] == f]
+            meg[part["_row"].to_numpy()] = data[part["_epoch"].to_numpy()]
+            these = tests[tests["_file"] == f]
+            if params.average_test:
+                for img, e in zip(these["image_id"], these["_epoch"], strict=True):
+                    test_sum[small_index[img]] += data[e]
+            else:
+                rows = small.loc[small["_file"] == f, "_row"].to_numpy()
+                meg[rows] = data[these["_epoch"].to_numpy()]
+        if params.average_test and len(small):
+            meg[small["_row"].to_numpy()] = (test_sum / small["n_averaged"].to_numpy()[:, None, None]).astype(
+                np.float32
+            )
+        train_rows = single.loc[single["split"] == "train", "_row"].to_numpy()
+        center, scale, used = fit_robust_scaler(
+            meg,
+            train_rows,
+            params.scaler_quantiles,
+            params.scaler_max_trials,
+            subject_seed(seed, subject, "scaler"),
+        )
+        apply_scaler(meg, center, scale, params.clamp)
+        meg.flush()
+        del meg
+
+    table = pd.concat([single, small], ignore_index=True).sort_values("_row")[TRIAL_COLUMNS]
+    write_tsv(table, out_trials)
+    positions = np.array([ch["loc"][:3] for ch in info0["chs"]])
+    xy = sensor_layout(positions)
+    write_tsv(pd.DataFrame({"name": ch_names, "x": xy[:, 0], "y": xy[:, 1]}), out_channels)
+    write_tsv(runs, out_runs)
+    import mne
+
+    write_json(
+        {
+            "subject": subject,
+            "sfreq": params.sfreq,
+            "tmin": params.tmin,
+            "n_times": n_t,
+            "n_channels": n_ch,
+            "shape": [n_rows, n_ch, n_t],
+            "dtype": "float32",
+            "n_rows_per_split": table["split"].value_counts().sort_index().to_dict(),
+            "scaler": {
+                "kind": "robust",
+                "fit_on": "train",
+                "n_fit_trials": int(len(used)),
+                "quantiles": list(params.scaler_quantiles),
+                "clamp": params.clamp,
+                "center": center.tolist(),
+                "scale": scale.tolist(),
+            },
+            "runs_used": [f"ses-{r.session}_run-{r.run}" for r in runs.itertuples() if r.status == "ok"],
+            "runs_skipped": [f"ses-{r.session}_run-{r.run}" for r in runs.itertuples() if r.status != "ok"],
+            "preprocessing": params.as_dict(),
+            "seed": int(seed),
+            "software": {"mne": mne.__version__, "numpy": np.__version__},
+        },
+        out_info,
+    )
+    return table

@@ -1,0 +1,238 @@
+"""One run job: BIDS recording + events -> epochs (BIDS derivative ``_epo.fif``), QC row, PSDs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from megdecode.io import atomic_output, read_tsv, save_npz, write_tsv
+from megdecode.preprocessing.params import PreprocessingParams
+from megdecode.preprocessing.reader import (
+    BadRunError,
+    attach_stimuli,
+    find_run_sidecars,
+    open_raw,
+    pick_meg_channels,
+    read_channels_tsv,
+    read_events,
+    run_stem,
+)
+from megdecode.preprocessing.signal import epoch_continuous
+
+log = logging.getLogger(__name__)
+
+QC_COLUMNS = [
+    "subject",
+    "session",
+    "run",
+    "status",
+    "problem",
+    "raw_sfreq",
+    "duration_s",
+    "n_meg_channels",
+    "n_channels_kept",
+    "dropped_channels",
+    "bad_channels_not_found",
+    "n_events",
+    "n_exp",
+    "n_test",
+    "n_catch",
+    "warnings",
+]
+
+
+def derivative_epochs_path(root: Path | str, subject: str, session: str, task: str, run: str) -> Path:
+    """Where the run's epochs go in the derivatives tree (mne-bids BIDSPath, suffix ``epo``)."""
+    from mne_bids import BIDSPath
+
+    path = BIDSPath(
+        root=root,
+        subject=subject,
+        session=session,
+        task=task,
+        run=run,
+        datatype="meg",
+        suffix="epo",
+        extension=".fif",
+        check=False,
+    )
+    return Path(path.fpath)
+
+
+def _entities(stem: str) -> dict[str, str]:
+    return dict(part.split("-", 1) for part in stem.split("_") if "-" in part)
+
+
+def welch_psd(x: np.ndarray, sfreq: float, seconds: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Welch PSD per channel (Hann window, 50% overlap, mean removed per segment), one-sided density."""
+    nper = max(8, min(x.shape[-1], int(seconds * sfreq)))
+    window = np.hanning(nper)
+    starts = range(0, x.shape[-1] - nper + 1, nper // 2)
+    acc = np.zeros((x.shape[0], nper // 2 + 1))
+    for a in starts:
+        seg = x[:, a : a + nper]
+        acc += np.abs(np.fft.rfft((seg - seg.mean(axis=1, keepdims=True)) * window, axis=-1)) ** 2
+    psd = acc / (len(starts) * sfreq * (window**2).sum())
+    psd[:, 1 : -1 if nper % 2 == 0 else None] *= 2
+    return np.fft.rfftfreq(nper, 1.0 / sfreq), psd.astype(np.float32)
+
+
+def preprocess_run(
+    raw_path: Path | str,
+    events_path: Path | str,
+    stimuli_path: Path | str,
+    epochs_out: Path | str,
+    qc_out: Path | str,
+    psd_out: Path | str,
+    cfg: dict[str, Any],
+    threads: int = 1,
+) -> pd.DataFrame:
+    """Preprocess one run; on a bad run raise (``on_bad_run: error``) or record it and write empty epochs."""
+    params = PreprocessingParams.from_config(cfg)
+    stem = run_stem(raw_path)
+    ent = _entities(stem)
+    qc: dict[str, Any] = {c: "n/a" for c in QC_COLUMNS}
+    qc.update(subject=ent.get("sub"), session=ent.get("ses"), run=ent.get("run"), status="ok", problem="")
+    warnings: list[str] = []
+    try:
+        epochs, freqs_raw, psd_raw, freqs_clean, psd_clean = _process(
+            raw_path, events_path, stimuli_path, params, stem, qc, warnings, threads
+        )
+    except BadRunError as err:
+        if params.on_bad_run == "error":
+            raise
+        log.warning("skipping bad run (preprocessing.on_bad_run: skip): %s", err)
+        qc.update(status="skipped", problem=str(err))
+        epochs = _empty_epochs(params, str(err))
+        freqs_raw = psd_raw = freqs_clean = psd_clean = np.zeros((0,), dtype=np.float32)
+    qc["warnings"] = "; ".join(warnings)
+    table = pd.DataFrame([qc], columns=QC_COLUMNS)
+    with atomic_output(epochs_out) as tmp:
+        epochs.save(tmp, overwrite=True, verbose="error")
+    save_npz(
+        {"freqs_raw": freqs_raw, "psd_raw": psd_raw, "freqs_clean": freqs_clean, "psd_clean": psd_clean},
+        psd_out,
+    )
+    write_tsv(table, qc_out)
+    return table
+
+
+def _process(raw_path, events_path, stimuli_path, params, stem, qc, warnings, threads):
+    import mne
+
+    raw = open_raw(raw_path, stem)
+    sfreq = float(raw.info["sfreq"])
+    qc.update(raw_sfreq=sfreq, duration_s=round(raw.n_times / sfreq, 3))
+    if params.raw_sfreq is not None and abs(sfreq - params.raw_sfreq) > 1e-6:
+        raise BadRunError(
+            f"run {stem}: sampling rate {sfreq} Hz differs from preprocessing.raw_sfreq "
+            f"({params.raw_sfreq} Hz)"
+        )
+    sidecars = find_run_sidecars(raw_path)
+    for key in ("channels", "meg_json", "coordsystem"):
+        if sidecars[key] is None:
+            warnings.append(f"no {key} sidecar; used the recording header")
+    pick = pick_meg_channels(raw.info, params.bad_channels, stem)
+    qc.update(
+        n_meg_channels=len(pick.names) + len(pick.dropped),
+        n_channels_kept=len(pick.names),
+        dropped_channels=",".join(pick.dropped),
+        bad_channels_not_found=",".join(pick.bad_not_found),
+    )
+    if sidecars["channels"] is not None:
+        tsv = read_channels_tsv(sidecars["channels"])
+        absent = sorted(set(pick.names) - set(tsv["name"]))
+        if absent:
+            warnings.append(f"{len(absent)} MEG channel(s) of the header missing from channels.tsv")
+    events = read_events(events_path, sfreq, stem, params.trial_types)
+    events = attach_stimuli(events, read_tsv(stimuli_path, dtype={"image_id": str, "concept": str}), stem)
+    counts = events["trial_type"].value_counts()
+    qc.update(n_events=len(events), **{f"n_{t}": int(counts.get(t, 0)) for t in ("exp", "test", "catch")})
+
+    picks = pick.picks
+
+    def read(start: int, stop: int) -> np.ndarray:
+        return raw.get_data(picks=picks, start=start, stop=stop)
+
+    result = epoch_continuous(
+        read, raw.n_times, len(picks), sfreq, events["sample"].to_numpy(), params, stem, workers=threads
+    )
+    mid = raw.n_times // 2
+    half = int(min(params.qc_psd_seconds * sfreq, raw.n_times) // 2)
+    freqs_raw, psd_raw = welch_psd(raw.get_data(picks=picks, start=mid - half, stop=mid + half), sfreq)
+    freqs_clean, psd_clean = welch_psd(result.stream, params.sfreq)
+
+    info = mne.pick_info(raw.info, picks, verbose="error")
+    with info._unlock():
+        info["sfreq"] = params.sfreq
+        info["lowpass"] = params.h_freq
+        info["highpass"] = params.l_freq or 0.0
+    metadata = events[
+        ["onset", "sample", "trial_type", "value", "image_id", "concept", "concept_split"]
+    ].copy()
+    metadata["value"] = metadata["value"].astype("float64")
+    for col in ("image_id", "concept", "concept_split"):
+        metadata[col] = metadata[col].astype(object).where(metadata[col].notna(), "n/a").astype(str)
+    event_id = {t: i + 1 for i, t in enumerate(params.trial_types)}
+    codes = events["trial_type"].map(event_id).to_numpy()
+    ev = np.column_stack([events["sample"].to_numpy(), np.zeros(len(events), int), codes])
+    present = {t: c for t, c in event_id.items() if c in set(codes)}
+    epochs = mne.EpochsArray(
+        result.data,
+        info,
+        events=ev,
+        event_id=present,
+        tmin=float(result.times[0]),
+        metadata=metadata,
+        baseline=None,
+        verbose="error",
+    )
+    return epochs, freqs_raw, psd_raw, freqs_clean, psd_clean
+
+
+def _empty_epochs(params: PreprocessingParams, reason: str):
+    """An epochs file with every epoch dropped (reason in the drop log): marks a skipped run honestly."""
+    import mne
+
+    info = mne.create_info(["none"], params.sfreq, "misc")
+    epochs = mne.EpochsArray(
+        np.zeros((1, 1, params.n_times()), np.float32), info, tmin=params.tmin, baseline=None, verbose="error"
+    )
+    epochs.drop([0], reason="BAD_RUN", verbose="error")
+    return epochs
+
+
+def write_derivatives_description(path: Path | str, cfg: dict[str, Any]) -> None:
+    """``dataset_description.json`` of the ``derivatives/megdecode`` tree (BIDS derivative dataset)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from megdecode.io import write_json
+
+    try:
+        ours = version("megdecode")
+    except PackageNotFoundError:  # running from a source tree without installation
+        ours = "unknown"
+    p = PreprocessingParams.from_config(cfg)
+    write_json(
+        {
+            "Name": "megdecode preprocessing: epochs per run",
+            "BIDSVersion": "1.9.0",
+            "DatasetType": "derivative",
+            "GeneratedBy": [
+                {
+                    "Name": "megdecode",
+                    "Version": ours,
+                    "Description": (
+                        f"band-pass {p.l_freq}-{p.h_freq} Hz, epochs {p.tmin}..{p.tmax} s around "
+                        f"events.tsv 'sample', baseline ({p.baseline_tmin}, {p.baseline_tmax}) s, "
+                        f"decimated to {p.sfreq} Hz"
+                    ),
+                }
+            ],
+        },
+        path,
+    )

@@ -1,0 +1,360 @@
+"""Workflow entry points of the reconstruction stage: generate, score, summarise.
+
+- :func:`reconstruct_subject` (rule ``reconstruct``): one subject's predictions -> one generator's images.
+- :func:`score_subject` (rule ``reconstruction_metrics``): images -> per-image metrics, best/median/worst.
+- :func:`summarise` (rule ``reconstruction_summary``): all metrics -> one summary beside the paper's numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from megdecode.io import atomic_output, load_npz, read_tsv, save_npz, write_tsv
+from megdecode.metrics import image as im
+from megdecode.reconstruction.base import (
+    Predicted,
+    derive_seed,
+    latent_metadata,
+    load_images,
+    load_latents,
+    load_predictions,
+    read_stimuli,
+    resize_images,
+    train_image_ids,
+)
+
+log = logging.getLogger(__name__)
+
+GENERATORS = ("decoder", "retrieval", "versatile_diffusion")
+
+#: The paper's THINGS-MEG reconstruction numbers (as tabulated by ATM; DESIGN.md, provenance [S]).
+PAPER_THINGS_MEG: dict[str, float] = {
+    "pixcorr": 0.058,
+    "ssim": 0.327,
+    "two_way_alexnet2": 0.695,
+    "two_way_alexnet5": 0.753,
+    "two_way_inception": 0.593,
+    "two_way_clip": 0.700,
+    "swav_distance": 0.630,
+}
+PAPER_LABEL = "paper (Benchetrit et al. 2023, THINGS-MEG, as reported by ATM; not reproduced here)"
+
+#: Backbone kinds whose latents do not come from pixels: they cannot featurise a reconstruction.
+NON_IMAGE_KINDS = ("attributes", "huggingface_text")
+
+
+def generator_backbones(generator: str, cfg: Mapping[str, Any]) -> list[str]:
+    """Backbones whose predicted latents ``generator`` consumes (config ``reconstruction``)."""
+    if generator == "versatile_diffusion":
+        from megdecode.reconstruction.versatile_diffusion import VDParams
+
+        return VDParams.from_config(cfg["versatile_diffusion"]).backbones
+    if generator in ("decoder", "retrieval"):
+        return [cfg["backbone"]]
+    raise ValueError(f"unknown generator {generator!r}; choose from {', '.join(GENERATORS)}")
+
+
+def _write_pngs(images: np.ndarray, image_ids: Sequence[str], out_dir: Path | str) -> None:
+    from PIL import Image
+
+    with atomic_output(out_dir) as tmp:
+        tmp.mkdir()
+        for image, image_id in zip(images, image_ids, strict=True):
+            Image.fromarray(image).save(tmp / f"{image_id}.png")
+
+
+def reconstruct_subject(
+    generator: str,
+    cfg: Mapping[str, Any],
+    predictions: Mapping[str, str],
+    stimuli_tsv: str,
+    images_root: str,
+    out_npz: str,
+    out_images: str,
+    seed: int,
+    subject: str,
+    latents_dirs: Mapping[str, str] | None = None,
+    decoder_model: str | None = None,
+    decoder_meta: str | None = None,
+) -> None:
+    """Rule ``reconstruct``: write ``reconstructions.npz`` (``images`` uint8, ``image_id``,
+    ``retrieved_id`` for retrieval) and one PNG per test image under ``out_images``."""
+    split = cfg["split"]
+    preds: dict[str, Predicted] = {b: load_predictions(p, split) for b, p in predictions.items()}
+    latents_dirs = dict(latents_dirs or {})
+    primary = generator_backbones(generator, cfg)[0]
+    ids = preds[primary].image_id.tolist()
+    log.info(
+        "%s for sub-%s: %d %s images from backbone(s) %s", generator, subject, len(ids), split, list(preds)
+    )
+    extra: dict[str, np.ndarray] = {}
+    if generator == "decoder":
+        from megdecode.reconstruction.decoder import DecoderGenerator
+
+        images = DecoderGenerator(decoder_model, decoder_meta).generate(preds)
+    elif generator == "retrieval":
+        from megdecode.reconstruction.retrieval import RetrievalGenerator
+
+        stimuli = read_stimuli(stimuli_tsv)
+        table = load_latents(latents_dirs[primary])
+        available = set(table.image_id.tolist())
+        gallery = [i for i in train_image_ids(stimuli) if i in available]
+        leaked = set(gallery) & set(ids)
+        if leaked:
+            raise ValueError(
+                f"retrieval gallery contains test images {sorted(leaked)[:3]}; check concept_split"
+            )
+        size = int(cfg["retrieval"]["image_size"])
+        gen = RetrievalGenerator(
+            primary, table, gallery, lambda g: load_images(stimuli, images_root, g, size)
+        )
+        images = gen.generate(preds)
+        extra["retrieved_id"] = np.array(gen.retrieved_ids, dtype=str)
+    elif generator == "versatile_diffusion":
+        from megdecode.reconstruction.versatile_diffusion import VDParams, VersatileDiffusionGenerator
+
+        params = VDParams.from_config(cfg["versatile_diffusion"])
+        shapes = {b: tuple(latent_metadata(d)["shape"][1:]) for b, d in latents_dirs.items()}
+        gen = VersatileDiffusionGenerator(params, derive_seed(seed, "versatile_diffusion", subject))
+        images = gen.generate(preds, shapes)
+    else:
+        raise ValueError(f"unknown generator {generator!r}; choose from {', '.join(GENERATORS)}")
+    save_npz({"images": images, "image_id": np.array(ids, dtype=str), **extra}, out_npz)
+    _write_pngs(images, ids, out_images)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def feature_extractor_for_backbone(name: str, spec: Mapping[str, Any], weights_dir: str | None, threads: int):
+    """A function ``(png_dir, image_ids) -> (n, d)`` computing backbone ``name``'s latents of image files,
+    or None for a backbone whose latents do not come from pixels (logged)."""
+    from megdecode.latents import Stimuli, make_backbone
+
+    if spec.get("kind") in NON_IMAGE_KINDS:
+        log.info(
+            "two-way identification on %s skipped: kind %s is not computed from pixels", name, spec["kind"]
+        )
+        return None
+    backbone = make_backbone(name, spec)
+
+    def extract(png_dir: str, image_ids: Sequence[str]) -> np.ndarray:
+        table = pd.DataFrame({"image_id": list(image_ids), "file": [f"{i}.png" for i in image_ids]})
+        result = backbone.compute(Stimuli(table=table, images_root=Path(png_dir)), threads, weights_dir)
+        return np.asarray(result.latents, dtype=np.float64).reshape(len(image_ids), -1)
+
+    return extract
+
+
+def log_optional_extractors(names: Sequence[str]) -> list[str]:
+    """The field's extra feature nets (AlexNet, Inception, EfficientNet, SwAV) need torchvision and its
+    weights; when missing, say so in the log and return the names that were skipped."""
+    import importlib.util
+
+    skipped = []
+    if names and importlib.util.find_spec("torchvision") is None:
+        for n in names:
+            log.info("metric %s skipped: torchvision is not installed (and its weights are not cached)", n)
+            skipped.append(n)
+    elif names:
+        for n in names:
+            log.info("metric %s skipped: torchvision extractors are not implemented in this version", n)
+            skipped.append(n)
+    return skipped
+
+
+def score_images(
+    seen: np.ndarray,
+    recon: np.ndarray,
+    features: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> pd.DataFrame:
+    """Per-image ``pixcorr``, ``ssim`` and, per feature set, ``two_way_<name>`` and ``<name>_distance``.
+
+    ``seen`` / ``recon`` must have the same size; ``features[name] = (seen_features, recon_features)``.
+    """
+    table = {"pixcorr": im.pixcorr_per_image(seen, recon), "ssim": im.ssim_per_image(seen, recon)}
+    for name, (f_seen, f_recon) in (features or {}).items():
+        if len(f_seen) >= 2:
+            table[f"two_way_{name}"] = im.two_way_identification_per_image(f_seen, f_recon)
+        table[f"{name}_distance"] = im.correlation_distance_per_image(f_seen, f_recon)
+    return pd.DataFrame(table)
+
+
+def score_subject(
+    recon_npz: str,
+    recon_images: str,
+    stimuli_tsv: str,
+    images_root: str,
+    cfg: Mapping[str, Any],
+    backbones: Mapping[str, Mapping[str, Any]],
+    latents_dirs: Mapping[str, str],
+    weights_dirs: Mapping[str, str],
+    out_metrics: str,
+    out_figure: str,
+    subject: str,
+    generator: str,
+    threads: int = 1,
+) -> None:
+    """Rule ``reconstruction_metrics``: per-image metrics TSV and the best/median/worst figure."""
+    data = load_npz(recon_npz)
+    ids = data["image_id"].astype(str).tolist()
+    size = int(cfg["image_size"])
+    stimuli = read_stimuli(stimuli_tsv)
+    seen = load_images(stimuli, images_root, ids, size)
+    recon = resize_images(data["images"], size)
+    features = {}
+    for name in latents_dirs:
+        extract = feature_extractor_for_backbone(name, backbones[name], weights_dirs.get(name), threads)
+        if extract is None:
+            continue
+        seen_f = load_latents(latents_dirs[name]).rows(ids).astype(np.float64)
+        features[name] = (seen_f, extract(recon_images, ids))
+    log_optional_extractors(cfg["optional_extractors"])
+    scores = score_images(seen, recon, features)
+    scores.insert(0, "image_id", ids)
+    scores.insert(0, "generator", generator)
+    scores.insert(0, "subject", subject)
+    if "retrieved_id" in data:
+        scores["retrieved_id"] = data["retrieved_id"].astype(str)
+    write_tsv(scores, out_metrics)
+    means = {
+        c: round(float(scores[c].mean()), 4)
+        for c in scores.columns
+        if c not in ("subject", "generator", "image_id", "retrieved_id")
+    }
+    log.info("sub-%s %s: %s", subject, generator, means)
+    rank_by = cfg["rank_by"] if cfg["rank_by"] in scores.columns else "pixcorr"
+    plot_best_median_worst(seen, recon, scores, rank_by, f"sub-{subject} · {generator}", out_figure)
+
+
+def best_median_worst(values: np.ndarray, higher_is_better: bool) -> list[int]:
+    """Indices of the best, median and worst item of ``values`` (stable sort; ties: first index)."""
+    order = np.argsort(-values if higher_is_better else values, kind="stable")
+    return [int(order[0]), int(order[(len(order) - 1) // 2]), int(order[-1])]
+
+
+def plot_best_median_worst(
+    seen: np.ndarray, recon: np.ndarray, scores: pd.DataFrame, rank_by: str, title: str, out: str
+) -> None:
+    """Seen image next to its reconstruction for the best, median and worst item by ``rank_by``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = scores[rank_by].to_numpy(dtype=float)
+    picks = best_median_worst(values, im.metric_higher_is_better(rank_by))
+    fig, axes = plt.subplots(2, 3, figsize=(6, 4.4))
+    for col, (label, idx) in enumerate(zip(("best", "median", "worst"), picks, strict=True)):
+        axes[0, col].imshow(seen[idx])
+        axes[0, col].set_title(f"{label}\n{rank_by}={values[idx]:.3f}", fontsize=8)
+        axes[1, col].imshow(recon[idx])
+        axes[1, col].set_xlabel(str(scores["image_id"].iloc[idx]), fontsize=7)
+    axes[0, 0].set_ylabel("seen")
+    axes[1, 0].set_ylabel("reconstruction")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_output(out) as tmp:
+        fig.savefig(tmp, format=Path(out).suffix.lstrip(".") or "png", dpi=100)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summarise(
+    metrics_paths: Sequence[str], out_tsv: str, out_md: str, out_html: str | None = None
+) -> pd.DataFrame:
+    """Rule ``reconstruction_summary``: mean of each metric per (generator, subject), the mean over subjects,
+    and the paper's THINGS-MEG numbers as separate, labelled rows."""
+    rows = []
+    for path in metrics_paths:
+        table = read_tsv(path, dtype={"subject": str, "image_id": str})
+        metric_cols = [
+            c for c in table.columns if c not in ("subject", "generator", "image_id", "retrieved_id")
+        ]
+        for col in metric_cols:
+            rows.append(
+                {
+                    "source": "this run",
+                    "generator": table["generator"].iloc[0],
+                    "subject": table["subject"].iloc[0],
+                    "metric": col,
+                    "higher_is_better": im.metric_higher_is_better(col),
+                    "value": float(table[col].mean()),
+                    "n_images": len(table),
+                }
+            )
+    summary = pd.DataFrame(rows)
+    if not summary.empty:
+        mean = (
+            summary.groupby(["generator", "metric", "higher_is_better"], sort=False)
+            .agg(value=("value", "mean"), n_images=("n_images", "sum"))
+            .reset_index()
+            .assign(source="this run", subject="mean")
+        )
+        summary = pd.concat([summary, mean], ignore_index=True)
+    paper = pd.DataFrame(
+        [
+            {"source": PAPER_LABEL, "generator": "versatile_diffusion", "subject": "mean", "metric": k,
+             "higher_is_better": im.metric_higher_is_better(k), "value": v, "n_images": 200}
+            for k, v in PAPER_THINGS_MEG.items()
+        ]
+    )  # fmt: skip
+    summary = pd.concat([summary, paper], ignore_index=True)
+    write_tsv(summary, out_tsv)
+    with atomic_output(out_md) as tmp:
+        tmp.write_text(summary_markdown(summary))
+    if out_html is not None:
+        with atomic_output(out_html) as tmp:
+            tmp.write_text(summary_html(summary))
+    return summary
+
+
+def summary_wide(summary: pd.DataFrame) -> pd.DataFrame:
+    """Mean over subjects per generator (rows) x metric (columns, arrow = direction); paper row last."""
+    means = summary[summary["subject"] == "mean"].copy()
+    means["row"] = np.where(means["source"] == "this run", means["generator"], "paper, THINGS-MEG (reported)")
+    return means.pivot_table(index="row", columns="metric", values="value", sort=False)
+
+
+def summary_html(summary: pd.DataFrame) -> str:
+    """A self-contained HTML table for the Snakemake report."""
+    wide = summary_wide(summary)
+    wide.columns = [f"{m} {'↑' if im.metric_higher_is_better(m) else '↓'}" for m in wide.columns]
+    note = (
+        "<p>Mean over subjects. The last row gives the paper's THINGS-MEG numbers as reported by ATM "
+        "(real data, pretrained networks); it is not computed by this run.</p>"
+    )
+    return (
+        f"<html><body><h3>Reconstruction metrics</h3>{note}{wide.to_html(float_format='%.3f', na_rep='')}"
+        "</body></html>\n"
+    )
+
+
+def summary_markdown(summary: pd.DataFrame) -> str:
+    """Mean over subjects per generator (rows) x metric (columns), the paper's row last and labelled."""
+    wide = summary_wide(summary)
+    arrows = {m: ("↑" if im.metric_higher_is_better(m) else "↓") for m in wide.columns}
+    header = "| generator | " + " | ".join(f"{m} {arrows[m]}" for m in wide.columns) + " |"
+    lines = [
+        "# Reconstruction metrics (mean over subjects)",
+        "",
+        "Paper row: the paper's THINGS-MEG numbers as reported by ATM; real data, not computed by this run.",
+        "",
+        header,
+        "|" + "---|" * (len(wide.columns) + 1),
+    ]
+    for row, values in wide.iterrows():
+        cells = ["" if pd.isna(v) else f"{v:.3f}" for v in values]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

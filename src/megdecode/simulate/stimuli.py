@@ -1,0 +1,328 @@
+"""Compositional stimuli: concept design (shape x colour x texture), rendering, low-level image features.
+
+Concepts are attribute combinations. Test concepts are held out like THINGS-MEG's: every attribute value of a
+test concept also occurs in some training concept, so a decoder of attributes can generalise to them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from megdecode.io import atomic_output, write_json, write_tsv
+from megdecode.simulate.params import SimulationParams, StimulusParams, make_rng
+
+log = logging.getLogger(__name__)
+
+RGB = {
+    "red": (0.85, 0.12, 0.10),
+    "green": (0.15, 0.70, 0.20),
+    "blue": (0.15, 0.25, 0.90),
+    "yellow": (0.95, 0.85, 0.10),
+    "purple": (0.55, 0.15, 0.75),
+    "cyan": (0.10, 0.80, 0.85),
+}
+TEXTURE_WORD = {"solid": "plain", "stripes": "striped", "dots": "dotted", "checker": "checkered"}
+#: Low-level statistics computed from each rendered image; they drive the early component.
+LOW_LEVEL_FEATURES = (
+    "mean_red",
+    "mean_green",
+    "mean_blue",
+    "luminance_contrast",
+    "high_sf_energy",
+    "centroid_x",
+    "centroid_y",
+    "object_area",
+)
+STIMULI_COLUMNS = ["image_id", "file", "concept", "exemplar", "role", "concept_split", "value"]
+ATTRIBUTES = ("shape", "colour", "texture")
+
+
+@dataclasses.dataclass(frozen=True)
+class Concept:
+    shape: str
+    colour: str
+    texture: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.colour}_{TEXTURE_WORD[self.texture]}_{self.shape}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Exemplar:
+    """Per-image rendering parameters (what varies between exemplars of one concept)."""
+
+    cx: float
+    cy: float
+    scale: float
+    rotation: float
+    background: float
+    bg_gradient: float
+    bg_angle: float
+    colour_jitter: tuple[float, float, float]
+    texture_freq: float
+    texture_phase: float
+
+
+def split_concepts(p: StimulusParams, rng: np.random.Generator) -> tuple[list[Concept], list[Concept]]:
+    """Draw training and held-out test concepts; each test attribute value also occurs in training."""
+    combos = [Concept(s, c, t) for s, c, t in itertools.product(p.shapes, p.colours, p.textures)]
+    need = p.n_train_concepts + p.n_test_concepts
+    if need > len(combos):
+        raise ValueError(
+            f"simulation.stimuli asks for {need} concepts but only {len(combos)} attribute "
+            "combinations exist; lower n_train_concepts/n_test_concepts or add shapes/colours/textures"
+        )
+    for _ in range(1000):
+        order = rng.permutation(len(combos))
+        test = [combos[i] for i in order[: p.n_test_concepts]]
+        train = [combos[i] for i in order[p.n_test_concepts : need]]
+        seen = {a: {getattr(c, a) for c in train} for a in ATTRIBUTES}
+        if all(getattr(c, a) in seen[a] for c in test for a in ATTRIBUTES):
+            return sorted(train, key=lambda c: c.name), sorted(test, key=lambda c: c.name)
+    raise ValueError("could not draw a compositional split; raise n_train_concepts")
+
+
+def draw_exemplar(rng: np.random.Generator) -> Exemplar:
+    return Exemplar(
+        cx=float(rng.uniform(-0.25, 0.25)),
+        cy=float(rng.uniform(-0.25, 0.25)),
+        scale=float(rng.uniform(0.35, 0.6)),
+        rotation=float(rng.uniform(0, 2 * np.pi)),
+        background=float(rng.uniform(0.25, 0.75)),
+        bg_gradient=float(rng.uniform(0.0, 0.25)),
+        bg_angle=float(rng.uniform(0, 2 * np.pi)),
+        colour_jitter=tuple(float(x) for x in rng.uniform(-0.06, 0.06, 3)),
+        texture_freq=float(rng.uniform(3.0, 5.0)),
+        texture_phase=float(rng.uniform(0, 1)),
+    )
+
+
+def _shape_mask(shape: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Boolean membership of local coordinates (unit size) in a shape."""
+    r = np.hypot(x, y)
+    if shape == "circle":
+        return r < 1.0
+    if shape == "square":
+        return np.maximum(np.abs(x), np.abs(y)) < 0.8
+    if shape == "triangle":
+        # equilateral triangle inscribed in the unit circle, pointing up
+        return (y > -0.5) & (np.sqrt(3) * x + y < 1.0) & (-np.sqrt(3) * x + y < 1.0)
+    if shape == "star":
+        theta = np.arctan2(y, x)
+        return r < 0.45 + 0.55 * np.abs(np.cos(2.5 * (theta - np.pi / 2))) ** 2
+    if shape == "cross":
+        return ((np.abs(x) < 0.3) & (np.abs(y) < 0.95)) | ((np.abs(y) < 0.3) & (np.abs(x) < 0.95))
+    if shape == "ring":
+        return (r < 1.0) & (r > 0.55)
+    raise ValueError(f"unknown shape '{shape}' (known: circle, square, triangle, star, cross, ring)")
+
+
+def _texture(texture: str, x: np.ndarray, y: np.ndarray, freq: float, phase: float) -> np.ndarray:
+    """Brightness modulation in [0.35, 1] inside the object, in the object's own coordinates."""
+    if texture == "solid":
+        return np.ones_like(x)
+    if texture == "stripes":
+        return np.where(np.sin(2 * np.pi * (freq * x / 2 + phase)) > 0, 1.0, 0.35)
+    if texture == "dots":
+        gx = (freq * x / 2 + phase) % 1.0 - 0.5
+        gy = (freq * y / 2 + phase) % 1.0 - 0.5
+        return np.where(np.hypot(gx, gy) < 0.25, 0.35, 1.0)
+    if texture == "checker":
+        cells = np.floor(freq * x / 2 + phase) + np.floor(freq * y / 2 + phase)
+        return np.where(cells % 2 == 0, 1.0, 0.35)
+    raise ValueError(f"unknown texture '{texture}' (known: solid, stripes, dots, checker)")
+
+
+def render_image(concept: Concept, ex: Exemplar, size: int = 128, supersample: int = 2) -> np.ndarray:
+    """Render one RGB image (uint8, size x size x 3), anti-aliased by supersampling."""
+    n = size * supersample
+    coords = (np.arange(n) + 0.5) / n * 2 - 1
+    xx, yy = np.meshgrid(coords, -coords)  # y up
+    # background: grey level with a linear gradient
+    grad = np.cos(ex.bg_angle) * xx + np.sin(ex.bg_angle) * yy
+    bg = np.clip(ex.background + ex.bg_gradient * grad, 0, 1)
+    img = np.repeat(bg[..., None], 3, axis=2)
+    # object coordinates: translate, rotate, scale
+    c, s = np.cos(ex.rotation), np.sin(ex.rotation)
+    dx, dy = xx - ex.cx, yy - ex.cy
+    lx = (c * dx + s * dy) / ex.scale
+    ly = (-s * dx + c * dy) / ex.scale
+    mask = _shape_mask(concept.shape, lx, ly)
+    shade = _texture(concept.texture, lx, ly, ex.texture_freq, ex.texture_phase)
+    colour = np.clip(np.asarray(RGB[concept.colour]) + np.asarray(ex.colour_jitter), 0, 1)
+    img[mask] = shade[mask, None] * colour[None, :]
+    img = img.reshape(size, supersample, size, supersample, 3).mean(axis=(1, 3))
+    return np.round(img * 255).astype(np.uint8)
+
+
+def render_catch(rng: np.random.Generator, size: int = 128) -> np.ndarray:
+    """A catch image: a black-and-white noise blob pattern unlike any concept (the oddball to detect)."""
+    small = rng.random((8, 8))
+    img = np.kron(small, np.ones((size // 8, size // 8)))
+    img = (img > 0.5).astype(float) * 0.9 + 0.05
+    return np.round(np.repeat(img[..., None], 3, axis=2) * 255).astype(np.uint8)
+
+
+def image_features(img: np.ndarray) -> np.ndarray:
+    """Low-level statistics of one rendered image, in the order of ``LOW_LEVEL_FEATURES``."""
+    x = img.astype(np.float64) / 255.0
+    lum = x @ np.array([0.299, 0.587, 0.114])
+    size = lum.shape[0]
+    spec = np.abs(np.fft.fftshift(np.fft.fft2(lum - lum.mean()))) ** 2
+    f = np.fft.fftshift(np.fft.fftfreq(size))
+    fr = np.hypot(*np.meshgrid(f, f))
+    high = float(spec[fr > 0.15].sum() / max(spec.sum(), 1e-12))
+    border = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
+    diff = np.abs(x - np.median(border, axis=0)).sum(axis=2)
+    obj = diff > 0.25
+    w = diff * obj
+    coords = (np.arange(size) + 0.5) / size * 2 - 1
+    total = max(w.sum(), 1e-12)
+    cx = float((w.sum(axis=0) * coords).sum() / total)
+    cy = float(-(w.sum(axis=1) * coords).sum() / total)
+    means = x.reshape(-1, 3).mean(axis=0)
+    return np.array([means[0], means[1], means[2], lum.std(), high, cx, cy, obj.mean()])
+
+
+def build_stimuli(params: SimulationParams, seed: int) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict]:
+    """Design the stimulus set: returns the table, the images by image_id and study-level ground truth."""
+    p = params.stimuli
+    rng = make_rng(seed, "stimuli")
+    train, test = split_concepts(p, rng)
+    rows, images = [], {}
+    specs = [(c, "train", p.exemplars_per_train_concept) for c in train]
+    specs += [(c, "test", p.exemplars_per_test_concept) for c in test]
+    for concept, split, n_exp in specs:
+        n_img = n_exp + (1 if split == "test" else 0)
+        for k in range(1, n_img + 1):
+            ex = draw_exemplar(rng)
+            image_id = f"{concept.name}_{k:02d}"
+            images[image_id] = render_image(concept, ex, p.image_size)
+            rows.append(
+                {
+                    "image_id": image_id,
+                    "file": f"{concept.name}/{image_id}.png",
+                    "concept": concept.name,
+                    "exemplar": k,
+                    # the test image has the highest exemplar number, like THINGS-MEG's (>= 13)
+                    "role": "test" if split == "test" and k == n_img else "exp",
+                    "concept_split": split,
+                    "shape": concept.shape,
+                    "colour": concept.colour,
+                    "texture": concept.texture,
+                }
+            )
+    for k in range(1, p.n_catch_images + 1):
+        image_id = f"catch_{k:02d}"
+        images[image_id] = render_catch(rng, p.image_size)
+        rows.append(
+            {
+                "image_id": image_id,
+                "file": f"catch/{image_id}.png",
+                "concept": "catch",
+                "exemplar": k,
+                "role": "catch",
+                "concept_split": "train",
+                "shape": None,
+                "colour": None,
+                "texture": None,
+            }
+        )
+    table = pd.DataFrame(rows)
+    table.insert(6, "value", np.arange(1, len(table) + 1))
+    feats = np.stack([image_features(images[i]) for i in table.image_id])
+    truth = encoding_ground_truth(params, table, feats, seed)
+    return table, images, truth
+
+
+def encoding_ground_truth(
+    params: SimulationParams, table: pd.DataFrame, feats: np.ndarray, seed: int
+) -> dict:
+    """Study-level ground truth: which features drive which component, with the encoding weights."""
+    rng = make_rng(seed, "encoding")
+    p = params.stimuli
+    shown = (table.role != "catch").to_numpy()
+    mu, sd = feats[shown].mean(axis=0), feats[shown].std(axis=0) + 1e-9
+    early, late = params.early, params.late
+    n_early_codes = early.n_dipoles * len(early.latencies)
+    n_late_codes = late.n_dipoles * len(late.latencies)
+    w_early = rng.standard_normal((n_early_codes, len(LOW_LEVEL_FEATURES))) / np.sqrt(len(LOW_LEVEL_FEATURES))
+    attr_codes = {
+        a: {v: (rng.standard_normal(n_late_codes) / np.sqrt(len(ATTRIBUTES))).round(6).tolist() for v in vals}
+        for a, vals in zip(ATTRIBUTES, (p.shapes, p.colours, p.textures), strict=True)
+    }
+    return {
+        "seed": seed,
+        "sfreq": params.sfreq,
+        "trigger_codes": dict(params.trigger_codes),
+        "components": {
+            "evoked": {
+                "description": "image-independent response of the early dipoles (same for every trial)",
+                "latencies_s": list(early.latencies),
+                "amplitude_nam": params.evoked_nam,
+            },
+            "early": {
+                "description": "low-level statistics of the rendered image (z-scored) -> early dipoles",
+                "features": list(LOW_LEVEL_FEATURES),
+                "latencies_s": list(early.latencies),
+                "width_s": early.width,
+                "amplitude_nam": early.amplitude_nam,
+                "n_dipoles": early.n_dipoles,
+                "region": "occipital",
+                "weights": w_early.round(6).tolist(),
+            },
+            "late": {
+                "description": "sum of one code per attribute value (compositional) -> late dipoles",
+                "features": list(ATTRIBUTES),
+                "latencies_s": list(late.latencies),
+                "width_s": late.width,
+                "amplitude_nam": late.amplitude_nam,
+                "n_dipoles": late.n_dipoles,
+                "region": "occipito-temporal",
+                "attribute_codes": attr_codes,
+            },
+        },
+        "trial_variability": {"latency_jitter_sd_s": params.latency_jitter_sd, "gain_sd_log": params.gain_sd},
+        "feature_mean": mu.round(8).tolist(),
+        "feature_std": sd.round(8).tolist(),
+        "image_features": {i: f.round(6).tolist() for i, f in zip(table.image_id, feats, strict=True)},
+    }
+
+
+def simulate_stimuli(
+    table_path: Path | str,
+    images_dir: Path | str,
+    ground_truth_path: Path | str,
+    cfg: dict,
+    seed: int,
+) -> pd.DataFrame:
+    """Render every stimulus image and write stimuli.tsv and the study-level ground_truth.json."""
+    params = SimulationParams.from_config(cfg)
+    table, images, truth = build_stimuli(params, seed)
+    images_dir = Path(images_dir)
+    with atomic_output(images_dir) as tmp:
+        for row in tqdm(table.itertuples(), total=len(table), desc="images", mininterval=2):
+            path = tmp / row.file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(images[row.image_id]).save(path, format="PNG")
+    write_json(truth, ground_truth_path)
+    write_tsv(table, table_path)
+    log.info(
+        "%d images (%d exp, %d test, %d catch), %d train / %d test concepts",
+        len(table),
+        (table.role == "exp").sum(),
+        (table.role == "test").sum(),
+        (table.role == "catch").sum(),
+        table.loc[table.concept_split == "train", "concept"].nunique() - (params.stimuli.n_catch_images > 0),
+        table.loc[table.concept_split == "test", "concept"].nunique(),
+    )
+    return table

@@ -1,0 +1,215 @@
+"""Retrieval evaluation and time-resolved decoding on small hand-made fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from megdecode import evaluation as ev
+from megdecode.io import read_tsv, save_npy, save_npz, write_json, write_tsv
+
+N_IMAGES, DIM = 60, 8
+IDS = np.array([f"img{i:03d}" for i in range(N_IMAGES)])
+SMALL, LARGE = IDS[40:50], IDS[50:60]
+
+
+class StubRidge:
+    """Closed-form ridge, alpha picked on validation: the fit_ridge contract of TRAIN."""
+
+    def __init__(self, X, Y, alphas, X_val=None, Y_val=None):
+        self.mx = X.mean(0)
+        Xc = X - self.mx
+        best = None
+        for alpha in alphas:
+            W = np.linalg.solve(Xc.T @ Xc + alpha * np.eye(X.shape[1]), Xc.T @ Y)
+            err = 0.0 if X_val is None else float(((((X_val - self.mx) @ W) - Y_val) ** 2).mean())
+            if best is None or err < best[0]:
+                best = (err, W)
+        self.W = best[1]
+
+    def predict(self, X):
+        return (X - self.mx) @ self.W
+
+
+def make_latents(root: Path, seed: int = 0) -> Path:
+    d = root / "latents" / "hog"
+    save_npy(
+        np.random.default_rng(seed).standard_normal((N_IMAGES, DIM)).astype("float32"), d / "latents.npy"
+    )
+    write_tsv(pd.DataFrame({"image_id": IDS}), d / "index.tsv")
+    write_json({"label": "HOG", "pretrained": True, "shape": [N_IMAGES, DIM]}, d / "latents.json")
+    return d
+
+
+def make_predictions(latent_dir: Path, path: Path, noise: float, seed: int) -> Path:
+    lat = ev.load_latents(latent_dir)
+    rng = np.random.default_rng(seed)
+    mean, std = lat.get(IDS[:40]).mean(0), lat.get(IDS[:40]).std(0)
+    arrays = {"target_mean": mean.astype("float32"), "target_std": std.astype("float32")}
+    for split, ids in (("val", IDS[:5]), ("test_small", SMALL), ("test_large", LARGE)):
+        y = ev.standardise(lat.get(ids), mean, std)
+        arrays[f"{split}_pred"] = (y + noise * rng.standard_normal(y.shape)).astype("float32")
+        arrays[f"{split}_image_id"] = ids.astype("U")
+    save_npz(arrays, path)
+    return path
+
+
+def test_job_rng_is_stable() -> None:
+    a = ev.job_rng(0, "x", "01").random(3)
+    np.testing.assert_array_equal(a, ev.job_rng(0, "x", "01").random(3))
+    assert not np.array_equal(a, ev.job_rng(0, "x", "02").random(3))
+
+
+def test_backbone_label_marks_random_features() -> None:
+    assert (
+        ev.backbone_label({"label": "DINOv2 tiny", "pretrained": False}, "x")
+        == "DINOv2 tiny (random features)"
+    )
+    assert ev.backbone_label({"pretrained": True}, "hog") == "hog"
+
+
+def test_missing_latent_names_file(tmp_path: Path) -> None:
+    lat = ev.load_latents(make_latents(tmp_path))
+    with pytest.raises(KeyError, match="latents/hog"):
+        lat.get(["nope"])
+
+
+def test_evaluate_backbone_good_vs_chance(tmp_path: Path) -> None:
+    lat_dir = make_latents(tmp_path)
+    files = {
+        "brain": {"01": [make_predictions(lat_dir, tmp_path / f"b{s}.npz", 0.3, s) for s in (0, 1)]},
+        "ridge": {"01": [make_predictions(lat_dir, tmp_path / "r.npz", 3.0, 5)]},
+    }
+    outs = {m: {"01": str(tmp_path / "eval" / m / "sub-01.tsv")} for m in ("brain", "ridge", "chance")}
+    cfg = {"n_bootstrap": 200, "ci_level": 0.95, "topk": [1, 5], "chance_source": "brain"}
+    ev.evaluate_backbone(files, outs, lat_dir, "hog", cfg, seed=0)
+    tables = {m: read_tsv(outs[m]["01"], dtype={"subject": str}) for m in outs}
+    brain = tables["brain"].set_index(["test_set", "metric"])
+    assert list(tables["brain"].columns) == ev.COLUMNS
+    assert set(tables["brain"]["window"]) == {"full"}
+    assert brain.loc[("test_small", "top1_acc"), "value"] > 0.9
+    assert brain.loc[("test_small", "top5_acc"), "chance"] == pytest.approx(0.5)
+    assert brain.loc[("test_small", "median_rank"), "value"] == pytest.approx(0.1)
+    ok = tables["brain"]
+    assert ((ok.ci_low <= ok.value + 1e-12) & (ok.value <= ok.ci_high + 1e-12)).all()
+    # same inputs, same seed -> identical numbers
+    ev.evaluate_backbone(files, outs, lat_dir, "hog", cfg, seed=0)
+    pd.testing.assert_frame_equal(tables["chance"], read_tsv(outs["chance"]["01"], dtype={"subject": str}))
+
+
+def test_chance_model_is_at_chance(tmp_path: Path) -> None:
+    """Shuffled-label control: many shuffles of a perfect decoder average to chance."""
+    lat = ev.load_latents(make_latents(tmp_path))
+    pred = ev.load_npz(make_predictions(tmp_path / "latents" / "hog", tmp_path / "p.npz", 0.0, 0))
+    settings = ev.RetrievalSettings(n_bootstrap=0)
+    top1, rank = [], []
+    for seed in range(200):
+        rows = ev.evaluate_predictions([pred], lat, settings, np.random.default_rng(seed), shuffle=True)
+        r = {(x["test_set"], x["metric"]): x for x in rows}
+        top1.append(r[("test_large", "top1_acc")]["value"])
+        rank.append(r[("test_large", "median_rank")]["value"])
+    assert np.mean(top1) == pytest.approx(0.1, abs=0.02)  # chance 1/10
+    assert np.mean(rank) == pytest.approx(0.55, abs=0.05)  # chance 11/20
+    unshuffled = ev.evaluate_predictions([pred], lat, settings, np.random.default_rng(0))
+    assert {(x["test_set"], x["metric"]): x["value"] for x in unshuffled}[("test_large", "top1_acc")] == 1.0
+
+
+def test_inconsistent_seeds_rejected(tmp_path: Path) -> None:
+    lat_dir = make_latents(tmp_path)
+    lat = ev.load_latents(lat_dir)
+    a = ev.load_npz(make_predictions(lat_dir, tmp_path / "a.npz", 0.1, 0))
+    b = dict(a, test_small_image_id=a["test_small_image_id"][::-1])
+    with pytest.raises(ValueError, match="item order"):
+        ev.evaluate_predictions([a, b], lat, ev.RetrievalSettings(n_bootstrap=10), np.random.default_rng(0))
+
+
+def test_windows() -> None:
+    w = ev.sliding_windows(-0.2, 0.4, 0.1, 0.05)
+    assert len(w) == 11 and w[0] == ev.Window("sliding", -0.2, -0.1) and w[-1].tmax == pytest.approx(0.4)
+    g = ev.growing_windows(0.0, 0.35, 0.1)
+    assert [x.tmax for x in g] == [0.1, 0.2, 0.3] and all(x.tmin == 0.0 for x in g)
+    times = -0.2 + np.arange(60) / 100
+    idx = ev.window_samples(times, ev.Window("sliding", 0.0, 0.1))
+    np.testing.assert_allclose(times[idx], np.arange(10) / 100, atol=1e-9)
+    with pytest.raises(ValueError, match="no sample"):
+        ev.window_samples(times, ev.Window("sliding", 2.0, 2.1))
+    with pytest.raises(ValueError):
+        ev.sliding_windows(0, 1, 0, 0.1)
+
+
+def make_meg_study(root: Path, latency: float, seed: int = 0) -> tuple[Path, Path]:
+    """Epochs whose channels carry the image latent only around ``latency`` (Gaussian, 20 ms wide)."""
+    rng = np.random.default_rng(seed)
+    lat_dir = make_latents(root)
+    lat = ev.load_latents(lat_dir)
+    rows = [("train", IDS[i % 40]) for i in range(240)] + [("val", IDS[i]) for i in range(0, 40, 2)]
+    rows += [("test_small", x) for x in SMALL] + [("test_large", x) for x in LARGE]
+    trials = pd.DataFrame(rows, columns=["split", "image_id"])
+    sfreq, tmin, n_times, n_ch = 100.0, -0.2, 70, 12
+    times = tmin + np.arange(n_times) / sfreq
+    mixing = rng.standard_normal((DIM, n_ch))
+    envelope = np.exp(-0.5 * ((times - latency) / 0.02) ** 2)
+    signal = (lat.get(trials["image_id"]) @ mixing)[:, :, None] * envelope
+    meg = (signal + 1.0 * rng.standard_normal(signal.shape)).astype("float32")
+    d = root / "preprocessed" / "sub-01"
+    save_npy(meg, d / "meg.npy")
+    write_tsv(trials.assign(subject="01"), d / "trials.tsv")
+    write_json({"sfreq": sfreq, "tmin": tmin, "n_times": n_times}, d / "info.json")
+    return d, lat_dir
+
+
+@pytest.mark.parametrize("latency", [0.1, 0.3])
+def test_timeresolved_peaks_at_encoding_latency(tmp_path: Path, latency: float) -> None:
+    pre, lat_dir = make_meg_study(tmp_path, latency)
+    cfg = {
+        "topk": [1, 5],
+        "ci_level": 0.95,
+        "timeresolved": {
+            "sliding": {"length": 0.05, "step": 0.05},
+            "growing": {"start": 0.0, "step": 0.1},
+            "alphas": [1.0, 100.0, 1e4],
+            "n_bootstrap": 50,
+        },
+    }
+    out = tmp_path / "tr.tsv"
+    df = ev.timeresolved_subject(pre, {"hog": lat_dir}, {"hog": out}, "01", cfg, seed=0, fit_fn=StubRidge)[
+        "hog"
+    ]
+    assert list(read_tsv(out).columns) == ev.TIMERESOLVED_COLUMNS
+    curve = df.query("window_kind == 'sliding' and test_set == 'test_large' and metric == 'median_rank'")
+    centers = (curve.tmin + curve.tmax) / 2
+    peak = float(centers.iloc[int(np.argmin(curve.value.to_numpy()))])
+    assert abs(peak - latency) <= 0.05
+    baseline = curve[curve.tmax <= 0.0].value
+    assert baseline.min() > 0.25  # pre-stimulus windows decode nothing (chance 0.55)
+    growing = df.query("window_kind == 'growing' and test_set == 'test_small' and metric == 'top5_acc'")
+    assert growing.value.iloc[-1] >= 0.9  # any window that contains the latency decodes
+    assert (df.query("metric == 'top5_acc'").chance == 0.5).all()
+
+
+def test_timeresolved_rejects_mismatched_trials(tmp_path: Path) -> None:
+    pre, lat_dir = make_meg_study(tmp_path, 0.1)
+    trials = read_tsv(pre / "trials.tsv").iloc[:-1]
+    meg = ev.load_npy(pre / "meg.npy")
+    with pytest.raises(ValueError, match="trials table"):
+        ev.timeresolved_retrieval(
+            meg,
+            trials,
+            np.arange(meg.shape[-1]) / 100,
+            ev.load_latents(lat_dir),
+            ev.TimeResolvedSettings(),
+            np.random.default_rng(0),
+            StubRidge,
+        )
+
+
+def test_leakage_is_refused() -> None:
+    ok = pd.DataFrame({"split": ["train", "test_small"], "image_id": ["a", "b"], "concept": ["x", "y"]})
+    ev.check_no_leakage(ok)
+    with pytest.raises(ValueError, match="image_ids"):
+        ev.check_no_leakage(ok.assign(image_id=["a", "a"]))
+    with pytest.raises(ValueError, match="concepts"):
+        ev.check_no_leakage(ok.assign(concept=["x", "x"]))

@@ -1,0 +1,252 @@
+"""Reconstruction generators and stage functions on a small hand-made study (no workflow run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from megdecode.io import load_npz, read_tsv, save_npz, write_tsv
+from megdecode.latents import compute_latents
+from megdecode.reconstruction import (
+    load_latents,
+    load_predictions,
+    reconstruct_subject,
+    score_subject,
+    summarise,
+)
+from megdecode.reconstruction.base import derive_seed, load_images, read_stimuli, train_image_ids
+from megdecode.reconstruction.decoder import DecoderGenerator, DecoderParams, fit_decoder, train_decoder
+from megdecode.reconstruction.retrieval import cosine_nearest
+from megdecode.reconstruction.stage import PAPER_THINGS_MEG, best_median_worst
+
+COLOURS = [(230, 40, 40), (40, 200, 60), (50, 80, 230), (240, 220, 40), (200, 60, 220), (40, 210, 220)]
+PIXELS = {"kind": "handcrafted", "options": {"features": ["pixels"], "pixels_size": 8, "image_size": 32}}
+COLOUR_HIST = {"kind": "handcrafted", "options": {"features": ["colour_histogram"], "image_size": 32}}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models: one thread is fastest (and the 2 CI cores are shared)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _render(colour: tuple[int, int, int], square: bool, shift: int, size: int = 32) -> np.ndarray:
+    """A coloured square or disc on grey, shifted by ``shift`` pixels."""
+    img = np.full((size, size, 3), 128, dtype=np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    c = size // 2 + shift
+    mask = (np.abs(yy - c) < 8) & (np.abs(xx - c) < 8) if square else (yy - c) ** 2 + (xx - c) ** 2 < 80
+    img[mask] = colour
+    return img
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """12 concepts (colour x shape) x 4 exemplars; the last 3 concepts are test concepts with a test image."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("study")
+    images = root / "images"
+    images.mkdir()
+    rows = []
+    for k, (colour, square) in enumerate([(c, s) for s in (True, False) for c in COLOURS]):
+        concept = f"c{k:02d}"
+        test_concept = k >= 9
+        for ex in range(4):
+            role = "test" if test_concept and ex == 0 else "exp"
+            image_id = f"{concept}_{ex}"
+            Image.fromarray(_render(colour, square, shift=ex - 2)).save(images / f"{image_id}.png")
+            rows.append(
+                {
+                    "image_id": image_id,
+                    "file": f"{image_id}.png",
+                    "concept": concept,
+                    "exemplar": ex,
+                    "role": role,
+                    "concept_split": "test" if test_concept else "train",
+                }
+            )
+    table = root / "stimuli.tsv"
+    write_tsv(pd.DataFrame(rows), table)
+    paths = {"root": root, "table": table, "images": images}
+    for name, spec in (("pixels", PIXELS), ("colour_hist", COLOUR_HIST)):
+        d = root / "latents" / name
+        compute_latents(name, spec, table, images, d / "latents.npy", d / "index.tsv", d / "latents.json")
+        paths[name] = d
+    return paths
+
+
+def _predictions(study: dict[str, Path], backbone: str, noise: float, out: Path, seed: int = 0) -> Path:
+    """A predictions.npz as training writes it: test images' latents + noise, in the standardised space."""
+    table = load_latents(study[backbone])
+    stimuli = read_stimuli(study["table"])
+    train_ids = train_image_ids(stimuli)
+    test_ids = stimuli.loc[stimuli["role"] == "test", "image_id"].tolist()
+    mean, std = table.rows(train_ids).mean(0), table.rows(train_ids).std(0) + 1e-6
+    z = (table.rows(test_ids) - mean) / std
+    z = z + noise * np.random.default_rng(seed).standard_normal(z.shape)
+    arrays = {
+        "test_small_pred": z.astype(np.float32),
+        "test_small_image_id": np.array(test_ids),
+        "target_mean": mean.astype(np.float32),
+        "target_std": std.astype(np.float32),
+    }
+    save_npz(arrays, out)
+    return out
+
+
+def test_load_predictions_destandardises(study: dict[str, Path], tmp_path: Path) -> None:
+    path = _predictions(study, "pixels", noise=0.0, out=tmp_path / "predictions.npz")
+    pred = load_predictions(path)
+    truth = load_latents(study["pixels"]).rows(pred.image_id.tolist())
+    np.testing.assert_allclose(pred.latents, truth, atol=1e-4)
+    with pytest.raises(KeyError, match="test_large_pred"):
+        load_predictions(path, split="test_large")
+
+
+def test_decoder_beats_mean_image_on_training_stimuli(study: dict[str, Path]) -> None:
+    stimuli = read_stimuli(study["table"])
+    ids = train_image_ids(stimuli)
+    assert not set(ids) & set(stimuli.loc[stimuli["concept_split"] == "test", "image_id"])
+    latents = load_latents(study["pixels"]).rows(ids)
+    images = load_images(stimuli, study["images"], ids, 16)
+    params = DecoderParams(image_size=16, width=32, pca_components=16, epochs=60, val_fraction=0.0)
+    model, transform, history = fit_decoder(latents, images, params, seed=0)
+    import torch
+
+    with torch.no_grad():
+        out = model(torch.from_numpy(transform(latents))).permute(0, 2, 3, 1).numpy()
+    target = images / 255.0
+    mse = float(((out - target) ** 2).mean())
+    mse_mean_image = float(((target - target.mean(0, keepdims=True)) ** 2).mean())
+    assert mse < 0.5 * mse_mean_image, (mse, mse_mean_image)
+    assert history["train_mse"].iloc[-1] < history["train_mse"].iloc[0]
+
+
+def test_train_decoder_is_deterministic_and_loads_back(study: dict[str, Path], tmp_path: Path) -> None:
+    cfg = {"image_size": 8, "width": 16, "pca_components": 8, "epochs": 3}
+    outs = []
+    for run in ("a", "b"):
+        d = tmp_path / run
+        train_decoder(
+            study["pixels"], study["table"], study["images"], d / "model.safetensors", d / "decoder.json",
+            d / "history.tsv", cfg, "pixels", seed=0,
+        )  # fmt: skip
+        outs.append(d)
+    assert (outs[0] / "model.safetensors").read_bytes() == (outs[1] / "model.safetensors").read_bytes()
+    gen = DecoderGenerator(outs[0] / "model.safetensors", outs[0] / "decoder.json")
+    pred = load_predictions(_predictions(study, "pixels", 0.0, tmp_path / "p.npz"))
+    images = gen.generate({"pixels": pred})
+    assert images.shape == (len(pred.image_id), 8, 8, 3) and images.dtype == np.uint8
+    with pytest.raises(KeyError, match="trained for backbone 'pixels'"):
+        gen.generate({"hog": pred})
+
+
+def test_cosine_nearest() -> None:
+    gallery = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(
+        cosine_nearest(np.array([[2.0, 0.1], [0.1, 3.0], [5.0, 5.0]]), gallery), [0, 1, 2]
+    )
+
+
+def test_derive_seed_is_stable_and_label_dependent() -> None:
+    assert derive_seed(0, "decoder", "hog") == derive_seed(0, "decoder", "hog")
+    assert derive_seed(0, "decoder", "hog") != derive_seed(0, "decoder", "pixels")
+    assert derive_seed(1, "decoder", "hog") != derive_seed(0, "decoder", "hog")
+
+
+@pytest.fixture(scope="module")
+def decoder_files(study: dict[str, Path]) -> dict[str, Path]:
+    d = study["root"] / "generators" / "decoder" / "pixels"
+    cfg = {"image_size": 16, "width": 32, "pca_components": 16, "epochs": 20}
+    train_decoder(
+        study["pixels"], study["table"], study["images"], d / "model.safetensors", d / "decoder.json",
+        d / "history.tsv", cfg, "pixels", seed=0,
+    )  # fmt: skip
+    return {"model": d / "model.safetensors", "meta": d / "decoder.json", "history": d / "history.tsv"}
+
+
+RECON_CFG = {"split": "test_small", "backbone": "pixels", "retrieval": {"image_size": 32}}
+METRICS_CFG = {"image_size": 32, "rank_by": "ssim", "optional_extractors": ["alexnet2"]}
+
+
+@pytest.mark.parametrize("generator", ["decoder", "retrieval"])
+def test_reconstruct_and_score_subject(
+    generator: str, study: dict[str, Path], decoder_files: dict[str, Path], tmp_path: Path, caplog
+) -> None:
+    pred = _predictions(study, "pixels", noise=0.3, out=tmp_path / "pred.npz")
+    out = tmp_path / generator / "sub-01"
+    reconstruct_subject(
+        generator, RECON_CFG, {"pixels": str(pred)}, str(study["table"]), str(study["images"]),
+        str(out / "reconstructions.npz"), str(out / "images"), seed=0, subject="01",
+        latents_dirs={"pixels": str(study["pixels"])}, decoder_model=str(decoder_files["model"]),
+        decoder_meta=str(decoder_files["meta"]),
+    )  # fmt: skip
+    data = load_npz(out / "reconstructions.npz")
+    test_ids = ["c09_0", "c10_0", "c11_0"]
+    assert data["image_id"].tolist() == test_ids
+    assert sorted(p.stem for p in (out / "images").glob("*.png")) == test_ids
+    if generator == "retrieval":
+        stimuli = read_stimuli(study["table"])
+        retrieved = data["retrieved_id"].tolist()
+        assert set(retrieved) <= set(train_image_ids(stimuli))  # never a test image
+    with caplog.at_level("INFO"):
+        score_subject(
+            str(out / "reconstructions.npz"), str(out / "images"), str(study["table"]), str(study["images"]),
+            METRICS_CFG, {"colour_hist": COLOUR_HIST, "attrs": {"kind": "attributes"}},
+            {"colour_hist": str(study["colour_hist"]), "attrs": str(study["colour_hist"])}, {},
+            str(out / "metrics.tsv"), str(out / "best_median_worst.png"), subject="01", generator=generator,
+        )  # fmt: skip
+    assert "alexnet2 skipped" in caplog.text
+    assert "attrs skipped" in caplog.text
+    metrics = read_tsv(out / "metrics.tsv", dtype={"subject": str})
+    assert metrics["image_id"].tolist() == test_ids
+    for col in ("pixcorr", "ssim", "two_way_colour_hist", "colour_hist_distance"):
+        assert metrics[col].notna().all(), col
+    assert (out / "best_median_worst.png").stat().st_size > 1000
+
+
+def test_summary_has_paper_rows_labelled(tmp_path: Path) -> None:
+    paths = []
+    for gen, base in (("decoder", 0.5), ("retrieval", 0.3)):
+        for subject in ("01", "02"):
+            p = tmp_path / f"{gen}_{subject}.tsv"
+            write_tsv(
+                pd.DataFrame(
+                    {
+                        "subject": subject,
+                        "generator": gen,
+                        "image_id": ["a", "b"],
+                        "pixcorr": [base, base + 0.1],
+                        "hog_distance": [0.2, 0.4],
+                    }
+                ),
+                p,
+            )
+            paths.append(str(p))
+    summary = summarise(paths, tmp_path / "summary.tsv", tmp_path / "summary.md", tmp_path / "summary.html")
+    mean = summary[(summary["subject"] == "mean") & (summary["source"] == "this run")]
+    got = mean.set_index(["generator", "metric"])["value"]
+    assert got[("decoder", "pixcorr")] == pytest.approx(0.55)
+    assert got[("retrieval", "hog_distance")] == pytest.approx(0.3)
+    assert not mean.set_index("metric")["higher_is_better"]["hog_distance"].any()
+    paper = summary[summary["source"].str.startswith("paper")]
+    assert dict(zip(paper["metric"], paper["value"], strict=True)) == PAPER_THINGS_MEG
+    md = (tmp_path / "summary.md").read_text()
+    assert "paper, THINGS-MEG (reported)" in md and "hog_distance ↓" in md
+    html = (tmp_path / "summary.html").read_text()
+    assert "<table" in html and "not computed by this run" in html
+
+
+def test_best_median_worst_respects_direction() -> None:
+    values = np.array([0.3, 0.9, 0.1, 0.5, 0.7])
+    assert best_median_worst(values, higher_is_better=True) == [1, 3, 2]
+    assert best_median_worst(values, higher_is_better=False) == [2, 3, 1]

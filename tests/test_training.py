@@ -1,0 +1,286 @@
+"""Training: CLIP loss, overfitting, resume after interruption/kill -9, leakage, beating chance."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file
+from train_fixtures import make_latents, make_subject
+
+from megdecode import io, training
+from megdecode.training import (
+    BrainOutputs,
+    TrainingConfig,
+    build_decoder,
+    clip_loss,
+    derive_seed,
+    top5_acc,
+    train_brain_module,
+)
+from megdecode.training_data import LeakageError, check_no_leakage, load_subject
+
+SMALL = {"spatial_channels": 12, "fourier_freqs": 3, "hidden": 16, "n_blocks": 1, "out_channels": 16}
+FAST = {"max_epochs": 6, "batch_size": 16, "lr": 3e-3, "patience": 3, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("study")
+    lat = make_latents(root / "latents", n_images=40, dim=6)
+    return {
+        "latents": lat,
+        "01": make_subject(root / "sub-01", lat, "01", repeats=2),
+        "02": make_subject(root / "sub-02", lat, "02", repeats=2, seed=5, drop_channels=(3, 4)),
+    }
+
+
+def _outputs(root: Path, subjects=("01",)) -> BrainOutputs:
+    preds = {s: root / f"predictions_sub-{s}.npz" for s in subjects}
+    return BrainOutputs(root / "model.safetensors", root / "history.tsv", preds, root / "ckpt" / "last.pt")
+
+
+def test_clip_loss_hand_computed_3x3():
+    pred = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    target = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, -1.0]])
+    # cosines: row0 (1, 0, 1/sqrt2), row1 (0, 1, -1/sqrt2), row2 (1/sqrt2, 1/sqrt2, 0); scale 2
+    r = math.sqrt(2)
+    rows = [
+        -2 + math.log(math.exp(2) + 1 + math.exp(r)),
+        -2 + math.log(1 + math.exp(2) + math.exp(-r)),
+        -0 + math.log(2 * math.exp(r) + 1),
+    ]
+    assert float(clip_loss(pred, target, 2.0)) == pytest.approx(sum(rows) / 3, abs=1e-6)
+    sym = clip_loss(pred, target, 2.0, symmetric=True)
+    assert float(sym) != pytest.approx(sum(rows) / 3, abs=1e-3)
+
+
+def test_top5_acc_and_seed():
+    cands = np.eye(8)
+    assert top5_acc(cands, cands, np.arange(8)) == 1.0
+    assert top5_acc(-cands, cands, np.arange(8)) == 0.0
+    assert derive_seed(0, 1, "a", "01") == derive_seed(0, 1, "a", "01") != derive_seed(0, 1, "a", "02")
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_tiny_model_overfits_tiny_batch(one_thread):
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 6, 12, generator=gen), torch.randn(16, 5, generator=gen)
+    subj = torch.zeros(16, dtype=torch.long)
+    cfg = TrainingConfig(clip_weight=0.5)
+    model = build_decoder(
+        training.BrainModuleConfig(**{**SMALL, "dropout_radius": 0.0}),
+        cfg,
+        np.random.rand(6, 2),
+        1,
+        12,
+        (5,),
+        0,
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        losses = training.combined_loss(model(x, subj), y, model.logit_scale, cfg)
+        opt.zero_grad()
+        losses["loss"].backward()
+        opt.step()
+    model.eval()
+    out = model(x, subj)
+    assert float(torch.nn.functional.mse_loss(out["mse"].detach(), y)) < 0.05
+    assert top5_acc(out["clip"].detach().numpy(), y.numpy(), np.arange(16)) == 1.0
+
+
+def test_train_writes_contract_and_beats_chance(tmp_path):
+    study = {"latents": make_latents(tmp_path / "latents", n_images=80, dim=6)}
+    study["01"] = make_subject(tmp_path / "sub-01", study["latents"], repeats=2, n_test=20)
+    out = _outputs(tmp_path)
+    cfg = {**FAST, "max_epochs": 25, "patience": 6, "lr": 1e-2}
+    hist = train_brain_module({"01": study["01"]}, study["latents"], out, SMALL, cfg, seed=1, threads=1)
+    assert np.isfinite(hist[["train_loss", "val_loss"]].to_numpy()).all()
+    preds = io.load_npz(out.predictions["01"])
+    trials = io.read_tsv(study["01"] / "trials.tsv", dtype={"image_id": str})
+    for split in ("val", "test_small", "test_large"):
+        ids = trials.loc[trials["split"] == split, "image_id"].to_numpy(str)
+        assert preds[f"{split}_pred"].dtype == np.float32 and preds[f"{split}_pred"].shape == (len(ids), 6)
+        assert list(preds[f"{split}_image_id"]) == list(ids)
+    # standardisation from training images only
+    lat = io.load_npy(study["latents"] / "latents.npy")
+    train_rows = sorted({int(i[3:]) for i in trials.loc[trials["split"] == "train", "image_id"]})
+    assert np.allclose(preds["target_mean"], lat[train_rows].mean(0), atol=1e-5)
+    # retrieval among the 20 test images (top-5 chance 25%)
+    ids = preds["test_small_image_id"]
+    cand = (lat[[int(i[3:]) for i in ids]] - preds["target_mean"]) / preds["target_std"]
+    acc = top5_acc(preds["test_small_pred_clip"], cand, np.arange(len(ids)))
+    assert acc >= 0.6, acc
+    weights = load_file(str(out.model))
+    assert any(k.startswith("brain.spatial") for k in weights)
+    assert not out.checkpoint.exists()  # removed after success
+
+
+def test_resume_after_interruption_gives_same_model(study, tmp_path, monkeypatch):
+    cfg = {**FAST, "keep_checkpoints": True}
+    ref = _outputs(tmp_path / "ref")
+    train_brain_module({"01": study["01"]}, study["latents"], ref, SMALL, cfg, seed=3)
+    real_save = training.save_checkpoint
+    calls = {"n": 0}
+
+    def crash_after_three(path, state):
+        real_save(path, state)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated kill")
+
+    cut = _outputs(tmp_path / "cut")
+    monkeypatch.setattr(training, "save_checkpoint", crash_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        train_brain_module({"01": study["01"]}, study["latents"], cut, SMALL, cfg, seed=3)
+    assert not cut.model.exists() and cut.checkpoint.exists()
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    hist = train_brain_module({"01": study["01"]}, study["latents"], cut, SMALL, cfg, seed=3)
+    a, b = load_file(str(ref.model)), load_file(str(cut.model))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert len(hist) == len(io.read_tsv(ref.history))
+    # a checkpoint written for another config is ignored (fresh start, different result)
+    other = train_brain_module({"01": study["01"]}, study["latents"], cut, SMALL, {**cfg, "lr": 1e-3}, seed=3)
+    assert len(other) >= 1 and not np.array_equal(load_file(str(cut.model))["log_scale"], a["log_scale"])
+
+
+def test_resume_after_kill_9(study, tmp_path):
+    """A real subprocess killed with SIGKILL mid-training resumes to the uninterrupted result."""
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from megdecode import training
+        from megdecode.training import BrainOutputs, train_brain_module
+        root = Path(sys.argv[1]); slow = sys.argv[2] == "slow"
+        real = training.save_checkpoint
+        def save(path, state):
+            real(path, state)
+            if slow:
+                time.sleep(0.4)
+        training.save_checkpoint = save
+        out = BrainOutputs(root / "model.safetensors", root / "history.tsv",
+                           {{"01": root / "p.npz"}}, root / "ckpt" / "last.pt")
+        cfg = {dict(FAST, max_epochs=8, patience=8, keep_checkpoints=True)!r}
+        train_brain_module({{"01": Path({str(study["01"])!r})}}, Path({str(study["latents"])!r}), out,
+                           {SMALL!r}, cfg, seed=4, threads=1)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(training.__file__).parents[1])}
+    run = [sys.executable, "-c", script]
+    ref = _outputs(tmp_path / "ref")
+    cfg = dict(FAST, max_epochs=8, patience=8, keep_checkpoints=True)
+    train_brain_module({"01": study["01"]}, study["latents"], ref, SMALL, cfg, seed=4, threads=1)
+    proc = subprocess.Popen([*run, str(tmp_path / "cut"), "slow"], env=env)
+    ckpt = tmp_path / "cut" / "ckpt" / "last.pt"
+    deadline = time.time() + 90
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.exists() and torch.load(ckpt, weights_only=True)["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "cut" / "model.safetensors").exists()
+    subprocess.run([*run, str(tmp_path / "cut"), "fast"], check=True, env=env, timeout=120)
+    a = load_file(str(ref.model))
+    b = load_file(str(tmp_path / "cut" / "model.safetensors"))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_no_test_trial_reaches_training_or_early_stopping(study, tmp_path):
+    """Test rows are poisoned with NaN: any use in training or validation would make the losses NaN."""
+    sub = tmp_path / "sub-01"
+    sub.mkdir()
+    for name in ("trials.tsv", "channels.tsv", "info.json"):
+        (sub / name).write_bytes((study["01"] / name).read_bytes())
+    meg = io.load_npy(study["01"] / "meg.npy").copy()
+    trials = io.read_tsv(sub / "trials.tsv", dtype={"image_id": str, "concept": str})
+    test = trials["split"].str.startswith("test").to_numpy()
+    meg[test] = np.nan
+    io.save_npy(meg, sub / "meg.npy")
+    out = _outputs(tmp_path / "m")
+    hist = train_brain_module({"01": sub}, study["latents"], out, SMALL, {**FAST, "max_epochs": 3}, seed=0)
+    assert np.isfinite(hist.drop(columns=["best"]).to_numpy(float)).all()
+    preds = io.load_npz(out.predictions["01"])
+    assert np.isfinite(preds["val_pred"]).all() and np.isnan(preds["test_large_pred"]).all()
+    fit_ids = set(trials.loc[trials["split"].isin(["train", "val"]), "image_id"])
+    assert not fit_ids & set(preds["test_small_image_id"]) and not fit_ids & set(preds["test_large_image_id"])
+    # a split table that leaks a test concept into training is refused
+    leaky = trials.copy()
+    leaky.loc[leaky.index[0], "concept"] = trials.loc[test, "concept"].iloc[0]
+    with pytest.raises(LeakageError, match="test images"):
+        check_no_leakage(leaky)
+
+
+def test_shared_model_with_missing_channels(study, tmp_path):
+    subjects = ("01", "02")
+    assert len(load_subject(study["02"]).channels) == len(load_subject(study["01"]).channels) - 2
+    out = _outputs(tmp_path, subjects)
+    train_brain_module(
+        {s: study[s] for s in subjects}, study["latents"], out, SMALL, {**FAST, "max_epochs": 2}, 0
+    )
+    for s in subjects:
+        preds = io.load_npz(out.predictions[s])
+        assert np.isfinite(preds["test_large_pred"]).all() and len(preds["test_small_image_id"]) == 10
+    assert load_file(str(out.model))["brain.subject.weight"].shape[0] == 2
+
+
+def test_bad_input_names_the_file(study, tmp_path):
+    with pytest.raises(FileNotFoundError, match="meg.npy"):
+        load_subject(tmp_path)
+    out = _outputs(tmp_path / "m")
+    bad_latents = make_latents(tmp_path / "lat", n_images=5, dim=6)
+    with pytest.raises(KeyError, match="no latent for image_id"):
+        train_brain_module({"01": study["01"]}, bad_latents, out, SMALL, FAST, seed=0)
+
+
+@pytest.mark.slow
+def test_tiny_workflow_brain_beats_chance(tiny_results):
+    """On config/tiny.yaml the brain module retrieves test images far above chance."""
+    model_dirs = sorted((tiny_results / "models" / "brain").glob("*/sub-*/seed-*"))
+    assert model_dirs, "no brain module was trained by the tiny workflow"
+    for d in model_dirs:
+        backbone = d.parents[1].name
+        preds = io.load_npz(d / "predictions.npz")
+        latents = io.load_npy(tiny_results / "latents" / backbone / "latents.npy")
+        index = io.read_tsv(tiny_results / "latents" / backbone / "index.tsv", dtype={"image_id": str})
+        row = {i: k for k, i in enumerate(index["image_id"])}
+        ids = preds["test_small_image_id"]
+        uniq = np.unique(ids)
+        cand = (latents[[row[i] for i in uniq]].reshape(len(uniq), -1) - preds["target_mean"]) / preds[
+            "target_std"
+        ]
+        acc = top5_acc(preds["test_small_pred_clip"], cand, np.searchsorted(uniq, ids))
+        chance = min(5, len(uniq)) / len(uniq)
+        assert acc >= min(1.0, 2 * chance), (d, acc, chance)
+        hist = io.read_tsv(d / "history.tsv")
+        assert len(hist) >= 1 and np.isfinite(hist["val_loss"]).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_trains_on_cuda_when_present(study, tmp_path):
+    """device: auto picks CUDA; outputs are finite and written like on CPU."""
+    assert training.resolve_device("auto").type == "cuda"
+    out = _outputs(tmp_path)
+    hist = train_brain_module(
+        {"01": study["01"]}, study["latents"], out, SMALL, {**FAST, "device": "auto", "max_epochs": 3}, seed=0
+    )
+    assert len(hist) == 3 and np.isfinite(hist["val_loss"]).all()
+    assert np.isfinite(io.load_npz(out.predictions["01"])["test_large_pred"]).all()

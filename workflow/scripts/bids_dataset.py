@@ -1,0 +1,13 @@
+"""Rule bids_dataset: dataset-level BIDS files, once all runs exist (megdecode.bids.write_dataset_files)."""
+
+from megdecode.bids import BidsParams, write_dataset_files
+from megdecode.logs import job_logging
+
+with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
+    p = snakemake.params  # noqa: F821
+    write_dataset_files(
+        bids_root=p.bids_root,
+        runs=[tuple(r) for r in p.runs],
+        task=p.task,
+        params=BidsParams.from_config(p.cfg),
+    )

@@ -1,0 +1,15 @@
+"""Rule bids_inventory (real data): one row per configured run of the existing BIDS dataset."""
+
+from megdecode.logs import job_logging
+from megdecode.things import study_param, write_inventory
+
+with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
+    p = snakemake.params  # noqa: F821
+    write_inventory(
+        bids_root=study_param(p, "bids_root"),
+        subjects=study_param(p, "subjects"),
+        sessions=study_param(p, "sessions"),
+        runs=study_param(p, "runs"),
+        task=study_param(p, "task"),
+        out_tsv=snakemake.output[0],  # noqa: F821
+    )

@@ -1,0 +1,18 @@
+"""Rule bids_run: convert one sourcedata run to BIDS (megdecode.bids.convert_run)."""
+
+from megdecode.bids import BidsParams, convert_run
+from megdecode.logs import job_logging
+
+with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
+    w, p = snakemake.wildcards, snakemake.params  # noqa: F821
+    convert_run(
+        raw_fif=snakemake.input.raw,  # noqa: F821
+        log_tsv=snakemake.input.log,  # noqa: F821
+        bids_root=p.bids_root,
+        subject=w.subject,
+        session=w.session,
+        run=w.run,
+        task=p.task,
+        params=BidsParams.from_config(p.cfg),
+        ground_truth_json=snakemake.input.ground_truth,  # noqa: F821
+    )

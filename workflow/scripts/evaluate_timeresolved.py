@@ -1,0 +1,16 @@
+"""Time-resolved ridge decoding of one subject, every backbone (rule evaluate_timeresolved)."""
+
+from pathlib import Path
+
+from megdecode.evaluation import timeresolved_subject
+from megdecode.logs import job_logging
+
+with job_logging(snakemake) as log:  # noqa: F821
+    timeresolved_subject(
+        preprocessed_dir=Path(snakemake.input.meg).parent,  # noqa: F821
+        latent_dirs=snakemake.params.latent_dirs,  # noqa: F821
+        outputs=snakemake.params.outputs,  # noqa: F821
+        subject=snakemake.wildcards.subject,  # noqa: F821
+        cfg=snakemake.params.cfg,  # noqa: F821
+        seed=snakemake.params.seed,  # noqa: F821
+    )

@@ -1,0 +1,16 @@
+"""Rule stimuli_table (real data): STIMULI_TABLE from the runs' events.tsv and the user's image table."""
+
+from megdecode.logs import job_logging
+from megdecode.things import study_param, write_stimuli_table
+
+with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
+    p = snakemake.params  # noqa: F821
+    write_stimuli_table(
+        bids_root=study_param(p, "bids_root"),
+        image_table=study_param(p, "image_table"),
+        subjects=study_param(p, "subjects"),
+        sessions=study_param(p, "sessions"),
+        runs=study_param(p, "runs"),
+        task=study_param(p, "task"),
+        out_tsv=snakemake.output[0],  # noqa: F821
+    )
