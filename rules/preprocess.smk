@@ -43,16 +43,26 @@ rule preprocess_run:
 
 
 rule preprocess_subject:
-    """One subject: splits, robust scaling fitted on train trials, memory-mappable float32 array."""
+    """One subject: splits, robust scaling fitted on train trials, memory-mappable float32 array; QC report.
+
+    The report is made by the same job (one process start per subject keeps the stage lean).
+    """
     input:
         epochs=subject_runs_function(PRE_RUN_EPOCHS, SESSIONS, RUNS),
         qc=subject_runs_function(PRE_RUN_QC, SESSIONS, RUNS),
+        psd=subject_runs_function(PRE_RUN_PSD, SESSIONS, RUNS),
     output:
         meg=f"{PREPROCESSED}/meg.npy",
         trials=f"{PREPROCESSED}/trials.tsv",
         channels=f"{PREPROCESSED}/channels.tsv",
         info=f"{PREPROCESSED}/info.json",
         runs=PRE_RUNS_TABLE,
+        report=report(
+            PRE_REPORT,
+            category="Quality control",
+            subcategory="Preprocessing",
+            labels={"subject": "{subject}", "figure": "QC report"},
+        ),
     log:
         f"{LOGS}/preprocess_subject/sub-{{subject}}.log",
     benchmark:
@@ -88,35 +98,6 @@ rule preprocess_description:
         cfg=config["preprocessing"],
     script:
         "../workflow/scripts/preprocess_description.py"
-
-
-rule preprocess_report:
-    """QC report per subject: PSD before/after, evoked butterfly + topomaps, counts, dropped channels."""
-    input:
-        epochs=subject_runs_function(PRE_RUN_EPOCHS, SESSIONS, RUNS),
-        psd=subject_runs_function(PRE_RUN_PSD, SESSIONS, RUNS),
-        runs=PRE_RUNS_TABLE,
-    output:
-        report(
-            PRE_REPORT,
-            category="Quality control",
-            subcategory="Preprocessing",
-            labels={"subject": "{subject}", "figure": "QC report"},
-        ),
-    log:
-        f"{LOGS}/preprocess_report/sub-{{subject}}.log",
-    benchmark:
-        f"{BENCHMARKS}/preprocess_report/sub-{{subject}}.tsv"
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        cfg=config["preprocessing"],
-    script:
-        "../workflow/scripts/preprocess_report.py"
 
 
 ALL_TARGETS.extend(

@@ -22,7 +22,7 @@ rule train_decoder:
         f"{R}/benchmarks/train_decoder/{{backbone}}.tsv"
     conda:
         CONDA_ENV
-    threads: 2
+    threads: 1  # a tiny model: one thread is fastest
     resources:
         mem_mb=2000,
         runtime=30,
@@ -65,18 +65,23 @@ rule reconstruction_metrics:
     input:
         unpack(recon_metrics_inputs),
     output:
-        metrics=f"{RECON_DIR}/metrics.tsv",
-        figure=report(
-            f"{RECON_DIR}/best_median_worst.png",
+        metrics=expand(
+            f"{RECON_DIR}/metrics.tsv", generator="{generator}", subject=SUBJECTS
+        ),
+        figures=report(
+            expand(
+                f"{RECON_DIR}/best_median_worst.png",
+                generator="{generator}",
+                subject=SUBJECTS,
+            ),
             caption="../workflow/report/reconstruction_examples.rst",
             category="Reconstruction",
             subcategory="{generator}",
-            labels={"generator": "{generator}", "subject": "{subject}"},
         ),
     log:
-        f"{R}/logs/reconstruction_metrics/{{generator}}/sub-{{subject}}.log",
+        f"{R}/logs/reconstruction_metrics/{{generator}}.log",
     benchmark:
-        f"{R}/benchmarks/reconstruction_metrics/{{generator}}/sub-{{subject}}.tsv"
+        f"{R}/benchmarks/reconstruction_metrics/{{generator}}.tsv"
     conda:
         CONDA_ENV
     threads: RECON_CFG["threads"]
@@ -87,6 +92,7 @@ rule reconstruction_metrics:
         cfg=RECON_CFG["metrics"],
         backbones={b: RECON_BACKBONES_CFG[b] for b in recon_feature_backbones()},
         images_root=STIMULI_IMAGES,
+        subjects=SUBJECTS,
     script:
         "../workflow/scripts/reconstruct_metrics.py"
 

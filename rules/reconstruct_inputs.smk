@@ -83,9 +83,16 @@ def recon_feature_backbones():
 
 
 def recon_metrics_inputs(wildcards):
+    """Every subject's reconstructions of one generator, the stimuli, and the feature backbones' files."""
     inputs = {
-        "npz": f"{RECONSTRUCTION}/{wildcards.generator}/sub-{wildcards.subject}/reconstructions.npz",
-        "images": f"{RECONSTRUCTION}/{wildcards.generator}/sub-{wildcards.subject}/images",
+        "npz": expand(
+            f"{RECON_DIR}/reconstructions.npz",
+            generator=wildcards.generator,
+            subject=SUBJECTS,
+        ),
+        "images": expand(
+            f"{RECON_DIR}/images", generator=wildcards.generator, subject=SUBJECTS
+        ),
         "table": STIMULI_TABLE,
     }
     for b in recon_feature_backbones():

@@ -4,6 +4,12 @@ SIM_SUBJECT_TRUTH = f"{SOURCEDATA}/sub-{{subject}}/sub-{{subject}}_ground_truth.
 SIM_RUN_DIR = f"{SOURCEDATA}/sub-{{subject}}/ses-{{session}}/meg"
 SIM_RAW = f"{SIM_RUN_DIR}/{RUN_STEM}_raw.fif"
 SIM_LOG = f"{SIM_RUN_DIR}/{RUN_STEM}_log.tsv"
+# the stimuli job sees only what shapes the images and the encoding (noise/timing changes keep the latents)
+SIM_STIMULI_CFG = {
+    k: v
+    for k, v in config["simulation"].items()
+    if k in ("stimuli", "responses", "trigger_codes")
+}
 
 
 # one subject's files for every session x run (subject stays a wildcard), sessions outer
@@ -35,7 +41,7 @@ rule simulate_stimuli:
         mem_mb=1000,
         runtime=10,
     params:
-        cfg=config["simulation"],
+        cfg=SIM_STIMULI_CFG,
         seed=config["seed"],
     script:
         "../workflow/scripts/simulate_stimuli.py"
@@ -70,5 +76,6 @@ rule simulate_subject:
 
 if SIMULATED:
     ALL_TARGETS += [STIMULI_TABLE, SIM_GROUND_TRUTH]
+    ALL_TARGETS += expand(SIM_SUBJECT_TRUTH, subject=SUBJECTS)
     ALL_TARGETS += expand(SIM_RAW, zip, **all_runs())
     ALL_TARGETS += expand(SIM_LOG, zip, **all_runs())

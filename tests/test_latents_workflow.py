@@ -15,10 +15,14 @@ from latents_fixtures import make_stimuli
 from megdecode.config import load_config
 from megdecode.io import load_npy, read_tsv
 
+# tiny.yaml's backbone names (other sections refer to them), with options of our own
 BACKBONES = {
-    "hc": {"kind": "handcrafted", "options": {"features": ["colour_histogram", "hog"], "image_size": 32}},
-    "attr": {"kind": "attributes", "label": "Attributes"},
-    "dino": {
+    "colour_hist": {
+        "kind": "handcrafted",
+        "options": {"features": ["colour_histogram", "hog"], "image_size": 32},
+    },
+    "attributes": {"kind": "attributes", "label": "Attributes"},
+    "dinov2_random": {
         "kind": "huggingface_vision",
         "options": {"random_init": {"hidden_size": 16, "num_hidden_layers": 1, "image_size": 16}},
     },
@@ -52,18 +56,18 @@ def test_latents_rules_on_own_stimuli_and_rerun_scope(tmp_path) -> None:
         assert lat.shape[0] == len(index) == 12  # 13 rows minus the catch image
         assert (results / "logs" / "latents" / f"{name}.log").is_file()
         assert (results / "benchmarks" / "latents" / f"{name}.tsv").is_file()
-    meta = json.loads((results / "latents" / "dino" / "latents.json").read_text())
+    meta = json.loads((results / "latents" / "dinov2_random" / "latents.json").read_text())
     assert meta["pretrained"] is False and meta["label"] == "DINOv2 (random init)"
-    assert (results / "pretrained" / "dino" / "model.safetensors").is_file()
+    assert (results / "pretrained" / "dinov2_random" / "model.safetensors").is_file()
     assert not list((results / "pretrained").glob(".tmp-*"))
 
     # editing one backbone's options reruns that backbone only
     changed = json.loads(json.dumps(BACKBONES))
-    changed["hc"]["options"]["features"] = ["colour_histogram"]
+    changed["colour_hist"]["options"]["features"] = ["colour_histogram"]
     config = write_config(tmp_path / "changed.yaml", changed)
     dry = run_snakemake(results, "-n", *LATENT_RULES, *targets(results, changed), configfile=config)
     planned = set(re.findall(r"wildcards: backbone=(\w+)", dry.stdout + dry.stderr))
-    assert planned == {"hc"}
+    assert planned == {"colour_hist"}
 
 
 @pytest.mark.slow

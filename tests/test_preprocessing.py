@@ -456,3 +456,24 @@ def test_derivatives_description(tmp_path):
     write_derivatives_description(tmp_path / "dataset_description.json", {"h_freq": 30.0})
     desc = json.loads((tmp_path / "dataset_description.json").read_text())
     assert desc["DatasetType"] == "derivative" and "0.1-30.0 Hz" in desc["GeneratedBy"][0]["Description"]
+
+
+def test_subject_job_writes_arrays_and_qc_report(tmp_path):
+    from megdecode.preprocessing.subject import OUTPUT_KEYS, preprocess_subject
+
+    stimuli = tmp_path / "stimuli.tsv"
+    _stimuli(stimuli)
+    out = _run_job(tmp_path, *_write_run(tmp_path / "bids", "01", 7), stimuli, {})
+    names = {"meg": "meg.npy", "report": "report.html", "info": "info.json"}
+    outputs = {k: tmp_path / "pre" / names.get(k, f"{k}.tsv") for k in OUTPUT_KEYS}
+    trials = preprocess_subject([out["e"]], [out["q"]], [out["p"]], "01", outputs, {}, seed=0)
+    assert len(trials) == len(load_npy(outputs["meg"], mmap=True))
+    text = outputs["report"].read_text()
+    for title in (
+        "Runs and epoch counts",
+        "Dropped channels",
+        "PSD before/after",
+        "Evoked response",
+        "Topomaps",
+    ):
+        assert title in text

@@ -14,7 +14,7 @@ from megdecode.reconstruction import (
     load_latents,
     load_predictions,
     reconstruct_subject,
-    score_subject,
+    score_subjects,
     summarise,
 )
 from megdecode.reconstruction.base import derive_seed, load_images, read_stimuli, train_image_ids
@@ -199,11 +199,11 @@ def test_reconstruct_and_score_subject(
         retrieved = data["retrieved_id"].tolist()
         assert set(retrieved) <= set(train_image_ids(stimuli))  # never a test image
     with caplog.at_level("INFO"):
-        score_subject(
-            str(out / "reconstructions.npz"), str(out / "images"), str(study["table"]), str(study["images"]),
-            METRICS_CFG, {"colour_hist": COLOUR_HIST, "attrs": {"kind": "attributes"}},
+        score_subjects(
+            generator, ["01"], [str(out / "reconstructions.npz")], [str(out / "images")],
+            [str(out / "metrics.tsv")], [str(out / "best_median_worst.png")], str(study["table"]),
+            str(study["images"]), METRICS_CFG, {"colour_hist": COLOUR_HIST, "attrs": {"kind": "attributes"}},
             {"colour_hist": str(study["colour_hist"]), "attrs": str(study["colour_hist"])}, {},
-            str(out / "metrics.tsv"), str(out / "best_median_worst.png"), subject="01", generator=generator,
         )  # fmt: skip
     assert "alexnet2 skipped" in caplog.text
     assert "attrs skipped" in caplog.text
@@ -243,7 +243,7 @@ def test_summary_has_paper_rows_labelled(tmp_path: Path) -> None:
     md = (tmp_path / "summary.md").read_text()
     assert "paper, THINGS-MEG (reported)" in md and "hog_distance ↓" in md
     html = (tmp_path / "summary.html").read_text()
-    assert "<table" in html and "not computed by this run" in html
+    assert html.count("<table") == 2 and "not computed by this run" in html and "Per subject" in html
 
 
 def test_best_median_worst_respects_direction() -> None:

@@ -150,6 +150,12 @@ def test_workflow_entry_point_runs_versatile_diffusion(tiny_vd: Path, tmp_path: 
     assert len(list((out / "images").glob("*.png"))) == 3
 
 
+def test_token_shape_mismatch_is_a_clear_error(tiny_vd: Path) -> None:
+    generator = VersatileDiffusionGenerator(_params(tiny_vd), seed=0)
+    with pytest.raises(ValueError, match=r"expects \(tokens, 32\)"):
+        generator.generate({"clipv": _pred(TOKENS * 16)}, {"clipv": (TOKENS, 16)})
+
+
 def test_missing_weights_error_names_the_id_and_the_fix(tmp_path: Path) -> None:
     params = VDParams(model=str(tmp_path / "no-such-vd"), vision_backbone="clipv", device="cpu")
     with pytest.raises(OSError, match="huggingface-cli download .*no-such-vd") as err:

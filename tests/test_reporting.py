@@ -259,7 +259,7 @@ def test_evaluate_and_report_rules_on_fake_tree(tmp_path: Path) -> None:
 
 
 def _peak(curve: pd.DataFrame) -> float:
-    """Centre of the sliding window with the best mean-over-subjects median rank (lowest)."""
+    """Centre of the sliding window with the lowest median rank, averaged over subjects and test sets."""
     mean = curve.assign(c=((curve.tmin + curve.tmax) / 2).round(6)).groupby("c").value.mean()
     return float(mean.idxmin())
 
@@ -277,14 +277,16 @@ def test_timeresolved_peaks_at_simulated_latencies(tiny_results: Path) -> None:
             for p in (tiny_results / "evaluation" / "timeresolved").rglob("*.tsv")
         ]
     )
-    sliding = tr[(tr.window_kind == "sliding") & (tr.metric == "median_rank") & (tr.test_set == "test_large")]
+    sliding = tr[(tr.window_kind == "sliding") & (tr.metric == "median_rank")]
     low = _peak(sliding[sliding.backbone == "colour_hist"])
     attr = _peak(sliding[sliding.backbone == "attributes"])
     assert min(abs(low - t) for t in early) <= step + 1e-9, (low, early)
     assert min(abs(attr - t) for t in late) <= step + 1e-9, (attr, late)
-    chance = read_tsv(next((tiny_results / "evaluation" / "retrieval" / "chance").rglob("*.tsv")))
-    for row in chance.itertuples():  # the shuffled-label control: chance inside its CI (small tolerance)
-        assert row.ci_low - 0.02 <= row.chance <= row.ci_high + 0.02, row
+    chance = pd.concat(
+        [read_tsv(p) for p in (tiny_results / "evaluation" / "retrieval" / "chance").rglob("*.tsv")]
+    )
+    for row in chance.itertuples():  # the shuffled-label control stays at chance
+        assert abs(row.value - row.chance) <= max(0.05, row.ci_high - row.ci_low), row
 
 
 def _tiny_eval_cfg() -> dict:

@@ -115,3 +115,14 @@ def test_target_chunks_give_the_same_model():
         whole = fit_ridge(X, Y, [0.1, 10.0, 1e3], *val)
         chunked = fit_ridge(X, Y, [0.1, 10.0, 1e3], *val, target_chunk=2)
         assert np.allclose(whole.scores, chunked.scores) and np.allclose(whole.coef, chunked.coef, atol=1e-6)
+
+
+@pytest.mark.parametrize(("n", "p"), [(60, 10), (15, 40)])
+def test_cholesky_and_eigh_solvers_agree(n, p):
+    X, Y = _data(n, p, d=4)
+    Xv, Yv = _data(20, p, d=4, seed=2)
+    a = fit_ridge(X, Y, [0.1, 10.0, 1e3], Xv, Yv, solver="eigh")
+    b = fit_ridge(X, Y, [0.1, 10.0, 1e3], Xv, Yv, solver="cholesky")
+    assert a.alpha == b.alpha and np.allclose(a.scores, b.scores) and np.allclose(a.coef, b.coef, atol=1e-5)
+    with pytest.raises(ValueError, match="validation"):
+        fit_ridge(X, Y, [1.0], solver="cholesky")

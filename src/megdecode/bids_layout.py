@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -17,9 +18,13 @@ def run_stem(subject: str, session: str, run: str, task: str) -> str:
 def run_files(
     bids_root: str, subject: str, session: str, run: str, task: str, simulated: bool
 ) -> dict[str, str]:
-    """``{'raw', 'events'}`` of one run: ``_meg.fif`` when converted from a simulation, else ``_meg.ds``."""
+    """``{'raw', 'events'}`` of one run: ``_meg.fif`` when converted from a simulation, else the CTF ``_meg.ds``
+    (or a ``_meg.fif`` standing in for it when only that exists, as in a dataset converted to FIF)."""
     base = f"{bids_root}/sub-{subject}/ses-{session}/meg/{run_stem(subject, session, run, task)}"
-    return {"raw": base + ("_meg.fif" if simulated else "_meg.ds"), "events": base + "_events.tsv"}
+    raw = base + "_meg.fif"
+    if not simulated and (Path(base + "_meg.ds").exists() or not Path(raw).exists()):
+        raw = base + "_meg.ds"
+    return {"raw": raw, "events": base + "_events.tsv"}
 
 
 def run_files_function(bids_root: str, task: str, simulated: bool) -> Callable[[Any], dict[str, str]]:

@@ -43,6 +43,7 @@ COLUMNS = [
 ]
 TIMERESOLVED_COLUMNS = [*COLUMNS[:5], "window_kind", "tmin", "tmax", *COLUMNS[5:]]
 FULL_WINDOW = "full"
+IN_MEMORY_BYTES = 2 * 1024**3  # time-resolved decoding loads meg.npy into memory below this size
 
 
 # --------------------------------------------------------------------------- settings
@@ -55,6 +56,7 @@ class RetrievalSettings:
     topk: tuple[int, ...] = (1, 5)
     n_bootstrap: int = 1000
     ci_level: float = 0.95
+    chance_shuffles: int = 100
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> RetrievalSettings:
@@ -62,6 +64,7 @@ class RetrievalSettings:
             topk=tuple(int(k) for k in cfg.get("topk", cls.topk)),
             n_bootstrap=int(cfg.get("n_bootstrap", cls.n_bootstrap)),
             ci_level=float(cfg.get("ci_level", cls.ci_level)),
+            chance_shuffles=int(cfg.get("chance_shuffles", cls.chance_shuffles)),
         )
 
     @property
@@ -79,7 +82,7 @@ class TimeResolvedSettings:
     growing_step: float = 0.1
     tmin: float | None = None
     tmax: float | None = None
-    alphas: tuple[float, ...] = tuple(10.0**k for k in range(-1, 8))
+    alphas: tuple[float, ...] = tuple(10.0**k for k in range(-1, 9))
     retrieval: RetrievalSettings = field(default_factory=lambda: RetrievalSettings(n_bootstrap=200))
 
     @classmethod
@@ -189,10 +192,26 @@ def item_scores(
 ) -> dict[str, np.ndarray]:
     """Per-item retrieval scores of ``pred`` vs ``candidates`` (rows = the sorted unique ``image_ids``)."""
     _, target = gallery(image_ids)
-    sim = rm.cosine_similarity(pred, candidates)
+    return sim_scores(rm.cosine_similarity(pred, candidates), target, topk)
+
+
+def sim_scores(sim: np.ndarray, target: np.ndarray, topk: Sequence[int] = (1, 5)) -> dict[str, np.ndarray]:
+    """Per-item top-k hits and relative ranks from a similarity matrix."""
     scores = {f"top{k}_acc": rm.topk_hits(sim, target, k) for k in topk}
     scores["median_rank"] = rm.relative_ranks(sim, target)
     return scores
+
+
+def shuffled_scores(
+    sim: np.ndarray, target: np.ndarray, topk: Sequence[int], n_shuffles: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Chance model: per-item scores averaged over ``n_shuffles`` permutations of the predictions.
+
+    Permuting predictions across items permutes the rows of ``sim``; averaging many permutations gives
+    a per-item estimate of the chance score rather than one noisy draw.
+    """
+    draws = [sim_scores(sim[rng.permutation(len(sim))], target, topk) for _ in range(max(n_shuffles, 1))]
+    return {m: np.mean([d[m] for d in draws], axis=0) for m in draws[0]}
 
 
 def chance_level(metric: str, gallery_size: int) -> float:
@@ -237,8 +256,9 @@ def evaluate_predictions(
 ) -> list[dict[str, Any]]:
     """Retrieval rows (test_set, metric, value, ci, chance) for one model, pooled over its seeds.
 
-    ``shuffle=True`` is the chance model: each seed's predictions are permuted across items before
-    scoring, which breaks the MEG-image pairing and must land at chance.
+    ``shuffle=True`` is the chance model: each seed's predictions are permuted across items
+    (``settings.chance_shuffles`` times, per-item scores averaged), which breaks the MEG-image pairing
+    and must land at chance.
     """
     if not predictions:
         raise ValueError(f"no predictions given for {source}")
@@ -259,11 +279,13 @@ def evaluate_predictions(
             pred = np.asarray(p[key], dtype=np.float64)
             if len(pred) != len(ids):
                 raise ValueError(f"{source}: {key} has {len(pred)} rows for {len(ids)} image ids")
-            if shuffle:
-                pred = pred[rng.permutation(len(pred))]
-            gallery_ids, _ = gallery(ids)
+            gallery_ids, target = gallery(ids)
             candidates = standardise(latents.get(gallery_ids), p["target_mean"], p["target_std"])
-            per_seed.append(item_scores(pred, ids, candidates, settings.topk))
+            sim = rm.cosine_similarity(pred, candidates)
+            if shuffle:
+                per_seed.append(shuffled_scores(sim, target, settings.topk, settings.chance_shuffles, rng))
+            else:
+                per_seed.append(sim_scores(sim, target, settings.topk))
         n_gallery = len(np.unique(ids))
         for row in summarise_items(per_seed, n_gallery, settings, rng):
             rows.append(dict(test_set=test_set, window=FULL_WINDOW, **row))
@@ -511,6 +533,8 @@ def timeresolved_subject(
     """
     preprocessed_dir = Path(preprocessed_dir)
     meg = load_npy(preprocessed_dir / "meg.npy", mmap=True)
+    if meg.nbytes <= IN_MEMORY_BYTES:  # one read instead of one per window
+        meg = np.asarray(meg)
     trials = read_tsv(preprocessed_dir / "trials.tsv", dtype={"image_id": str, "subject": str})
     times = epoch_times(read_json(preprocessed_dir / "info.json"), meg.shape[-1])
     settings = TimeResolvedSettings.from_config(cfg)

@@ -467,8 +467,8 @@ def plot_timecourses(
                 ax.axhline(100 * sub.chance.mean(), color=COLORS["chance"], linestyle="--", linewidth=0.8)
             ax.set_title(f"{kind} windows, {TEST_SET_LABELS.get(ts, ts)}")
             ax.set_ylabel(metric_label(metric))
-            if r == len(kinds) - 1:
-                ax.set_xlabel("window centre (s)" if kind == "sliding" else "window end (s)")
+            ax.set_xlabel("window centre (s)" if kind == "sliding" else "window end (s)")
+            ax.tick_params(labelbottom=True)
     axes[0][0].legend(frameon=False, fontsize=6)
     fig.tight_layout()
     return fig

@@ -500,7 +500,11 @@ def write_brain_outputs(
     seed: int,
     history: list[dict[str, Any]],
 ) -> None:
-    """Predictions per subject and split, the history and the best weights (safetensors)."""
+    """Predictions per subject and split, the history and the best weights (safetensors).
+
+    ``{split}_pred`` is the MSE head (in the standardised target space, as the contract asks; what a
+    generator de-standardises); ``{split}_pred_clip`` is the CLIP head (trained for cosine retrieval).
+    """
     from safetensors.torch import save_file
 
     preds = {split: predict(model, sets[split], device) for split in PRED_SPLITS}

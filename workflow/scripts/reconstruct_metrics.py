@@ -1,15 +1,19 @@
-"""Rule reconstruction_metrics: per-image metrics of one (generator, subject), best/median/worst figure."""
+"""Rule reconstruction_metrics: per-image metrics and best/median/worst figures of one generator."""
 
 from pathlib import Path
 
 from megdecode.logs import job_logging
-from megdecode.reconstruction import score_subject
+from megdecode.reconstruction import score_subjects
 
 with job_logging(snakemake) as log:  # noqa: F821
     inputs = dict(snakemake.input.items())  # noqa: F821
-    score_subject(
-        recon_npz=inputs["npz"],
-        recon_images=inputs["images"],
+    score_subjects(
+        generator=snakemake.wildcards.generator,  # noqa: F821
+        subjects=snakemake.params.subjects,  # noqa: F821
+        recon_npzs=list(inputs["npz"]),
+        recon_images=list(inputs["images"]),
+        out_metrics=list(snakemake.output.metrics),  # noqa: F821
+        out_figures=list(snakemake.output.figures),  # noqa: F821
         stimuli_tsv=inputs["table"],
         images_root=snakemake.params.images_root,  # noqa: F821
         cfg=snakemake.params.cfg,  # noqa: F821
@@ -18,9 +22,5 @@ with job_logging(snakemake) as log:  # noqa: F821
             k[len("latents_") :]: str(Path(v).parent) for k, v in inputs.items() if k.startswith("latents_")
         },
         weights_dirs={k[len("weights_") :]: v for k, v in inputs.items() if k.startswith("weights_")},
-        out_metrics=snakemake.output.metrics,  # noqa: F821
-        out_figure=snakemake.output.figure,  # noqa: F821
-        subject=snakemake.wildcards.subject,  # noqa: F821
-        generator=snakemake.wildcards.generator,  # noqa: F821
         threads=snakemake.threads,  # noqa: F821
     )

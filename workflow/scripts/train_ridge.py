@@ -14,5 +14,6 @@ with job_logging(snakemake) as log:  # noqa: F821
         snakemake.output.predictions,  # noqa: F821
         snakemake.output.model,  # noqa: F821
         snakemake.params.ridge,  # noqa: F821
+        threads=snakemake.threads,  # noqa: F821
     )
     log.info("alpha %g (%s)", model.alpha, model.selection)

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import platform
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,21 @@ def build_random_backbone(name: str, spec: Mapping[str, Any], out_dir: Path | st
         build_random_model(backbone.kind, ri, tmp, model_seed)
 
 
+def software_versions() -> dict[str, str]:
+    """Versions of python, megdecode and whichever numeric libraries the job imported."""
+    import megdecode
+
+    versions = {"python": platform.python_version(), "megdecode": megdecode.__version__}
+    for module in ("numpy", "skimage", "PIL", "torch", "transformers", "diffusers"):
+        if module in sys.modules:
+            versions[module] = str(getattr(sys.modules[module], "__version__", "unknown"))
+    return versions
+
+
 def latent_sidecar(
     name: str, spec: Mapping[str, Any], backbone: Any, shape: tuple[int, ...], provenance: dict
 ) -> dict:
     """The ``latents.json`` content: shape, kind, label, pretrained flag and provenance."""
-    import megdecode
-
     random_init = getattr(backbone.options, "random_init", None) is not None
     sidecar = {
         "backbone": name,
@@ -62,7 +72,7 @@ def latent_sidecar(
         "n_images": shape[0],
         "pretrained": backbone.pretrained,
         "random_init": random_init,
-        "software": {"megdecode": megdecode.__version__, "python": platform.python_version()},
+        "software": software_versions(),
         **provenance,
     }
     return jsonable(sidecar)

@@ -39,6 +39,43 @@ def mean_psd(paths: Sequence[Path | str], key: str) -> tuple[np.ndarray, np.ndar
     return freqs, np.mean(curves, axis=0)
 
 
+def butterfly(times: np.ndarray, data: np.ndarray, title: str):
+    """Butterfly plot (one line per channel, fT) drawn as a single LineCollection: fast for 271 channels."""
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    values = data * 1e15
+    segments = np.stack([np.broadcast_to(times, values.shape), values], axis=-1)
+    ax.add_collection(LineCollection(segments, linewidths=0.5, colors="k", alpha=0.4))
+    ax.plot(times, values.std(axis=0), color="C3", lw=1.5, label="global field power (SD)")
+    ax.axvline(0.0, color="C0", lw=0.8)
+    ax.set(xlim=(times[0], times[-1]), ylim=(values.min() * 1.05, values.max() * 1.05))
+    ax.set(xlabel="time (s)", ylabel="field (fT)", title=title)
+    ax.legend(loc="upper right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def combined_evoked(epochs_paths: Sequence[Path | str], qc_paths: Sequence[Path | str]):
+    """Average image-trial response over runs (from the runs' QC archives), with the epochs' channel info."""
+    import mne
+
+    total, count, times, info = None, 0, None, None
+    for epochs_path, qc_path in zip(epochs_paths, qc_paths, strict=True):
+        arrays = load_npz(qc_path)
+        if arrays["evoked_sum"].size == 0 or int(arrays["evoked_n"]) == 0:
+            continue
+        total = arrays["evoked_sum"] if total is None else total + arrays["evoked_sum"]
+        count += int(arrays["evoked_n"])
+        times = arrays["times"]
+        if info is None:
+            info = mne.io.read_info(epochs_path, verbose="error")
+    if total is None:
+        return None
+    return mne.EvokedArray(total / count, info, tmin=float(times[0]), nave=count, verbose="error")
+
+
 def build_report(
     epochs_paths: Sequence[Path | str],
     psd_paths: Sequence[Path | str],
@@ -83,22 +120,14 @@ def build_report(
     report.add_figure(fig, title="PSD before/after filtering")
     plt.close(fig)
 
-    evokeds = []
-    for path in epochs_paths:
-        ep = mne.read_epochs(path, preload=True, verbose="error")
-        if len(ep):
-            images = ep[[t != "catch" for t in ep.metadata["trial_type"]]]
-            if len(images):
-                evokeds.append(images.average())
-    if evokeds:
-        evoked = mne.combine_evoked(evokeds, weights="nave")
-        fig = evoked.plot(show=False, spatial_colors=False, time_unit="s", verbose="error")
+    evoked = combined_evoked(epochs_paths, psd_paths)
+    if evoked is not None:
+        fig = butterfly(evoked.times, evoked.data, f"sub-{subject}, image trials (n={evoked.nave})")
         report.add_figure(fig, title=f"Evoked response, image trials (butterfly, n={evoked.nave})")
         plt.close(fig)
-        gfp = evoked.data.std(axis=0)
-        times = peak_times(gfp, evoked.times)
+        times = peak_times(evoked.data.std(axis=0), evoked.times)
         if times:
-            fig = evoked.plot_topomap(times=times, show=False, time_unit="s")
+            fig = evoked.plot_topomap(times=times, show=False, time_unit="s", res=32, contours=0)
             report.add_figure(fig, title="Topomaps at the global field power peaks")
             plt.close(fig)
     else:

@@ -35,7 +35,7 @@ class EpochResult:
     data: np.ndarray  # float32 (events, channels, times) at the output rate
     times: np.ndarray  # seconds, (times,)
     stream: np.ndarray  # float32 (channels, samples): decimated, high-passed continuous signal (for QC)
-    raw_ptp: np.ndarray  # float64 (channels,) peak-to-peak of the raw signal
+    raw_ptp: np.ndarray  # float64 (channels,) peak-to-peak of the low-passed continuous signal
 
 
 def decimation_factor(raw_sfreq: float, sfreq: float, run: str) -> int:
@@ -97,9 +97,9 @@ def fir_valid(x: np.ndarray, kernel: np.ndarray, workers: int = 1, n_fft: int = 
     out = np.empty(x.shape[:-1] + (n_out,), dtype=x.dtype)
     for start in range(0, n_out, step):
         seg = x[..., start : start + n_fft]
-        block = sfft.irfft(
-            sfft.rfft(seg, n_fft, axis=-1, workers=workers) * spectrum, n_fft, axis=-1, workers=workers
-        )
+        spec = sfft.rfft(seg, n_fft, axis=-1, workers=workers)
+        spec *= spectrum
+        block = sfft.irfft(spec, n_fft, axis=-1, workers=workers, overwrite_x=True)
         m = min(step, n_out - start)
         out[..., start : start + m] = block[..., n_taps - 1 : n_taps - 1 + m]
     return out
@@ -134,11 +134,14 @@ def epoch_continuous(
     run: str = "run",
     workers: int = 1,
     progress: bool = False,
+    rows: np.ndarray | None = None,
 ) -> EpochResult:
     """Epoch a continuous recording with the paper's chain.
 
-    ``read(start, stop)`` returns the picked channels' float data for samples ``[start, stop)``;
-    ``samples`` are the event samples (0 = first sample of the recording).
+    ``read(start, stop)`` returns ``n_channels`` rows of float data for samples ``[start, stop)``;
+    ``rows`` selects the rows to keep (default: all; reading a contiguous block of channels and dropping
+    rows at the end is cheaper than selecting on every read). ``samples`` are the event samples
+    (0 = first sample of the recording).
     """
     from tqdm import tqdm
 
@@ -154,6 +157,7 @@ def epoch_continuous(
     b0 = t0 if params.baseline_tmin is None else round(params.baseline_tmin * raw_sfreq)
     b1 = round(params.baseline_tmax * raw_sfreq)
     samples = np.asarray(samples, dtype=np.int64)
+    rows = np.arange(n_channels) if rows is None else np.asarray(rows, dtype=np.int64)
     epoch_windows(samples, n_samples, t0, t1, run)
 
     step = max(factor, int(params.chunk_s * raw_sfreq) // factor * factor)
@@ -163,8 +167,6 @@ def epoch_continuous(
     stream = np.empty((n_channels, n_stream), dtype=np.float32)
     epochs = np.empty((len(samples), n_channels, n_times), dtype=np.float32)
     baseline = np.empty((len(samples), n_channels), dtype=np.float64)
-    ptp_lo = np.full(n_channels, np.inf)
-    ptp_hi = np.full(n_channels, -np.inf)
     offset = None
     grid = factor * np.arange(n_times)
     starts = range(0, n_samples, step)
@@ -172,14 +174,17 @@ def epoch_continuous(
         e = min(n_samples, a + step + span)
         lo, hi = max(0, a - half), min(n_samples, e + half)
         x = np.asarray(read(lo, hi))
-        if not np.isfinite(x).all():
-            raise BadRunError(f"run {run}: the MEG data contain NaN or infinite values (samples {lo}-{hi})")
-        core = x[:, a - lo : min(step, n_samples - a) + a - lo]
-        np.minimum(ptp_lo, core.min(axis=1), out=ptp_lo)
-        np.maximum(ptp_hi, core.max(axis=1), out=ptp_hi)
         if offset is None:
             offset = x.mean(axis=1, keepdims=True)
-        x = (x - offset).astype(np.float32)
+            offset[~np.isfinite(offset)] = 0.0
+        x32 = np.empty(x.shape, dtype=np.float32)
+        np.subtract(x, offset, out=x32, casting="same_kind")
+        x = x32
+        finite = np.isfinite(x.sum(axis=1))  # NaN/inf propagate into the row sum: one cheap pass
+        if not finite[rows].all():
+            raise BadRunError(f"run {run}: the MEG data contain NaN or infinite values (samples {lo}-{hi})")
+        if not finite.all():  # only in rows that are dropped: keep them from spreading
+            x[~finite] = 0.0
         if lo == 0:
             first = x[:, 0].astype(np.float64)
         if hi == n_samples:
@@ -194,7 +199,10 @@ def epoch_continuous(
             epochs[sel] = lp[:, idx].transpose(1, 0, 2)
             for k, s in zip(sel, samples[sel], strict=True):
                 baseline[k] = lp[:, s + b0 - a : s + b1 + 1 - a].mean(axis=1)
-    flat = (ptp_hi - ptp_lo) <= params.flat_ratio * np.median(ptp_hi - ptp_lo)
+    stream, epochs, baseline = stream[rows], epochs[:, rows], baseline[:, rows]
+    first, last = first[rows], last[rows]
+    ptp = (stream.max(axis=1) - stream.min(axis=1)).astype(np.float64)  # of the low-passed signal
+    flat = ptp <= params.flat_ratio * np.median(ptp)
     if flat.any():
         raise BadRunError(
             f"run {run}: flat MEG channel(s) at index {np.flatnonzero(flat).tolist()[:10]}; "
@@ -203,14 +211,13 @@ def epoch_continuous(
     if params.l_freq is not None:
         drift = _drift(stream, params, first, last)
         stream -= drift
-        pos = (samples[:, None] + t0 + grid[None, :]) / factor  # stream index of each epoch sample
-        epochs -= _interp(drift, pos)
+        at_epochs = _interp(drift, samples + t0, factor, n_times)
+        epochs -= at_epochs
         in_bl = (t0 + grid >= b0) & (t0 + grid <= b1)
-        drift_bl = _interp(drift, pos[:, in_bl]).mean(axis=-1)
-        baseline -= drift_bl
+        baseline -= at_epochs[..., in_bl].mean(axis=-1)
     epochs -= baseline[..., None].astype(np.float32)
     times = (t0 + grid) / raw_sfreq
-    return EpochResult(data=epochs, times=times, stream=stream, raw_ptp=ptp_hi - ptp_lo)
+    return EpochResult(data=epochs, times=times, stream=stream, raw_ptp=ptp)
 
 
 def _drift(
@@ -223,11 +230,11 @@ def _drift(
     """
     kernel = highpass_drift_kernel(params.l_freq, params.sfreq)
     half = kernel.size // 2
-    x = stream.astype(np.float64)
+    x = stream
     n = x.shape[1]
-    left = 2 * first[:, None] - _reflected(x, half, start=True)
-    right = 2 * last[:, None] - _reflected(x, half, start=False)
-    return fir_valid(np.concatenate([left, x, right], axis=1), kernel).astype(np.float32)[:, :n]
+    left = 2 * first[:, None].astype(np.float32) - _reflected(x, half, start=True)
+    right = 2 * last[:, None].astype(np.float32) - _reflected(x, half, start=False)
+    return fir_valid(np.concatenate([left, x, right], axis=1), kernel.astype(np.float32))[:, :n]
 
 
 def _reflected(x: np.ndarray, n_pad: int, start: bool) -> np.ndarray:
@@ -235,18 +242,22 @@ def _reflected(x: np.ndarray, n_pad: int, start: bool) -> np.ndarray:
     n = x.shape[1]
     k = min(n_pad, n - 1)
     mirror = x[:, k:0:-1] if start else x[:, -2 : -k - 2 : -1]
-    zeros = np.zeros((x.shape[0], n_pad - k))
+    zeros = np.zeros((x.shape[0], n_pad - k), dtype=x.dtype)
     # MNE's 'reflect_limited': zeros beyond what the signal can mirror, placed away from the signal
     return np.concatenate([zeros, mirror], axis=1) if start else np.concatenate([mirror, zeros], axis=1)
 
 
-def _interp(signal: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Linear interpolation of ``signal`` (channels, n) at fractional indices ``pos`` (events, k).
+def _interp(signal: np.ndarray, starts: np.ndarray, factor: int, n_times: int) -> np.ndarray:
+    """``signal`` (channels, n), sampled every ``factor`` raw samples, linearly interpolated at the raw
+    samples ``starts[e] + factor * j`` (j < n_times) -> (events, channels, n_times).
 
-    Returns (events, channels, k).
+    Every sample of one epoch has the same fractional position, so each epoch is one contiguous window.
     """
-    i = np.clip(np.floor(pos).astype(np.int64), 0, signal.shape[1] - 1)
-    j = np.minimum(i + 1, signal.shape[1] - 1)
-    frac = (pos - i).astype(np.float32)
-    out = signal[:, i] * (1 - frac) + signal[:, j] * frac  # (channels, events, times)
-    return np.moveaxis(out, 0, 1)
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    base, rest = np.divmod(np.asarray(starts, dtype=np.int64), factor)
+    frac = (rest / factor).astype(np.float32)[:, None, None]
+    padded = np.concatenate([signal, signal[:, -1:]], axis=1)  # the last window may reach one past the end
+    windows = sliding_window_view(padded, n_times + 1, axis=1)  # (channels, n - n_times + 1, n_times + 1)
+    block = np.moveaxis(windows[:, base], 0, 1)  # (events, channels, n_times + 1)
+    return block[..., :-1] * (1 - frac) + block[..., 1:] * frac

@@ -13,7 +13,7 @@ from megdecode.reconstruction.stage import (
     generator_backbones,
     reconstruct_subject,
     score_images,
-    score_subject,
+    score_subjects,
     summarise,
 )
 
@@ -28,6 +28,6 @@ __all__ = [
     "load_predictions",
     "reconstruct_subject",
     "score_images",
-    "score_subject",
+    "score_subjects",
     "summarise",
 ]

@@ -37,9 +37,9 @@ class DecoderParams:
     """Hyper-parameters of the latent -> image decoder (config ``reconstruction.decoder``)."""
 
     image_size: int = 32
-    width: int = 64
-    pca_components: int = 128
-    epochs: int = 150
+    width: int = 32
+    pca_components: int = 64
+    epochs: int = 30
     batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 1e-4

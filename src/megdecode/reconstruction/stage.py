@@ -45,6 +45,9 @@ PAPER_THINGS_MEG: dict[str, float] = {
 }
 PAPER_LABEL = "paper (Benchetrit et al. 2023, THINGS-MEG, as reported by ATM; not reproduced here)"
 
+#: Non-metric columns of a metrics table.
+ID_COLUMNS = ("subject", "generator", "image_id", "retrieved_id")
+
 #: Backbone kinds whose latents do not come from pixels: they cannot featurise a reconstruction.
 NON_IMAGE_KINDS = ("attributes", "huggingface_text")
 
@@ -186,36 +189,59 @@ def score_images(
     return pd.DataFrame(table)
 
 
-def score_subject(
-    recon_npz: str,
-    recon_images: str,
+def score_subjects(
+    generator: str,
+    subjects: Sequence[str],
+    recon_npzs: Sequence[str],
+    recon_images: Sequence[str],
+    out_metrics: Sequence[str],
+    out_figures: Sequence[str],
     stimuli_tsv: str,
     images_root: str,
     cfg: Mapping[str, Any],
     backbones: Mapping[str, Mapping[str, Any]],
     latents_dirs: Mapping[str, str],
     weights_dirs: Mapping[str, str],
-    out_metrics: str,
-    out_figure: str,
-    subject: str,
-    generator: str,
     threads: int = 1,
 ) -> None:
-    """Rule ``reconstruction_metrics``: per-image metrics TSV and the best/median/worst figure."""
+    """Rule ``reconstruction_metrics`` (one job per generator: feature models load once): for every subject,
+    a per-image metrics TSV and the best/median/worst figure. Lists are aligned on ``subjects``."""
+    if not len(subjects) == len(recon_npzs) == len(recon_images) == len(out_metrics) == len(out_figures):
+        raise ValueError("score_subjects: one npz, image folder, metrics and figure path per subject")
+    stimuli = read_stimuli(stimuli_tsv)
+    extractors = {}
+    for name in latents_dirs:
+        extract = feature_extractor_for_backbone(name, backbones[name], weights_dirs.get(name), threads)
+        if extract is not None:
+            extractors[name] = (load_latents(latents_dirs[name]), extract)
+    log_optional_extractors(cfg["optional_extractors"])
+    for subject, npz, png_dir, out_tsv, out_png in zip(
+        subjects, recon_npzs, recon_images, out_metrics, out_figures, strict=True
+    ):
+        _score_one(generator, subject, npz, png_dir, out_tsv, out_png, stimuli, images_root, cfg, extractors)
+
+
+def _score_one(
+    generator: str,
+    subject: str,
+    recon_npz: str,
+    recon_images: str,
+    out_metrics: str,
+    out_figure: str,
+    stimuli: pd.DataFrame,
+    images_root: str,
+    cfg: Mapping[str, Any],
+    extractors: Mapping[str, tuple[Any, Any]],
+) -> None:
     data = load_npz(recon_npz)
     ids = data["image_id"].astype(str).tolist()
     size = int(cfg["image_size"])
-    stimuli = read_stimuli(stimuli_tsv)
     seen = load_images(stimuli, images_root, ids, size)
     recon = resize_images(data["images"], size)
-    features = {}
-    for name in latents_dirs:
-        extract = feature_extractor_for_backbone(name, backbones[name], weights_dirs.get(name), threads)
-        if extract is None:
-            continue
-        seen_f = load_latents(latents_dirs[name]).rows(ids).astype(np.float64)
-        features[name] = (seen_f, extract(recon_images, ids))
-    log_optional_extractors(cfg["optional_extractors"])
+    features = {
+        name: (table.rows(ids).astype(np.float64), extract(recon_images, ids))
+        for name, (table, extract) in extractors.items()
+    }
     scores = score_images(seen, recon, features)
     scores.insert(0, "image_id", ids)
     scores.insert(0, "generator", generator)
@@ -223,13 +249,11 @@ def score_subject(
     if "retrieved_id" in data:
         scores["retrieved_id"] = data["retrieved_id"].astype(str)
     write_tsv(scores, out_metrics)
-    means = {
-        c: round(float(scores[c].mean()), 4)
-        for c in scores.columns
-        if c not in ("subject", "generator", "image_id", "retrieved_id")
-    }
+    means = {c: round(float(scores[c].mean()), 4) for c in scores.columns if c not in ID_COLUMNS}
     log.info("sub-%s %s: %s", subject, generator, means)
     rank_by = cfg["rank_by"] if cfg["rank_by"] in scores.columns else "pixcorr"
+    if rank_by != cfg["rank_by"]:
+        log.info("rank_by %s is not a metric column here; ranking the figure by pixcorr", cfg["rank_by"])
     plot_best_median_worst(seen, recon, scores, rank_by, f"sub-{subject} · {generator}", out_figure)
 
 
@@ -279,9 +303,7 @@ def summarise(
     rows = []
     for path in metrics_paths:
         table = read_tsv(path, dtype={"subject": str, "image_id": str})
-        metric_cols = [
-            c for c in table.columns if c not in ("subject", "generator", "image_id", "retrieved_id")
-        ]
+        metric_cols = [c for c in table.columns if c not in ID_COLUMNS]
         for col in metric_cols:
             rows.append(
                 {
@@ -327,17 +349,26 @@ def summary_wide(summary: pd.DataFrame) -> pd.DataFrame:
     return means.pivot_table(index="row", columns="metric", values="value", sort=False)
 
 
+def _with_arrows(table: pd.DataFrame) -> pd.DataFrame:
+    table = table.copy()
+    table.columns = [f"{m} {'↑' if im.metric_higher_is_better(m) else '↓'}" for m in table.columns]
+    return table
+
+
 def summary_html(summary: pd.DataFrame) -> str:
-    """A self-contained HTML table for the Snakemake report."""
-    wide = summary_wide(summary)
-    wide.columns = [f"{m} {'↑' if im.metric_higher_is_better(m) else '↓'}" for m in wide.columns]
+    """Self-contained HTML for the Snakemake report: means (with the paper's row) and one row per subject."""
+    means = _with_arrows(summary_wide(summary)).to_html(float_format="%.3f", na_rep="")
+    ours = summary[(summary["source"] == "this run") & (summary["subject"] != "mean")]
+    per_subject = _with_arrows(
+        ours.pivot_table(index=["generator", "subject"], columns="metric", values="value", sort=False)
+    ).to_html(float_format="%.3f", na_rep="")
     note = (
         "<p>Mean over subjects. The last row gives the paper's THINGS-MEG numbers as reported by ATM "
         "(real data, pretrained networks); it is not computed by this run.</p>"
     )
     return (
-        f"<html><body><h3>Reconstruction metrics</h3>{note}{wide.to_html(float_format='%.3f', na_rep='')}"
-        "</body></html>\n"
+        f"<html><body><h3>Reconstruction metrics</h3>{note}{means}"
+        f"<h3>Per subject</h3>{per_subject}</body></html>\n"
     )
 
 

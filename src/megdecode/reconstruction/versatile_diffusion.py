@@ -51,7 +51,7 @@ class VDParams:
     height: int = 512
     batch_size: int = 4
     device: str = "auto"
-    dtype: str = "float32"
+    dtype: str = "auto"
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> VDParams:
@@ -134,7 +134,8 @@ class VersatileDiffusionGenerator:
         self.params = params
         self.seed = seed
         self.device = torch.device(resolve_device(params.device))
-        self.dtype = getattr(torch, params.dtype)
+        auto = "float16" if self.device.type == "cuda" else "float32"
+        self.dtype = getattr(torch, auto if params.dtype == "auto" else params.dtype)
         self.unet = _load(UNet2DConditionModel, params, "image_unet", torch_dtype=self.dtype)
         self.vae = _load(AutoencoderKL, params, "vae", torch_dtype=self.dtype)
         self.scheduler = _load(DDIMScheduler, params, "scheduler")
@@ -211,6 +212,12 @@ class VersatileDiffusionGenerator:
         x = torch.from_numpy(np.asarray(pred.latents, dtype=np.float32))
         dim = self.unet.config.cross_attention_dim
         x = x.reshape(len(x), -1, dim) if shape is None else x.reshape(len(x), *shape)
+        if x.ndim != 3 or x.shape[-1] != dim:
+            raise ValueError(
+                f"predicted tokens of shape {tuple(x.shape[1:])} do not fit {self.params.model}: its UNet "
+                f"expects (tokens, {dim}); use a backbone with output image_embeds_tokens (CLIP ViT-L/14: "
+                "257 x 768)"
+            )
         if self.params.normalize_tokens:
             x = x / x[:, :1].norm(dim=-1, keepdim=True).clamp_min(1e-6)
         return x

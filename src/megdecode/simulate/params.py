@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,7 @@ class ComponentParams:
 class NoiseParams:
     """Noise amplitudes (dipole moments in nAm, sensor fields in fT)."""
 
-    sensor_ft: float = 60.0
+    sensor_ft_rthz: float = 4.0
     brain_nam: float = 15.0
     n_brain_sources: int = 40
     brain_exponent: float = 1.0
@@ -126,7 +126,3 @@ def make_rng(seed: int, *keys: str | int) -> np.random.Generator:
     """A generator seeded from the config seed plus string/int keys (stage name, labels)."""
     ints = [int(seed)] + [label_key(k) if isinstance(k, str) else int(k) for k in keys]
     return np.random.default_rng(np.random.SeedSequence(ints))
-
-
-def as_tuple(values: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(values)

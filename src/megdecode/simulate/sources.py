@@ -9,9 +9,9 @@ import numpy as np
 
 # Template centres (head frame, metres; x right, y front, z up) and spread of each region.
 REGIONS = {
-    "occipital": {"centre": (0.0, -0.065, 0.045), "spread": (0.03, 0.008, 0.012), "bilateral": True},
-    "occipito-temporal": {"centre": (0.045, -0.04, 0.02), "spread": (0.008, 0.02, 0.012), "bilateral": True},
-    "alpha": {"centre": (0.0, -0.06, 0.06), "spread": (0.02, 0.01, 0.01), "bilateral": True},
+    "occipital": {"centre": (0.0, -0.065, 0.045), "spread": (0.03, 0.008, 0.012), "mirror": False},
+    "occipito-temporal": {"centre": (0.045, -0.04, 0.02), "spread": (0.008, 0.02, 0.012), "mirror": True},
+    "alpha": {"centre": (0.0, -0.06, 0.06), "spread": (0.02, 0.01, 0.01), "mirror": False},
 }
 
 
@@ -41,13 +41,13 @@ def _tangential(pos: np.ndarray, r0: np.ndarray, rng: np.random.Generator) -> np
 
 
 def region_dipoles(region: str, n: int, r0: np.ndarray, rng: np.random.Generator) -> Dipoles:
-    """``n`` subject-specific dipoles scattered around a region template (alternating hemispheres)."""
+    """``n`` subject-specific dipoles scattered around a region template (mirrored regions alternate
+    hemispheres; the others straddle the midline)."""
     spec = REGIONS[region]
     centre = np.asarray(spec["centre"], float)
     pos = centre + rng.normal(0, 1, (n, 3)) * np.asarray(spec["spread"])
-    if spec["bilateral"]:
-        side = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
-        pos[:, 0] = side * np.abs(pos[:, 0]) if region != "occipital" else pos[:, 0]
+    if spec["mirror"]:
+        pos[:, 0] = np.where(np.arange(n) % 2 == 0, 1.0, -1.0) * np.abs(pos[:, 0])
     pos = _inside(pos, r0, 0.072)
     return Dipoles(pos, _tangential(pos, r0, rng), (region,) * n)
 

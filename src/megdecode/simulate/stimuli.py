@@ -127,41 +127,50 @@ def _shape_mask(shape: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _texture(texture: str, x: np.ndarray, y: np.ndarray, freq: float, phase: float) -> np.ndarray:
-    """Brightness modulation in [0.35, 1] inside the object, in the object's own coordinates."""
+    """Brightness modulation (1 or 0.35) inside the object, in the object's own coordinates."""
+    hi, lo = np.float32(1.0), np.float32(0.35)
     if texture == "solid":
         return np.ones_like(x)
+    u = x * np.float32(freq / 2) + np.float32(phase)
     if texture == "stripes":
-        return np.where(np.sin(2 * np.pi * (freq * x / 2 + phase)) > 0, 1.0, 0.35)
+        return np.where(u % 1 < 0.5, hi, lo)
+    v = y * np.float32(freq / 2) + np.float32(phase)
     if texture == "dots":
-        gx = (freq * x / 2 + phase) % 1.0 - 0.5
-        gy = (freq * y / 2 + phase) % 1.0 - 0.5
-        return np.where(np.hypot(gx, gy) < 0.25, 0.35, 1.0)
+        gx, gy = u % 1 - 0.5, v % 1 - 0.5
+        return np.where(gx * gx + gy * gy < 0.0625, lo, hi)
     if texture == "checker":
-        cells = np.floor(freq * x / 2 + phase) + np.floor(freq * y / 2 + phase)
-        return np.where(cells % 2 == 0, 1.0, 0.35)
+        return np.where((np.floor(u) + np.floor(v)) % 2 == 0, hi, lo)
     raise ValueError(f"unknown texture '{texture}' (known: solid, stripes, dots, checker)")
 
 
-def render_image(concept: Concept, ex: Exemplar, size: int = 128, supersample: int = 2) -> np.ndarray:
-    """Render one RGB image (uint8, size x size x 3), anti-aliased by supersampling."""
-    n = size * supersample
-    coords = (np.arange(n) + 0.5) / n * 2 - 1
+def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
+    coords = ((np.arange(n, dtype=np.float32) + 0.5) / n * 2 - 1).astype(np.float32)
     xx, yy = np.meshgrid(coords, -coords)  # y up
+    return xx, yy
+
+
+def _downsample(a: np.ndarray, k: int) -> np.ndarray:
+    n = a.shape[0] // k
+    return a.reshape(n, k, n, k).mean(axis=(1, 3))
+
+
+def render_image(concept: Concept, ex: Exemplar, size: int = 128, supersample: int = 2) -> np.ndarray:
+    """Render one RGB image (uint8, size x size x 3); object edges anti-aliased by supersampling."""
     # background: grey level with a linear gradient
-    grad = np.cos(ex.bg_angle) * xx + np.sin(ex.bg_angle) * yy
-    bg = np.clip(ex.background + ex.bg_gradient * grad, 0, 1)
-    img = np.repeat(bg[..., None], 3, axis=2)
-    # object coordinates: translate, rotate, scale
-    c, s = np.cos(ex.rotation), np.sin(ex.rotation)
-    dx, dy = xx - ex.cx, yy - ex.cy
-    lx = (c * dx + s * dy) / ex.scale
-    ly = (-s * dx + c * dy) / ex.scale
-    mask = _shape_mask(concept.shape, lx, ly)
-    shade = _texture(concept.texture, lx, ly, ex.texture_freq, ex.texture_phase)
+    bx, by = _grid(size)
+    bg = np.clip(ex.background + ex.bg_gradient * (np.cos(ex.bg_angle) * bx + np.sin(ex.bg_angle) * by), 0, 1)
+    # object coverage and shading, supersampled then averaged down
+    xx, yy = _grid(size * supersample)
+    c, s = np.float32(np.cos(ex.rotation) / ex.scale), np.float32(np.sin(ex.rotation) / ex.scale)
+    dx, dy = xx - np.float32(ex.cx), yy - np.float32(ex.cy)
+    lx = c * dx + s * dy
+    ly = c * dy - s * dx
+    mask = _shape_mask(concept.shape, lx, ly).astype(np.float32)
+    shade = _texture(concept.texture, lx, ly, ex.texture_freq, ex.texture_phase) * mask
+    cover, shade = _downsample(mask, supersample), _downsample(shade, supersample)
     colour = np.clip(np.asarray(RGB[concept.colour]) + np.asarray(ex.colour_jitter), 0, 1)
-    img[mask] = shade[mask, None] * colour[None, :]
-    img = img.reshape(size, supersample, size, supersample, 3).mean(axis=(1, 3))
-    return np.round(img * 255).astype(np.uint8)
+    img = bg[..., None] * (1 - cover[..., None]) + shade[..., None] * colour[None, None, :]
+    return np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
 def render_catch(rng: np.random.Generator, size: int = 128) -> np.ndarray:
@@ -262,7 +271,6 @@ def encoding_ground_truth(
     }
     return {
         "seed": seed,
-        "sfreq": params.sfreq,
         "trigger_codes": dict(params.trigger_codes),
         "components": {
             "evoked": {
@@ -313,16 +321,15 @@ def simulate_stimuli(
         for row in tqdm(table.itertuples(), total=len(table), desc="images", mininterval=2):
             path = tmp / row.file
             path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(images[row.image_id]).save(path, format="PNG")
+            Image.fromarray(images[row.image_id]).save(path, format="PNG", compress_level=1)
     write_json(truth, ground_truth_path)
     write_tsv(table, table_path)
+    shown = table[table.role != "catch"]
     log.info(
-        "%d images (%d exp, %d test, %d catch), %d train / %d test concepts",
+        "%d images (%s), %d train / %d test concepts",
         len(table),
-        (table.role == "exp").sum(),
-        (table.role == "test").sum(),
-        (table.role == "catch").sum(),
-        table.loc[table.concept_split == "train", "concept"].nunique() - (params.stimuli.n_catch_images > 0),
-        table.loc[table.concept_split == "test", "concept"].nunique(),
+        table.role.value_counts().to_dict(),
+        shown.loc[shown.concept_split == "train", "concept"].nunique(),
+        shown.loc[shown.concept_split == "test", "concept"].nunique(),
     )
     return table

@@ -81,26 +81,27 @@ def simulate_run(
     env_line = nz.line_noise(n_times, sf, nzp.line_freq, rng)
     drifts = nz.slow_drift(N_DRIFT_SOURCES, n_times, sf, rng)
     n_meg = gain.shape[0]
+    sensor_rms = nzp.sensor_ft_rthz * np.sqrt(sf / 2)  # fT per sample: density x sqrt(bandwidth)
     line_gain = (1 + 0.3 * rng.standard_normal((n_meg, 1))) * nzp.line_ft * FT
     drift_gain = rng.standard_normal((n_meg, N_DRIFT_SOURCES)) * nzp.drift_ft * FT / np.sqrt(N_DRIFT_SOURCES)
     mixing = np.concatenate([gain, line_gain, drift_gain], axis=1).astype(np.float32)
     meg = mixing @ np.concatenate([evoked, alpha, brain, env_line[None], drifts])
-    white = rng.standard_normal((n_meg, n_times), dtype=np.float32)
-    white *= np.float32(nzp.sensor_ft * FT)
-    meg += white
-    del white
+    for i in range(0, n_meg, 32):  # white sensor noise, in blocks to bound memory
+        white = rng.standard_normal((min(32, n_meg - i), n_times), dtype=np.float32)
+        white *= np.float32(sensor_rms * FT)
+        meg[i : i + 32] += white
     meg_names = [n for n in info["ch_names"] if n.startswith("M")]
     for name, kind in bads.items():
         i = meg_names.index(name)
         if kind == "flat":
             meg[i] = rng.standard_normal(n_times).astype(np.float32) * np.float32(0.01 * FT)
         else:
-            meg[i] += rng.standard_normal(n_times).astype(np.float32) * np.float32(20 * nzp.sensor_ft * FT)
+            meg[i] += rng.standard_normal(n_times).astype(np.float32) * np.float32(20 * sensor_rms * FT)
     refs = (
         np.float32(3 * nzp.line_ft * FT) * env_line[None, :]
         + np.float32(3 * nzp.drift_ft * FT) * drifts[:1]
         + rng.standard_normal((len(REFERENCE_CHANNELS), n_times), dtype=np.float32)
-        * np.float32(nzp.sensor_ft * FT)
+        * np.float32(sensor_rms * FT)
     )
     stim = np.zeros(n_times, np.float32)
     pd_chan = rng.standard_normal(n_times).astype(np.float32) * np.float32(0.002)
@@ -177,6 +178,7 @@ def simulate_subject(
         {
             "subject": subject,
             "seed": seed,
+            "sfreq": params.sfreq,
             "head": head,
             "dipoles": {k: v.to_json() for k, v in dips.items()},
             "dipole_order_in_gain": list(order),
