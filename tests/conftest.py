@@ -43,7 +43,9 @@ def run_snakemake(
     ]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({' '.join(cmd)}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        raise AssertionError(
+            f"snakemake failed ({' '.join(cmd)}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
     return proc
 
 
@@ -67,7 +69,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """`slurm` tests are opt-in: they run only with MEGDECODE_TEST_SLURM=1 (CI sets it)."""
     if os.environ.get("MEGDECODE_TEST_SLURM") == "1":
         return
-    skip = pytest.mark.skip(reason="SLURM test is opt-in: set MEGDECODE_TEST_SLURM=1 (needs root for apt-get)")
+    skip = pytest.mark.skip(
+        reason="SLURM test is opt-in: set MEGDECODE_TEST_SLURM=1 (needs root for apt-get)"
+    )
     for item in items:
         if "slurm" in item.keywords:
             item.add_marker(skip)

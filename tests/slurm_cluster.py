@@ -145,7 +145,9 @@ class LocalSlurm:
 
     def logs(self) -> str:
         return "\n".join(
-            f"--- {p.name}:\n{p.read_text()[-1500:]}" for p in sorted(self.root.glob("*.*")) if p.suffix in (".log", ".out")
+            f"--- {p.name}:\n{p.read_text()[-1500:]}"
+            for p in sorted(self.root.glob("*.*"))
+            if p.suffix in (".log", ".out")
         )
 
     def env(self) -> dict[str, str]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from conftest import REPO, run_snakemake
+
 from megdecode.config import ConfigError, load_config, validate_config
 
 

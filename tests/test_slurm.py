@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, snakemake_cmd
 from slurm_cluster import ClusterUnavailable, LocalSlurm, ensure_installed
 

@@ -18,8 +18,11 @@ def run_stem(subject: str, session: str, run: str, task: str) -> str:
 def run_files(
     bids_root: str, subject: str, session: str, run: str, task: str, simulated: bool
 ) -> dict[str, str]:
-    """``{'raw', 'events'}`` of one run: ``_meg.fif`` when converted from a simulation, else the CTF ``_meg.ds``
-    (or a ``_meg.fif`` standing in for it when only that exists, as in a dataset converted to FIF)."""
+    """``{'raw', 'events'}`` of one run.
+
+    ``_meg.fif`` when converted from a simulation; else the CTF ``_meg.ds``, or a ``_meg.fif`` standing in
+    for it when only that exists (a dataset converted to FIF).
+    """
     base = f"{bids_root}/sub-{subject}/ses-{session}/meg/{run_stem(subject, session, run, task)}"
     raw = base + "_meg.fif"
     if not simulated and (Path(base + "_meg.ds").exists() or not Path(raw).exists()):

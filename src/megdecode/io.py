@@ -69,7 +69,9 @@ def read_json(path: Path | str) -> Any:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); delete it and rerun the job that makes it") from err
+        raise ValueError(
+            f"{path} is not valid JSON ({err}); delete it and rerun the job that makes it"
+        ) from err
 
 
 def _json_default(value: Any) -> Any:
@@ -112,4 +114,6 @@ def load_npz(path: Path | str) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except (ValueError, OSError) as err:
-        raise ValueError(f"{path} is not a readable .npz archive ({err}); rerun the job that makes it") from err
+        raise ValueError(
+            f"{path} is not a readable .npz archive ({err}); rerun the job that makes it"
+        ) from err

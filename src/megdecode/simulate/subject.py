@@ -50,7 +50,7 @@ def pick_bad_channels(names: Sequence[str], n_bad: int, rng: np.random.Generator
 
 def _meas_date(seed: int, subject: str, session: str, run_pos: int) -> datetime.datetime:
     day = int(make_rng(seed, "date", subject, session).integers(0, 365))
-    base = datetime.datetime(2020, 1, 6, 9, 0, tzinfo=datetime.timezone.utc)
+    base = datetime.datetime(2020, 1, 6, 9, 0, tzinfo=datetime.UTC)
     return base + datetime.timedelta(days=day, minutes=10 * run_pos)
 
 
