@@ -57,8 +57,8 @@ if SIMULATED:
     rule bids_dataset:
         """Dataset-level BIDS files, written once after every run: description, participants, scans, README."""
         input:
-            raw=expand(f"{BIDS_RUN}_meg.fif", zip, **all_runs()),
-            events=expand(f"{BIDS_RUN}_events.tsv", zip, **all_runs()),
+            raw=expand(f"{BIDS_RUN}_meg.fif", zip, **ALL_RUNS),
+            events=expand(f"{BIDS_RUN}_events.tsv", zip, **ALL_RUNS),
         output:
             description=f"{BIDS_ROOT}/dataset_description.json",
             participants=f"{BIDS_ROOT}/participants.tsv",
@@ -89,12 +89,12 @@ if SIMULATED:
             cfg=config["bids"],
             bids_root=lambda w, output: str(Path(output.description).parent),
             task=TASK,
-            runs=list(zip(*all_runs().values())),
+            runs=list(zip(*ALL_RUNS.values())),
         script:
             "../workflow/scripts/bids_dataset.py"
 
     ALL_TARGETS.extend(rules.bids_dataset.output)
-    ALL_TARGETS.extend(expand(rules.bids_run.output, zip, **all_runs()))
+    ALL_TARGETS.extend(expand(rules.bids_run.output, zip, **ALL_RUNS))
 
 else:
 

@@ -1,17 +1,13 @@
 # Config validation, output layout and helpers shared by every stage.
 # Path patterns live here so that each stage finds its inputs where the previous one wrote them.
-import os
-
-from megdecode.config import ConfigError, validate_config
+from megdecode.config import ConfigError, apply_runtime_environment, run_grid, validate_config
 
 try:
     config = validate_config(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-if config["offline"]:
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+apply_runtime_environment(config)  # offline: HF_HUB_OFFLINE=1 for this process and every job
 
 STUDY = config["study"]
 SUBJECTS = STUDY["subjects"]
@@ -38,7 +34,7 @@ wildcard_constraints:
 
 
 # --- layout: one pattern per stage output (see docs/ARCHITECTURE.md) ---
-RUN_STEM = "sub-{subject}_ses-{session}_task-" + TASK + "_run-{run}"
+RUN_STEM = f"sub-{{subject}}_ses-{{session}}_task-{TASK}_run-{{run}}"
 STIMULI_TABLE = f"{R}/stimuli/stimuli.tsv"
 STIMULI_IMAGES = f"{R}/stimuli/images" if SIMULATED else STUDY["stimuli_root"]
 SOURCEDATA = f"{R}/sourcedata"
@@ -54,12 +50,5 @@ FIGURES = f"{R}/figures"
 LOGS = f"{R}/logs"
 BENCHMARKS = f"{R}/benchmarks"
 
-
-def all_runs():
-    """Every (subject, session, run) of the study, as expand() keyword lists."""
-    combos = [(s, ses, r) for s in SUBJECTS for ses in SESSIONS for r in RUNS]
-    return {
-        "subject": [c[0] for c in combos],
-        "session": [c[1] for c in combos],
-        "run": [c[2] for c in combos],
-    }
+# Every (subject, session, run) of the study, as expand(..., zip, **ALL_RUNS) keyword lists.
+ALL_RUNS = run_grid(SUBJECTS, SESSIONS, RUNS)

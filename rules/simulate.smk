@@ -77,5 +77,5 @@ rule simulate_subject:
 if SIMULATED:
     ALL_TARGETS += [STIMULI_TABLE, SIM_GROUND_TRUTH]
     ALL_TARGETS += expand(SIM_SUBJECT_TRUTH, subject=SUBJECTS)
-    ALL_TARGETS += expand(SIM_RAW, zip, **all_runs())
-    ALL_TARGETS += expand(SIM_LOG, zip, **all_runs())
+    ALL_TARGETS += expand(SIM_RAW, zip, **ALL_RUNS)
+    ALL_TARGETS += expand(SIM_LOG, zip, **ALL_RUNS)

@@ -103,3 +103,18 @@ def load_config(path: Path | str, schema_path: Path | str = DEFAULT_SCHEMA) -> d
         return validate_config(raw, schema_path)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
+
+
+def apply_runtime_environment(config: Mapping[str, Any]) -> None:
+    """Set process-wide switches the config asks for (offline model hubs) before any job runs."""
+    import os
+
+    if config.get("offline", True):
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def run_grid(subjects: list[str], sessions: list[str], runs: list[str]) -> dict[str, list[str]]:
+    """Every (subject, session, run) as ``expand(..., zip, **grid)`` keyword lists."""
+    combos = [(sub, ses, run) for sub in subjects for ses in sessions for run in runs]
+    return {key: [c[i] for c in combos] for i, key in enumerate(("subject", "session", "run"))}

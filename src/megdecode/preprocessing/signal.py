@@ -91,7 +91,7 @@ def fir_valid(x: np.ndarray, kernel: np.ndarray, workers: int = 1, n_fft: int = 
     n_out = x.shape[-1] - n_taps + 1
     if n_out <= 0:
         raise ValueError(f"signal ({x.shape[-1]} samples) shorter than the filter ({n_taps} taps)")
-    n_fft = max(n_fft, int(2 ** np.ceil(np.log2(2 * n_taps))))
+    n_fft = max(n_fft, int(2 ** np.ceil(np.log2(4 * n_taps))))  # at most ~25% of each block overlaps
     step = n_fft - n_taps + 1
     spectrum = sfft.rfft(kernel.astype(x.dtype), n_fft)
     out = np.empty(x.shape[:-1] + (n_out,), dtype=x.dtype)
@@ -251,13 +251,13 @@ def _interp(signal: np.ndarray, starts: np.ndarray, factor: int, n_times: int) -
     """``signal`` (channels, n), sampled every ``factor`` raw samples, linearly interpolated at the raw
     samples ``starts[e] + factor * j`` (j < n_times) -> (events, channels, n_times).
 
-    Every sample of one epoch has the same fractional position, so each epoch is one contiguous window.
+    Every sample of one epoch has the same fractional position, so each epoch reads two contiguous slices.
     """
-    from numpy.lib.stride_tricks import sliding_window_view
-
     base, rest = np.divmod(np.asarray(starts, dtype=np.int64), factor)
-    frac = (rest / factor).astype(np.float32)[:, None, None]
-    padded = np.concatenate([signal, signal[:, -1:]], axis=1)  # the last window may reach one past the end
-    windows = sliding_window_view(padded, n_times + 1, axis=1)  # (channels, n - n_times + 1, n_times + 1)
-    block = np.moveaxis(windows[:, base], 0, 1)  # (events, channels, n_times + 1)
-    return block[..., :-1] * (1 - frac) + block[..., 1:] * frac
+    padded = np.concatenate([signal, signal[:, -1:]], axis=1)  # the last epoch may reach one past the end
+    out = np.empty((len(base), signal.shape[0], n_times), dtype=np.float32)
+    for e, (b, r) in enumerate(zip(base, rest, strict=True)):
+        frac = np.float32(r / factor)
+        np.multiply(padded[:, b : b + n_times], 1 - frac, out=out[e])
+        out[e] += frac * padded[:, b + 1 : b + n_times + 1]
+    return out
