@@ -1,13 +1,19 @@
 # Config validation, output layout and helpers shared by every stage.
 # Path patterns live here so that each stage finds its inputs where the previous one wrote them.
-from megdecode.config import ConfigError, apply_runtime_environment, run_grid, validate_config
+from megdecode.config import (
+    ConfigError,
+    apply_runtime_environment,
+    run_grid,
+    validate_config,
+)
 
 try:
     config = validate_config(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-apply_runtime_environment(config)  # offline: HF_HUB_OFFLINE=1 for this process and every job
+# offline: HF_HUB_OFFLINE=1 for this process and every job
+apply_runtime_environment(config)
 
 STUDY = config["study"]
 SUBJECTS = STUDY["subjects"]
