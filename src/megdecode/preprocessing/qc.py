@@ -127,7 +127,7 @@ def build_report(
         plt.close(fig)
         times = peak_times(evoked.data.std(axis=0), evoked.times)
         if times:
-            fig = evoked.plot_topomap(times=times, show=False, time_unit="s")
+            fig = evoked.plot_topomap(times=times, show=False, time_unit="s", res=32)
             report.add_figure(fig, title="Topomaps at the global field power peaks")
             plt.close(fig)
     else:
