@@ -70,6 +70,7 @@ rule latents:
         runtime=lambda wildcards: latents_job_resources(BACKBONES[wildcards.backbone])[
             "runtime"
         ],
+        gpu=lambda wildcards: latents_job_resources(BACKBONES[wildcards.backbone])["gpu"],
     params:
         # only this backbone's entry: editing it reruns this backbone only
         cfg=lambda wildcards: BACKBONES[wildcards.backbone],

@@ -7,7 +7,7 @@ from megdecode.training_workflow import chosen_backbones, job_mem_mb, training_i
 TRAIN_CFG = config["training"]
 RIDGE_CFG = config["ridge"]
 # keys that choose which jobs exist; they are not passed to jobs (editing them reruns nothing)
-TRAIN_JOB_KEYS = ("backbones", "seeds", "shared_model", "threads", "runtime")
+TRAIN_JOB_KEYS = ("backbones", "seeds", "shared_model", "threads", "runtime", "gpu")
 TRAIN_PARAMS = {k: v for k, v in TRAIN_CFG.items() if k not in TRAIN_JOB_KEYS}
 RIDGE_PARAMS = {k: v for k, v in RIDGE_CFG.items() if k not in ("backbones", "threads")}
 BRAIN_DIR = f"{MODELS}/brain/{{backbone}}/sub-{{subject}}/seed-{{seed}}"
@@ -42,6 +42,7 @@ rule train_brain:
     resources:
         mem_mb=lambda wc, input: job_mem_mb(input.size_mb),
         runtime=TRAIN_CFG["runtime"],
+        gpu=TRAIN_CFG["gpu"],
     params:
         brain=config["brain_module"],
         training=TRAIN_PARAMS,
@@ -72,6 +73,7 @@ rule train_brain_shared:
     resources:
         mem_mb=lambda wc, input: job_mem_mb(input.size_mb),
         runtime=TRAIN_CFG["runtime"],
+        gpu=TRAIN_CFG["gpu"],
     params:
         brain=config["brain_module"],
         training=TRAIN_PARAMS,

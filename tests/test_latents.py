@@ -249,11 +249,12 @@ def test_needs_random_build() -> None:
 def test_job_resources_by_kind_and_override() -> None:
     from megdecode.latents import latents_job_resources
 
-    assert latents_job_resources({"kind": "handcrafted"}) == {"mem_mb": 2000, "runtime": 30}
+    assert latents_job_resources({"kind": "handcrafted"}) == {"mem_mb": 2000, "runtime": 30, "gpu": 0}
     assert (
         latents_job_resources({"kind": "huggingface_vision", "options": {"random_init": {}}})["mem_mb"]
         == 2000
     )
     hub = {"kind": "huggingface_vision", "options": {"model": "facebook/dinov2-giant"}}
-    assert latents_job_resources(hub) == {"mem_mb": 16000, "runtime": 240}
+    assert latents_job_resources(hub) == {"mem_mb": 16000, "runtime": 240, "gpu": 1}
     assert latents_job_resources({**hub, "mem_mb": 64000, "runtime": 0})["mem_mb"] == 64000
+    assert latents_job_resources({**hub, "gpu": 0})["gpu"] == 0

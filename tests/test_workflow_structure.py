@@ -19,7 +19,7 @@ def rule_blocks() -> dict[str, str]:
     for path in RULE_FILES:
         text = path.read_text()
         starts = [(m.start(), m.group(1)) for m in re.finditer(r"^\s*rule (\w+):", text, flags=re.M)]
-        ends = [start for start, _ in starts[1:]] + [len(text)]
+        ends = [start for start, _ in starts[1:]] + [len(text)] if starts else []
         for (start, name), end in zip(starts, ends, strict=True):
             blocks[name] = text[start:end]
     return blocks

@@ -127,12 +127,15 @@ def latents_job_threads(spec: Mapping[str, Any]) -> int:
 
 
 def latents_job_resources(spec: Mapping[str, Any]) -> dict[str, int]:
-    """``mem_mb``/``runtime`` (minutes) of a latents job: the entry's own, else a default by kind.
+    """``mem_mb``/``runtime`` (minutes)/``gpu`` of a latents job: the entry's own, else a default by kind.
 
-    Handcrafted, attributes and small random-init models: 2 GB, 30 min; pretrained models: 16 GB, 4 h.
+    Handcrafted, attributes and small random-init models: 2 GB, 30 min, no GPU; pretrained models: 16 GB,
+    4 h, one GPU.
     """
     light = spec.get("kind") in LIGHT_KINDS or needs_random_build(spec)
+    gpu = spec.get("gpu")
     return {
         "mem_mb": int(spec.get("mem_mb") or (2000 if light else 16000)),
         "runtime": int(spec.get("runtime") or (30 if light else 240)),
+        "gpu": int(gpu if gpu is not None else (0 if light else 1)),
     }
