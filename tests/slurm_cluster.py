@@ -110,6 +110,7 @@ class LocalSlurm:
     def start(self, timeout: float = 30) -> None:
         if SYSTEM_CONF.exists() or SYSTEM_CONF.is_symlink():
             raise ClusterUnavailable(f"{SYSTEM_CONF} exists: refusing to replace a real SLURM configuration")
+        self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)  # munged runs as user munge and must reach its folder
         munge_dir = self._write_munge_key()
         munge_socket = munge_dir / "munge.socket"
