@@ -310,6 +310,13 @@ def write_tables(
 # --------------------------------------------------------------------------- figures
 
 
+def legend_above(fig: plt.Figure, ax: plt.Axes) -> None:
+    """Lay out ``fig`` and put the legend of ``ax`` in one row above the panels."""
+    handles, names = ax.get_legend_handles_labels()
+    fig.tight_layout()
+    fig.legend(handles, names, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(names), frameon=False)
+
+
 def save_figure(fig: plt.Figure, png: Path | str, pdf: Path | str, dpi: int = 150) -> None:
     """Write ``fig`` as PNG and PDF (atomically) and close it."""
     for path, kwargs in ((png, {"dpi": dpi}), (pdf, {})):
@@ -368,8 +375,7 @@ def plot_retrieval_bars(df: pd.DataFrame, metric: str = "top5_acc") -> plt.Figur
         ax.set_xticks(x, labels, rotation=30, ha="right")
         ax.set_ylabel(metric_label(metric))
         ax.set_title(TEST_SET_LABELS.get(ts, ts))
-    axes[0][0].legend(frameon=False, fontsize=7)
-    fig.tight_layout()
+    legend_above(fig, axes[0][0])  # inside a panel, it covers the bars
     return fig
 
 
@@ -413,9 +419,7 @@ def plot_subject_panels(df: pd.DataFrame, metric: str = "top5_acc") -> plt.Figur
             ax.set_title(f"sub-{subject}, {TEST_SET_LABELS.get(ts, ts)}")
             if c == 0:
                 ax.set_ylabel(metric_label(metric))
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.tight_layout()
-    fig.legend(handles, names, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(names), frameon=False)
+    legend_above(fig, axes[0][0])
     return fig
 
 
