@@ -65,9 +65,7 @@ def full_plan(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, flo
     bids = make_layout_twin(shared / "ds004212", tmp / "ds004212", spec)
     configfile = things_config(tmp, shared, bids)
     start = time.perf_counter()
-    proc = run_snakemake(
-        tmp / "results", "-n", "--replace-workflow-config", configfile=configfile, timeout=300
-    )
+    proc = run_snakemake(tmp / "results", "-n", configfile=configfile, timeout=300)
     elapsed = time.perf_counter() - start
     counts, resources = parse_dry_run(proc.stdout + proc.stderr)
     return counts, resources, elapsed, yaml.safe_load(configfile.read_text())
@@ -123,7 +121,7 @@ def test_reduced_twin_end_to_end(things_meg: Path, tmp_path: Path) -> None:
     overrides["training"] = {**overrides.get("training", {}), "backbones": None, "device": "cpu"}
     configfile = things_config(tmp_path, things_meg, bids, **overrides)
     results = tmp_path / "results"
-    run_snakemake(results, "--replace-workflow-config", "all", configfile=configfile, timeout=1200)
+    run_snakemake(results, "all", configfile=configfile, timeout=1200)
 
     inventory = pd.read_csv(results / "bids_check" / "inventory.tsv", sep="\t", dtype=str)
     assert len(inventory) == 2 and set(inventory["recording_format"]) == {"fif"}
