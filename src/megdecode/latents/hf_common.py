@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from abc import abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
+
+from megdecode.latents.registry import LatentKind
+from megdecode.latents.stimuli import Stimuli
 
 log = logging.getLogger(__name__)
 
@@ -190,3 +196,41 @@ def load_hf_model(cls: Any, source: str, revision: str | None, device: str, dtyp
             f"(e.g. {', '.join(missing[:3])}); set options.model_class to the checkpoint's class"
         )
     return model.eval().to(device=pick_device(device), dtype=torch_dtype(dtype))
+
+
+class HuggingFaceKind(LatentKind):
+    """Base of the kinds whose options name a model (Hub id or folder) or a ``random_init`` to build."""
+
+    @property
+    def pretrained(self) -> bool:
+        return self.options.random_init is None
+
+    def default_label(self) -> str:
+        if self.options.random_init is not None:
+            arch = resolve_architecture(self.kind, self.options.random_init)
+            return f"{ARCHITECTURE_LABELS[arch]} (random init)"
+        return self.pretrained_label()
+
+    @abstractmethod
+    def pretrained_label(self) -> str:
+        """The default label of a pretrained (not random-init) model."""
+
+    @property
+    def where(self) -> str:
+        """Config path of this backbone, for error messages."""
+        return f"backbones.{self.name}"
+
+    def model_source(self, threads: int, weights_dir: str | None) -> tuple[str, str | None]:
+        """Check a random init has its built folder, set up torch; (source, revision) to load from."""
+        if self.options.random_init is not None and weights_dir is None:
+            raise ValueError(
+                f"{self.where}: random_init set but no built model folder given (build_random_backbone)"
+            )
+        setup_torch(threads)
+        return resolve_source(self.options.model, self.options.revision, weights_dir, self.where)
+
+    def image_batches(self, stimuli: Stimuli) -> Iterable[list[int]]:
+        """Row indices of ``stimuli`` in batches of ``options.batch_size``, with a progress bar."""
+        batch_size = self.options.batch_size
+        n_batches = -(-len(stimuli) // batch_size)
+        return tqdm(stimuli.batches(batch_size), total=n_batches, desc=f"latents {self.name}")

@@ -10,19 +10,16 @@ import pandas as pd
 from tqdm import tqdm
 
 from megdecode.latents.hf_common import (
-    ARCHITECTURE_LABELS,
+    HuggingFaceKind,
     RandomInit,
     check_source_options,
     commit_hash,
     load_hf_model,
     load_or_explain,
     parse_random_init,
-    resolve_architecture,
     resolve_model_class,
-    resolve_source,
-    setup_torch,
 )
-from megdecode.latents.registry import LatentKind, LatentResult, register_kind
+from megdecode.latents.registry import LatentResult, register_kind
 from megdecode.latents.stimuli import Stimuli
 
 TEXT_OUTPUTS = ("text_embeds", "mean_tokens", "pooled", "tokens")
@@ -76,19 +73,12 @@ def make_captions(table: pd.DataFrame, template: str, underscores_to_spaces: boo
 
 
 @register_kind("huggingface_text")
-class HuggingFaceText(LatentKind):
+class HuggingFaceText(HuggingFaceKind):
     """CLIP-Text of a caption (the paper: mean over the 77 token states); identical captions computed once."""
 
     Options = TextOptions
 
-    @property
-    def pretrained(self) -> bool:
-        return self.options.random_init is None
-
-    def default_label(self) -> str:
-        if self.options.random_init is not None:
-            arch = resolve_architecture(self.kind, self.options.random_init)
-            return f"{ARCHITECTURE_LABELS[arch]} (random init)"
+    def pretrained_label(self) -> str:
         return f"{self.options.model} text ({self.options.output})"
 
     def compute(self, stimuli: Stimuli, threads: int = 1, weights_dir: str | None = None) -> LatentResult:
@@ -96,15 +86,9 @@ class HuggingFaceText(LatentKind):
         import transformers
 
         opts: TextOptions = self.options
-        where = f"backbones.{self.name}"
-        if opts.random_init is not None and weights_dir is None:
-            raise ValueError(
-                f"{where}: random_init set but no built model folder given (build_random_backbone)"
-            )
         captions = make_captions(stimuli.table, opts.template, opts.underscores_to_spaces)
         unique = sorted(set(captions))
-        setup_torch(threads)
-        source, revision = resolve_source(opts.model, opts.revision, weights_dir, where)
+        source, revision = self.model_source(threads, weights_dir)
         cls = resolve_model_class(opts.model_class, source, revision, TEXT_CLASSES)
         model = load_hf_model(cls, source, revision, opts.device, opts.dtype)
         tokenizer = load_or_explain(transformers.AutoTokenizer.from_pretrained, source, revision, "tokenizer")
@@ -124,7 +108,9 @@ class HuggingFaceText(LatentKind):
                 out = model(**{k: v.to(device) for k, v in enc.items()}, return_dict=True)
                 if opts.output == "text_embeds":
                     if getattr(out, "text_embeds", None) is None:
-                        raise ValueError(f"{where}: output 'text_embeds' needs CLIPTextModelWithProjection")
+                        raise ValueError(
+                            f"{self.where}: output 'text_embeds' needs CLIPTextModelWithProjection"
+                        )
                     emb = out.text_embeds
                 elif opts.output == "pooled":
                     emb = out.pooler_output

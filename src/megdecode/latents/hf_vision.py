@@ -6,22 +6,17 @@ import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tqdm import tqdm
-
 from megdecode.latents.hf_common import (
-    ARCHITECTURE_LABELS,
+    HuggingFaceKind,
     RandomInit,
     check_source_options,
     commit_hash,
     load_hf_model,
     load_or_explain,
     parse_random_init,
-    resolve_architecture,
     resolve_model_class,
-    resolve_source,
-    setup_torch,
 )
-from megdecode.latents.registry import BatchCollector, LatentKind, LatentResult, register_kind
+from megdecode.latents.registry import BatchCollector, LatentResult, register_kind
 from megdecode.latents.stimuli import Stimuli
 
 VISION_OUTPUTS = ("cls", "pooled", "mean_tokens", "tokens", "image_embeds", "image_embeds_tokens")
@@ -87,19 +82,12 @@ def select_vision_output(out: Any, output: str, layer: int | None):
 
 
 @register_kind("huggingface_vision")
-class HuggingFaceVision(LatentKind):
+class HuggingFaceVision(HuggingFaceKind):
     """Image embeddings of a transformers vision model, in batches, under ``torch.inference_mode``."""
 
     Options = VisionOptions
 
-    @property
-    def pretrained(self) -> bool:
-        return self.options.random_init is None
-
-    def default_label(self) -> str:
-        if self.options.random_init is not None:
-            arch = resolve_architecture(self.kind, self.options.random_init)
-            return f"{ARCHITECTURE_LABELS[arch]} (random init)"
+    def pretrained_label(self) -> str:
         return f"{self.options.model} ({self.options.output})"
 
     def compute(self, stimuli: Stimuli, threads: int = 1, weights_dir: str | None = None) -> LatentResult:
@@ -107,13 +95,7 @@ class HuggingFaceVision(LatentKind):
         import transformers
 
         opts: VisionOptions = self.options
-        where = f"backbones.{self.name}"
-        if opts.random_init is not None and weights_dir is None:
-            raise ValueError(
-                f"{where}: random_init set but no built model folder given (build_random_backbone)"
-            )
-        setup_torch(threads)
-        source, revision = resolve_source(opts.model, opts.revision, weights_dir, where)
+        source, revision = self.model_source(threads, weights_dir)
         cls = resolve_model_class(opts.model_class, source, revision, VISION_CLASSES)
         model = load_hf_model(cls, source, revision, opts.device, opts.dtype)
         processor = load_or_explain(
@@ -121,9 +103,8 @@ class HuggingFaceVision(LatentKind):
         )
         param = next(model.parameters())
         collector = BatchCollector(len(stimuli))
-        n_batches = -(-len(stimuli) // opts.batch_size)
         with torch.inference_mode():
-            for idx in tqdm(stimuli.batches(opts.batch_size), total=n_batches, desc=f"latents {self.name}"):
+            for idx in self.image_batches(stimuli):
                 images = [stimuli.load_rgb(i) for i in idx]
                 pixels = processor(images=images, return_tensors="pt")["pixel_values"]
                 out = model(

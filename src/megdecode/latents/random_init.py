@@ -38,23 +38,30 @@ def byte_level_clip_tokenizer(max_length: int = 77):
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
 
 
+def _transformer_sizes(ri: RandomInit) -> dict[str, int]:
+    """The layer sizes every random transformer config takes from ``ri``."""
+    return {
+        "hidden_size": ri.hidden_size,
+        "num_hidden_layers": ri.num_hidden_layers,
+        "num_attention_heads": ri.num_attention_heads,
+        "intermediate_size": ri.intermediate_size,
+    }
+
+
+def _square_image_sizes(ri: RandomInit) -> dict[str, dict[str, int]]:
+    """Image processor resize + centre crop to ``ri.image_size`` squares."""
+    return {
+        "size": {"shortest_edge": ri.image_size},
+        "crop_size": {"height": ri.image_size, "width": ri.image_size},
+    }
+
+
 def _dinov2(ri: RandomInit):
     from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
 
-    config = Dinov2Config(
-        hidden_size=ri.hidden_size,
-        num_hidden_layers=ri.num_hidden_layers,
-        num_attention_heads=ri.num_attention_heads,
-        intermediate_size=ri.intermediate_size,
-        image_size=ri.image_size,
-        patch_size=ri.patch_size,
-    )
+    config = Dinov2Config(**_transformer_sizes(ri), image_size=ri.image_size, patch_size=ri.patch_size)
     processor = BitImageProcessor(
-        size={"shortest_edge": ri.image_size},
-        crop_size={"height": ri.image_size, "width": ri.image_size},
-        do_center_crop=True,
-        image_mean=IMAGENET_MEAN,
-        image_std=IMAGENET_STD,
+        **_square_image_sizes(ri), do_center_crop=True, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD
     )
     return Dinov2Model(config), processor
 
@@ -63,20 +70,12 @@ def _clip_vision(ri: RandomInit):
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     config = CLIPVisionConfig(
-        hidden_size=ri.hidden_size,
-        num_hidden_layers=ri.num_hidden_layers,
-        num_attention_heads=ri.num_attention_heads,
-        intermediate_size=ri.intermediate_size,
+        **_transformer_sizes(ri),
         image_size=ri.image_size,
         patch_size=ri.patch_size,
         projection_dim=ri.projection_dim,
     )
-    processor = CLIPImageProcessor(
-        size={"shortest_edge": ri.image_size},
-        crop_size={"height": ri.image_size, "width": ri.image_size},
-        image_mean=CLIP_MEAN,
-        image_std=CLIP_STD,
-    )
+    processor = CLIPImageProcessor(**_square_image_sizes(ri), image_mean=CLIP_MEAN, image_std=CLIP_STD)
     return CLIPVisionModelWithProjection(config), processor
 
 
@@ -87,10 +86,7 @@ def _clip_text(ri: RandomInit):
     eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     config = CLIPTextConfig(
         vocab_size=len(tokenizer),
-        hidden_size=ri.hidden_size,
-        num_hidden_layers=ri.num_hidden_layers,
-        num_attention_heads=ri.num_attention_heads,
-        intermediate_size=ri.intermediate_size,
+        **_transformer_sizes(ri),
         max_position_embeddings=ri.max_length,
         projection_dim=ri.projection_dim,
         bos_token_id=tokenizer.convert_tokens_to_ids("<|startoftext|>"),

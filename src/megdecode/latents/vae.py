@@ -5,21 +5,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from megdecode.latents.hf_common import (
-    ARCHITECTURE_LABELS,
+    HuggingFaceKind,
     RandomInit,
     check_source_options,
     load_or_explain,
     parse_random_init,
     pick_device,
-    resolve_architecture,
-    resolve_source,
-    setup_torch,
     torch_dtype,
 )
-from megdecode.latents.registry import BatchCollector, LatentKind, LatentResult, register_kind
+from megdecode.latents.registry import BatchCollector, LatentResult, register_kind
 from megdecode.latents.stimuli import Stimuli
 
 VAE_LAYOUTS = ("flat", "tokens")
@@ -59,19 +55,12 @@ def images_to_tensor(images: list[np.ndarray]):
 
 
 @register_kind("diffusers_vae")
-class DiffusersVae(LatentKind):
+class DiffusersVae(HuggingFaceKind):
     """Posterior mean of the VAE encoder times ``scaling_factor``, flat (C*h*w) or (h*w, C) tokens."""
 
     Options = VaeOptions
 
-    @property
-    def pretrained(self) -> bool:
-        return self.options.random_init is None
-
-    def default_label(self) -> str:
-        if self.options.random_init is not None:
-            arch = resolve_architecture(self.kind, self.options.random_init)
-            return f"{ARCHITECTURE_LABELS[arch]} (random init)"
+    def pretrained_label(self) -> str:
         return f"AutoKL ({self.options.model})"
 
     def compute(self, stimuli: Stimuli, threads: int = 1, weights_dir: str | None = None) -> LatentResult:
@@ -79,22 +68,15 @@ class DiffusersVae(LatentKind):
         from diffusers import AutoencoderKL
 
         opts: VaeOptions = self.options
-        where = f"backbones.{self.name}"
-        if opts.random_init is not None and weights_dir is None:
-            raise ValueError(
-                f"{where}: random_init set but no built model folder given (build_random_backbone)"
-            )
-        setup_torch(threads)
-        source, revision = resolve_source(opts.model, opts.revision, weights_dir, where)
+        source, revision = self.model_source(threads, weights_dir)
         kwargs = {"subfolder": opts.subfolder} if opts.subfolder else {}
         vae = load_or_explain(AutoencoderKL.from_pretrained, source, revision, "VAE", **kwargs)
         vae = vae.eval().to(device=pick_device(opts.device), dtype=torch_dtype(opts.dtype))
         param = next(vae.parameters())
         factor = float(vae.config.scaling_factor) if opts.scale else 1.0
         collector = BatchCollector(len(stimuli))
-        n_batches = -(-len(stimuli) // opts.batch_size)
         with torch.inference_mode():
-            for idx in tqdm(stimuli.batches(opts.batch_size), total=n_batches, desc=f"latents {self.name}"):
+            for idx in self.image_batches(stimuli):
                 x = images_to_tensor([stimuli.load_rgb(i, opts.image_size) for i in idx])
                 z = vae.encode(x.to(device=param.device, dtype=param.dtype)).latent_dist.mean * factor
                 z = z.float().cpu().numpy()
