@@ -70,7 +70,9 @@ rule latents:
         runtime=lambda wildcards: latents_job_resources(BACKBONES[wildcards.backbone])[
             "runtime"
         ],
-        gpu=lambda wildcards: latents_job_resources(BACKBONES[wildcards.backbone])["gpu"],
+        gpu=lambda wildcards: latents_job_resources(BACKBONES[wildcards.backbone])[
+            "gpu"
+        ],
     params:
         # only this backbone's entry: editing it reruns this backbone only
         cfg=lambda wildcards: BACKBONES[wildcards.backbone],

@@ -213,3 +213,30 @@ def test_leakage_is_refused() -> None:
         ev.check_no_leakage(ok.assign(image_id=["a", "a"]))
     with pytest.raises(ValueError, match="concepts"):
         ev.check_no_leakage(ok.assign(concept=["x", "x"]))
+
+
+def test_timeresolved_adds_brain_window_rows(tmp_path: Path) -> None:
+    """A listed-window brain module's predictions join the time-resolved table, labelled with the window."""
+    pre, lat_dir = make_meg_study(tmp_path, 0.1)
+    trials = read_tsv(pre / "trials.tsv", dtype={"image_id": str})
+    lat = ev.load_latents(lat_dir)
+    arrays = {"target_mean": np.zeros(lat.values.shape[1]), "target_std": np.ones(lat.values.shape[1])}
+    for split in ("val", *ev.TEST_SETS):
+        ids = trials.loc[trials.split == split, "image_id"].to_numpy(str)
+        arrays[f"{split}_pred"], arrays[f"{split}_image_id"] = lat.get(ids).astype("float32"), ids
+    save_npz(arrays, tmp_path / "bw.npz")
+    tr = {"sliding": {"length": 0.1, "step": 0.1}, "growing": {"step": 0.5}, "alphas": [1.0]}
+    cfg = {"topk": [5], "timeresolved": {**tr, "brain_windows": [[0.0, 0.25]], "n_bootstrap": 10}}
+    (window,) = ev.brain_windows(cfg["timeresolved"])
+    files = {"hog": {window.name: tmp_path / "bw.npz"}}
+    out = tmp_path / "tr.tsv"
+    df = ev.timeresolved_subject(
+        pre, {"hog": lat_dir}, {"hog": out}, "01", cfg, seed=0, fit_fn=StubRidge, brain_window_files=files
+    )["hog"]
+    brain = df[df.model == "brain"]
+    assert set(brain.window) == {"listed_+0_+250ms"} and set(brain.window_kind) == {ev.BRAIN_WINDOW_KIND}
+    assert (brain.tmin == 0.0).all() and (brain.tmax == 0.25).all()
+    assert set(brain.test_set) == set(ev.TEST_SETS)
+    assert (brain.query("metric == 'top5_acc'").value == 1.0).all()  # perfect predictions
+    assert (df[df.model == "ridge"].window_kind != ev.BRAIN_WINDOW_KIND).all()
+    assert len(read_tsv(out)) == len(df)

@@ -61,6 +61,14 @@ def test_shared_model_and_timeresolved_choice() -> None:
     assert plan.timeresolved_backbones(cfg) == ["hog"]
     off = config(evaluation={"timeresolved": {"enabled": False}})
     assert plan.timeresolved_backbones(off) == []
+    assert plan.brain_window_backbones(cfg) == []  # no brain_windows listed
+    windows = config(
+        training={"backbones": ["hog"]},
+        evaluation={"timeresolved": {"backbones": ["hog", "attributes"], "brain_windows": [[0.0, 0.5]]}},
+    )
+    assert plan.brain_window_backbones(windows) == ["hog"]
+    files = plan.brain_window_files(windows, "01", "m/{backbone}/sub-{subject}/{window}.npz", ["w1"])
+    assert files == {"hog": {"w1": "m/hog/sub-01/w1.npz"}}
 
 
 def test_example_choice() -> None:

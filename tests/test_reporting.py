@@ -210,6 +210,10 @@ def make_fake_results(root: Path, n_train: int = 120) -> Path:
             if b == "attributes":
                 run = root / "models" / "brain" / b / f"sub-{s}" / "seed-0"
                 save_npz(arrays, run / "predictions.npz")
+                for w in ev.brain_windows(_tiny_eval_cfg()["timeresolved"]):
+                    save_npz(
+                        arrays, root / "models" / "brain_window" / b / f"sub-{s}" / w.name / "predictions.npz"
+                    )
                 from safetensors.numpy import save_file
 
                 save_file(
@@ -246,6 +250,8 @@ def test_evaluate_and_report_rules_on_fake_tree(tmp_path: Path) -> None:
     assert set(long.model) == {"brain", "ridge", "chance"}
     assert {"colour_hist", "attributes", "dinov2_random"} <= set(long.backbone)
     assert set(long[long.model == "brain"].backbone) == {"attributes"}
+    listed = long[long.window_kind == ev.BRAIN_WINDOW_KIND]  # config/tiny.yaml lists one brain window
+    assert set(listed.model) == {"brain"} and set(listed.window) == {"listed_+0_+500ms"}
     assert "DINOv2 tiny (random features)" in set(long.backbone_label)
     assert long.value.notna().all()
     md = (results / "tables" / "table1.md").read_text()
@@ -282,6 +288,14 @@ def test_timeresolved_peaks_at_simulated_latencies(tiny_results: Path) -> None:
     attr = _peak(sliding[sliding.backbone == "attributes"])
     assert min(abs(low - t) for t in early) <= step + 1e-9, (low, early)
     assert min(abs(attr - t) for t in late) <= step + 1e-9, (attr, late)
+    # the brain module retrained on tiny.yaml's listed window [0, 0.5] s beats chance in every subject
+    listed = tr[(tr.window_kind == ev.BRAIN_WINDOW_KIND) & (tr.model == "brain")]
+    assert set(listed.window) == {"listed_+0_+500ms"} and set(listed.backbone) == {"attributes"}
+    assert len(listed) == 2 * 2 * 3 and np.isfinite(listed.value).all()  # subjects x test sets x metrics
+    ranks = listed[listed.metric == "median_rank"]
+    assert (ranks.value < ranks.chance).all(), ranks
+    top5 = listed[listed.metric == "top5_acc"].groupby("test_set")[["value", "chance"]].mean()
+    assert (top5.value > top5.chance).all(), top5
     chance = pd.concat(
         [read_tsv(p) for p in (tiny_results / "evaluation" / "retrieval" / "chance").rglob("*.tsv")]
     )

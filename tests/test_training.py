@@ -229,6 +229,35 @@ def test_no_test_trial_reaches_training_or_early_stopping(study, tmp_path):
         check_no_leakage(leaky)
 
 
+def test_crop_trains_on_the_window_only_and_never_on_test_rows(study, tmp_path):
+    """Crop to [-0.45, -0.40) s (samples 6..11 at 120 Hz from -0.5 s): NaN outside it and in test rows."""
+    sub = tmp_path / "sub-01"
+    sub.mkdir()
+    for name in ("trials.tsv", "channels.tsv", "info.json"):
+        (sub / name).write_bytes((study["01"] / name).read_bytes())
+    meg = io.load_npy(study["01"] / "meg.npy").copy()
+    trials = io.read_tsv(sub / "trials.tsv", dtype={"image_id": str, "concept": str})
+    test = trials["split"].str.startswith("test").to_numpy()
+    meg[:, :, :6] = np.nan
+    meg[:, :, 12:] = np.nan
+    meg[test] = np.nan
+    io.save_npy(meg, sub / "meg.npy")
+    cropped = training.crop_subject(load_subject(sub, "01"), (-0.45, -0.40))
+    assert cropped.meg.shape == (meg.shape[0], meg.shape[1], 6)
+    assert np.isfinite(cropped.meg[~test]).all()
+    out = _outputs(tmp_path / "m")
+    hist = train_brain_module(
+        {"01": sub}, study["latents"], out, SMALL, {**FAST, "max_epochs": 3}, seed=0, crop=(-0.45, -0.40)
+    )
+    assert np.isfinite(hist.drop(columns=["best"]).to_numpy(float)).all()  # no NaN sample or test row used
+    preds = io.load_npz(out.predictions["01"])
+    for split in ("val", "test_small", "test_large"):
+        assert preds[f"{split}_pred"].shape == ((trials["split"] == split).sum(), 6)
+    assert np.isfinite(preds["val_pred"]).all() and np.isnan(preds["test_large_pred"]).all()
+    with pytest.raises(ValueError, match="holds no sample"):
+        training.crop_subject(load_subject(sub, "01"), (1.0, 1.2))
+
+
 def test_shared_model_with_missing_channels(study, tmp_path):
     subjects = ("01", "02")
     assert len(load_subject(study["02"]).channels) == len(load_subject(study["01"]).channels) - 2

@@ -43,6 +43,7 @@ COLUMNS = [
 ]
 TIMERESOLVED_COLUMNS = [*COLUMNS[:5], "window_kind", "tmin", "tmax", *COLUMNS[5:]]
 FULL_WINDOW = "full"
+BRAIN_WINDOW_KIND = "listed"  # window_kind of the brain module trained on a listed window
 IN_MEMORY_BYTES = 2 * 1024**3  # time-resolved decoding loads meg.npy into memory below this size
 
 
@@ -374,6 +375,37 @@ class Window:
         return (self.tmin + self.tmax) / 2
 
 
+def brain_windows(timeresolved_cfg: Mapping[str, Any]) -> list[Window]:
+    """The windows the brain module is trained in (``evaluation.timeresolved.brain_windows``)."""
+    return [
+        Window(BRAIN_WINDOW_KIND, float(a), float(b)) for a, b in timeresolved_cfg.get("brain_windows", [])
+    ]
+
+
+def brain_window_rows(
+    prediction_file: Path | str,
+    window: Window,
+    latents: Latents,
+    settings: RetrievalSettings,
+    rng: np.random.Generator,
+) -> list[dict[str, Any]]:
+    """Retrieval rows of a brain module trained on ``window`` (its predictions.npz), labelled with it."""
+    rows = evaluate_predictions(
+        [load_npz(prediction_file)], latents, settings, rng, source=str(prediction_file)
+    )
+    return [
+        dict(
+            row,
+            model="brain",
+            window=window.name,
+            window_kind=window.kind,
+            tmin=window.tmin,
+            tmax=window.tmax,
+        )
+        for row in rows
+    ]
+
+
 def sliding_windows(t_start: float, t_stop: float, length: float, step: float) -> list[Window]:
     """Windows of ``length`` every ``step`` that fit in [t_start, t_stop]."""
     if length <= 0 or step <= 0:
@@ -526,10 +558,13 @@ def timeresolved_subject(
     cfg: Mapping[str, Any],
     seed: int,
     fit_fn: FitFn | None = None,
+    brain_window_files: Mapping[str, Mapping[str, Path | str]] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Time-resolved decoding of one subject for every backbone in ``outputs`` (MEG loaded once).
 
     ``latent_dirs[backbone]`` is the backbone's latents folder, ``outputs[backbone]`` its TSV.
+    ``brain_window_files[backbone][window name]`` is the predictions.npz of a brain module trained on
+    that window of ``cfg['timeresolved']['brain_windows']``; its retrieval rows join the table.
     """
     preprocessed_dir = Path(preprocessed_dir)
     meg = load_npy(preprocessed_dir / "meg.npy", mmap=True)
@@ -543,6 +578,15 @@ def timeresolved_subject(
         latents = load_latents(latent_dirs[backbone])
         rng = job_rng(seed, "timeresolved", backbone, subject)
         df = timeresolved_retrieval(meg, trials, times, latents, settings, rng, fit_fn)
+        windows = {w.name: w for w in brain_windows(cfg.get("timeresolved", {}))}
+        brain_rows = []
+        for name, path in (brain_window_files or {}).get(backbone, {}).items():
+            if name not in windows:
+                raise KeyError(f"{path}: window {name!r} is not in evaluation.timeresolved.brain_windows")
+            brain_rng = job_rng(seed, "timeresolved_brain", backbone, subject, name)
+            brain_rows += brain_window_rows(path, windows[name], latents, settings.retrieval, brain_rng)
+        if brain_rows:
+            df = pd.concat([df, pd.DataFrame(brain_rows)], ignore_index=True)
         df.insert(0, "backbone", backbone)
         df.insert(0, "subject", subject)
         tables[backbone] = df.reindex(columns=TIMERESOLVED_COLUMNS)

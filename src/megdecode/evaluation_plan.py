@@ -52,6 +52,24 @@ def timeresolved_backbones(config: Mapping[str, Any]) -> list[str]:
     return [b for b in evaluated_backbones(config) if chosen is None or b in chosen]
 
 
+def brain_window_backbones(config: Mapping[str, Any]) -> list[str]:
+    """Backbones whose brain module is also trained per listed window: trained and decoded over time."""
+    if not config["evaluation"]["timeresolved"].get("brain_windows"):
+        return []
+    brain = set(chosen_backbones(config, "training"))
+    return [b for b in timeresolved_backbones(config) if b in brain]
+
+
+def brain_window_files(
+    config: Mapping[str, Any], subject: str, pattern: str, window_names: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """{backbone: {window name: predictions.npz}} of one subject (``pattern`` has backbone/subject/window)."""
+    return {
+        b: {w: pattern.format(backbone=b, subject=subject, window=w) for w in window_names}
+        for b in brain_window_backbones(config)
+    }
+
+
 def source_model(config: Mapping[str, Any], model: str, backbone: str) -> str:
     """Whose predictions a model scores: itself, or for ``chance`` the chance_source (else ridge)."""
     if model != "chance":

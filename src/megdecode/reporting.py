@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from megdecode.evaluation import (  # noqa: E402
+    BRAIN_WINDOW_KIND,
     FULL_WINDOW,
     backbone_label,
     gallery,
@@ -431,11 +432,15 @@ def plot_timecourses(
 ) -> plt.Figure:
     """Time-resolved ridge decoding: sliding windows (x = window centre) and growing windows (x = window end).
 
+    The brain module trained on listed windows (window_kind ``listed``) is drawn as diamonds (mean +- SD
+    over subjects) in every panel, at the window centre (sliding) or end (growing), in its backbone's colour.
+
     Lines = mean over subjects, bands = SD over subjects; image onset/offset grey lines, chance dashed,
     simulated latencies (if given) as dotted lines.
     """
     _style()
     tr = df[(df.window != FULL_WINDOW) & (df.metric == metric)]
+    listed = tr[tr.window_kind == BRAIN_WINDOW_KIND]
     test_sets = [t for t in ("test_small", "test_large") if t in set(tr.test_set)]
     kinds = [k for k in ("sliding", "growing") if k in set(tr.window_kind)]
     fig, axes = plt.subplots(
@@ -461,6 +466,23 @@ def plot_timecourses(
                     color=cmap(i % 10),
                     alpha=0.2,
                     linewidth=0,
+                )
+            labels = list(dict.fromkeys(sub.backbone_label))
+            marks = listed[listed.test_set == ts]
+            for label, g in marks.groupby("backbone_label", sort=False):
+                x = (g.tmin + g.tmax) / 2 if kind == "sliding" else g.tmax
+                stats = g.assign(x=x.round(6)).groupby("x").value.agg(["mean", "std"]).fillna(0.0)
+                i = labels.index(label) if label in labels else len(labels)
+                ax.errorbar(
+                    stats.index,
+                    100 * stats["mean"],
+                    yerr=100 * stats["std"],
+                    fmt="D",
+                    color=cmap(i % 10),
+                    markersize=4,
+                    markeredgecolor="k",
+                    linewidth=0.8,
+                    label=f"{label}, brain module",
                 )
             for t in (0.0, image_offset):
                 ax.axvline(t, color="0.6", linewidth=0.8)

@@ -374,16 +374,21 @@ def train_brain_module(
     training_cfg: Mapping[str, Any],
     seed: int,
     threads: int = 1,
+    crop: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """Train one brain module on the given subjects (one: per-subject model; several: shared model).
 
-    Writes ``outputs`` and returns the per-epoch history.
+    ``crop = (tmin, tmax)`` (seconds from image onset) keeps only the samples of that window of every
+    epoch (the sample rule of the time-resolved ridge, :func:`megdecode.evaluation.window_samples`);
+    splits, scaling and early stopping are unchanged. Writes ``outputs`` and returns the per-epoch history.
     """
     torch.set_num_threads(max(1, int(threads)))
     bcfg = BrainModuleConfig.from_dict(brain_cfg)
     cfg = TrainingConfig.from_dict(training_cfg)
     device = resolve_device(cfg.device)
     subjects = [load_subject(p, name) for name, p in subject_dirs.items()]
+    if crop is not None:
+        subjects = [crop_subject(s, crop) for s in subjects]
     for s in subjects:
         check_no_leakage(s.trials, str(s.path / "trials.tsv"))
     n_times = {s.meg.shape[2] for s in subjects}
@@ -424,6 +429,7 @@ def train_brain_module(
         dataclasses.asdict(cfg),
         seed,
         [(s.name, str(s.meg.shape), _file_stamp(s.path / "meg.npy")) for s in subjects],
+        *([] if crop is None else [list(crop)]),
         _file_stamp(Path(latents_dir) / "latents.npy"),
     )
     state = load_checkpoint(outputs.checkpoint, key)
@@ -481,6 +487,19 @@ def train_brain_module(
     if not cfg.keep_checkpoints:
         outputs.checkpoint.unlink(missing_ok=True)
     return pd.DataFrame(history)
+
+
+def crop_subject(subject: SubjectData, crop: tuple[float, float]) -> SubjectData:
+    """The subject with ``meg`` cut to the samples of ``[tmin, tmax)`` (a view: memory-mapping kept)."""
+    from megdecode.evaluation import Window, epoch_times, window_samples
+
+    tmin, tmax = (float(t) for t in crop)
+    if not tmax > tmin:
+        raise ValueError(f"crop window needs tmin < tmax, got [{tmin}, {tmax}]")
+    idx = window_samples(epoch_times(subject.info, subject.meg.shape[2]), Window("crop", tmin, tmax))
+    meg = subject.meg[:, :, int(idx[0]) : int(idx[-1]) + 1]
+    log.info("sub-%s: epochs cropped to [%g, %g) s, %d samples", subject.name, tmin, tmax, meg.shape[2])
+    return dataclasses.replace(subject, meg=meg)
 
 
 def _file_stamp(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""Time-resolved ridge decoding of one subject, every backbone (rule evaluate_timeresolved)."""
+"""Time-resolved ridge decoding and listed-window brain modules of one subject (evaluate_timeresolved)."""
 
 from pathlib import Path
 
@@ -13,4 +13,5 @@ with job_logging(snakemake) as log:  # noqa: F821
         subject=snakemake.wildcards.subject,  # noqa: F821
         cfg=snakemake.params.cfg,  # noqa: F821
         seed=snakemake.params.seed,  # noqa: F821
+        brain_window_files=snakemake.params.brain_window_files,  # noqa: F821
     )
