@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from megdecode import io
+from megdecode.devices import resolve_device
 from megdecode.models import BrainModule, BrainModuleConfig
 from megdecode.training_data import (
     PRED_SPLITS,
@@ -76,12 +77,6 @@ def derive_seed(*parts: object) -> int:
     """A 63-bit seed from the master seed and wildcards (stable across runs and machines)."""
     keys = [p if isinstance(p, int) else zlib.crc32(str(p).encode()) for p in parts]
     return int(np.random.SeedSequence(keys).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -385,7 +380,7 @@ def train_brain_module(
     torch.set_num_threads(max(1, int(threads)))
     bcfg = BrainModuleConfig.from_dict(brain_cfg)
     cfg = TrainingConfig.from_dict(training_cfg)
-    device = resolve_device(cfg.device)
+    device = torch.device(resolve_device(cfg.device))
     subjects = [load_subject(p, name) for name, p in subject_dirs.items()]
     if crop is not None:
         subjects = [crop_subject(s, crop) for s in subjects]

@@ -12,6 +12,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from megdecode.devices import resolve_device
 from megdecode.latents.registry import LatentKind
 from megdecode.latents.stimuli import Stimuli
 
@@ -120,15 +121,6 @@ def load_or_explain(
         ) from err
 
 
-def pick_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def torch_dtype(name: str):
     import torch
 
@@ -195,7 +187,7 @@ def load_hf_model(cls: Any, source: str, revision: str | None, device: str, dtyp
             f"loading {source!r} into {cls.__name__} leaves {len(missing)} weight(s) randomly initialised "
             f"(e.g. {', '.join(missing[:3])}); set options.model_class to the checkpoint's class"
         )
-    return model.eval().to(device=pick_device(device), dtype=torch_dtype(dtype))
+    return model.eval().to(device=resolve_device(device), dtype=torch_dtype(dtype))
 
 
 class HuggingFaceKind(LatentKind):

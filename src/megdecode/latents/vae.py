@@ -6,13 +6,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from megdecode.devices import resolve_device
 from megdecode.latents.hf_common import (
     HuggingFaceKind,
     RandomInit,
     check_source_options,
     load_or_explain,
     parse_random_init,
-    pick_device,
     torch_dtype,
 )
 from megdecode.latents.registry import BatchCollector, LatentResult, register_kind
@@ -71,7 +71,7 @@ class DiffusersVae(HuggingFaceKind):
         source, revision = self.model_source(threads, weights_dir)
         kwargs = {"subfolder": opts.subfolder} if opts.subfolder else {}
         vae = load_or_explain(AutoencoderKL.from_pretrained, source, revision, "VAE", **kwargs)
-        vae = vae.eval().to(device=pick_device(opts.device), dtype=torch_dtype(opts.dtype))
+        vae = vae.eval().to(device=resolve_device(opts.device), dtype=torch_dtype(opts.dtype))
         param = next(vae.parameters())
         factor = float(vae.config.scaling_factor) if opts.scale else 1.0
         collector = BatchCollector(len(stimuli))

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from megdecode.devices import resolve_device
 from megdecode.reconstruction.base import Predicted, to_uint8
 
 log = logging.getLogger(__name__)
@@ -85,14 +86,6 @@ def _load(cls: Any, params: VDParams, subfolder: str, **kwargs: Any) -> Any:
         raise OSError(
             f"{offline_hint(params.model, params.revision)} [missing: {subfolder}/: {err}]"
         ) from err
-
-
-def resolve_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 _DUAL_CLASS: Any = None
