@@ -61,10 +61,11 @@ rule train_brain_window:
         brain=config["brain_module"],
         training=TRAIN_PARAMS,
         master_seed=config["seed"],
-        window=lambda wc: BRAIN_WINDOWS[wc.window],
+        seed_parts=lambda wc: ["window", wc.window, wc.backbone, wc.subject],
+        crop=lambda wc: BRAIN_WINDOWS[wc.window],
         checkpoint=lambda wc: f"{R}/checkpoints/brain_window/{wc.backbone}/sub-{wc.subject}/{wc.window}/last.pt",
     script:
-        "../workflow/scripts/train_brain_window.py"
+        "../workflow/scripts/train_brain.py"
 
 
 # One job for all (model, backbone, subject): each is sub-second, python start-up would dominate.

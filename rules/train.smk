@@ -47,6 +47,8 @@ rule train_brain:
         brain=config["brain_module"],
         training=TRAIN_PARAMS,
         master_seed=config["seed"],
+        seed_parts=lambda wc: [int(wc.seed), wc.backbone, wc.subject],
+        crop=None,
         checkpoint=lambda wc: f"{R}/checkpoints/brain/{wc.backbone}/sub-{wc.subject}/seed-{wc.seed}/last.pt",
     script:
         "../workflow/scripts/train_brain.py"

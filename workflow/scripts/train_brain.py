@@ -1,4 +1,8 @@
-"""Rule train_brain: one brain module per (backbone, subject, seed)."""
+"""Rules train_brain and train_brain_window: one brain module per (backbone, subject, seed or window).
+
+``params.seed_parts`` are the wildcard parts of the seed; ``params.crop`` is ``[tmin, tmax]`` of the
+listed window or None for the full epoch.
+"""
 
 from pathlib import Path
 
@@ -8,19 +12,20 @@ with job_logging(snakemake) as log:  # noqa: F821
     from megdecode.training import BrainOutputs, derive_seed, train_brain_module
 
     wc = snakemake.wildcards  # noqa: F821
-    subject_dir = Path(snakemake.input[f"meg_{wc.subject}"]).parent  # noqa: F821
+    params = snakemake.params  # noqa: F821
     out = snakemake.output  # noqa: F821
     train_brain_module(
-        {wc.subject: subject_dir},
+        {wc.subject: Path(snakemake.input[f"meg_{wc.subject}"]).parent},  # noqa: F821
         Path(snakemake.input.latents).parent,  # noqa: F821
         BrainOutputs(
             Path(out.model),
             Path(out.history),
             {wc.subject: Path(out.predictions)},
-            Path(snakemake.params.checkpoint),  # noqa: F821
+            Path(params.checkpoint),
         ),
-        snakemake.params.brain,  # noqa: F821
-        snakemake.params.training,  # noqa: F821
-        seed=derive_seed(snakemake.params.master_seed, int(wc.seed), wc.backbone, wc.subject),  # noqa: F821
+        params.brain,
+        params.training,
+        seed=derive_seed(params.master_seed, *params.seed_parts),
         threads=snakemake.threads,  # noqa: F821
+        crop=None if params.crop is None else tuple(params.crop),
     )
