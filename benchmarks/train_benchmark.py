@@ -10,7 +10,10 @@ Model part: fp32 matmul FLOP/s of this machine (torch, all threads), then one tr
 (forward, backward, Adam) of the brain module at the paper's width (batch 128, 271 channels x 181
 samples, 270 attention channels, 320 hidden, 2048 features, a 768-d latent), its FLOPs counted by
 torch's FlopCounterMode, as a fraction of that peak; samples/s; and the latency of decoding one
-trial at batch 1 on one core. Ridge part: the ridge job's code path (binning a memory-mapped
+trial at batch 1 on one core: with the training graph, and with the frozen RealtimeDecoder (same
+maths, folded front and batch norm; direct or Winograd convolutions). "model" FLOPs count the
+direct convolution; "executed" FLOPs are what the decoder runs (Winograd: about half).
+Ridge part: the ridge job's code path (binning a memory-mapped
 20,000 x 271 x 181 float32 array, then fit_ridge with 9 alphas and validation selection), wall time
 and peak resident memory of a fresh process.
 """
@@ -30,14 +33,20 @@ from pathlib import Path
 import numpy as np
 
 
-def matmul_peak(n: int = 4096, reps: int = 5) -> float:
-    """Best fp32 FLOP/s of an n x n matmul with torch's current thread count."""
+def matmul_peak(sizes: tuple[int, ...] = (1024, 2048, 4096), reps: int = 5) -> float:
+    """Best fp32 FLOP/s of an n x n matmul over ``sizes`` with torch's current thread count.
+
+    The best over several sizes, not one size: a single size can sit in a slow spot of the BLAS
+    blocking, and a low peak would flatter the percentages below.
+    """
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.matmul(a, b)
-    best = min(_timed(lambda: torch.matmul(a, b)) for _ in range(reps))
-    return 2 * n**3 / best
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        torch.matmul(a, b)
+        best = max(best, 2 * n**3 / min(_timed(lambda a=a, b=b: torch.matmul(a, b)) for _ in range(reps)))
+    return best
 
 
 def _timed(fn) -> float:
@@ -53,7 +62,7 @@ def model_benchmark(blocks: list[int], batch: int, steps: int, latency_reps: int
     dev = torch.device(device)
     peak = matmul_peak() if device == "cpu" else _cuda_peak()
     torch.set_num_threads(1)
-    peak_1 = matmul_peak(2048, 3) if device == "cpu" else float("nan")
+    peak_1 = matmul_peak((512, 1024, 2048), 3) if device == "cpu" else float("nan")
     torch.set_num_threads(threads)
     print(f"fp32 matmul peak: {peak / 1e9:.1f} GFLOP/s ({threads} threads), {peak_1 / 1e9:.1f} (1 thread)")
     rows = []
@@ -69,7 +78,7 @@ def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, thread
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from megdecode.models import BrainModuleConfig
+    from megdecode.models import BrainModuleConfig, RealtimeDecoder
     from megdecode.training import TrainingConfig, build_decoder, combined_loss
 
     pos = np.random.default_rng(0).uniform(0, 1, (271, 2)).astype(np.float32)
@@ -96,24 +105,35 @@ def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, thread
     flops = counter.get_total_flops()
     step()
     t_step = statistics.median(_timed(step) for _ in range(steps))
-    # batch-1 latency on one core (CPU) or on the device
+    # batch-1 latency on one core (CPU) or on the device: the training graph, then the frozen
+    # real-time decoder (front and batch norm folded) with direct and with Winograd convolutions
     model.eval()
     x1, s1 = x[:1].clone(), subj[:1]
-
-    def decode_one() -> None:
-        model(x1, s1)
-        _sync(dev)
-
     if dev.type == "cpu":
         torch.set_num_threads(1)
+    decoders = {
+        "brain": lambda: model(x1, s1),
+        "realtime_direct": RealtimeDecoder(model.brain, 0, winograd=False),
+        "realtime_winograd": RealtimeDecoder(model.brain, 0, winograd=True),
+    }
+    latency, executed = {}, {}
     with torch.inference_mode():
+        model(x1, s1)  # fills the spatial-attention cache: later calls are one trial's work
         with FlopCounterMode(display=False) as c1:
             model(x1, s1)
-        for _ in range(3):
-            decode_one()
-        lat = statistics.median(_timed(decode_one) for _ in range(latency_reps))
+        for name, decoder in decoders.items():
+            call = decoder if name == "brain" else (lambda d=decoder: d(x1))
+            with FlopCounterMode(display=False) as counter:
+                call()
+            executed[name] = counter.get_total_flops()
+            for _ in range(3):
+                call()
+            latency[name] = statistics.median(
+                _timed(lambda c=call: (c(), _sync(dev))) for _ in range(latency_reps)
+            )
     torch.set_num_threads(threads)
-    return {
+    trial_flops = c1.get_total_flops()
+    row = {
         "device": str(dev),
         "n_blocks": n_blocks,
         "params": sum(p.numel() for p in model.parameters()),
@@ -122,10 +142,14 @@ def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, thread
         "achieved_gflops": round(flops / t_step / 1e9, 1),
         "pct_of_matmul_peak": round(100 * flops / t_step / peak, 1),
         "samples_per_s": round(batch / t_step, 1),
-        "batch1_gflop": round(c1.get_total_flops() / 1e9, 3),
-        "batch1_latency_ms": round(1e3 * lat, 2),
-        "batch1_pct_of_1thread_peak": round(100 * c1.get_total_flops() / lat / peak_1, 1),
+        "batch1_model_gflop": round(trial_flops / 1e9, 3),
     }
+    for name in decoders:
+        row[f"batch1_{name}_ms"] = round(1e3 * latency[name], 2)
+        row[f"batch1_{name}_executed_gflop"] = round(executed[name] / 1e9, 3)
+        # model FLOPs (direct convolution count) per second, as a fraction of the 1-thread peak
+        row[f"batch1_{name}_pct_of_1thread_peak"] = round(100 * trial_flops / latency[name] / peak_1, 1)
+    return row
 
 
 def _sync(dev) -> None:

@@ -540,3 +540,47 @@ def write_brain_outputs(
     }
     with io.atomic_output(outputs.model) as tmp:
         save_file({k: v.contiguous() for k, v in _cpu_state(model).items()}, str(tmp), metadata=meta)
+
+
+@dataclass
+class TrainedBrain:
+    """A brain module read back from a training job's ``model.safetensors``."""
+
+    brain: BrainModule
+    subjects: list[str]
+    latent_shape: tuple[int, ...]
+
+    def subject_index(self, subject: str) -> int:
+        if subject not in self.subjects:
+            raise KeyError(f"subject {subject!r} was not trained in this model (subjects: {self.subjects})")
+        return self.subjects.index(subject)
+
+
+def load_trained_brain(path: Path | str) -> TrainedBrain:
+    """Rebuild the brain module (evaluation mode, CPU) from a ``model.safetensors`` written by training."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+        state = load_file(str(path))
+    except (FileNotFoundError, SafetensorError) as err:
+        raise ValueError(f"cannot read {path}: {err}; rerun the training rule that writes it") from err
+    missing = [k for k in ("brain_module", "subjects", "latent_shape") if k not in meta]
+    if missing:
+        raise ValueError(f"{path} lacks metadata {missing}: not written by megdecode's training")
+    subjects = list(json.loads(meta["subjects"]))
+    latent_shape = tuple(json.loads(meta["latent_shape"]))
+    weights = {k.removeprefix("brain."): v for k, v in state.items() if k.startswith("brain.")}
+    time_weight = weights.get("aggregate.time_weight")
+    brain = BrainModule(
+        BrainModuleConfig.from_dict(json.loads(meta["brain_module"])),
+        weights["spatial.positions"],
+        len(subjects),
+        0 if time_weight is None else len(time_weight),
+        latent_shape,
+    )
+    brain.load_state_dict(weights)
+    return TrainedBrain(brain.eval(), subjects, latent_shape)

@@ -4,6 +4,7 @@ from megdecode.models.aggregation import TemporalAggregation
 from megdecode.models.brain_module import BrainModule, BrainModuleConfig
 from megdecode.models.conv_blocks import ConvBlock, ConvEncoder
 from megdecode.models.heads import MLPHead, TokenHead, make_head
+from megdecode.models.realtime import RealtimeDecoder
 from megdecode.models.spatial_attention import SpatialAttention, disc_mask, fourier_embedding
 from megdecode.models.subject_layers import SubjectLayers
 
@@ -13,6 +14,7 @@ __all__ = [
     "ConvBlock",
     "ConvEncoder",
     "MLPHead",
+    "RealtimeDecoder",
     "SpatialAttention",
     "SubjectLayers",
     "TemporalAggregation",

@@ -1,0 +1,175 @@
+"""A trained brain module frozen for one subject: the same outputs, fewer operations per trial.
+
+Decoding online means one trial at a time (batch 1), where the training-time graph wastes work:
+the spatial attention, the 1x1 conv and the subject layer are three linear maps in a row, batch norm
+in evaluation is an affine map, and a kernel-3 convolution can use Winograd's algorithm. Here they
+are folded, once, into a graph with the same maths:
+
+- spatial attention x 1x1 conv x subject layer -> one (channels_out x sensors) matrix, itself folded
+  into the first convolution when nothing else reads its output (the bias of the folded layer is
+  then a (channels, time) map, exact at the zero-padded edges);
+- batch norm (running statistics) -> the weights and bias of the convolution before it;
+- kernel-3 convolutions -> :func:`~megdecode.models.winograd.winograd_conv1d` (2x fewer multiplies).
+
+Folding is done in float64. ``RealtimeDecoder(x)`` equals ``brain.eval()(x, subject, mask)`` to about
+1e-5 relative (tests). It is a snapshot: training the brain module afterwards does not change it.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from megdecode.models.brain_module import BrainModule
+from megdecode.models.conv_blocks import ConvBlock
+from megdecode.models.winograd import winograd_conv1d, winograd_weight
+
+
+class FoldedConv1d(nn.Module):
+    """A frozen "same"-padded Conv1d on time-major input (batch, time, in) -> (batch, time, out).
+
+    Winograd for kernel 3 unless ``winograd=False``. ``edge_bias`` (kernel, out), optional: a per-tap
+    bias that exists only where the tap reads inside the input (a constant folded in from a previous
+    layer, whose zero padding it must respect).
+    """
+
+    def __init__(
+        self,
+        weight: Tensor,
+        bias: Tensor,
+        dilation: int,
+        edge_bias: Tensor | None = None,
+        winograd: bool = True,
+    ) -> None:
+        super().__init__()
+        self.dilation = int(dilation)
+        self.kernel = weight.shape[2]
+        self.winograd = winograd and self.kernel == 3
+        self.register_buffer("weight", winograd_weight(weight) if self.winograd else weight.contiguous())
+        self.register_buffer("bias", bias.contiguous())
+        self.register_buffer("edge_bias", edge_bias)
+        self._bias_maps: dict[int, Tensor] = {}
+
+    def bias_map(self, n_times: int) -> Tensor:
+        """(out,) without ``edge_bias``; else the (time, out) bias including the zero-padded edges."""
+        if self.edge_bias is None:
+            return self.bias
+        if n_times not in self._bias_maps:
+            t = torch.arange(n_times, device=self.bias.device)[:, None]
+            shift = (torch.arange(self.kernel, device=self.bias.device) - self.kernel // 2) * self.dilation
+            inside = ((t + shift >= 0) & (t + shift < n_times)).to(self.bias.dtype)  # (time, kernel)
+            self._bias_maps[n_times] = self.bias + inside @ self.edge_bias
+        return self._bias_maps[n_times]
+
+    def forward(self, x: Tensor) -> Tensor:
+        bias = self.bias_map(x.shape[1])
+        if self.winograd:
+            return winograd_conv1d(x, self.weight, self.dilation).add_(bias)
+        pad = self.dilation * (self.kernel // 2)
+        y = F.conv1d(x.transpose(1, 2), self.weight, None, padding=pad, dilation=self.dilation)
+        return y.transpose(1, 2) + bias
+
+
+class FoldedBlock(nn.Module):
+    """:class:`~megdecode.models.conv_blocks.ConvBlock` with batch norm folded in, time-major."""
+
+    def __init__(
+        self, conv1: FoldedConv1d, conv2: FoldedConv1d, glu: FoldedConv1d, residual_first: bool
+    ) -> None:
+        super().__init__()
+        self.conv1, self.conv2, self.glu = conv1, conv2, glu
+        self.residual_first = residual_first
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.gelu(self.conv1(x))
+        x = x + h if self.residual_first else h
+        x = x + F.gelu(self.conv2(x))
+        return F.glu(self.glu(x), dim=-1)
+
+
+def _conv_with_norm(conv: nn.Conv1d, norm: nn.Module) -> tuple[Tensor, Tensor]:
+    """Float64 (weight, bias) of ``norm(conv(x))`` with batch norm's running statistics."""
+    weight = conv.weight.detach().to(torch.float64)
+    bias = conv.bias.detach().to(torch.float64)
+    if isinstance(norm, nn.BatchNorm1d):
+        scale = norm.weight.detach().double() / torch.sqrt(norm.running_var.double() + norm.eps)
+        weight = weight * scale[:, None, None]
+        bias = (bias - norm.running_mean.double()) * scale + norm.bias.detach().double()
+    return weight, bias
+
+
+class RealtimeDecoder(nn.Module):
+    """``brain`` frozen for one subject and channel mask: (batch, sensors, time) -> {"clip", "mse"}."""
+
+    def __init__(
+        self, brain: BrainModule, subject: int = 0, mask: Tensor | None = None, winograd: bool = True
+    ) -> None:
+        super().__init__()
+        dtype = brain.mix.weight.dtype
+        with torch.no_grad():
+            front, front_bias = self._front(brain, subject, mask)
+            blocks: list[nn.Module] = []
+            for index, block in enumerate(brain.encoder):
+                blocks.append(self._fold_block(block, winograd, (front, front_bias) if index == 0 else None))
+            if not blocks or blocks[0].residual_first:
+                self.register_buffer("front", front.to(dtype))
+                self.register_buffer("front_bias", front_bias.to(dtype))
+            else:
+                self.front = None  # folded into the first convolution
+        self.blocks = nn.Sequential(*blocks).to(dtype)
+        self.aggregate = copy.deepcopy(brain.aggregate)
+        self.project = copy.deepcopy(brain.project)
+        self.clip_head = copy.deepcopy(brain.clip_head)
+        self.mse_head = copy.deepcopy(brain.mse_head)
+        self.requires_grad_(False)
+        self.eval()
+
+    @staticmethod
+    def _front(brain: BrainModule, subject: int, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Spatial attention, 1x1 conv and subject layer as one float64 (matrix, bias)."""
+        valid = (
+            None if mask is None else torch.as_tensor(mask, dtype=torch.bool, device=brain.mix.weight.device)
+        )
+        attention = brain.spatial.attention(valid if valid is None else valid[None]).double()
+        attention = attention if valid is None else attention[0]
+        matrix = brain.mix.weight.detach().double()[:, :, 0] @ attention
+        bias = brain.mix.bias.detach().double()
+        if brain.subject is not None:
+            if not 0 <= subject < brain.subject.n_subjects:
+                raise IndexError(f"subject index {subject} out of range 0..{brain.subject.n_subjects - 1}")
+            subject_weight = brain.subject.weight.detach().double()[subject]
+            matrix, bias = subject_weight @ matrix, subject_weight @ bias
+        return matrix, bias
+
+    @staticmethod
+    def _fold_block(block: ConvBlock, winograd: bool, front: tuple[Tensor, Tensor] | None) -> FoldedBlock:
+        w1, b1 = _conv_with_norm(block.conv1, block.norm1)
+        edge_bias = None
+        if front is not None and not block.residual_first:
+            matrix, bias = front
+            edge_bias = torch.einsum("oik,i->ko", w1, bias)
+            w1 = torch.einsum("oik,ic->ock", w1, matrix)
+        w2, b2 = _conv_with_norm(block.conv2, block.norm2)
+        wg, bg = _conv_with_norm(block.glu, nn.Identity())
+        dtype = block.conv1.weight.dtype
+        return FoldedBlock(
+            FoldedConv1d(
+                w1.to(dtype), b1.to(dtype), block.conv1.dilation[0], _cast(edge_bias, dtype), winograd
+            ),
+            FoldedConv1d(w2.to(dtype), b2.to(dtype), block.conv2.dilation[0], winograd=winograd),
+            FoldedConv1d(wg.to(dtype), bg.to(dtype), block.glu.dilation[0], winograd=winograd),
+            block.residual_first,
+        )
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        h = x.transpose(1, 2)  # time-major from here on
+        h = h if self.front is None else torch.matmul(h, self.front.T) + self.front_bias
+        z = self.project(self.aggregate(self.blocks(h).transpose(1, 2)))
+        return {"clip": self.clip_head(z), "mse": self.mse_head(z)}
+
+
+def _cast(tensor: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    return None if tensor is None else tensor.to(dtype)

@@ -1,0 +1,140 @@
+"""Winograd convolution and the frozen real-time decoder: same outputs as the training graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from megdecode import io
+from megdecode.models import BrainModule, BrainModuleConfig, RealtimeDecoder
+from megdecode.models.winograd import winograd_conv1d, winograd_weight
+from megdecode.training import load_trained_brain
+from megdecode.training_data import load_subject
+
+
+@pytest.mark.parametrize("n_times", [1, 4, 5, 37, 181])
+@pytest.mark.parametrize("dilation", [1, 2, 3, 16])
+def test_winograd_equals_conv1d_in_float64(n_times, dilation):
+    gen = torch.Generator().manual_seed(n_times * 100 + dilation)
+    x = torch.randn(3, 5, n_times, generator=gen, dtype=torch.float64)
+    w = torch.randn(7, 5, 3, generator=gen, dtype=torch.float64)
+    expected = F.conv1d(x, w, padding=dilation, dilation=dilation)
+    got = winograd_conv1d(x.transpose(1, 2), winograd_weight(w), dilation).transpose(1, 2)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
+
+
+def test_winograd_float32_error_is_small_and_shapes_are_checked():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 64, 181, generator=gen)
+    w = torch.randn(32, 64, 3, generator=gen) / 8
+    exact = F.conv1d(x.double(), w.double(), padding=4, dilation=4)
+    got = winograd_conv1d(x.transpose(1, 2), winograd_weight(w), 4).transpose(1, 2).double()
+    assert float((got - exact).norm() / exact.norm()) < 1e-5
+    with pytest.raises(ValueError, match="out, in, 3"):
+        winograd_weight(torch.zeros(4, 4, 5))
+    with pytest.raises(ValueError, match="does not match input channels"):
+        winograd_conv1d(x.transpose(1, 2), winograd_weight(torch.zeros(4, 3, 3)), 1)
+
+
+def _trained_looking_brain(seed: int, **overrides) -> BrainModule:
+    """A random brain module whose batch norms have non-trivial running statistics (evaluation mode)."""
+    gen = torch.Generator().manual_seed(seed)
+    sizes = {"spatial_channels": 12, "fourier_freqs": 3, "hidden": 16, "out_channels": 24}
+    cfg = BrainModuleConfig(**(sizes | overrides))
+    torch.manual_seed(seed)
+    brain = BrainModule(cfg, torch.rand(10, 2, generator=gen), 3, 37, (8,))
+    for module in brain.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.normal_(generator=gen)
+            module.running_var.uniform_(0.5, 2.0, generator=gen)
+            module.weight.data.normal_(generator=gen)
+            module.bias.data.normal_(generator=gen)
+    return brain.eval()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"n_blocks": 2},
+        {"n_blocks": 3, "hidden": 12},  # first block residual: the front is not folded into a conv
+        {"n_blocks": 1, "kernel": 5},  # direct convolution fallback
+        {"n_blocks": 2, "batch_norm": False, "subject_layers": False},
+        {"n_blocks": 2, "aggregation": "attention"},
+    ],
+)
+@pytest.mark.parametrize("winograd", [True, False])
+def test_realtime_decoder_matches_brain_module(overrides, winograd):
+    brain = _trained_looking_brain(1, **overrides)
+    x = torch.randn(4, 10, 37, generator=torch.Generator().manual_seed(2))
+    mask = torch.ones(10, dtype=torch.bool)
+    mask[[3, 8]] = False
+    for subject, channel_mask in [(1, None), (2, mask)]:
+        with torch.no_grad():
+            expected = brain(x, torch.full((4,), subject), channel_mask)
+            got = RealtimeDecoder(brain, subject, channel_mask, winograd=winograd)(x)
+        for head in ("clip", "mse"):
+            torch.testing.assert_close(got[head], expected[head], rtol=1e-4, atol=1e-5)
+
+
+def test_realtime_decoder_is_a_frozen_snapshot():
+    brain = _trained_looking_brain(3, n_blocks=1)
+    decoder = RealtimeDecoder(brain, subject=0)
+    x = torch.randn(2, 10, 37)
+    with torch.no_grad():
+        before = decoder(x)["clip"].clone()
+        for p in brain.parameters():
+            p.add_(0.5)
+        assert torch.equal(decoder(x)["clip"], before)
+    assert not any(p.requires_grad for p in decoder.parameters())
+    assert not decoder.training
+    with pytest.raises(IndexError, match="out of range"):
+        RealtimeDecoder(brain, subject=3)
+
+
+def test_realtime_decoder_edges_respect_zero_padding():
+    """The folded front's bias must vanish where the first conv reads padding: check edge samples."""
+    brain = _trained_looking_brain(4, n_blocks=1)
+    with torch.no_grad():
+        brain.mix.bias.fill_(3.0)  # a large constant makes a wrong edge obvious
+        x = torch.randn(1, 10, 37)
+        h_brain = brain.encoder[0].conv1(brain.subject(brain.mix(brain.spatial(x)), torch.zeros(1)))
+        decoder = RealtimeDecoder(brain, subject=0)
+        conv1 = decoder.blocks[0].conv1
+        h_fast = conv1(x.transpose(1, 2)).transpose(1, 2)
+        norm = brain.encoder[0].norm1
+        expected = F.batch_norm(
+            h_brain, norm.running_mean, norm.running_var, norm.weight, norm.bias, eps=norm.eps
+        )
+    torch.testing.assert_close(h_fast, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_load_trained_brain_names_a_bad_file(tmp_path):
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="model.safetensors"):
+        load_trained_brain(bad)
+    with pytest.raises(ValueError, match="cannot read"):
+        load_trained_brain(tmp_path / "absent.safetensors")
+
+
+@pytest.mark.slow
+def test_realtime_decoder_reproduces_the_workflow_predictions(tiny_results):
+    """Trial by trial, the frozen decoder of a trained model gives the predictions its job saved."""
+    model_dir = sorted((tiny_results / "models" / "brain").glob("*/sub-*/seed-*"))[0]
+    trained = load_trained_brain(model_dir / "model.safetensors")
+    subject = trained.subjects[0]
+    data = load_subject(tiny_results / "preprocessed" / f"sub-{subject}")
+    decoder = RealtimeDecoder(trained.brain, trained.subject_index(subject))
+    saved = io.load_npz(model_dir / "predictions.npz")
+    rows = np.flatnonzero(data.trials["split"].to_numpy(str) == "test_small")
+    assert len(rows) and np.array_equal(
+        data.trials["image_id"].to_numpy(str)[rows], saved["test_small_image_id"]
+    )
+    with torch.inference_mode():
+        outs = [decoder(torch.from_numpy(np.array(data.meg[r : r + 1], np.float32))) for r in rows]
+    for head, key in (("mse", "test_small_pred"), ("clip", "test_small_pred_clip")):
+        got = torch.cat([o[head] for o in outs]).numpy()
+        np.testing.assert_allclose(got, saved[key], rtol=1e-4, atol=1e-5)
