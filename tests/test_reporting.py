@@ -18,56 +18,40 @@ from megdecode.io import read_tsv, save_npy, save_npz, write_json, write_tsv
 SUBJECTS = ("01", "02")
 
 
+def _row(**fields: object) -> dict[str, object]:
+    """One long-table row of backbone hog over the full epoch; ``fields`` give the rest or override."""
+    full = {"window": "full", "window_kind": "full", "tmin": np.nan, "tmax": np.nan}
+    return {"backbone": "hog", "backbone_label": "HOG", **full, **fields}
+
+
 def long_table() -> pd.DataFrame:
     """Hand-made retrieval rows: brain 0.6 / 0.4 (mean 0.5), ridge 0.1 / 0.1 on one backbone."""
     rows = []
     for subject, brain in zip(SUBJECTS, (0.6, 0.4), strict=True):
         for model, value in (("brain", brain), ("ridge", 0.1), ("chance", 0.05)):
             for ts, chance in (("test_small", 0.05), ("test_large", 0.01)):
-                rows.append(
-                    dict(
-                        subject=subject,
-                        backbone="hog",
-                        backbone_label="HOG",
-                        model=model,
-                        test_set=ts,
-                        window="full",
-                        window_kind="full",
-                        tmin=np.nan,
-                        tmax=np.nan,
-                        metric="top5_acc",
-                        value=value,
-                        ci_low=value - 0.1,
-                        ci_high=value + 0.1,
-                        chance=chance,
+                for metric, v, ci_low, ci_high, c in (
+                    ("top5_acc", value, value - 0.1, value + 0.1, chance),
+                    ("median_rank", 0.5 - value / 2, 0.1, 0.6, 0.5),
+                ):
+                    rows.append(
+                        _row(
+                            subject=subject,
+                            model=model,
+                            test_set=ts,
+                            metric=metric,
+                            value=v,
+                            ci_low=ci_low,
+                            ci_high=ci_high,
+                            chance=c,
+                        )
                     )
-                )
-                rows.append(
-                    dict(
-                        subject=subject,
-                        backbone="hog",
-                        backbone_label="HOG",
-                        model=model,
-                        test_set=ts,
-                        window="full",
-                        window_kind="full",
-                        tmin=np.nan,
-                        tmax=np.nan,
-                        metric="median_rank",
-                        value=0.5 - value / 2,
-                        ci_low=0.1,
-                        ci_high=0.6,
-                        chance=0.5,
-                    )
-                )
     for subject in SUBJECTS:
         for i, t0 in enumerate(np.arange(-0.2, 0.6, 0.1)):
             for ts in ("test_small", "test_large"):
                 rows.append(
-                    dict(
+                    _row(
                         subject=subject,
-                        backbone="hog",
-                        backbone_label="HOG",
                         model="ridge",
                         test_set=ts,
                         window=f"sliding_{i}",

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors.numpy import load_file
@@ -48,6 +49,27 @@ def study(tmp_path_factory) -> dict[str, Path]:
 def _outputs(root: Path, subjects=("01",)) -> BrainOutputs:
     preds = {s: root / f"predictions_sub-{s}.npz" for s in subjects}
     return BrainOutputs(root / "model.safetensors", root / "history.tsv", preds, root / "ckpt" / "last.pt")
+
+
+def _poisoned_copy(
+    src: Path, dst: Path, keep: slice = slice(None)
+) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """Copy subject ``src`` to ``dst`` with NaN in its test rows and in the samples outside ``keep``.
+
+    Returns the MEG array written, the trials table and the mask of test rows.
+    """
+    dst.mkdir()
+    for name in ("trials.tsv", "channels.tsv", "info.json"):
+        (dst / name).write_bytes((src / name).read_bytes())
+    meg = io.load_npy(src / "meg.npy").copy()
+    trials = io.read_tsv(dst / "trials.tsv", dtype={"image_id": str, "concept": str})
+    test = trials["split"].str.startswith("test").to_numpy()
+    outside = np.ones(meg.shape[2], dtype=bool)
+    outside[keep] = False
+    meg[:, :, outside] = np.nan
+    meg[test] = np.nan
+    io.save_npy(meg, dst / "meg.npy")
+    return meg, trials, test
 
 
 def test_clip_loss_hand_computed_3x3():
@@ -208,14 +230,7 @@ def test_resume_after_kill_9(study, tmp_path):
 def test_no_test_trial_reaches_training_or_early_stopping(study, tmp_path):
     """Test rows are poisoned with NaN: any use in training or validation would make the losses NaN."""
     sub = tmp_path / "sub-01"
-    sub.mkdir()
-    for name in ("trials.tsv", "channels.tsv", "info.json"):
-        (sub / name).write_bytes((study["01"] / name).read_bytes())
-    meg = io.load_npy(study["01"] / "meg.npy").copy()
-    trials = io.read_tsv(sub / "trials.tsv", dtype={"image_id": str, "concept": str})
-    test = trials["split"].str.startswith("test").to_numpy()
-    meg[test] = np.nan
-    io.save_npy(meg, sub / "meg.npy")
+    _, trials, test = _poisoned_copy(study["01"], sub)
     out = _outputs(tmp_path / "m")
     hist = train_brain_module({"01": sub}, study["latents"], out, SMALL, {**FAST, "max_epochs": 3}, seed=0)
     assert np.isfinite(hist.drop(columns=["best"]).to_numpy(float)).all()
@@ -233,16 +248,7 @@ def test_no_test_trial_reaches_training_or_early_stopping(study, tmp_path):
 def test_crop_trains_on_the_window_only_and_never_on_test_rows(study, tmp_path):
     """Crop to [-0.45, -0.40) s (samples 6..11 at 120 Hz from -0.5 s): NaN outside it and in test rows."""
     sub = tmp_path / "sub-01"
-    sub.mkdir()
-    for name in ("trials.tsv", "channels.tsv", "info.json"):
-        (sub / name).write_bytes((study["01"] / name).read_bytes())
-    meg = io.load_npy(study["01"] / "meg.npy").copy()
-    trials = io.read_tsv(sub / "trials.tsv", dtype={"image_id": str, "concept": str})
-    test = trials["split"].str.startswith("test").to_numpy()
-    meg[:, :, :6] = np.nan
-    meg[:, :, 12:] = np.nan
-    meg[test] = np.nan
-    io.save_npy(meg, sub / "meg.npy")
+    meg, trials, test = _poisoned_copy(study["01"], sub, keep=slice(6, 12))
     cropped = training.crop_subject(load_subject(sub, "01"), (-0.45, -0.40))
     assert cropped.meg.shape == (meg.shape[0], meg.shape[1], 6)
     assert np.isfinite(cropped.meg[~test]).all()
