@@ -116,16 +116,19 @@ def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, thread
         "realtime_direct": RealtimeDecoder(model.brain, 0, winograd=False),
         "realtime_winograd": RealtimeDecoder(model.brain, 0, winograd=True),
     }
-    latency, executed = {}, {}
+    latency, executed, deviation = {}, {}, {}
     with torch.inference_mode():
         model(x1, s1)  # fills the spatial-attention cache: later calls are one trial's work
         with FlopCounterMode(display=False) as c1:
-            model(x1, s1)
+            reference = model(x1, s1)
         for name, decoder in decoders.items():
             call = decoder if name == "brain" else (lambda d=decoder: d(x1))
             with FlopCounterMode(display=False) as counter:
-                call()
+                out = call()
             executed[name] = counter.get_total_flops()
+            deviation[name] = max(
+                float((out[k] - reference[k]).norm() / reference[k].norm()) for k in ("clip", "mse")
+            )
             for _ in range(3):
                 call()
             latency[name] = statistics.median(
@@ -147,6 +150,7 @@ def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, thread
     for name in decoders:
         row[f"batch1_{name}_ms"] = round(1e3 * latency[name], 2)
         row[f"batch1_{name}_executed_gflop"] = round(executed[name] / 1e9, 3)
+        row[f"batch1_{name}_rel_diff_vs_brain"] = float(f"{deviation[name]:.2g}")
         # model FLOPs (direct convolution count) per second, as a fraction of the 1-thread peak
         row[f"batch1_{name}_pct_of_1thread_peak"] = round(100 * trial_flops / latency[name] / peak_1, 1)
     return row

@@ -69,8 +69,8 @@ class FoldedConv1d(nn.Module):
         if self.winograd:
             return winograd_conv1d(x, self.weight, self.dilation).add_(bias)
         pad = self.dilation * (self.kernel // 2)
-        y = F.conv1d(x.transpose(1, 2), self.weight, None, padding=pad, dilation=self.dilation)
-        return y.transpose(1, 2) + bias
+        y = F.conv1d(x.transpose(1, 2).contiguous(), self.weight, None, padding=pad, dilation=self.dilation)
+        return y.transpose(1, 2).contiguous().add_(bias)
 
 
 class FoldedBlock(nn.Module):
