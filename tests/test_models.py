@@ -144,3 +144,17 @@ def test_spatial_attention_inference_cache_follows_weight_updates():
         layer.heads.add_(0.5)  # in-place update (as an optimizer step) must invalidate the cache
         assert torch.allclose(layer(x), torch.matmul(layer.attention(), x))
         assert not torch.allclose(layer(x), first)
+
+
+def test_brain_module_built_in_inference_mode_runs():
+    """Parameters created under inference_mode have no version counter: the attention cache must cope."""
+    with torch.inference_mode():
+        brain = BrainModule(
+            BrainModuleConfig(spatial_channels=6, fourier_freqs=2, hidden=8, n_blocks=1, out_channels=8),
+            _positions(5),
+            1,
+            12,
+            (4,),
+        ).eval()
+        out = brain(torch.randn(2, 5, 12), torch.zeros(2, dtype=torch.long))
+    assert out["clip"].shape == (2, 4)

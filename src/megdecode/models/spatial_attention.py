@@ -79,7 +79,8 @@ class SpatialAttention(nn.Module):
 
     def _cached_attention(self) -> Tensor:
         """Attention weights without a mask; reused across calls in inference (no grad, weights unchanged)."""
-        if self.training or torch.is_grad_enabled():
+        if self.training or torch.is_grad_enabled() or self.heads.is_inference():
+            # inference tensors (a module built under torch.inference_mode) have no version counter
             self._cache = None
             return self.attention()
         key = (self.heads._version, self.heads.data_ptr(), self.embedding.data_ptr())
