@@ -89,6 +89,11 @@ def test_realtime_decoder_is_a_frozen_snapshot():
             p.add_(0.5)
         assert torch.equal(decoder(x)["clip"], before)
     assert not any(p.requires_grad for p in decoder.parameters())
+    with torch.no_grad():  # moving the decoder rebuilds its cached edge-bias maps
+        decoder(x)
+        torch.testing.assert_close(
+            decoder.double()(x.double())["clip"], before.double(), rtol=1e-4, atol=1e-5
+        )
     assert not decoder.training
     with pytest.raises(IndexError, match="out of range"):
         RealtimeDecoder(brain, subject=3)

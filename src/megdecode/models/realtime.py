@@ -64,6 +64,10 @@ class FoldedConv1d(nn.Module):
             self._bias_maps[n_times] = self.bias + inside @ self.edge_bias
         return self._bias_maps[n_times]
 
+    def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 (torch's signature)
+        self._bias_maps = {}  # .to(device/dtype): cached maps are rebuilt from the moved buffers
+        return super()._apply(fn, recurse)
+
     def forward(self, x: Tensor) -> Tensor:
         bias = self.bias_map(x.shape[1])
         if self.winograd:
