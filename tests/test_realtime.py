@@ -39,13 +39,13 @@ def test_winograd_float32_error_is_small_and_shapes_are_checked():
         winograd_conv1d(x.transpose(1, 2), winograd_weight(torch.zeros(4, 3, 3)), 1)
 
 
-def _trained_looking_brain(seed: int, **overrides) -> BrainModule:
+def _trained_looking_brain(seed: int, latent_shape: tuple[int, ...] = (8,), **overrides) -> BrainModule:
     """A random brain module whose batch norms have non-trivial running statistics (evaluation mode)."""
     gen = torch.Generator().manual_seed(seed)
-    sizes = {"spatial_channels": 12, "fourier_freqs": 3, "hidden": 16, "out_channels": 24}
+    sizes = {"spatial_channels": 12, "fourier_freqs": 3, "hidden": 16, "out_channels": 24, "token_rank": 2}
     cfg = BrainModuleConfig(**(sizes | overrides))
     torch.manual_seed(seed)
-    brain = BrainModule(cfg, torch.rand(10, 2, generator=gen), 3, 37, (8,))
+    brain = BrainModule(cfg, torch.rand(10, 2, generator=gen), 3, 37, latent_shape)
     for module in brain.modules():
         if isinstance(module, torch.nn.BatchNorm1d):
             module.running_mean.normal_(generator=gen)
@@ -68,6 +68,14 @@ def _trained_looking_brain(seed: int, **overrides) -> BrainModule:
 @pytest.mark.parametrize("winograd", [True, False])
 def test_realtime_decoder_matches_brain_module(overrides, winograd):
     brain = _trained_looking_brain(1, **overrides)
+    _assert_same_outputs(brain, winograd)
+
+
+def test_realtime_decoder_with_token_latents():
+    _assert_same_outputs(_trained_looking_brain(5, latent_shape=(3, 4), n_blocks=1), winograd=None)
+
+
+def _assert_same_outputs(brain: BrainModule, winograd: bool | None) -> None:
     x = torch.randn(4, 10, 37, generator=torch.Generator().manual_seed(2))
     mask = torch.ones(10, dtype=torch.bool)
     mask[[3, 8]] = False
