@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -336,3 +337,45 @@ def test_trains_on_cuda_when_present(study, tmp_path):
     )
     assert len(hist) == 3 and np.isfinite(hist["val_loss"]).all()
     assert np.isfinite(io.load_npz(out.predictions["01"])["test_large_pred"]).all()
+
+
+@pytest.mark.slow
+def test_tiny_workflow_shared_model_rule(tiny_results, tmp_path):
+    """training.shared_model: one job trains on every subject and writes one predictions file per subject."""
+    import shutil
+
+    import yaml
+    from conftest import REPO, run_snakemake
+
+    from megdecode.models import RealtimeDecoder
+
+    results = tmp_path / "results"
+    shutil.copytree(tiny_results, results, symlinks=True)
+    cfg = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    cfg["training"]["shared_model"] = True
+    configfile = tmp_path / "shared.yaml"
+    configfile.write_text(yaml.safe_dump(cfg))
+    subjects = sorted(p.name.removeprefix("sub-") for p in (results / "preprocessed").glob("sub-*"))
+    shared = results / "models" / "brain_shared" / "attributes" / "seed-0"
+    proc = run_snakemake(
+        results, *(str(shared / f"predictions_sub-{s}.npz") for s in subjects), configfile=configfile
+    )
+    ran = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, flags=re.MULTILINE))
+    assert ran == {"train_brain_shared"}, ran  # the copied per-subject results are reused
+    trained = training.load_trained_brain(shared / "model.safetensors")
+    assert trained.subjects == subjects and trained.brain.subject.n_subjects == len(subjects)
+    for s in subjects:
+        own = io.load_npz(
+            results / "models" / "brain" / "attributes" / f"sub-{s}" / "seed-0" / "predictions.npz"
+        )
+        pred = io.load_npz(shared / f"predictions_sub-{s}.npz")
+        for split in ("val", "test_small", "test_large"):
+            np.testing.assert_array_equal(pred[f"{split}_image_id"], own[f"{split}_image_id"])
+        # the subject layer of this subject, folded: the frozen decoder reproduces the job's predictions
+        data = load_subject(results / "preprocessed" / f"sub-{s}")
+        rows = np.flatnonzero(data.trials["split"].to_numpy(str) == "test_small")
+        with torch.inference_mode():
+            got = RealtimeDecoder(trained.brain, trained.subject_index(s))(
+                torch.from_numpy(np.array(data.meg[rows]))
+            )
+        np.testing.assert_allclose(got["mse"].numpy(), pred["test_small_pred"], rtol=1e-4, atol=1e-5)
