@@ -61,6 +61,7 @@ rule train_brain_window:
         brain=config["brain_module"],
         training=TRAIN_PARAMS,
         master_seed=config["seed"],
+        subjects=lambda wc: [wc.subject],
         seed_parts=lambda wc: ["window", wc.window, wc.backbone, wc.subject],
         crop=lambda wc: BRAIN_WINDOWS[wc.window],
         checkpoint=lambda wc: f"{R}/checkpoints/brain_window/{wc.backbone}/sub-{wc.subject}/{wc.window}/last.pt",

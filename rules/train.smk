@@ -47,6 +47,7 @@ rule train_brain:
         brain=config["brain_module"],
         training=TRAIN_PARAMS,
         master_seed=config["seed"],
+        subjects=lambda wc: [wc.subject],
         seed_parts=lambda wc: [int(wc.seed), wc.backbone, wc.subject],
         crop=None,
         checkpoint=lambda wc: f"{R}/checkpoints/brain/{wc.backbone}/sub-{wc.subject}/seed-{wc.seed}/last.pt",
@@ -81,9 +82,11 @@ rule train_brain_shared:
         training=TRAIN_PARAMS,
         master_seed=config["seed"],
         subjects=SUBJECTS,
+        seed_parts=lambda wc: [int(wc.seed), wc.backbone, "shared"],
+        crop=None,
         checkpoint=lambda wc: f"{R}/checkpoints/brain_shared/{wc.backbone}/seed-{wc.seed}/last.pt",
     script:
-        "../workflow/scripts/train_brain_shared.py"
+        "../workflow/scripts/train_brain.py"
 
 
 rule train_ridge:

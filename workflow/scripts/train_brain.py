@@ -1,7 +1,8 @@
-"""Rules train_brain and train_brain_window: one brain module per (backbone, subject, seed or window).
+"""Rules train_brain, train_brain_window and train_brain_shared: one brain module per job.
 
-``params.seed_parts`` are the wildcard parts of the seed; ``params.crop`` is ``[tmin, tmax]`` of the
-listed window or None for the full epoch.
+``params.subjects`` are the subjects it trains on (one, or all for the shared model), in the order of
+``output.predictions``; ``params.seed_parts`` are the wildcard parts of the seed; ``params.crop`` is
+``[tmin, tmax]`` of the listed window or None for the full epoch.
 """
 
 from pathlib import Path
@@ -11,16 +12,17 @@ from megdecode.logs import job_logging
 with job_logging(snakemake) as log:  # noqa: F821
     from megdecode.training import BrainOutputs, derive_seed, train_brain_module
 
-    wc = snakemake.wildcards  # noqa: F821
     params = snakemake.params  # noqa: F821
     out = snakemake.output  # noqa: F821
+    subjects = list(params.subjects)
+    predictions = [out.predictions] if isinstance(out.predictions, str) else list(out.predictions)
     train_brain_module(
-        {wc.subject: Path(snakemake.input[f"meg_{wc.subject}"]).parent},  # noqa: F821
+        {s: Path(snakemake.input[f"meg_{s}"]).parent for s in subjects},  # noqa: F821
         Path(snakemake.input.latents).parent,  # noqa: F821
         BrainOutputs(
             Path(out.model),
             Path(out.history),
-            {wc.subject: Path(out.predictions)},
+            {s: Path(p) for s, p in zip(subjects, predictions, strict=True)},
             Path(params.checkpoint),
         ),
         params.brain,
