@@ -11,8 +11,9 @@ Model part: fp32 matmul FLOP/s of this machine (torch, all threads), then one tr
 samples, 270 attention channels, 320 hidden, 2048 features, a 768-d latent), its FLOPs counted by
 torch's FlopCounterMode, as a fraction of that peak; samples/s; and the latency of decoding one
 trial at batch 1 on one core: with the training graph, and with the frozen RealtimeDecoder (same
-maths, folded front and batch norm; direct or Winograd convolutions). "model" FLOPs count the
-direct convolution; "executed" FLOPs are what the decoder runs (Winograd: about half).
+maths, folded front and batch norm; direct or Winograd convolutions; on the CPU also Winograd through
+torch.compile, which needs a C++ compiler). Latencies are medians of interleaved rounds. "model"
+FLOPs count the direct convolution; "executed" FLOPs are what the decoder runs (Winograd: about half).
 Ridge part: the ridge job's code path (binning a memory-mapped
 20,000 x 271 x 181 float32 array, then fit_ridge with 9 alphas and validation selection), wall time
 and peak resident memory of a fresh process.
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -106,34 +108,46 @@ def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, thread
     step()
     t_step = statistics.median(_timed(step) for _ in range(steps))
     # batch-1 latency on one core (CPU) or on the device: the training graph, then the frozen
-    # real-time decoder (front and batch norm folded) with direct and with Winograd convolutions
+    # real-time decoder (front and batch norm folded) with direct and with Winograd convolutions,
+    # and on the CPU the Winograd decoder through torch.compile
     model.eval()
     x1, s1 = x[:1].clone(), subj[:1]
     if dev.type == "cpu":
         torch.set_num_threads(1)
-    decoders = {
+    winograd = RealtimeDecoder(model.brain, 0, winograd=True)
+    calls = {
         "brain": lambda: model(x1, s1),
-        "realtime_direct": RealtimeDecoder(model.brain, 0, winograd=False),
-        "realtime_winograd": RealtimeDecoder(model.brain, 0, winograd=True),
+        "realtime_direct": partial(RealtimeDecoder(model.brain, 0, winograd=False), x1),
+        "realtime_winograd": partial(winograd, x1),
     }
-    latency, executed, deviation = {}, {}, {}
+    if dev.type == "cpu":
+        calls["realtime_compiled"] = partial(winograd.compiled(), x1)
+    executed, deviation, first_call_s = {}, {}, {}
     with torch.inference_mode():
         model(x1, s1)  # fills the spatial-attention cache: later calls are one trial's work
         with FlopCounterMode(display=False) as c1:
             reference = model(x1, s1)
-        for name, decoder in decoders.items():
-            call = decoder if name == "brain" else (lambda d=decoder: d(x1))
-            with FlopCounterMode(display=False) as counter:
-                out = call()
-            executed[name] = counter.get_total_flops()
+        for name, call in calls.items():
+            tic = time.perf_counter()
+            out = call()  # the compiled decoder compiles here
+            first_call_s[name] = time.perf_counter() - tic
+            if name == "realtime_compiled":
+                executed[name] = executed["realtime_winograd"]
+            else:
+                with FlopCounterMode(display=False) as counter:
+                    call()
+                executed[name] = counter.get_total_flops()
             deviation[name] = max(
                 float((out[k] - reference[k]).norm() / reference[k].norm()) for k in ("clip", "mse")
             )
             for _ in range(3):
                 call()
-            latency[name] = statistics.median(
-                _timed(lambda c=call: (c(), _sync(dev))) for _ in range(latency_reps)
-            )
+        # interleaved rounds, so that a drift of this host's speed hits every variant alike
+        times: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(latency_reps):
+            for name, call in calls.items():
+                times[name].append(_timed(lambda c=call: (c(), _sync(dev))))
+    latency = {name: statistics.median(t) for name, t in times.items()}
     torch.set_num_threads(threads)
     trial_flops = c1.get_total_flops()
     row = {
@@ -147,7 +161,8 @@ def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, thread
         "samples_per_s": round(batch / t_step, 1),
         "batch1_model_gflop": round(trial_flops / 1e9, 3),
     }
-    for name in decoders:
+    row["batch1_compile_s"] = round(first_call_s.get("realtime_compiled", float("nan")), 1)
+    for name in calls:
         row[f"batch1_{name}_ms"] = round(1e3 * latency[name], 2)
         row[f"batch1_{name}_executed_gflop"] = round(executed[name] / 1e9, 3)
         row[f"batch1_{name}_rel_diff_vs_brain"] = float(f"{deviation[name]:.2g}")

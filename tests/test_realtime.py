@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -85,6 +87,17 @@ def _assert_same_outputs(brain: BrainModule, winograd: bool | None) -> None:
             got = RealtimeDecoder(brain, subject, channel_mask, winograd=winograd)(x)
         for head in ("clip", "mse"):
             torch.testing.assert_close(got[head], expected[head], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile needs a C++ compiler")
+def test_compiled_realtime_decoder_gives_the_same_outputs():
+    brain = _trained_looking_brain(6, n_blocks=2)
+    decoder = RealtimeDecoder(brain, subject=1)
+    x = torch.randn(1, 10, 37, generator=torch.Generator().manual_seed(7))
+    with torch.inference_mode():
+        expected, got = decoder(x), decoder.compiled()(x)
+    for head in ("clip", "mse"):
+        torch.testing.assert_close(got[head], expected[head], rtol=1e-4, atol=1e-5)
 
 
 def test_realtime_decoder_is_a_frozen_snapshot():

@@ -18,6 +18,7 @@ Folding is done in float64. ``RealtimeDecoder(x)`` equals ``brain.eval()(x, subj
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -177,6 +178,16 @@ class RealtimeDecoder(nn.Module):
             FoldedConv1d(wg.to(dtype), bg.to(dtype), block.glu.dilation[0], winograd=winograd),
             block.residual_first,
         )
+
+    def compiled(self) -> Callable[[Tensor], dict[str, Tensor]]:
+        """This decoder through ``torch.compile`` with frozen weights: the same outputs, faster on the CPU.
+
+        Inductor fuses the Winograd transforms and the element-wise layers into generated C++ loops
+        (the matmuls stay in the BLAS): 20-25% faster at batch 1 on one core here. Needs a C++
+        compiler; the first call compiles (~25 s at the paper's width, cached by torch afterwards).
+        Call it under ``torch.no_grad()`` or ``torch.inference_mode()``.
+        """
+        return torch.compile(self, dynamic=False, options={"freezing": True})
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         h = x.transpose(1, 2)  # time-major from here on
