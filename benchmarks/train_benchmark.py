@@ -12,7 +12,7 @@ samples, 270 attention channels, 320 hidden, 2048 features, a 768-d latent), its
 torch's FlopCounterMode, as a fraction of that peak; samples/s; and the latency of decoding one
 trial at batch 1 on one core: with the training graph, and with the frozen RealtimeDecoder (same
 maths, folded front and batch norm; direct or Winograd convolutions; on the CPU also Winograd through
-torch.compile, which needs a C++ compiler). Latencies are medians of interleaved rounds. "model"
+torch.compile, which needs a C++ compiler). Latencies are medians over rounds of 25 trials. "model"
 FLOPs count the direct convolution; "executed" FLOPs are what the decoder runs (Winograd: about half).
 Ridge part: the ridge job's code path (binning a memory-mapped
 20,000 x 271 x 181 float32 array, then fit_ridge with 9 alphas and validation selection), wall time
@@ -142,11 +142,15 @@ def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, thread
             )
             for _ in range(3):
                 call()
-        # interleaved rounds, so that a drift of this host's speed hits every variant alike
+        # rounds of 25 consecutive trials per variant (a decoder runs trial after trial, its weights
+        # warm in cache), the variants taking turns so that a drift of this host's speed hits all alike
         times: dict[str, list[float]] = {name: [] for name in calls}
-        for _ in range(latency_reps):
+        for start in range(0, latency_reps, 25):
             for name, call in calls.items():
-                times[name].append(_timed(lambda c=call: (c(), _sync(dev))))
+                call()
+                times[name] += [
+                    _timed(lambda c=call: (c(), _sync(dev))) for _ in range(min(25, latency_reps - start))
+                ]
     latency = {name: statistics.median(t) for name, t in times.items()}
     torch.set_num_threads(threads)
     trial_flops = c1.get_total_flops()
