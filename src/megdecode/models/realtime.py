@@ -183,7 +183,7 @@ class RealtimeDecoder(nn.Module):
         """This decoder through ``torch.compile`` with frozen weights: the same outputs, faster on the CPU.
 
         Inductor fuses the Winograd transforms and the element-wise layers into generated C++ loops
-        (the matmuls stay in the BLAS): 20-25% faster at batch 1 on one core here. Needs a C++
+        (the matmuls stay in the BLAS): 15-25% faster at batch 1 on one core here. Needs a C++
         compiler; the first call compiles (~25 s at the paper's width, cached by torch afterwards).
         Call it under ``torch.no_grad()`` or ``torch.inference_mode()``.
         """
