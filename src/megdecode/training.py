@@ -559,13 +559,13 @@ class TrainedBrain:
 def load_trained_brain(path: Path | str) -> TrainedBrain:
     """Rebuild the brain module (evaluation mode, CPU) from a ``model.safetensors`` written by training."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+    from safetensors.torch import safe_open
 
     path = Path(path)
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="pt") as handle:  # one read: metadata and tensors
             meta = handle.metadata() or {}
-        state = load_file(str(path))
+            state = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except (FileNotFoundError, SafetensorError) as err:
         raise ValueError(f"cannot read {path}: {err}; rerun the training rule that writes it") from err
     missing = [k for k in ("brain_module", "subjects", "latent_shape") if k not in meta]

@@ -134,7 +134,7 @@ class RealtimeDecoder(nn.Module):
                 self.register_buffer("front_bias", front_bias.to(dtype))
             else:
                 self.front = None  # folded into the first convolution
-        self.blocks = nn.Sequential(*blocks).to(dtype)
+        self.blocks = nn.Sequential(*blocks).to(dtype)  # folded in float64, cast once
         self.aggregate = copy.deepcopy(brain.aggregate)
         self.project = copy.deepcopy(brain.project)
         self.clip_head = copy.deepcopy(brain.clip_head)
@@ -145,11 +145,11 @@ class RealtimeDecoder(nn.Module):
     @staticmethod
     def _front(brain: BrainModule, subject: int, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         """Spatial attention, 1x1 conv and subject layer as one float64 (matrix, bias)."""
-        valid = (
-            None if mask is None else torch.as_tensor(mask, dtype=torch.bool, device=brain.mix.weight.device)
-        )
-        attention = brain.spatial.attention(valid if valid is None else valid[None]).double()
-        attention = attention if valid is None else attention[0]
+        if mask is None:
+            attention = brain.spatial.attention().double()
+        else:
+            valid = torch.as_tensor(mask, dtype=torch.bool, device=brain.mix.weight.device)
+            attention = brain.spatial.attention(valid[None])[0].double()
         matrix = brain.mix.weight.detach().double()[:, :, 0] @ attention
         bias = brain.mix.bias.detach().double()
         if brain.subject is not None:
@@ -169,13 +169,10 @@ class RealtimeDecoder(nn.Module):
             w1 = torch.einsum("oik,ic->ock", w1, matrix)
         w2, b2 = _conv_with_norm(block.conv2, block.norm2)
         wg, bg = _conv_with_norm(block.glu, nn.Identity())
-        dtype = block.conv1.weight.dtype
         return FoldedBlock(
-            FoldedConv1d(
-                w1.to(dtype), b1.to(dtype), block.conv1.dilation[0], _cast(edge_bias, dtype), winograd
-            ),
-            FoldedConv1d(w2.to(dtype), b2.to(dtype), block.conv2.dilation[0], winograd=winograd),
-            FoldedConv1d(wg.to(dtype), bg.to(dtype), block.glu.dilation[0], winograd=winograd),
+            FoldedConv1d(w1, b1, block.conv1.dilation[0], edge_bias, winograd),
+            FoldedConv1d(w2, b2, block.conv2.dilation[0], winograd=winograd),
+            FoldedConv1d(wg, bg, block.glu.dilation[0], winograd=winograd),
             block.residual_first,
         )
 
@@ -194,7 +191,3 @@ class RealtimeDecoder(nn.Module):
         h = h if self.front is None else torch.matmul(h, self.front.T) + self.front_bias
         z = self.project(self.aggregate(self.blocks(h).transpose(1, 2)))
         return {"clip": self.clip_head(z), "mse": self.mse_head(z)}
-
-
-def _cast(tensor: Tensor | None, dtype: torch.dtype) -> Tensor | None:
-    return None if tensor is None else tensor.to(dtype)

@@ -10,6 +10,8 @@ undilated convolution, tiled the same way. Exact in exact arithmetic; in float32
 
 from __future__ import annotations
 
+from functools import cache
+
 import torch
 from torch import Tensor
 from torch.nn import functional as F
@@ -41,6 +43,15 @@ TILE = 4  # outputs per tile
 POINTS = 6  # products per tile
 
 
+@cache
+def _transforms(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The input and output transforms, made once per dtype and device (not on every call)."""
+    return (
+        torch.tensor(_INPUT_T, dtype=dtype, device=device),
+        torch.tensor(_OUTPUT_T, dtype=dtype, device=device),
+    )
+
+
 def winograd_weight(weight: Tensor) -> Tensor:
     """Conv1d weight (out, in, 3) -> transformed weight (6, in, out), computed in float64."""
     if weight.ndim != 3 or weight.shape[2] != 3:
@@ -65,11 +76,10 @@ def winograd_conv1d(x: Tensor, weight_t: Tensor, dilation: int = 1) -> Tensor:
     # (batch, position-in-phase, phase, in): time = position * d + phase
     xp = F.pad(x, (0, 0, d, length - n_times - d)).view(batch, length // d, d, channels)
     taps = torch.stack([xp[:, k : k + TILE * tiles : TILE] for k in range(POINTS)])
-    input_t = torch.tensor(_INPUT_T, dtype=x.dtype, device=x.device)
+    input_t, output_t = _transforms(x.dtype, x.device)
     v = torch.mm(input_t, taps.view(POINTS, -1)).view(POINTS, batch * tiles * d, channels)
     m = torch.bmm(v, weight_t)  # (6, rows, out)
     out_channels = weight_t.shape[2]
-    output_t = torch.tensor(_OUTPUT_T, dtype=x.dtype, device=x.device)
     y = torch.mm(output_t, m.view(POINTS, -1)).view(TILE, batch, tiles, d, out_channels)
     # output time = (TILE * tile + i) * d + phase
     return y.permute(1, 2, 0, 3, 4).reshape(batch, TILE * tiles * d, out_channels)[:, :n_times]
