@@ -12,7 +12,9 @@ samples, 270 attention channels, 320 hidden, 2048 features, a 768-d latent), its
 torch's FlopCounterMode, as a fraction of that peak; samples/s; and the latency of decoding one
 trial at batch 1 on one core: with the training graph, and with the frozen RealtimeDecoder (same
 maths, folded front and batch norm; direct or Winograd convolutions; on the CPU also Winograd through
-torch.compile, which needs a C++ compiler). Latencies are medians over rounds of 25 trials. "model"
+torch.compile, which needs a C++ compiler). Latencies are medians over rounds of 25 trials. Also the
+StreamingDecoder (samples pushed as they arrive, in chunks of 1 and of 12 samples): the time of a
+window's last push, i.e. what is left to compute after the trial's last sample. "model"
 FLOPs count the direct convolution; "executed" FLOPs are what the decoder runs (Winograd: about half).
 Ridge part: the ridge job's code path (binning a memory-mapped
 20,000 x 271 x 181 float32 array, then fit_ridge with 9 alphas and validation selection), wall time
@@ -80,7 +82,7 @@ def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, thread
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from megdecode.models import BrainModuleConfig, RealtimeDecoder
+    from megdecode.models import BrainModuleConfig, RealtimeDecoder, StreamingDecoder
     from megdecode.training import TrainingConfig, build_decoder, combined_loss
 
     pos = np.random.default_rng(0).uniform(0, 1, (271, 2)).astype(np.float32)
@@ -151,6 +153,8 @@ def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, thread
                 times[name] += [
                     _timed(lambda c=call: (c(), _sync(dev))) for _ in range(min(25, latency_reps - start))
                 ]
+        stream = StreamingDecoder(model.brain, 0)
+        tails = {chunk: streaming_tail(stream, x1[0], chunk, latency_reps // 4) for chunk in (1, 12)}
     latency = {name: statistics.median(t) for name, t in times.items()}
     torch.set_num_threads(threads)
     trial_flops = c1.get_total_flops()
@@ -172,7 +176,29 @@ def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, thread
         row[f"batch1_{name}_rel_diff_vs_brain"] = float(f"{deviation[name]:.2g}")
         # model FLOPs (direct convolution count) per second, as a fraction of the 1-thread peak
         row[f"batch1_{name}_pct_of_1thread_peak"] = round(100 * trial_flops / latency[name] / peak_1, 1)
+    for chunk, (tail, out) in tails.items():
+        row[f"streaming_chunk{chunk}_last_push_ms"] = round(1e3 * tail, 2)
+        row[f"streaming_chunk{chunk}_rel_diff_vs_brain"] = float(
+            f"{max(float((out[k] - reference[k]).norm() / reference[k].norm()) for k in ('clip', 'mse')):.2g}"
+        )
     return row
+
+
+def streaming_tail(stream, trial, chunk: int, windows: int) -> tuple[float, dict]:
+    """Median time of a window's last push (``chunk`` samples) into a StreamingDecoder, and its output.
+
+    The samples before it arrive in pushes of ``chunk`` (the first one shorter when needed), as from
+    an acquisition buffer: the last push is what is left to wait for after the trial's last sample.
+    """
+    n_times = trial.shape[1]
+    bounds = [0, *range(n_times % chunk or chunk, n_times + 1, chunk)]
+    last = []
+    for _ in range(max(windows, 1)):
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            tic = time.perf_counter()
+            out = stream.push(trial[:, a:b])
+        last.append(time.perf_counter() - tic)
+    return statistics.median(last), out
 
 
 def _sync(dev) -> None:

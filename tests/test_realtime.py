@@ -10,7 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from megdecode import io
-from megdecode.models import BrainModule, BrainModuleConfig, RealtimeDecoder
+from megdecode.models import BrainModule, BrainModuleConfig, RealtimeDecoder, StreamingDecoder
 from megdecode.models.winograd import winograd_conv1d, winograd_weight
 from megdecode.training import load_trained_brain
 from megdecode.training_data import load_subject
@@ -57,16 +57,16 @@ def _trained_looking_brain(seed: int, latent_shape: tuple[int, ...] = (8,), **ov
     return brain.eval()
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        {"n_blocks": 2},
-        {"n_blocks": 3, "hidden": 12},  # first block residual: the front is not folded into a conv
-        {"n_blocks": 1, "kernel": 5},  # direct convolution fallback
-        {"n_blocks": 2, "batch_norm": False, "subject_layers": False},
-        {"n_blocks": 2, "aggregation": "attention"},
-    ],
-)
+_ARCHITECTURES = [
+    {"n_blocks": 2},
+    {"n_blocks": 3, "hidden": 12},  # first block residual: the front is not folded into a conv
+    {"n_blocks": 1, "kernel": 5},  # direct convolution fallback
+    {"n_blocks": 2, "batch_norm": False, "subject_layers": False},
+    {"n_blocks": 2, "aggregation": "attention"},
+]
+
+
+@pytest.mark.parametrize("overrides", _ARCHITECTURES)
 @pytest.mark.parametrize("winograd", [True, False])
 def test_realtime_decoder_matches_brain_module(overrides, winograd):
     brain = _trained_looking_brain(1, **overrides)
@@ -75,6 +75,52 @@ def test_realtime_decoder_matches_brain_module(overrides, winograd):
 
 def test_realtime_decoder_with_token_latents():
     _assert_same_outputs(_trained_looking_brain(5, latent_shape=(3, 4), n_blocks=1), winograd=None)
+
+
+@pytest.mark.parametrize("overrides", _ARCHITECTURES)
+def test_streaming_decoder_matches_brain_module_for_any_chunking(overrides):
+    brain = _trained_looking_brain(8, **overrides)
+    x = torch.randn(2, 10, 37, generator=torch.Generator().manual_seed(9))
+    mask = torch.ones(10, dtype=torch.bool)
+    mask[[0, 4]] = False
+    with torch.no_grad():
+        expected = brain(x, torch.full((2,), 2), mask)
+    decoder = StreamingDecoder(brain, subject=2, mask=mask)
+    # two windows back to back: stale samples of the first would show in the second
+    for chunks in ([1] * 37, [37], [5, 1, 20, 11]):
+        for trial in range(2):
+            bounds = np.cumsum([0, *chunks])
+            outs = [decoder.push(x[trial, :, a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            assert all(out is None for out in outs[:-1])
+            for head in ("clip", "mse"):
+                want = expected[head][trial : trial + 1]
+                torch.testing.assert_close(outs[-1][head], want, rtol=1e-4, atol=1e-5)
+
+
+def test_streaming_decoder_leaves_only_the_receptive_field_tail_for_the_last_sample():
+    brain = _trained_looking_brain(10, n_blocks=2)
+    decoder = StreamingDecoder(brain)
+    x = torch.randn(1, 10, 37)
+    assert decoder.push(x[..., :36]) is None
+    lag = 0
+    for stage, done in zip(decoder.stages, decoder.done[1:], strict=True):
+        lag += stage.half  # each stage waits for its half receptive field
+        assert done == 36 - lag
+    assert lag == 1 + 2 + 1 + 4 + 8 + 1  # dilations 1, 2 and 4, 8, kernel-3 GLU convs
+    assert decoder.push(x[..., 36:]) is not None
+    decoder.push(x[..., :30])
+    decoder.reset()  # drops the half window
+    out = decoder.push(x[0])
+    torch.testing.assert_close(out["clip"], brain(x, torch.zeros(1))["clip"], rtol=1e-4, atol=1e-5)
+
+
+def test_streaming_decoder_names_bad_chunks():
+    decoder = StreamingDecoder(_trained_looking_brain(11, n_blocks=1))
+    with pytest.raises(ValueError, match="10 sensors, got \\(9, 4\\)"):
+        decoder.push(torch.zeros(9, 4))
+    decoder.push(torch.zeros(10, 30))
+    with pytest.raises(ValueError, match="has 7 left"):
+        decoder.push(torch.zeros(1, 10, 8))
 
 
 def _assert_same_outputs(brain: BrainModule, winograd: bool | None) -> None:

@@ -6,6 +6,7 @@ from megdecode.models.conv_blocks import ConvBlock, ConvEncoder
 from megdecode.models.heads import MLPHead, TokenHead, make_head
 from megdecode.models.realtime import RealtimeDecoder
 from megdecode.models.spatial_attention import SpatialAttention, disc_mask, fourier_embedding
+from megdecode.models.streaming import StreamingDecoder
 from megdecode.models.subject_layers import SubjectLayers
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "MLPHead",
     "RealtimeDecoder",
     "SpatialAttention",
+    "StreamingDecoder",
     "SubjectLayers",
     "TemporalAggregation",
     "TokenHead",

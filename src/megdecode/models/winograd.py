@@ -43,9 +43,16 @@ TILE = 4  # outputs per tile
 POINTS = 6  # products per tile
 
 
-@cache
 def _transforms(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
-    """The input and output transforms, made once per dtype and device (not on every call)."""
+    """The input and output transforms: made once per dtype and device in eager mode; constants that
+    torch.compile folds into the graph when compiling (dynamo warns about cached calls)."""
+    if torch.compiler.is_compiling():
+        return _make_transforms.__wrapped__(dtype, device)
+    return _make_transforms(dtype, device)
+
+
+@cache
+def _make_transforms(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
     return (
         torch.tensor(_INPUT_T, dtype=dtype, device=device),
         torch.tensor(_OUTPUT_T, dtype=dtype, device=device),
