@@ -194,7 +194,8 @@ def test_load_trained_brain_names_a_bad_file(tmp_path):
 
 @pytest.mark.slow
 def test_realtime_decoder_reproduces_the_workflow_predictions(tiny_results):
-    """Trial by trial, the frozen decoder of a trained model gives the predictions its job saved."""
+    """Trial by trial, the frozen and the streaming decoders of a trained model give the predictions
+    its job saved (streamed in chunks of 12 samples)."""
     model_dir = sorted((tiny_results / "models" / "brain").glob("*/sub-*/seed-*"))[0]
     trained = load_trained_brain(model_dir / "model.safetensors")
     subject = trained.subjects[0]
@@ -205,8 +206,12 @@ def test_realtime_decoder_reproduces_the_workflow_predictions(tiny_results):
     assert len(rows) and np.array_equal(
         data.trials["image_id"].to_numpy(str)[rows], saved["test_small_image_id"]
     )
+    stream = StreamingDecoder(trained.brain, trained.subject_index(subject))
+    trials = [torch.from_numpy(np.array(data.meg[r : r + 1], np.float32)) for r in rows]
     with torch.inference_mode():
-        outs = [decoder(torch.from_numpy(np.array(data.meg[r : r + 1], np.float32))) for r in rows]
-    for head, key in (("mse", "test_small_pred"), ("clip", "test_small_pred_clip")):
-        got = torch.cat([o[head] for o in outs]).numpy()
-        np.testing.assert_allclose(got, saved[key], rtol=1e-4, atol=1e-5)
+        whole = [decoder(trial) for trial in trials]
+        streamed = [[stream.push(part) for part in trial.split(12, dim=-1)][-1] for trial in trials]
+    for outs in (whole, streamed):
+        for head, key in (("mse", "test_small_pred"), ("clip", "test_small_pred_clip")):
+            got = torch.cat([o[head] for o in outs]).numpy()
+            np.testing.assert_allclose(got, saved[key], rtol=1e-4, atol=1e-5)

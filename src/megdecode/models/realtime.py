@@ -189,5 +189,9 @@ class RealtimeDecoder(nn.Module):
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         h = x.transpose(1, 2)  # time-major from here on
         h = h if self.front is None else torch.matmul(h, self.front.T) + self.front_bias
-        z = self.project(self.aggregate(self.blocks(h).transpose(1, 2)))
+        return self.readout(self.blocks(h))
+
+    def readout(self, encoded: Tensor) -> dict[str, Tensor]:
+        """The conv blocks' time-major output (batch, time, channels) -> aggregation, projection, heads."""
+        z = self.project(self.aggregate(encoded.transpose(1, 2)))
         return {"clip": self.clip_head(z), "mse": self.mse_head(z)}

@@ -110,6 +110,7 @@ class StreamingDecoder:
 
     @torch.no_grad()
     def push(self, samples: Tensor) -> dict[str, Tensor] | None:
+        """Add the window's next samples and compute what they make computable; the outputs at its end."""
         if samples.ndim == 3 and samples.shape[0] == 1:
             samples = samples[0]
         if samples.ndim != 2 or samples.shape[0] != self.n_sensors:
@@ -136,6 +137,4 @@ class StreamingDecoder:
         if self.done[-1] < self.n_times:
             return None
         self.reset()
-        decoder = self.decoder
-        z = decoder.project(decoder.aggregate(self.buffers[-1].T[None]))
-        return {"clip": decoder.clip_head(z), "mse": decoder.mse_head(z)}
+        return self.decoder.readout(self.buffers[-1][None])
