@@ -12,7 +12,8 @@ samples, 270 attention channels, 320 hidden, 2048 features, a 768-d latent), its
 torch's FlopCounterMode, as a fraction of that peak; samples/s; and the latency of decoding one
 trial at batch 1 on one core: with the training graph, and with the frozen RealtimeDecoder (same
 maths, folded front and batch norm; direct or Winograd convolutions; on the CPU also Winograd through
-torch.compile, which needs a C++ compiler). Latencies are medians over rounds of 25 trials. Also the
+torch.compile, which needs a C++ compiler; and, not the same maths, the direct decoder in bfloat16).
+Latencies are medians over rounds of 25 trials. Also the
 StreamingDecoder (samples pushed as they arrive, in chunks of 1 and of 12 samples): the time of a
 window's last push, i.e. what is left to compute after the trial's last sample. "model"
 FLOPs count the direct convolution; "executed" FLOPs are what the decoder runs (Winograd: about half).
@@ -124,6 +125,9 @@ def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, thread
     }
     if dev.type == "cpu":
         calls["realtime_compiled"] = partial(winograd.compiled(), x1)
+        # not the same maths: bfloat16 direct convolutions (AMX where the CPU has it), for comparison
+        bf16 = RealtimeDecoder(model.brain, 0, winograd=False).to(torch.bfloat16)
+        calls["realtime_direct_bf16"] = partial(bf16, x1.bfloat16())
     executed, deviation, first_call_s = {}, {}, {}
     with torch.inference_mode():
         model(x1, s1)  # fills the spatial-attention cache: later calls are one trial's work
