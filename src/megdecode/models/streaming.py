@@ -108,7 +108,7 @@ class StreamingDecoder:
         """Start a new window (the buffers' zero padding is never written, so no clearing is needed)."""
         self.done = [0] * len(self.buffers)
 
-    @torch.no_grad()
+    @torch.inference_mode()  # also lets a decoder built under inference mode write its buffers
     def push(self, samples: Tensor) -> dict[str, Tensor] | None:
         """Add the window's next samples and compute what they make computable; the outputs at its end."""
         if samples.ndim == 3 and samples.shape[0] == 1:
