@@ -201,6 +201,7 @@ def streaming_tail(stream, trial, chunk: int, windows: int) -> tuple[float, dict
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
             tic = time.perf_counter()
             out = stream.push(trial[:, a:b])
+            _sync(trial.device)
         last.append(time.perf_counter() - tic)
     return statistics.median(last), out
 
