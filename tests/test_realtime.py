@@ -97,6 +97,18 @@ def test_streaming_decoder_matches_brain_module_for_any_chunking(overrides):
                 torch.testing.assert_close(outs[-1][head], want, rtol=1e-4, atol=1e-5)
 
 
+def test_streaming_decoder_with_token_latents():
+    brain = _trained_looking_brain(12, latent_shape=(3, 4), n_blocks=1)
+    x = torch.randn(1, 10, 37)
+    stream = StreamingDecoder(brain, subject=1)
+    out = [stream.push(part) for part in x.split(10, dim=-1)][-1]
+    with torch.no_grad():
+        expected = brain(x, torch.ones(1))
+    for head in ("clip", "mse"):
+        assert out[head].shape == (1, 12)
+        torch.testing.assert_close(out[head], expected[head], rtol=1e-4, atol=1e-5)
+
+
 def test_streaming_decoder_leaves_only_the_receptive_field_tail_for_the_last_sample():
     brain = _trained_looking_brain(10, n_blocks=2)
     with torch.inference_mode():  # pushed outside inference mode below
