@@ -143,9 +143,7 @@ def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, thread
                 with FlopCounterMode(display=False) as counter:
                     call()
                 executed[name] = counter.get_total_flops()
-            deviation[name] = max(
-                float((out[k] - reference[k]).norm() / reference[k].norm()) for k in ("clip", "mse")
-            )
+            deviation[name] = _rel_diff(out, reference)
             for _ in range(3):
                 call()
         # rounds of 25 consecutive trials per variant (a decoder runs trial after trial, its weights
@@ -182,10 +180,13 @@ def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, thread
         row[f"batch1_{name}_pct_of_1thread_peak"] = round(100 * trial_flops / latency[name] / peak_1, 1)
     for chunk, (tail, out) in tails.items():
         row[f"streaming_chunk{chunk}_last_push_ms"] = round(1e3 * tail, 2)
-        row[f"streaming_chunk{chunk}_rel_diff_vs_brain"] = float(
-            f"{max(float((out[k] - reference[k]).norm() / reference[k].norm()) for k in ('clip', 'mse')):.2g}"
-        )
+        row[f"streaming_chunk{chunk}_rel_diff_vs_brain"] = float(f"{_rel_diff(out, reference):.2g}")
     return row
+
+
+def _rel_diff(out: dict, reference: dict) -> float:
+    """Largest relative L2 deviation of the two heads from the brain module's outputs."""
+    return max(float((out[k] - reference[k]).norm() / reference[k].norm()) for k in ("clip", "mse"))
 
 
 def streaming_tail(stream, trial, chunk: int, windows: int) -> tuple[float, dict]:

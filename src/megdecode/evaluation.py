@@ -573,12 +573,12 @@ def timeresolved_subject(
     trials = read_tsv(preprocessed_dir / "trials.tsv", dtype={"image_id": str, "subject": str})
     times = epoch_times(read_json(preprocessed_dir / "info.json"), meg.shape[-1])
     settings = TimeResolvedSettings.from_config(cfg)
+    windows = {w.name: w for w in brain_windows(cfg.get("timeresolved", {}))}
     tables = {}
     for backbone, output in outputs.items():
         latents = load_latents(latent_dirs[backbone])
         rng = job_rng(seed, "timeresolved", backbone, subject)
         df = timeresolved_retrieval(meg, trials, times, latents, settings, rng, fit_fn)
-        windows = {w.name: w for w in brain_windows(cfg.get("timeresolved", {}))}
         brain_rows = []
         for name, path in (brain_window_files or {}).get(backbone, {}).items():
             if name not in windows:
