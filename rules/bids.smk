@@ -9,8 +9,7 @@ from megdecode.bids_layout import run_files_function
 BIDS_MEG_DIR = f"{BIDS_ROOT}/sub-{{subject}}/ses-{{session}}/meg"
 BIDS_RUN = f"{BIDS_MEG_DIR}/{RUN_STEM}"
 SOURCE_RUN = f"{SOURCEDATA}/sub-{{subject}}/ses-{{session}}/meg/{RUN_STEM}"
-GROUND_TRUTH = f"{SOURCEDATA}/ground_truth.json"
-BIDS_INVENTORY = f"{R}/bids_check/inventory.tsv"
+BIDS_INVENTORY = L.bids_inventory
 # per-run jobs get the bids settings minus the dataset-level ones (renaming the dataset reruns one job)
 BIDS_RUN_CFG = {
     k: v
@@ -31,7 +30,7 @@ if SIMULATED:
         input:
             raw=f"{SOURCE_RUN}_raw.fif",
             log=f"{SOURCE_RUN}_log.tsv",
-            ground_truth=GROUND_TRUTH,
+            ground_truth=L.ground_truth,
         output:
             raw=f"{BIDS_RUN}_meg.fif",
             sidecar=f"{BIDS_RUN}_meg.json",

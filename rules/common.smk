@@ -1,14 +1,20 @@
-# Config validation, output layout and helpers shared by every stage.
-# Path patterns live here so that each stage finds its inputs where the previous one wrote them.
+# Config validation, the job plan and the output layout shared by every stage.
+# Path patterns come from megdecode.artifacts.paths (the package reads them there too); which jobs exist
+# comes from megdecode.plan.
+from megdecode.artifacts.paths import Layout
+from megdecode.artifacts.preprocessed import subject_files
+from megdecode.bids_layout import run_stem
 from megdecode.config import (
     ConfigError,
     apply_runtime_environment,
     run_grid,
     validate_config,
 )
+from megdecode.plan import make_plan
 
 try:
     config = validate_config(config)
+    PLAN = make_plan(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -23,6 +29,7 @@ TASK = STUDY["task"]
 SIMULATED = STUDY["source"] == "simulated"
 
 R = config["results_dir"]
+L = Layout.from_config(config)
 CONDA_ENV = "../envs/megdecode.yaml"
 
 # Each rule file appends the files that `rule all` must produce.
@@ -39,22 +46,46 @@ wildcard_constraints:
     generator=r"[A-Za-z0-9_]+",
 
 
-# --- layout: one pattern per stage output (see docs/ARCHITECTURE.md) ---
-RUN_STEM = f"sub-{{subject}}_ses-{{session}}_task-{TASK}_run-{{run}}"
-STIMULI_TABLE = f"{R}/stimuli/stimuli.tsv"
-STIMULI_IMAGES = f"{R}/stimuli/images" if SIMULATED else STUDY["stimuli_root"]
-SOURCEDATA = f"{R}/sourcedata"
-BIDS_ROOT = f"{R}/bids" if SIMULATED else STUDY["bids_root"]
-DERIVATIVES = f"{R}/derivatives/megdecode"
-PREPROCESSED = f"{R}/preprocessed/sub-{{subject}}"
-LATENTS = f"{R}/latents/{{backbone}}"
-MODELS = f"{R}/models"
-EVALUATION = f"{R}/evaluation"
-RECONSTRUCTION = f"{R}/reconstruction"
-TABLES = f"{R}/tables"
-FIGURES = f"{R}/figures"
-LOGS = f"{R}/logs"
-BENCHMARKS = f"{R}/benchmarks"
+# --- layout: short names for the patterns of megdecode.artifacts.paths (see docs/ARCHITECTURE.md) ---
+RUN_STEM = run_stem("{subject}", "{session}", "{run}", TASK)
+STIMULI_TABLE = L.stimuli_table
+STIMULI_IMAGES = L.stimuli_images
+SOURCEDATA = L.sourcedata
+BIDS_ROOT = L.bids_root
+DERIVATIVES = L.derivatives
+PREPROCESSED = L.preprocessed
+LATENTS = L.latents
+RECONSTRUCTION = L.reconstruction
+TABLES = L.tables
+FIGURES = L.figures
+LOGS = L.logs
+BENCHMARKS = L.benchmarks
 
 # Every (subject, session, run) of the study, as expand(..., zip, **ALL_RUNS) keyword lists.
 ALL_RUNS = run_grid(SUBJECTS, SESSIONS, RUNS)
+
+
+# --- input helpers shared by several stages ---
+def training_inputs(subjects, backbone):
+    """The subjects' preprocessed files (``meg_<subject>``, ...) and the backbone's latents."""
+    inputs = {
+        f"{kind}_{subject}": path.format(subject=subject)
+        for subject in subjects
+        for kind, path in subject_files(PREPROCESSED).items()
+    }
+    latents = LATENTS.format(backbone=backbone)
+    return {
+        **inputs,
+        "latents": f"{latents}/latents.npy",
+        "index": f"{latents}/index.tsv",
+    }
+
+
+def job_mem_mb(input_size_mb, base=2000):
+    """Memory request: a base for the interpreter and model plus half the (memory-mapped) inputs."""
+    return int(base + 0.5 * input_size_mb)
+
+
+def latent_files(backbones, *names):
+    """The named files (latents.npy, index.tsv, latents.json) of each backbone."""
+    return expand([f"{LATENTS}/{n}" for n in names], backbone=backbones)

@@ -13,7 +13,7 @@ BACKBONES = config["backbones"]
 RANDOM_BACKBONES = [
     name for name, spec in BACKBONES.items() if needs_random_build(spec)
 ]
-PRETRAINED = f"{R}/pretrained/{{backbone}}"
+PRETRAINED = L.pretrained
 
 
 rule build_random_backbone:

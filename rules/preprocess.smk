@@ -10,9 +10,7 @@ PRE_RUNS_TABLE = f"{R}/qc/sub-{{subject}}_runs.tsv"
 PRE_REPORT = f"{R}/qc/sub-{{subject}}_report.html"
 # the dataset must be complete (sidecars such as coordsystem.json) before a run is read
 PRE_DATASET_READY = (
-    f"{BIDS_ROOT}/dataset_description.json"
-    if SIMULATED
-    else f"{R}/bids_check/inventory.tsv"
+    f"{BIDS_ROOT}/dataset_description.json" if SIMULATED else L.bids_inventory
 )
 
 

@@ -90,7 +90,7 @@ rule reconstruction_metrics:
         runtime=20,
     params:
         cfg=RECON_CFG["metrics"],
-        backbones={b: RECON_BACKBONES_CFG[b] for b in recon_feature_backbones()},
+        backbones={b: config["backbones"][b] for b in PLAN.recon_feature_backbones},
         images_root=STIMULI_IMAGES,
         subjects=SUBJECTS,
     script:

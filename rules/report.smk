@@ -1,8 +1,8 @@
 # Stage: report (see docs/ARCHITECTURE.md).
 # Tables (long TSV, Table 1 in Markdown + LaTeX), figures (PNG + PDF) and the captions of `snakemake --report`.
-REPORT_CFG = config["report"]
-REPORT_BACKBONE, REPORT_SUBJECT = eplan.example_choice(config, SUBJECTS)
-REPORT_EXAMPLE_INPUTS = eplan.example_inputs(config, SUBJECTS, EVAL_PATTERNS)
+# presentation settings only: the example backbone/subject choose inputs (PLAN), not how figures look
+REPORT_CFG = {k: v for k, v in config["report"].items() if not k.startswith("example_")}
+REPORT_BACKBONE, REPORT_SUBJECT = PLAN.example_backbone, PLAN.example_subject
 REPORT_FIGURES = [
     "retrieval",
     "subjects",
@@ -19,7 +19,7 @@ rule report_tables:
     input:
         retrieval=EVAL_RETRIEVAL_FILES,
         timeresolved=EVAL_TIMERESOLVED_FILES,
-        meta=expand(f"{LATENTS}/latents.json", backbone=EVAL_BACKBONES),
+        meta=latent_files(PLAN.evaluated_backbones, "latents.json"),
     output:
         long=report(
             f"{TABLES}/results_long.tsv",
@@ -51,7 +51,7 @@ rule report_tables:
 rule report_figures:
     input:
         long=f"{TABLES}/results_long.tsv",
-        truth=[f"{SOURCEDATA}/ground_truth.json"] if SIMULATED else [],
+        truth=[L.ground_truth] if SIMULATED else [],
     output:
         retrieval=[
             report(
@@ -89,16 +89,16 @@ rule report_figures:
         runtime=5,
     params:
         cfg=REPORT_CFG,
-        image_offset=config.get("bids", {}).get("stimulus_duration_s", 0.5),
+        image_offset=config["bids"]["stimulus_duration_s"],
     script:
         "../workflow/scripts/report_figures.py"
 
 
 rule report_examples:
     input:
-        **REPORT_EXAMPLE_INPUTS,
-        latents=expand(f"{LATENTS}/latents.npy", backbone=REPORT_BACKBONE),
-        index=expand(f"{LATENTS}/index.tsv", backbone=REPORT_BACKBONE),
+        **PLAN.example_inputs(L),
+        latents=latent_files([REPORT_BACKBONE], "latents.npy"),
+        index=latent_files([REPORT_BACKBONE], "index.tsv"),
         stimuli=STIMULI_TABLE,
         channels=expand(f"{PREPROCESSED}/channels.tsv", subject=REPORT_SUBJECT),
     output:

@@ -1,5 +1,5 @@
 # Stage: simulate (see docs/ARCHITECTURE.md). Only for study.source 'simulated'.
-SIM_GROUND_TRUTH = f"{SOURCEDATA}/ground_truth.json"
+SIM_GROUND_TRUTH = L.ground_truth
 SIM_SUBJECT_TRUTH = f"{SOURCEDATA}/sub-{{subject}}/sub-{{subject}}_ground_truth.json"
 SIM_RUN_DIR = f"{SOURCEDATA}/sub-{{subject}}/ses-{{session}}/meg"
 SIM_RAW = f"{SIM_RUN_DIR}/{RUN_STEM}_raw.fif"

@@ -1,37 +1,26 @@
 # Stage: train (see docs/ARCHITECTURE.md).
 # Brain module per (backbone, subject, seed); optionally one model shared by all subjects per
 # (backbone, seed); ridge baseline per (backbone, subject). Checkpoints live outside the declared
-# outputs ({R}/checkpoints/...) so a killed job resumes where it stopped.
-from megdecode.training_workflow import chosen_backbones, job_mem_mb, training_inputs
+# outputs ({R}/checkpoints/...) so a killed job resumes where it stopped. Which jobs exist: PLAN.
+from megdecode.training.config import JOB_KEYS
 
 TRAIN_CFG = config["training"]
 RIDGE_CFG = config["ridge"]
-# keys that choose which jobs exist; they are not passed to jobs (editing them reruns nothing)
-TRAIN_JOB_KEYS = ("backbones", "seeds", "shared_model", "threads", "runtime", "gpu")
-TRAIN_PARAMS = {k: v for k, v in TRAIN_CFG.items() if k not in TRAIN_JOB_KEYS}
+# keys that choose which jobs exist are not passed to jobs (editing them reruns nothing)
+TRAIN_PARAMS = {k: v for k, v in TRAIN_CFG.items() if k not in JOB_KEYS}
 RIDGE_PARAMS = {k: v for k, v in RIDGE_CFG.items() if k not in ("backbones", "threads")}
-BRAIN_DIR = f"{MODELS}/brain/{{backbone}}/sub-{{subject}}/seed-{{seed}}"
-SHARED_DIR = f"{MODELS}/brain_shared/{{backbone}}/seed-{{seed}}"
-RIDGE_DIR = f"{MODELS}/ridge/{{backbone}}/sub-{{subject}}"
-
-
-BRAIN_BACKBONES = chosen_backbones(
-    config["backbones"], TRAIN_CFG["backbones"], "training"
-)
-RIDGE_BACKBONES = chosen_backbones(config["backbones"], RIDGE_CFG["backbones"], "ridge")
+BRAIN_DIR = L.model_dir("brain")
+SHARED_DIR = L.model_dir("brain_shared")
+RIDGE_DIR = L.model_dir("ridge")
 
 
 rule train_brain:
     input:
-        unpack(
-            lambda wc: training_inputs(
-                PREPROCESSED, LATENTS, [wc.subject], wc.backbone
-            )
-        ),
+        unpack(lambda wc: training_inputs([wc.subject], wc.backbone)),
     output:
         model=f"{BRAIN_DIR}/model.safetensors",
         history=f"{BRAIN_DIR}/history.tsv",
-        predictions=f"{BRAIN_DIR}/predictions.npz",
+        predictions=L.predictions("brain"),
     log:
         f"{LOGS}/train_brain/{{backbone}}/sub-{{subject}}_seed-{{seed}}.log",
     benchmark:
@@ -50,21 +39,19 @@ rule train_brain:
         subjects=lambda wc: [wc.subject],
         seed_parts=lambda wc: [int(wc.seed), wc.backbone, wc.subject],
         crop=None,
-        checkpoint=lambda wc: f"{R}/checkpoints/brain/{wc.backbone}/sub-{wc.subject}/seed-{wc.seed}/last.pt",
+        checkpoint=lambda wc: L.checkpoint("brain").format(**dict(wc.items())),
     script:
         "../workflow/scripts/train_brain.py"
 
 
 rule train_brain_shared:
     input:
-        unpack(lambda wc: training_inputs(PREPROCESSED, LATENTS, SUBJECTS, wc.backbone)),
+        unpack(lambda wc: training_inputs(SUBJECTS, wc.backbone)),
     output:
         model=f"{SHARED_DIR}/model.safetensors",
         history=f"{SHARED_DIR}/history.tsv",
         predictions=expand(
-            f"{SHARED_DIR}/predictions_sub-{{subject}}.npz",
-            subject=SUBJECTS,
-            allow_missing=True,
+            L.predictions("brain_shared"), subject=SUBJECTS, allow_missing=True
         ),
     log:
         f"{LOGS}/train_brain_shared/{{backbone}}/seed-{{seed}}.log",
@@ -84,20 +71,16 @@ rule train_brain_shared:
         subjects=SUBJECTS,
         seed_parts=lambda wc: [int(wc.seed), wc.backbone, "shared"],
         crop=None,
-        checkpoint=lambda wc: f"{R}/checkpoints/brain_shared/{wc.backbone}/seed-{wc.seed}/last.pt",
+        checkpoint=lambda wc: L.checkpoint("brain_shared").format(**dict(wc.items())),
     script:
         "../workflow/scripts/train_brain.py"
 
 
 rule train_ridge:
     input:
-        unpack(
-            lambda wc: training_inputs(
-                PREPROCESSED, LATENTS, [wc.subject], wc.backbone
-            )
-        ),
+        unpack(lambda wc: training_inputs([wc.subject], wc.backbone)),
     output:
-        predictions=f"{RIDGE_DIR}/predictions.npz",
+        predictions=L.predictions("ridge"),
         model=f"{RIDGE_DIR}/model.npz",
     log:
         f"{LOGS}/train_ridge/{{backbone}}/sub-{{subject}}.log",
@@ -116,23 +99,23 @@ rule train_ridge:
 
 
 BRAIN_TARGETS = expand(
-    f"{BRAIN_DIR}/predictions.npz",
-    backbone=BRAIN_BACKBONES,
+    L.predictions("brain"),
+    backbone=PLAN.brain_backbones,
     subject=SUBJECTS,
-    seed=TRAIN_CFG["seeds"],
+    seed=PLAN.seeds,
 )
 SHARED_TARGETS = (
     expand(
-        f"{SHARED_DIR}/predictions_sub-{{subject}}.npz",
-        backbone=BRAIN_BACKBONES,
-        seed=TRAIN_CFG["seeds"],
+        L.predictions("brain_shared"),
+        backbone=PLAN.brain_backbones,
+        seed=PLAN.seeds,
         subject=SUBJECTS,
     )
-    if TRAIN_CFG["shared_model"]
+    if PLAN.shared_model
     else []
 )
 RIDGE_TARGETS = expand(
-    f"{RIDGE_DIR}/predictions.npz", backbone=RIDGE_BACKBONES, subject=SUBJECTS
+    L.predictions("ridge"), backbone=PLAN.ridge_backbones, subject=SUBJECTS
 )
 
 ALL_TARGETS.extend(BRAIN_TARGETS + SHARED_TARGETS + RIDGE_TARGETS)

@@ -121,11 +121,11 @@ def test_unreadable_image_error_names_the_file(tmp_path) -> None:
     spec = {"kind": "handcrafted", "options": {"features": ["colour_histogram"], "image_size": 16}}
     out = tmp_path / "out"
     with pytest.raises(ImageLoadError, match="red_square_01.png"):
-        compute_latents("hc", spec, table, images, out / "l.npy", out / "i.tsv", out / "l.json")
-    assert not (out / "l.npy").exists()
+        compute_latents("hc", spec, table, images, out)
+    assert not (out / "latents.npy").exists()
     broken.unlink()
     with pytest.raises(ImageLoadError, match="not found: .*red_square_01.png"):
-        compute_latents("hc", spec, table, images, out / "l.npy", out / "i.tsv", out / "l.json")
+        compute_latents("hc", spec, table, images, out)
 
 
 def test_compute_latents_writes_contract_files_deterministically(tmp_path) -> None:
@@ -134,9 +134,7 @@ def test_compute_latents_writes_contract_files_deterministically(tmp_path) -> No
     arrays = []
     for run in ("a", "b"):
         out = tmp_path / run
-        compute_latents(
-            "hc", spec, table, images, out / "latents.npy", out / "index.tsv", out / "latents.json"
-        )
+        compute_latents("hc", spec, table, images, out)
         arrays.append(load_npy(out / "latents.npy"))
     assert arrays[0].dtype == np.float32 and arrays[0].shape[0] == 12
     np.testing.assert_array_equal(arrays[0], arrays[1])
@@ -154,7 +152,7 @@ def test_attributes_latents_through_pipeline(tmp_path) -> None:
     table, images = make_stimuli(tmp_path)
     out = tmp_path / "attr"
     spec = {"kind": "attributes", "label": "Attributes", "options": {"columns": ["shape", "colour"]}}
-    compute_latents("attr", spec, table, images, out / "latents.npy", out / "index.tsv", out / "latents.json")
+    compute_latents("attr", spec, table, images, out)
     lat = load_npy(out / "latents.npy")
     assert lat.shape == (12, 5)  # 2 shapes + 3 colours (the catch row's "none" is excluded with it)
     np.testing.assert_array_equal(lat.sum(axis=1), 2.0)
@@ -186,7 +184,7 @@ def test_register_a_new_kind(tmp_path) -> None:
     table, images = make_stimuli(tmp_path)
     out = tmp_path / "m"
     spec = {"kind": "test_mean_colour", "options": {"scale": 2.0}}
-    compute_latents("m", spec, table, images, out / "latents.npy", out / "index.tsv", out / "latents.json")
+    compute_latents("m", spec, table, images, out)
     assert load_npy(out / "latents.npy").shape == (12, 3)
 
 

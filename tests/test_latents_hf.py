@@ -25,9 +25,7 @@ def run(tmp: Path, stimuli, name: str, spec: dict, weights: Path | None = None) 
     """compute_latents as the workflow calls it; returns (latents, sidecar)."""
     table, images = stimuli
     out = tmp / name
-    compute_latents(
-        name, spec, table, images, out / "latents.npy", out / "index.tsv", out / "latents.json", 1, weights
-    )
+    compute_latents(name, spec, table, images, out, 1, weights)
     return load_npy(out / "latents.npy"), json.loads((out / "latents.json").read_text())
 
 

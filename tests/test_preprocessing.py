@@ -330,7 +330,7 @@ def test_run_and_subject_end_to_end(tmp_path):
     res = tmp_path / "pre"
     table = assemble_subject(
         [o["e"] for o in outs], [o["q"] for o in outs], "01",
-        res / "meg.npy", res / "trials.tsv", res / "channels.tsv", res / "info.json", res / "runs.tsv",
+        res, res / "runs.tsv",
         cfg, seed=0,
     )  # fmt: skip
     meg = load_npy(res / "meg.npy", mmap=True)
@@ -386,12 +386,12 @@ def test_scaler_leakage_through_assembly(tmp_path):
         res = tmp_path / f"pre{wild}"
         assemble_subject(
             [out["e"]], [out["q"]], "01",
-            res / "meg.npy", res / "t.tsv", res / "c.tsv", res / "info.json", res / "r.tsv", {}, seed=0,
+            res, res / "r.tsv", {}, seed=0,
         )  # fmt: skip
         scalers.append(json.loads((res / "info.json").read_text())["scaler"])
         meg = load_npy(res / "meg.npy")
     assert scalers[0]["center"] == scalers[1]["center"] and scalers[0]["scale"] == scalers[1]["scale"]
-    trials = read_tsv(res / "t.tsv")
+    trials = read_tsv(res / "trials.tsv")
     assert np.abs(meg[trials["split"].str.startswith("test").to_numpy()]).max() == 20.0  # clamped
 
 
@@ -442,7 +442,7 @@ def test_skip_bad_run_is_recorded_and_left_out(tmp_path):
     res = tmp_path / "pre"
     table = assemble_subject(
         [good["e"], bad["e"]], [good["q"], bad["q"]], "01",
-        res / "meg.npy", res / "t.tsv", res / "c.tsv", res / "info.json", res / "runs.tsv",
+        res, res / "runs.tsv",
         {"on_bad_run": "skip"}, seed=0,
     )  # fmt: skip
     assert len(table) == 15 + 2  # 16 exp events minus 1 catch, and 2 test images averaged from 4 trials

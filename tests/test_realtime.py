@@ -10,10 +10,10 @@ import torch
 from torch.nn import functional as F
 
 from megdecode import io
+from megdecode.artifacts.brain_model import load_trained_brain
+from megdecode.artifacts.preprocessed import read_subject as load_subject
 from megdecode.models import BrainModule, BrainModuleConfig, RealtimeDecoder, StreamingDecoder
 from megdecode.models.winograd import winograd_conv1d, winograd_weight
-from megdecode.training import load_trained_brain
-from megdecode.training_data import load_subject
 
 
 @pytest.mark.parametrize("n_times", [1, 4, 5, 37, 181])

@@ -8,16 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from megdecode.artifacts.latents import read_latents
+from megdecode.artifacts.stimuli import read_stimuli, train_image_ids
 from megdecode.io import load_npz, read_tsv, save_npz, write_tsv
 from megdecode.latents import compute_latents
-from megdecode.reconstruction import (
-    load_latents,
-    load_predictions,
-    reconstruct_subject,
-    score_subjects,
-    summarise,
-)
-from megdecode.reconstruction.base import derive_seed, load_images, read_stimuli, train_image_ids
+from megdecode.reconstruction import load_predictions, reconstruct_subject, score_subjects, summarise
+from megdecode.reconstruction.base import derive_seed, load_images
 from megdecode.reconstruction.decoder import DecoderGenerator, DecoderParams, fit_decoder, train_decoder
 from megdecode.reconstruction.retrieval import cosine_nearest
 from megdecode.reconstruction.stage import PAPER_THINGS_MEG, best_median_worst
@@ -79,19 +75,19 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths = {"root": root, "table": table, "images": images}
     for name, spec in (("pixels", PIXELS), ("colour_hist", COLOUR_HIST)):
         d = root / "latents" / name
-        compute_latents(name, spec, table, images, d / "latents.npy", d / "index.tsv", d / "latents.json")
+        compute_latents(name, spec, table, images, d)
         paths[name] = d
     return paths
 
 
 def _predictions(study: dict[str, Path], backbone: str, noise: float, out: Path, seed: int = 0) -> Path:
     """A predictions.npz as training writes it: test images' latents + noise, in the standardised space."""
-    table = load_latents(study[backbone])
+    table = read_latents(study[backbone])
     stimuli = read_stimuli(study["table"])
     train_ids = train_image_ids(stimuli)
     test_ids = stimuli.loc[stimuli["role"] == "test", "image_id"].tolist()
-    mean, std = table.rows(train_ids).mean(0), table.rows(train_ids).std(0) + 1e-6
-    z = (table.rows(test_ids) - mean) / std
+    mean, std = table.get(train_ids, np.float32).mean(0), table.get(train_ids, np.float32).std(0) + 1e-6
+    z = (table.get(test_ids, np.float32) - mean) / std
     z = z + noise * np.random.default_rng(seed).standard_normal(z.shape)
     arrays = {
         "test_small_pred": z.astype(np.float32),
@@ -105,8 +101,8 @@ def _predictions(study: dict[str, Path], backbone: str, noise: float, out: Path,
 
 def test_load_predictions_destandardises(study: dict[str, Path], tmp_path: Path) -> None:
     path = _predictions(study, "pixels", noise=0.0, out=tmp_path / "predictions.npz")
-    pred = load_predictions(path)
-    truth = load_latents(study["pixels"]).rows(pred.image_id.tolist())
+    pred = load_predictions(path, "test_small")
+    truth = read_latents(study["pixels"]).get(pred.image_id.tolist(), np.float32)
     np.testing.assert_allclose(pred.latents, truth, atol=1e-4)
     with pytest.raises(KeyError, match="test_large_pred"):
         load_predictions(path, split="test_large")
@@ -116,7 +112,7 @@ def test_decoder_beats_mean_image_on_training_stimuli(study: dict[str, Path]) ->
     stimuli = read_stimuli(study["table"])
     ids = train_image_ids(stimuli)
     assert not set(ids) & set(stimuli.loc[stimuli["concept_split"] == "test", "image_id"])
-    latents = load_latents(study["pixels"]).rows(ids)
+    latents = read_latents(study["pixels"]).get(ids, np.float32)
     images = load_images(stimuli, study["images"], ids, 16)
     params = DecoderParams(image_size=16, width=32, pca_components=16, epochs=60, val_fraction=0.0)
     model, transform, history = fit_decoder(latents, images, params, seed=0)
@@ -143,7 +139,7 @@ def test_train_decoder_is_deterministic_and_loads_back(study: dict[str, Path], t
         outs.append(d)
     assert (outs[0] / "model.safetensors").read_bytes() == (outs[1] / "model.safetensors").read_bytes()
     gen = DecoderGenerator(outs[0] / "model.safetensors", outs[0] / "decoder.json")
-    pred = load_predictions(_predictions(study, "pixels", 0.0, tmp_path / "p.npz"))
+    pred = load_predictions(_predictions(study, "pixels", 0.0, tmp_path / "p.npz"), "test_small")
     images = gen.generate({"pixels": pred})
     assert images.shape == (len(pred.image_id), 8, 8, 3) and images.dtype == np.uint8
     with pytest.raises(KeyError, match="trained for backbone 'pixels'"):

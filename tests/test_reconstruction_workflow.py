@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from megdecode.artifacts.latents import read_latents
+from megdecode.artifacts.stimuli import read_stimuli, train_image_ids
 from megdecode.config import load_config
 from megdecode.io import load_npz, read_json, read_tsv
-from megdecode.reconstruction import load_latents
-from megdecode.reconstruction.base import load_images, read_stimuli, train_image_ids
+from megdecode.reconstruction.base import load_images
 from megdecode.reconstruction.decoder import DecoderGenerator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ def test_decoder_reconstructs_training_stimuli_better_than_the_mean_image(tiny_r
     ids = train_image_ids(stimuli)
     size = read_json(d / "decoder.json")["params"]["image_size"]
     target = load_images(stimuli, tiny_results / "stimuli" / "images", ids, size) / 255.0
-    decoded = generator.decode(load_latents(tiny_results / "latents" / backbone).rows(ids)) / 255.0
+    decoded = generator.decode(read_latents(tiny_results / "latents" / backbone).get(ids, np.float32)) / 255.0
     mse = float(((decoded - target) ** 2).mean())
     mse_mean_image = float(((target - target.mean(0, keepdims=True)) ** 2).mean())
     assert mse < mse_mean_image, (backbone, mse, mse_mean_image)

@@ -11,9 +11,15 @@ import pytest
 from conftest import REPO, run_snakemake
 from PIL import Image
 
-from megdecode import evaluation as ev
-from megdecode import reporting as rp
+from megdecode.artifacts.windows import LISTED, listed_windows
+from megdecode.config import section_defaults
+from megdecode.evaluation.timeresolved import TimeResolvedSettings
 from megdecode.io import read_tsv, save_npy, save_npz, write_json, write_tsv
+from megdecode.reporting import examples, figures
+from megdecode.reporting import tables as rp
+from megdecode.reporting.common import LONG_COLUMNS, REPORT_FIGURE_NAMES, ReportSettings
+
+SETTINGS = ReportSettings.from_config(section_defaults("report"))
 
 SUBJECTS = ("01", "02")
 
@@ -65,11 +71,11 @@ def long_table() -> pd.DataFrame:
                         chance=0.05,
                     )
                 )
-    return pd.DataFrame(rows).reindex(columns=rp.LONG_COLUMNS)
+    return pd.DataFrame(rows).reindex(columns=LONG_COLUMNS)
 
 
 def test_table1_means_spread_and_factor() -> None:
-    t1 = rp.table1(long_table())
+    t1 = rp.table1(long_table(), SETTINGS)
     idx = t1.set_index(["test_set", "metric", "model"])
     assert idx.loc[("test_small", "top5_acc", "brain"), "mean"] == pytest.approx(0.5)
     assert idx.loc[("test_small", "top5_acc", "brain"), "sd"] == pytest.approx(np.std([0.6, 0.4], ddof=1))
@@ -77,9 +83,9 @@ def test_table1_means_spread_and_factor() -> None:
     # median rank: brain 0.25, ridge 0.45 -> ridge/brain = 1.8 (> 1 = brain better)
     assert idx.loc[("test_large", "median_rank", "brain/ridge"), "mean"] == pytest.approx(0.45 / 0.25)
     assert "chance" not in set(t1.model)
-    md = rp.table1_markdown(t1)
+    md = rp.table1_markdown(t1, SETTINGS)
     assert "| HOG | 50.0 ± 14.1 |" in md and "5.0x" in md and "small top-5 5.00" in md
-    tex = rp.table1_latex(t1)
+    tex = rp.table1_latex(t1, SETTINGS)
     assert r"\begin{tabular}" in tex and r"50.0 $\pm$ 14.1" in tex and "5.0x" in tex
     assert "_" not in tex.replace(r"\_", "")  # every underscore escaped
 
@@ -97,27 +103,42 @@ def test_ground_truth_latencies(tmp_path: Path) -> None:
         }
     }
     write_json(truth, tmp_path / "gt.json")
-    assert rp.ground_truth_latencies(tmp_path / "gt.json") == {"early": 0.1, "late1": 0.25, "late2": 0.4}
-    assert rp.ground_truth_latencies(tmp_path / "absent.json") == {}
+    assert figures.ground_truth_latencies(tmp_path / "gt.json") == {"early": 0.1, "late1": 0.25, "late2": 0.4}
+    assert figures.ground_truth_latencies(tmp_path / "absent.json") == {}
 
 
 def test_attention_weights_from_state() -> None:
     emb = np.eye(4, dtype=np.float32)  # 4 sensors, 4-dim embedding
     heads = np.array([[10.0, 0, 0, 0], [0, 0, 0, 10.0]], dtype=np.float32)
-    w = rp.attention_weights({"spatial.heads": heads, "spatial.embedding": emb, "other.weight": emb})
+    w = examples.attention_weights({"spatial.heads": heads, "spatial.embedding": emb, "other.weight": emb})
     assert w.shape == (2, 4)
     np.testing.assert_allclose(w.sum(axis=1), 1.0)
     assert list(w.argmax(axis=1)) == [0, 3]
-    assert rp.attention_weights({"conv.weight": emb}) is None
+    assert examples.attention_weights({"conv.weight": emb}) is None
 
 
-def test_figures_written(tmp_path: Path) -> None:
+def test_figures_show_the_numbers(tmp_path: Path) -> None:
+    """The drawn bars, ridge ticks, chance line and time course carry the table's numbers."""
     df = long_table()
+    bars = figures.plot_retrieval_bars(df)
+    small = bars.axes[0]
+    assert [p.get_height() for p in small.patches] == pytest.approx([50.0])  # brain mean of 60 and 40
+    dots = np.concatenate([c.get_offsets()[:, 1] for c in small.collections if len(c.get_offsets()) == 2])
+    assert sorted(dots) == pytest.approx([40.0, 60.0])  # one dot per subject
+    ridge = [c for c in small.collections if c.get_label() == "Ridge"]
+    assert ridge and ridge[0].get_segments()[0][0][1] == pytest.approx(10.0)
+    chance = [line for line in small.lines if line.get_label() == "Chance"]
+    assert chance and chance[0].get_ydata()[0] == pytest.approx(5.0)
+    course = figures.plot_timecourses(df).axes[0]
+    x, y = course.lines[0].get_data()
+    assert x[int(np.argmax(y))] == pytest.approx(0.15) and max(y) == pytest.approx(35.0)  # window 3 peaks
     write_tsv(df, tmp_path / "long.tsv")
-    outputs = {n: [str(tmp_path / f"{n}.png"), str(tmp_path / f"{n}.pdf")] for n in rp.REPORT_FIGURE_NAMES}
-    rp.write_figures(tmp_path / "long.tsv", outputs, {"dpi": 50})
+    outputs = {n: [str(tmp_path / f"{n}.png"), str(tmp_path / f"{n}.pdf")] for n in REPORT_FIGURE_NAMES}
+    figures.write_figures(tmp_path / "long.tsv", outputs, {**section_defaults("report"), "dpi": 50})
     for png, pdf in outputs.values():
-        assert Path(png).read_bytes()[:4] == b"\x89PNG" and Path(pdf).read_bytes()[:4] == b"%PDF"
+        with Image.open(png) as im:
+            assert im.format == "PNG" and min(im.size) > 50
+        assert Path(pdf).read_bytes()[:4] == b"%PDF"
 
 
 # --------------------------------------------------------------------------- fake upstream tree
@@ -174,7 +195,7 @@ def make_fake_results(root: Path, n_train: int = 120) -> Path:
     for s in SUBJECTS:
         d = root / "preprocessed" / f"sub-{s}"
         save_npy(rng.standard_normal((len(trials), n_ch, n_times)).astype("float32"), d / "meg.npy")
-        write_tsv(trials.assign(subject=s), d / "trials.tsv")
+        write_tsv(trials.assign(subject=s, concept=trials["image_id"]), d / "trials.tsv")
         write_json({"sfreq": sfreq, "tmin": tmin, "n_times": n_times}, d / "info.json")
         write_tsv(
             pd.DataFrame(
@@ -194,7 +215,7 @@ def make_fake_results(root: Path, n_train: int = 120) -> Path:
             if b == "attributes":
                 run = root / "models" / "brain" / b / f"sub-{s}" / "seed-0"
                 save_npz(arrays, run / "predictions.npz")
-                for w in ev.brain_windows(_tiny_eval_cfg()["timeresolved"]):
+                for w in listed_windows(_tiny_eval_cfg()["timeresolved"]["brain_windows"]):
                     save_npz(
                         arrays, root / "models" / "brain_window" / b / f"sub-{s}" / w.name / "predictions.npz"
                     )
@@ -234,7 +255,7 @@ def test_evaluate_and_report_rules_on_fake_tree(tmp_path: Path) -> None:
     assert set(long.model) == {"brain", "ridge", "chance"}
     assert {"colour_hist", "attributes", "dinov2_random"} <= set(long.backbone)
     assert set(long[long.model == "brain"].backbone) == {"attributes"}
-    listed = long[long.window_kind == ev.BRAIN_WINDOW_KIND]  # config/tiny.yaml lists one brain window
+    listed = long[long.window_kind == LISTED]  # config/tiny.yaml lists one brain window
     assert set(listed.model) == {"brain"} and set(listed.window) == {"listed_+0_+500ms"}
     assert "DINOv2 tiny (random features)" in set(long.backbone_label)
     assert long.value.notna().all()
@@ -260,7 +281,7 @@ def test_timeresolved_peaks_at_simulated_latencies(tiny_results: Path) -> None:
     truth = json.loads((tiny_results / "sourcedata" / "ground_truth.json").read_text())
     early = truth["components"]["early"]["latencies_s"]
     late = truth["components"]["late"]["latencies_s"]
-    step = float(ev.TimeResolvedSettings.from_config(_tiny_eval_cfg()).sliding_step)
+    step = float(TimeResolvedSettings.from_config(_tiny_eval_cfg()).sliding_step)
     tr = pd.concat(
         [
             read_tsv(p, dtype={"subject": str})
@@ -273,7 +294,7 @@ def test_timeresolved_peaks_at_simulated_latencies(tiny_results: Path) -> None:
     assert min(abs(low - t) for t in early) <= step + 1e-9, (low, early)
     assert min(abs(attr - t) for t in late) <= step + 1e-9, (attr, late)
     # the brain module retrained on tiny.yaml's listed window [0, 0.5] s beats chance in every subject
-    listed = tr[(tr.window_kind == ev.BRAIN_WINDOW_KIND) & (tr.model == "brain")]
+    listed = tr[(tr.window_kind == LISTED) & (tr.model == "brain")]
     assert set(listed.window) == {"listed_+0_+500ms"} and set(listed.backbone) == {"attributes"}
     assert len(listed) == 2 * 2 * 3 and np.isfinite(listed.value).all()  # subjects x test sets x metrics
     ranks = listed[listed.metric == "median_rank"]

@@ -8,8 +8,10 @@ from sklearn.linear_model import Ridge
 from train_fixtures import make_latents, make_subject
 
 from megdecode import io
-from megdecode.ridge import bin_time, fit_ridge, train_ridge
-from megdecode.training_data import LeakageError
+from megdecode.artifacts.splits import LeakageError
+from megdecode.config import section_defaults
+from megdecode.ridge import bin_time, fit_ridge
+from megdecode.training.ridge import train_ridge
 
 
 def _data(n: int, p: int, d: int = 3, seed: int = 0, noise: float = 0.5):
@@ -104,7 +106,7 @@ def test_train_ridge_refuses_leaky_split(tmp_path):
     trials.loc[0, "image_id"] = trials.loc[trials["split"] == "test_large", "image_id"].iloc[0]
     io.write_tsv(trials, sub / "trials.tsv")
     with pytest.raises(LeakageError):
-        train_ridge(sub, lat, tmp_path / "p.npz", tmp_path / "m.npz", {})
+        train_ridge(sub, lat, tmp_path / "p.npz", tmp_path / "m.npz", section_defaults("ridge"))
     assert not (tmp_path / "p.npz").exists()
 
 

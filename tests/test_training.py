@@ -19,21 +19,30 @@ import torch
 from safetensors.numpy import load_file
 from train_fixtures import make_latents, make_subject
 
-from megdecode import io, training
+from megdecode import io
+from megdecode.artifacts.brain_model import load_trained_brain
+from megdecode.artifacts.preprocessed import read_subject as load_subject
+from megdecode.artifacts.splits import LeakageError, check_no_leakage
+from megdecode.config import section_defaults
 from megdecode.devices import resolve_device
-from megdecode.training import (
-    BrainOutputs,
-    TrainingConfig,
-    build_decoder,
-    clip_loss,
-    derive_seed,
-    top5_acc,
-    train_brain_module,
-)
-from megdecode.training_data import LeakageError, check_no_leakage, load_subject
+from megdecode.metrics.retrieval import cosine_similarity
+from megdecode.metrics.retrieval import top5_acc as top5_of_sim
+from megdecode.models import BrainModuleConfig
+from megdecode.seeds import derive_seed
+from megdecode.training import brain as training
+from megdecode.training.brain import BrainOutputs, train_brain_module
+from megdecode.training.config import TrainingConfig
+from megdecode.training.data import crop_subject
+from megdecode.training.loop import build_model
+from megdecode.training.losses import clip_loss, combined_loss
 
 SMALL = {"spatial_channels": 12, "fourier_freqs": 3, "hidden": 16, "n_blocks": 1, "out_channels": 16}
-FAST = {"max_epochs": 6, "batch_size": 16, "lr": 3e-3, "patience": 3, "device": "cpu"}
+FAST = {**section_defaults("training"), "max_epochs": 6, "batch_size": 16, "lr": 3e-3, "patience": 3}
+FAST["device"] = "cpu"
+
+
+def top5_acc(pred: np.ndarray, candidates: np.ndarray, target: np.ndarray) -> float:
+    return top5_of_sim(cosine_similarity(pred, candidates), target)
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +116,9 @@ def test_tiny_model_overfits_tiny_batch(one_thread):
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(16, 6, 12, generator=gen), torch.randn(16, 5, generator=gen)
     subj = torch.zeros(16, dtype=torch.long)
-    cfg = TrainingConfig(clip_weight=0.5)
-    model = build_decoder(
-        training.BrainModuleConfig(**{**SMALL, "dropout_radius": 0.0}),
+    cfg = TrainingConfig.from_dict({**FAST, "clip_weight": 0.5})
+    model = build_model(
+        BrainModuleConfig(**{**SMALL, "dropout_radius": 0.0}),
         cfg,
         np.random.rand(6, 2),
         1,
@@ -119,7 +128,7 @@ def test_tiny_model_overfits_tiny_batch(one_thread):
     )
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(150):
-        losses = training.combined_loss(model(x, subj), y, model.logit_scale, cfg)
+        losses = combined_loss(model(x, subj), y, model.logit_scale, cfg.clip_weight, cfg.clip_symmetric)
         opt.zero_grad()
         losses["loss"].backward()
         opt.step()
@@ -190,8 +199,8 @@ def test_resume_after_kill_9(study, tmp_path):
         f"""
         import sys, time
         from pathlib import Path
-        from megdecode import training
-        from megdecode.training import BrainOutputs, train_brain_module
+        from megdecode.training import brain as training
+        from megdecode.training.brain import BrainOutputs, train_brain_module
         root = Path(sys.argv[1]); slow = sys.argv[2] == "slow"
         real = training.save_checkpoint
         def save(path, state):
@@ -206,7 +215,7 @@ def test_resume_after_kill_9(study, tmp_path):
                            {SMALL!r}, cfg, seed=4, threads=1)
         """
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(training.__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(training.__file__).parents[2])}
     run = [sys.executable, "-c", script]
     ref = _outputs(tmp_path / "ref")
     cfg = dict(FAST, max_epochs=8, patience=8, keep_checkpoints=True)
@@ -250,7 +259,7 @@ def test_crop_trains_on_the_window_only_and_never_on_test_rows(study, tmp_path):
     """Crop to [-0.45, -0.40) s (samples 6..11 at 120 Hz from -0.5 s): NaN outside it and in test rows."""
     sub = tmp_path / "sub-01"
     meg, trials, test = _poisoned_copy(study["01"], sub, keep=slice(6, 12))
-    cropped = training.crop_subject(load_subject(sub, "01"), (-0.45, -0.40))
+    cropped = crop_subject(load_subject(sub, "01"), (-0.45, -0.40))
     assert cropped.meg.shape == (meg.shape[0], meg.shape[1], 6)
     assert np.isfinite(cropped.meg[~test]).all()
     out = _outputs(tmp_path / "m")
@@ -263,7 +272,7 @@ def test_crop_trains_on_the_window_only_and_never_on_test_rows(study, tmp_path):
         assert preds[f"{split}_pred"].shape == ((trials["split"] == split).sum(), 6)
     assert np.isfinite(preds["val_pred"]).all() and np.isnan(preds["test_large_pred"]).all()
     with pytest.raises(ValueError, match="holds no sample"):
-        training.crop_subject(load_subject(sub, "01"), (1.0, 1.2))
+        crop_subject(load_subject(sub, "01"), (1.0, 1.2))
 
 
 def test_shared_model_with_missing_channels(study, tmp_path):
@@ -284,7 +293,7 @@ def test_bad_input_names_the_file(study, tmp_path):
         load_subject(tmp_path)
     out = _outputs(tmp_path / "m")
     bad_latents = make_latents(tmp_path / "lat", n_images=5, dim=6)
-    with pytest.raises(KeyError, match="no latent for image_id"):
+    with pytest.raises(KeyError, match="have no latent"):
         train_brain_module({"01": study["01"]}, bad_latents, out, SMALL, FAST, seed=0)
 
 
@@ -362,7 +371,7 @@ def test_tiny_workflow_shared_model_rule(tiny_results, tmp_path):
     )
     ran = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, flags=re.MULTILINE))
     assert ran == {"train_brain_shared"}, ran  # the copied per-subject results are reused
-    trained = training.load_trained_brain(shared / "model.safetensors")
+    trained = load_trained_brain(shared / "model.safetensors")
     assert trained.subjects == subjects and trained.brain.subject.n_subjects == len(subjects)
     for s in subjects:
         own = io.load_npz(

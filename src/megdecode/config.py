@@ -8,10 +8,12 @@ The schema is split into one file per stage; ``config.schema.yaml`` refers to th
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema
 import yaml
@@ -20,8 +22,46 @@ SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
 DEFAULT_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
 
 
+T = TypeVar("T")
+
+
 class ConfigError(ValueError):
     """A config that does not match the schema; the message names the key and the fix."""
+
+
+def dataclass_from_section(cls: type[T], values: Mapping[str, Any], section: str) -> T:
+    """Build settings dataclass ``cls`` from a validated config slice: every field given, nothing else.
+
+    Defaults live in the schema only (the validated config carries them); use :func:`section_defaults` to
+    get them outside a workflow.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        hints = [
+            f"'{k}'" + (f" (did you mean '{c[0]}'?)" if (c := difflib.get_close_matches(k, names, 1)) else "")
+            for k in unknown
+        ]
+        raise ConfigError(f"unknown {section} key(s) {', '.join(hints)}; valid keys: {', '.join(names)}")
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise ConfigError(
+            f"{section} lacks {missing}: pass the slice of a validated config (megdecode.config)"
+        )
+    return cls(**{n: values[n] for n in names})
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    return load_schema(DEFAULT_SCHEMA)
+
+
+def section_defaults(*path: str) -> dict[str, Any]:
+    """Schema defaults of one config section, e.g. ``section_defaults("training")`` (a fresh copy)."""
+    node = _schema()
+    for key in path:
+        node = node["properties"][key]
+    return copy.deepcopy(_fill_defaults({}, node))
 
 
 def load_schema(path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:

@@ -9,26 +9,22 @@ factorisation per alpha when it is large (BLAS-3, several times faster than LAPA
 eigendecomposition on few cores). Targets are processed in chunks (no float64 copy of Y).
 Alpha is chosen on the validation trials when given (lowest mean squared error in the
 standardised target space), else by generalised cross-validation on the training trials.
-Only numpy/scipy are needed (no torch import).
+Only numpy/scipy are needed (no torch import). The train stage's job is :mod:`megdecode.training.ridge`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from megdecode import io
-
 log = logging.getLogger(__name__)
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-1, 7, 9))
-PRED_SPLITS = ("val", "test_small", "test_large")
 
 
 @dataclass
@@ -249,7 +245,7 @@ def _gcv_scores(
     return np.asarray(scores)
 
 
-# --------------------------------------------------------------------------------------- workflow job
+# ------------------------------------------------------------------------------------------ features
 
 
 def bin_time(meg: np.ndarray, rows: np.ndarray, time_bin: int, chunk: int = 512) -> np.ndarray:
@@ -269,66 +265,6 @@ def bin_time(meg: np.ndarray, rows: np.ndarray, time_bin: int, chunk: int = 512)
         binned = np.add.reduceat(block, edges, axis=2) / np.diff(np.append(edges, n_times))
         out[i + order] = binned.reshape(len(sel), -1)
     return out
-
-
-def train_ridge(
-    subject_dir: Path | str,
-    latents_dir: Path | str,
-    predictions_path: Path | str,
-    model_path: Path | str,
-    cfg: Mapping[str, Any],
-    threads: int = 1,
-) -> RidgeModel:
-    """The ridge job of one (backbone, subject): fit on train, choose alpha on val, predict val/tests.
-
-    BLAS is limited to ``threads`` (the rule's threads) even if numpy was loaded before the job started.
-    """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=max(1, int(threads))):
-        return _train_ridge(subject_dir, latents_dir, predictions_path, model_path, cfg)
-
-
-def _train_ridge(
-    subject_dir: Path | str,
-    latents_dir: Path | str,
-    predictions_path: Path | str,
-    model_path: Path | str,
-    cfg: Mapping[str, Any],
-) -> RidgeModel:
-    from megdecode.training_data import TRAIN, TargetScaler, check_no_leakage, load_latents, load_subject
-
-    subject = load_subject(subject_dir)
-    check_no_leakage(subject.trials, str(subject.path / "trials.tsv"))
-    latents = load_latents(latents_dir)
-    split = subject.trials["split"].to_numpy(str)
-    ids = subject.trials["image_id"].to_numpy(str)
-    scaler = TargetScaler.fit(latents, ids[split == TRAIN])
-    time_bin = int(cfg.get("time_bin", 10))
-
-    def xy(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = np.flatnonzero(split == name)
-        return (
-            bin_time(subject.meg, rows, time_bin),
-            scaler.transform(latents.values[latents.rows(ids[rows])]),
-            ids[rows],
-        )
-
-    X_tr, Y_tr, _ = xy(TRAIN)
-    X_va, Y_va, _ = xy("val")
-    use_val = cfg.get("selection", "val") == "val" and len(X_va) > 0
-    model = fit_ridge(
-        X_tr, Y_tr, cfg.get("alphas", DEFAULT_ALPHAS), X_va if use_val else None, Y_va if use_val else None
-    )
-    model.extra["time_bin"] = time_bin
-    arrays: dict[str, np.ndarray] = {"target_mean": scaler.mean, "target_std": scaler.std}
-    for s in PRED_SPLITS:
-        X, _, sid = (X_va, None, ids[split == "val"]) if s == "val" else xy(s)
-        arrays[f"{s}_pred"] = model.predict(X) if len(X) else np.zeros((0, len(scaler.mean)), np.float32)
-        arrays[f"{s}_image_id"] = sid.astype(str)
-    io.save_npz(model.to_arrays(), model_path)
-    io.save_npz(arrays, predictions_path)
-    return model
 
 
 def ridge_summary(model: RidgeModel) -> pd.DataFrame:

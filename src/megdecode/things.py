@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from megdecode.artifacts.stimuli import write_stimuli
 from megdecode.io import read_tsv, write_tsv
 
 log = logging.getLogger(__name__)
@@ -512,7 +513,7 @@ def write_stimuli_table(
     table = stimuli_from_events(events, read_image_table(image_table))
     counts = table.groupby(["role", "concept_split"]).size().to_dict()
     log.info("stimuli table: %d images %s", len(table), counts)
-    write_tsv(table, out_tsv)
+    write_stimuli(table, out_tsv)
     return table
 
 

@@ -1,6 +1,6 @@
 """Retrieval of every (model, backbone, subject) (rule evaluate_retrieval)."""
 
-from megdecode.evaluation import evaluate_all
+from megdecode.evaluation.retrieval import evaluate_all
 from megdecode.logs import job_logging
 
 with job_logging(snakemake) as log:  # noqa: F821

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from megdecode.evaluation import timeresolved_subject
+from megdecode.evaluation.timeresolved import timeresolved_subject
 from megdecode.logs import job_logging
 
 with job_logging(snakemake) as log:  # noqa: F821

@@ -1,5 +1,7 @@
 """Rule latents: one backbone's latents for every exp/test stimulus."""
 
+from pathlib import Path
+
 from megdecode.latents import compute_latents
 from megdecode.logs import job_logging
 
@@ -9,9 +11,7 @@ with job_logging(snakemake) as log:  # noqa: F821
         spec=snakemake.params.cfg,  # noqa: F821
         table=snakemake.input.table,  # noqa: F821
         images_root=snakemake.params.images_root,  # noqa: F821
-        latents_path=snakemake.output.latents,  # noqa: F821
-        index_path=snakemake.output.index,  # noqa: F821
-        sidecar_path=snakemake.output.sidecar,  # noqa: F821
+        out_dir=Path(snakemake.output.latents).parent,  # noqa: F821
         threads=snakemake.threads,  # noqa: F821
         weights_dir=snakemake.input.get("weights"),  # noqa: F821
     )

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from megdecode.logs import job_logging
-from megdecode.reporting import write_examples
+from megdecode.reporting.examples import write_examples
 
 with job_logging(snakemake) as log:  # noqa: F821
     inp = snakemake.input  # noqa: F821

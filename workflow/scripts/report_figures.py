@@ -1,7 +1,7 @@
 """Retrieval bars, per-subject panels and time courses (rule report_figures)."""
 
 from megdecode.logs import job_logging
-from megdecode.reporting import write_figures
+from megdecode.reporting.figures import write_figures
 
 with job_logging(snakemake) as log:  # noqa: F821
     out = snakemake.output  # noqa: F821

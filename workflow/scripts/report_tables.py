@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from megdecode.logs import job_logging
-from megdecode.reporting import write_tables
+from megdecode.reporting.tables import write_tables
 
 with job_logging(snakemake) as log:  # noqa: F821
     write_tables(

@@ -10,7 +10,8 @@ from pathlib import Path
 from megdecode.logs import job_logging
 
 with job_logging(snakemake) as log:  # noqa: F821
-    from megdecode.training import BrainOutputs, derive_seed, train_brain_module
+    from megdecode.seeds import derive_seed
+    from megdecode.training.brain import BrainOutputs, train_brain_module
 
     params = snakemake.params  # noqa: F821
     out = snakemake.output  # noqa: F821

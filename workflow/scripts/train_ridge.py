@@ -5,7 +5,7 @@ from pathlib import Path
 from megdecode.logs import job_logging
 
 with job_logging(snakemake) as log:  # noqa: F821
-    from megdecode.ridge import train_ridge
+    from megdecode.training.ridge import train_ridge
 
     wc = snakemake.wildcards  # noqa: F821
     model = train_ridge(

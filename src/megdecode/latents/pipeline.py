@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from megdecode.io import atomic_output, save_npy, write_json, write_tsv
+from megdecode.artifacts.latents import write_latents
+from megdecode.io import atomic_output
 from megdecode.latents.hf_common import derive_seed
 from megdecode.latents.random_init import build_random_model
 from megdecode.latents.registry import make_backbone
@@ -83,13 +83,11 @@ def compute_latents(
     spec: Mapping[str, Any],
     table: Path | str,
     images_root: Path | str,
-    latents_path: Path | str,
-    index_path: Path | str,
-    sidecar_path: Path | str,
+    out_dir: Path | str,
     threads: int = 1,
     weights_dir: Path | str | None = None,
 ) -> None:
-    """Compute backbone ``name`` (config entry ``spec``) for every exp/test stimulus; write 3 files."""
+    """Compute backbone ``name`` (config entry ``spec``) for every exp/test stimulus into ``out_dir``."""
     backbone = make_backbone(name, spec)
     stimuli = load_stimuli(table, images_root)
     log.info("backbone %s (%s): %d images from %s", name, backbone.kind, len(stimuli), table)
@@ -100,10 +98,8 @@ def compute_latents(
     if not np.isfinite(latents).all():
         raise RuntimeError(f"backbone {name}: latents contain NaN or inf; check the model and dtype")
     sidecar = latent_sidecar(name, spec, backbone, latents.shape, result.provenance)
-    save_npy(np.asarray(latents, dtype=np.float32), latents_path)
-    write_tsv(pd.DataFrame({"image_id": stimuli.image_ids}), index_path)
-    write_json(sidecar, sidecar_path)
-    log.info("wrote %s %s (%s)", latents_path, latents.shape, sidecar["label"])
+    write_latents(out_dir, stimuli.image_ids, latents, sidecar)
+    log.info("wrote %s %s (%s)", out_dir, latents.shape, sidecar["label"])
 
 
 def latents_job_inputs(

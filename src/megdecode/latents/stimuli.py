@@ -9,10 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from megdecode.io import read_tsv
-
-LATENT_ROLES = ("exp", "test")
-REQUIRED_COLUMNS = ("image_id", "file", "role")
+from megdecode.artifacts.stimuli import LATENT_ROLES, read_stimuli
 
 
 class ImageLoadError(OSError):
@@ -50,22 +47,11 @@ def load_stimuli(
     table_path: Path | str, images_root: Path | str, roles: Sequence[str] = LATENT_ROLES
 ) -> Stimuli:
     """Read the stimulus table and keep the rows whose ``role`` is in ``roles`` (catch images excluded)."""
-    table = read_tsv(table_path, dtype={"image_id": str, "file": str})
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
-    if missing:
-        raise ValueError(
-            f"{table_path}: missing column(s) {', '.join(missing)} (a stimulus table needs "
-            f"{', '.join(REQUIRED_COLUMNS)}; see docs/ARCHITECTURE.md)"
-        )
+    table = read_stimuli(table_path)
     table = table[table["role"].isin(list(roles))].reset_index(drop=True)
     if table.empty:
         raise ValueError(
             f"{table_path}: no stimulus with role in {list(roles)}; nothing to compute latents for"
-        )
-    duplicated = table["image_id"][table["image_id"].duplicated()].unique().tolist()
-    if duplicated:
-        raise ValueError(
-            f"{table_path}: image_id not unique ({', '.join(duplicated[:5])}); fix the stimulus table"
         )
     return Stimuli(table=table, images_root=Path(images_root))
 

@@ -18,12 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from megdecode.io import atomic_output, read_tsv, write_json, write_tsv
+from megdecode.artifacts import preprocessed
+from megdecode.io import read_tsv, write_tsv
 from megdecode.preprocessing.params import PreprocessingParams
 
 log = logging.getLogger(__name__)
-
-TRIAL_COLUMNS = ["subject", "session", "run", "trial_type", "image_id", "concept", "split", "n_averaged"]
 
 
 def subject_seed(seed: int, subject: str, purpose: str) -> np.random.Generator:
@@ -135,17 +134,13 @@ def assemble_subject(
     epochs_paths: Sequence[Path | str],
     qc_paths: Sequence[Path | str],
     subject: str,
-    out_meg: Path | str,
-    out_trials: Path | str,
-    out_channels: Path | str,
-    out_info: Path | str,
+    out_dir: Path | str,
     out_runs: Path | str,
     cfg: dict[str, Any],
     seed: int,
 ) -> pd.DataFrame:
-    """Concatenate a subject's runs, split, scale, and write the training inputs. Returns the trial table."""
-    from numpy.lib.format import open_memmap
-
+    """Concatenate a subject's runs, split, scale, and write the training inputs (the preprocessed subject
+    folder ``out_dir``). Returns the trial table."""
     params = PreprocessingParams.from_config(cfg)
     runs = pd.concat([read_tsv(p, dtype={"subject": str, "session": str, "run": str}) for p in qc_paths])
     good = [
@@ -204,8 +199,7 @@ def assemble_subject(
     n_rows, n_ch, n_t = len(single) + len(small), len(ch_names), params.n_times()
     log.info("sub-%s: %d rows (%s)", subject, n_rows, trials["split"].value_counts().to_dict())
 
-    with atomic_output(out_meg) as tmp:
-        meg = open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_rows, n_ch, n_t))
+    with preprocessed.meg_writer(out_dir, (n_rows, n_ch, n_t)) as meg:
         test_sum = np.zeros((len(small), n_ch, n_t), dtype=np.float64) if params.average_test else None
         small_index = {img: i for i, img in enumerate(small["image_id"])} if params.average_test else None
         for f, (path, _) in enumerate(good):
@@ -232,18 +226,17 @@ def assemble_subject(
             subject_seed(seed, subject, "scaler"),
         )
         apply_scaler(meg, center, scale, params.clamp)
-        meg.flush()
-        del meg
 
-    table = pd.concat([single, small], ignore_index=True).sort_values("_row")[TRIAL_COLUMNS]
-    write_tsv(table, out_trials)
+    table = pd.concat([single, small], ignore_index=True).sort_values("_row")[preprocessed.TRIAL_COLUMNS]
     positions = np.array([ch["loc"][:3] for ch in info0["chs"]])
-    xy = sensor_layout(positions)
-    write_tsv(pd.DataFrame({"name": ch_names, "x": xy[:, 0], "y": xy[:, 1]}), out_channels)
     write_tsv(runs, out_runs)
     import mne
 
-    write_json(
+    preprocessed.write_tables(
+        out_dir,
+        table,
+        ch_names,
+        sensor_layout(positions),
         {
             "subject": subject,
             "sfreq": params.sfreq,
@@ -268,6 +261,5 @@ def assemble_subject(
             "seed": int(seed),
             "software": {"mne": mne.__version__, "numpy": np.__version__},
         },
-        out_info,
     )
     return table

@@ -6,11 +6,10 @@ the honest reference) and ``versatile_diffusion`` (the paper's generator, diffus
 Metrics live in :mod:`megdecode.metrics.image`.
 """
 
-from megdecode.reconstruction.base import Generator, LatentTable, Predicted, load_latents, load_predictions
+from megdecode.reconstruction.base import Generator, Predicted, load_predictions
 from megdecode.reconstruction.stage import (
     GENERATORS,
     PAPER_THINGS_MEG,
-    generator_backbones,
     reconstruct_subject,
     score_images,
     score_subjects,
@@ -21,10 +20,7 @@ __all__ = [
     "GENERATORS",
     "PAPER_THINGS_MEG",
     "Generator",
-    "LatentTable",
     "Predicted",
-    "generator_backbones",
-    "load_latents",
     "load_predictions",
     "reconstruct_subject",
     "score_images",

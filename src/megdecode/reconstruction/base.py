@@ -1,4 +1,4 @@
-"""What every generator shares: predicted latents in, images out, and the readers of the stage's inputs.
+"""What every generator shares: predicted latents in, images out, and the stimulus images.
 
 A generator turns latents predicted from MEG (one :class:`Predicted` per backbone it needs) into RGB images
 (``uint8``, ``(n, H, W, 3)``), in the order of the primary backbone's image ids.
@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from megdecode.io import load_npy, load_npz, read_json, read_tsv
+from megdecode.artifacts.predictions import read_predictions
 
 log = logging.getLogger(__name__)
 
@@ -35,23 +35,6 @@ class Predicted:
         return (self.latents - self.target_mean) / self.target_std
 
 
-@dataclass(frozen=True)
-class LatentTable:
-    """A backbone's true latents: one row per image id, flattened, plus the original per-image shape."""
-
-    image_id: np.ndarray
-    latents: np.ndarray  # (n, flat dim)
-    shape: tuple[int, ...]  # per-image shape, e.g. (257, 768)
-
-    def rows(self, image_ids: Sequence[str]) -> np.ndarray:
-        """Latents of ``image_ids`` in that order; a missing id is an error naming it."""
-        where = {str(i): k for k, i in enumerate(self.image_id)}
-        missing = [i for i in image_ids if str(i) not in where]
-        if missing:
-            raise KeyError(f"{len(missing)} image ids have no latent (first: {missing[0]!r})")
-        return self.latents[[where[str(i)] for i in image_ids]]
-
-
 class Generator(Protocol):
     """The one interface of every generator (decoder, retrieval, versatile_diffusion)."""
 
@@ -67,62 +50,16 @@ def derive_seed(seed: int, *labels: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32("/".join(labels).encode())) % (2**31 - 1)
 
 
-def load_predictions(path: Path | str, split: str = "test_small") -> Predicted:
-    """Read ``{split}_pred`` / ``{split}_image_id`` of a ``predictions.npz`` and de-standardise them."""
-    data = load_npz(path)
-    needed = [f"{split}_pred", f"{split}_image_id", "target_mean", "target_std"]
-    missing = [k for k in needed if k not in data]
-    if missing:
-        raise KeyError(
-            f"{path}: missing arrays {missing} (see docs/ARCHITECTURE.md, predictions.npz); rerun training"
-        )
-    pred = data[f"{split}_pred"].astype(np.float32).reshape(len(data[f"{split}_pred"]), -1)
-    mean = data["target_mean"].astype(np.float32).reshape(-1)
-    std = data["target_std"].astype(np.float32).reshape(-1)
-    if pred.shape[1] != mean.shape[0] or std.shape != mean.shape:
-        raise ValueError(
-            f"{path}: prediction dim {pred.shape[1]} does not match target_mean/std {mean.shape}"
-        )
+def load_predictions(path: Path | str, split: str) -> Predicted:
+    """The regression head's ``split`` predictions of a ``predictions.npz``, de-standardised."""
+    preds = read_predictions(path)
+    latents = preds.destandardised(split)  # a missing split is an error naming the file
     return Predicted(
-        image_id=data[f"{split}_image_id"].astype(str),
-        latents=pred * std + mean,
-        target_mean=mean,
-        target_std=std,
+        image_id=preds.image_ids[split],
+        latents=latents,
+        target_mean=preds.target_mean,
+        target_std=preds.target_std,
     )
-
-
-def load_latents(latent_dir: Path | str) -> LatentTable:
-    """Read ``latents.npy`` + ``index.tsv`` of one backbone (contract of the latents stage)."""
-    latent_dir = Path(latent_dir)
-    array = load_npy(latent_dir / "latents.npy")
-    index = read_tsv(latent_dir / "index.tsv", dtype={"image_id": str})
-    if len(index) != len(array):
-        raise ValueError(f"{latent_dir}: index.tsv has {len(index)} rows but latents.npy has {len(array)}")
-    return LatentTable(
-        image_id=index["image_id"].to_numpy(dtype=str),
-        latents=np.asarray(array, dtype=np.float32).reshape(len(array), -1),
-        shape=tuple(array.shape[1:]),
-    )
-
-
-def latent_metadata(latent_dir: Path | str) -> dict:
-    """The backbone's ``latents.json`` sidecar (kind, model id, shape...)."""
-    return read_json(Path(latent_dir) / "latents.json")
-
-
-def read_stimuli(path: Path | str) -> pd.DataFrame:
-    """The stimulus table, indexed by ``image_id``; columns checked against the contract."""
-    table = read_tsv(path, dtype={"image_id": str, "file": str, "concept": str})
-    needed = {"image_id", "file", "role", "concept_split"}
-    if missing := needed - set(table.columns):
-        raise ValueError(f"{path}: missing columns {sorted(missing)}; rerun the stimuli/simulate stage")
-    return table.set_index("image_id", drop=False)
-
-
-def train_image_ids(stimuli: pd.DataFrame) -> list[str]:
-    """Images a generator may learn from or retrieve: ``exp`` images of TRAIN concepts only."""
-    keep = (stimuli["role"] == "exp") & (stimuli["concept_split"] == "train")
-    return stimuli.loc[keep, "image_id"].astype(str).tolist()
 
 
 def load_image(path: Path | str, size: int) -> np.ndarray:

@@ -18,16 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from megdecode.artifacts.latents import read_latents
+from megdecode.artifacts.stimuli import read_stimuli, train_image_ids
 from megdecode.io import atomic_output, write_json, write_tsv
-from megdecode.reconstruction.base import (
-    Predicted,
-    derive_seed,
-    load_images,
-    load_latents,
-    read_stimuli,
-    to_uint8,
-    train_image_ids,
-)
+from megdecode.reconstruction.base import Predicted, derive_seed, load_images, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +194,8 @@ def train_decoder(
 
     params = DecoderParams.from_config(cfg)
     stimuli = read_stimuli(stimuli_tsv)
-    table = load_latents(latent_dir)
-    ids = [i for i in train_image_ids(stimuli) if i in set(table.image_id.tolist())]
+    table = read_latents(latent_dir)
+    ids = [i for i in train_image_ids(stimuli) if i in set(table.image_ids.tolist())]
     if len(ids) < 2:
         raise ValueError(
             f"{latent_dir}: fewer than 2 training-concept images have latents; cannot train a decoder"
@@ -214,7 +208,7 @@ def train_decoder(
     )
     images = load_images(stimuli, images_root, ids, params.image_size)
     run_seed = derive_seed(seed, "decoder", backbone)
-    model, transform, history = fit_decoder(table.rows(ids), images, params, run_seed)
+    model, transform, history = fit_decoder(table.get(ids, np.float32), images, params, run_seed)
     tensors = _state_tensors(model, transform)
     with atomic_output(out_model) as tmp:
         save_file(tensors, str(tmp), metadata={"backbone": backbone})

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from megdecode.reconstruction.base import LatentTable, Predicted
+from megdecode.artifacts.latents import Latents
+from megdecode.reconstruction.base import Predicted
 
 
 def cosine_nearest(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
@@ -29,7 +30,7 @@ class RetrievalGenerator:
     def __init__(
         self,
         backbone: str,
-        latents: LatentTable,
+        latents: Latents,
         gallery_ids: Sequence[str],
         load_gallery_images: Callable[[Sequence[str]], np.ndarray],
     ) -> None:
@@ -37,7 +38,7 @@ class RetrievalGenerator:
             raise ValueError("retrieval gallery is empty: no training-concept image has a latent")
         self.backbone = backbone
         self.gallery_ids = [str(i) for i in gallery_ids]
-        self.gallery = latents.rows(self.gallery_ids)
+        self.gallery = latents.get(self.gallery_ids, np.float32)
         self._load = load_gallery_images
         self.retrieved_ids: list[str] = []
 

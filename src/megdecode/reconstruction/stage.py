@@ -15,19 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from megdecode.artifacts.latents import read_latents, read_meta
+from megdecode.artifacts.stimuli import read_stimuli, train_image_ids
 from megdecode.io import atomic_output, load_npz, read_tsv, save_npz, write_tsv
 from megdecode.metrics import image as im
-from megdecode.reconstruction.base import (
-    Predicted,
-    derive_seed,
-    latent_metadata,
-    load_images,
-    load_latents,
-    load_predictions,
-    read_stimuli,
-    resize_images,
-    train_image_ids,
-)
+from megdecode.plan import NON_IMAGE_KINDS
+from megdecode.reconstruction.base import Predicted, derive_seed, load_images, load_predictions, resize_images
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +40,6 @@ PAPER_LABEL = "paper (Benchetrit et al. 2023, THINGS-MEG, as reported by ATM; no
 
 #: Non-metric columns of a metrics table.
 ID_COLUMNS = ("subject", "generator", "image_id", "retrieved_id")
-
-#: Backbone kinds whose latents do not come from pixels: they cannot featurise a reconstruction.
-NON_IMAGE_KINDS = ("attributes", "huggingface_text")
-
-
-def generator_backbones(generator: str, cfg: Mapping[str, Any]) -> list[str]:
-    """Backbones whose predicted latents ``generator`` consumes (config ``reconstruction``)."""
-    if generator == "versatile_diffusion":
-        from megdecode.reconstruction.versatile_diffusion import VDParams
-
-        return VDParams.from_config(cfg["versatile_diffusion"]).backbones
-    if generator in ("decoder", "retrieval"):
-        return [cfg["backbone"]]
-    raise ValueError(f"unknown generator {generator!r}; choose from {', '.join(GENERATORS)}")
 
 
 def _write_pngs(images: np.ndarray, image_ids: Sequence[str], out_dir: Path | str) -> None:
@@ -91,7 +70,7 @@ def reconstruct_subject(
     split = cfg["split"]
     preds: dict[str, Predicted] = {b: load_predictions(p, split) for b, p in predictions.items()}
     latents_dirs = dict(latents_dirs or {})
-    primary = generator_backbones(generator, cfg)[0]
+    primary = next(iter(preds))  # the plan lists the primary backbone first
     ids = preds[primary].image_id.tolist()
     log.info(
         "%s for sub-%s: %d %s images from backbone(s) %s", generator, subject, len(ids), split, list(preds)
@@ -105,8 +84,8 @@ def reconstruct_subject(
         from megdecode.reconstruction.retrieval import RetrievalGenerator
 
         stimuli = read_stimuli(stimuli_tsv)
-        table = load_latents(latents_dirs[primary])
-        available = set(table.image_id.tolist())
+        table = read_latents(latents_dirs[primary])
+        available = set(table.image_ids.tolist())
         gallery = [i for i in train_image_ids(stimuli) if i in available]
         leaked = set(gallery) & set(ids)
         if leaked:
@@ -123,7 +102,7 @@ def reconstruct_subject(
         from megdecode.reconstruction.versatile_diffusion import VDParams, VersatileDiffusionGenerator
 
         params = VDParams.from_config(cfg["versatile_diffusion"])
-        shapes = {b: tuple(latent_metadata(d)["shape"][1:]) for b, d in latents_dirs.items()}
+        shapes = {b: tuple(read_meta(d)["shape"][1:]) for b, d in latents_dirs.items()}
         gen = VersatileDiffusionGenerator(params, derive_seed(seed, "versatile_diffusion", subject))
         images = gen.generate(preds, shapes)
     else:
@@ -140,7 +119,7 @@ def feature_extractor_for_backbone(name: str, spec: Mapping[str, Any], weights_d
     or None for a backbone whose latents do not come from pixels (logged)."""
     from megdecode.latents import Stimuli, make_backbone
 
-    if spec.get("kind") in NON_IMAGE_KINDS:
+    if spec.get("kind") in NON_IMAGE_KINDS:  # the plan leaves them out; a direct call is told why
         log.info(
             "two-way identification on %s skipped: kind %s is not computed from pixels", name, spec["kind"]
         )
@@ -213,7 +192,7 @@ def score_subjects(
     for name in latents_dirs:
         extract = feature_extractor_for_backbone(name, backbones[name], weights_dirs.get(name), threads)
         if extract is not None:
-            extractors[name] = (load_latents(latents_dirs[name]), extract)
+            extractors[name] = (read_latents(latents_dirs[name]), extract)
     log_optional_extractors(cfg["optional_extractors"])
     for subject, npz, png_dir, out_tsv, out_png in zip(
         subjects, recon_npzs, recon_images, out_metrics, out_figures, strict=True
@@ -239,7 +218,7 @@ def _score_one(
     seen = load_images(stimuli, images_root, ids, size)
     recon = resize_images(data["images"], size)
     features = {
-        name: (table.rows(ids).astype(np.float64), extract(recon_images, ids))
+        name: (table.get(ids, np.float64), extract(recon_images, ids))
         for name, (table, extract) in extractors.items()
     }
     scores = score_images(seen, recon, features)

@@ -63,11 +63,6 @@ class VDParams:
             )
         return params
 
-    @property
-    def backbones(self) -> list[str]:
-        """Backbones whose predictions this generator needs (vision first)."""
-        return [b for b in (self.vision_backbone, self.text_backbone, self.autokl_backbone) if b]
-
 
 def offline_hint(model: str, revision: str) -> str:
     """How to make a Versatile Diffusion checkpoint available without network at run time."""

@@ -16,7 +16,8 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from megdecode.io import atomic_output, write_json, write_tsv
+from megdecode.artifacts.stimuli import write_stimuli
+from megdecode.io import atomic_output, write_json
 from megdecode.simulate.params import SimulationParams, StimulusParams, make_rng
 
 log = logging.getLogger(__name__)
@@ -323,7 +324,7 @@ def simulate_stimuli(
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(images[row.image_id]).save(path, format="PNG", compress_level=1)
     write_json(truth, ground_truth_path)
-    write_tsv(table, table_path)
+    write_stimuli(table, table_path)
     shown = table[table.role != "catch"]
     log.info(
         "%d images (%s), %d train / %d test concepts",

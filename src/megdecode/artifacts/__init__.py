@@ -1,0 +1,15 @@
+"""The files that pass between stages: one module per contract of docs/ARCHITECTURE.md.
+
+Each module owns its file names, writer and reader, and validates what it reads with an error that names the
+file and the job to rerun. Stages import these modules; nothing else opens these files.
+
+- :mod:`~megdecode.artifacts.paths`: every path pattern of the results tree (rules and package alike).
+- :mod:`~megdecode.artifacts.splits`: split names and the leakage check.
+- :mod:`~megdecode.artifacts.windows`: epoch time axis and time windows.
+- :mod:`~megdecode.artifacts.stimuli`: the stimulus table.
+- :mod:`~megdecode.artifacts.preprocessed`: one subject's preprocessed arrays.
+- :mod:`~megdecode.artifacts.latents`: one backbone's latents.
+- :mod:`~megdecode.artifacts.predictions`: one decoder's predictions for one subject.
+- :mod:`~megdecode.artifacts.brain_model`: a trained brain module's weights.
+- :mod:`~megdecode.artifacts.evaluation_tables`: the long-format evaluation tables.
+"""

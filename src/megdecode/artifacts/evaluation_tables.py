@@ -1,0 +1,62 @@
+"""The evaluation stage's long-format tables (one row per number), read by the report.
+
+- retrieval: ``{R}/evaluation/retrieval/{model}/{backbone}/sub-{subject}.tsv``
+  (:data:`RETRIEVAL_COLUMNS`);
+- time-resolved: ``{R}/evaluation/timeresolved/{backbone}/sub-{subject}.tsv``
+  (:data:`TIMERESOLVED_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from megdecode import io
+
+RETRIEVAL_COLUMNS = [
+    "subject",
+    "backbone",
+    "model",
+    "test_set",
+    "window",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+    "chance",
+]
+TIMERESOLVED_COLUMNS = [*RETRIEVAL_COLUMNS[:5], "window_kind", "tmin", "tmax", *RETRIEVAL_COLUMNS[5:]]
+FULL_WINDOW = "full"  # the ``window`` of retrieval on the whole epoch
+
+
+def write_retrieval_table(table: pd.DataFrame, path: Path | str) -> None:
+    io.write_tsv(table.reindex(columns=RETRIEVAL_COLUMNS), path)
+
+
+def write_timeresolved_table(table: pd.DataFrame, path: Path | str) -> None:
+    io.write_tsv(table.reindex(columns=TIMERESOLVED_COLUMNS), path)
+
+
+def _read(path: Path | str, columns: Sequence[str]) -> pd.DataFrame:
+    table = io.read_tsv(path, dtype={"subject": str})
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path} lacks columns {missing}; rerun the evaluation job that writes it")
+    return table
+
+
+def read_evaluation_tables(
+    retrieval_files: Sequence[Path | str], timeresolved_files: Sequence[Path | str]
+) -> pd.DataFrame:
+    """Every evaluation table in one frame (:data:`TIMERESOLVED_COLUMNS`; full-epoch rows: kind ``full``)."""
+    frames = [
+        _read(f, RETRIEVAL_COLUMNS).assign(window_kind=FULL_WINDOW, tmin=np.nan, tmax=np.nan)
+        for f in retrieval_files
+    ]
+    frames += [_read(f, TIMERESOLVED_COLUMNS) for f in timeresolved_files]
+    if not frames:
+        raise ValueError("no evaluation tables given; check evaluation.models and training.backbones")
+    return pd.concat(frames, ignore_index=True)

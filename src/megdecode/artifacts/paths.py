@@ -1,0 +1,137 @@
+"""Every path pattern of the results tree, in one place: the rules and the package both read them here.
+
+Patterns keep Snakemake wildcards (``{subject}``, ``{backbone}``, ``{seed}``, ``{window}``, ``{model}``,
+``{generator}``) for ``str.format`` or ``expand``. BIDS paths are built with ``mne_bids.BIDSPath``
+(:mod:`megdecode.bids_layout`), not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# models whose predictions.npz the evaluation reads, and where each is written (relative to ``models``)
+PREDICTIONS = {
+    "brain": "brain/{backbone}/sub-{subject}/seed-{seed}/predictions.npz",
+    "brain_shared": "brain_shared/{backbone}/seed-{seed}/predictions_sub-{subject}.npz",
+    "brain_window": "brain_window/{backbone}/sub-{subject}/{window}/predictions.npz",
+    "ridge": "ridge/{backbone}/sub-{subject}/predictions.npz",
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The results tree of one config (``results_dir`` and, for a real study, its BIDS and stimuli roots)."""
+
+    results: str
+    bids_root: str
+    stimuli_images: str
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Layout:
+        study, results = config["study"], config["results_dir"]
+        simulated = study["source"] == "simulated"
+        return cls(
+            results=results,
+            bids_root=f"{results}/bids" if simulated else study["bids_root"],
+            stimuli_images=f"{results}/stimuli/images" if simulated else study["stimuli_root"],
+        )
+
+    # ---- stages, in workflow order
+    @property
+    def stimuli_table(self) -> str:
+        return f"{self.results}/stimuli/stimuli.tsv"
+
+    @property
+    def sourcedata(self) -> str:
+        return f"{self.results}/sourcedata"
+
+    @property
+    def ground_truth(self) -> str:
+        return f"{self.sourcedata}/ground_truth.json"
+
+    @property
+    def bids_inventory(self) -> str:
+        return f"{self.results}/bids_check/inventory.tsv"
+
+    @property
+    def derivatives(self) -> str:
+        return f"{self.results}/derivatives/megdecode"
+
+    @property
+    def qc(self) -> str:
+        return f"{self.results}/qc"
+
+    @property
+    def preprocessed(self) -> str:
+        return f"{self.results}/preprocessed/sub-{{subject}}"
+
+    @property
+    def latents(self) -> str:
+        return f"{self.results}/latents/{{backbone}}"
+
+    @property
+    def pretrained(self) -> str:
+        return f"{self.results}/pretrained/{{backbone}}"
+
+    @property
+    def models(self) -> str:
+        return f"{self.results}/models"
+
+    def predictions(self, model: str) -> str:
+        """``predictions.npz`` pattern of ``brain``, ``brain_shared``, ``brain_window`` or ``ridge``."""
+        return f"{self.models}/{PREDICTIONS[model]}"
+
+    def model_dir(self, model: str) -> str:
+        """The folder of one trained model (its weights, history and predictions)."""
+        return self.predictions(model).rsplit("/", 1)[0]
+
+    def checkpoint(self, model: str) -> str:
+        """Resumable training state, outside the declared outputs (a killed job resumes from it)."""
+        relative = self.model_dir(model).removeprefix(self.models)
+        return f"{self.results}/checkpoints{relative}/last.pt"
+
+    @property
+    def evaluation(self) -> str:
+        return f"{self.results}/evaluation"
+
+    @property
+    def retrieval_table(self) -> str:
+        return f"{self.evaluation}/retrieval/{{model}}/{{backbone}}/sub-{{subject}}.tsv"
+
+    @property
+    def timeresolved_table(self) -> str:
+        return f"{self.evaluation}/timeresolved/{{backbone}}/sub-{{subject}}.tsv"
+
+    @property
+    def generators(self) -> str:
+        return f"{self.results}/generators"
+
+    @property
+    def decoder_generator(self) -> str:
+        return f"{self.generators}/decoder/{{backbone}}"
+
+    @property
+    def reconstruction(self) -> str:
+        return f"{self.results}/reconstruction"
+
+    @property
+    def reconstruction_subject(self) -> str:
+        return f"{self.reconstruction}/{{generator}}/sub-{{subject}}"
+
+    @property
+    def tables(self) -> str:
+        return f"{self.results}/tables"
+
+    @property
+    def figures(self) -> str:
+        return f"{self.results}/figures"
+
+    @property
+    def logs(self) -> str:
+        return f"{self.results}/logs"
+
+    @property
+    def benchmarks(self) -> str:
+        return f"{self.results}/benchmarks"

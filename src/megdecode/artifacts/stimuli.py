@@ -1,0 +1,44 @@
+"""The stimulus table: ``{R}/stimuli/stimuli.tsv``, one row per image shown in the study.
+
+Columns: ``image_id`` (unique), ``file`` (relative to the images root), ``concept``, ``exemplar``, ``role``
+(``exp``, ``test`` or ``catch``), ``concept_split`` (``train`` or ``test``), plus attribute columns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from megdecode import io
+
+REQUIRED_COLUMNS = ("image_id", "file", "role")
+LATENT_ROLES = ("exp", "test")  # images that get a latent (catch images do not)
+
+
+def write_stimuli(table: pd.DataFrame, path: Path | str) -> None:
+    missing = [c for c in (*REQUIRED_COLUMNS, "concept", "concept_split") if c not in table.columns]
+    if missing:
+        raise ValueError(f"stimulus table for {path} lacks columns {missing}")
+    io.write_tsv(table, path)
+
+
+def read_stimuli(path: Path | str) -> pd.DataFrame:
+    """Read and check the table (ids unique, required columns present), indexed by ``image_id``."""
+    table = io.read_tsv(path, dtype={"image_id": str, "file": str, "concept": str})
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: missing column(s) {', '.join(missing)} (a stimulus table needs "
+            f"{', '.join(REQUIRED_COLUMNS)}; see docs/ARCHITECTURE.md); rerun the stimuli job"
+        )
+    duplicated = table["image_id"][table["image_id"].duplicated()].unique().tolist()
+    if duplicated:
+        raise ValueError(f"{path}: image_id not unique ({', '.join(duplicated[:5])}); fix the stimulus table")
+    return table.set_index("image_id", drop=False).rename_axis(None)
+
+
+def train_image_ids(stimuli: pd.DataFrame) -> list[str]:
+    """Images a generator may learn from or retrieve: ``exp`` images of training concepts only."""
+    keep = (stimuli["role"] == "exp") & (stimuli["concept_split"] == "train")
+    return stimuli.loc[keep, "image_id"].astype(str).tolist()

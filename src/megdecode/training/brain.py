@@ -1,0 +1,216 @@
+"""The brain-module training job: data, CLIP + MSE loss, early stopping, checkpoint/resume, outputs.
+
+``test_small``/``test_large`` trials are read once, after training, to write predictions. Targets are
+standardised with statistics of the training images only. A checkpoint is written after every epoch (model,
+optimizer, early-stopping state, RNG state), so a killed job restarts where it stopped and ends with the same
+weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from megdecode import io
+from megdecode.artifacts.brain_model import save_trained_brain
+from megdecode.artifacts.latents import read_latents
+from megdecode.artifacts.predictions import CLIP, MSE, TargetScaler, write_predictions
+from megdecode.artifacts.preprocessed import MEG, SubjectData, read_subject
+from megdecode.artifacts.splits import PRED_SPLITS, TRAIN, VAL, check_no_leakage
+from megdecode.devices import resolve_device
+from megdecode.models import BrainModuleConfig
+from megdecode.training.checkpoint import file_stamp, fingerprint, load_checkpoint, save_checkpoint
+from megdecode.training.config import TrainingConfig
+from megdecode.training.data import TrialSet, crop_subject, union_channels
+from megdecode.training.loop import (
+    BrainWithTemperature,
+    EarlyStopping,
+    build_model,
+    cpu_state,
+    predict,
+    run_epoch,
+    val_top5,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BrainOutputs:
+    """Where a training job writes: weights, history, and one predictions file per subject."""
+
+    model: Path
+    history: Path
+    predictions: dict[str, Path]
+    checkpoint: Path
+
+
+def train_brain_module(
+    subject_dirs: Mapping[str, Path | str],
+    latents_dir: Path | str,
+    outputs: BrainOutputs,
+    brain_cfg: Mapping[str, Any],
+    training_cfg: Mapping[str, Any],
+    seed: int,
+    threads: int = 1,
+    crop: tuple[float, float] | None = None,
+) -> pd.DataFrame:
+    """Train one brain module on the given subjects (one: per-subject model; several: shared model).
+
+    ``crop = (tmin, tmax)`` (seconds from image onset) keeps only the samples of that window of every
+    epoch (:func:`megdecode.artifacts.windows.window_samples`); splits, scaling and early stopping are
+    unchanged. Writes ``outputs`` and returns the per-epoch history.
+    """
+    torch.set_num_threads(max(1, int(threads)))
+    bcfg = BrainModuleConfig.from_dict(brain_cfg)
+    cfg = TrainingConfig.from_dict(training_cfg)
+    device = torch.device(resolve_device(cfg.device))
+    subjects = [read_subject(p, name) for name, p in subject_dirs.items()]
+    if crop is not None:
+        subjects = [crop_subject(s, crop) for s in subjects]
+    for s in subjects:
+        check_no_leakage(s.trials, str(s.path / "trials.tsv"))
+    n_times = {s.meg.shape[2] for s in subjects}
+    if len(n_times) != 1:
+        raise ValueError(
+            f"subjects have different numbers of time samples {sorted(n_times)}; preprocess alike"
+        )
+    latents = read_latents(latents_dir)
+    train_ids = np.concatenate(
+        [s.trials.loc[s.trials["split"] == TRAIN, "image_id"].to_numpy(str) for s in subjects]
+    )
+    scaler = TargetScaler.fit(latents, train_ids)
+    names, positions = union_channels(subjects)
+    sets = {split: TrialSet(subjects, split, names, latents, scaler) for split in (TRAIN, *PRED_SPLITS)}
+    if len(sets[TRAIN]) < 2 or len(sets[VAL]) < 2:
+        raise ValueError(
+            f"{[str(s.path) for s in subjects]}: need >= 2 train and >= 2 val trials "
+            f"(got {len(sets[TRAIN])} and {len(sets[VAL])}); check the split settings of preprocessing"
+        )
+    log.info(
+        "training on %d trials, early stopping on %d, device %s, %d threads",
+        len(sets[TRAIN]),
+        len(sets[VAL]),
+        device,
+        torch.get_num_threads(),
+    )
+    model = build_model(bcfg, cfg, positions, len(subjects), n_times.pop(), latents.shape, seed).to(device)
+    optimizer = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
+    generator = torch.Generator().manual_seed(seed)
+    stopper = EarlyStopping(cfg.patience, cfg.min_delta)
+    history: list[dict[str, Any]] = []
+    best_state = cpu_state(model)
+    start_epoch = 0
+    key = fingerprint(
+        dataclasses.asdict(bcfg),
+        dataclasses.asdict(cfg),
+        seed,
+        [(s.name, str(s.meg.shape), file_stamp(s.path / MEG)) for s in subjects],
+        *([] if crop is None else [list(crop)]),
+        file_stamp(latents.path / "latents.npy"),
+    )
+    state = load_checkpoint(outputs.checkpoint, key)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        best_state = state["best_model"]
+        generator.set_state(state["generator"])
+        stopper = EarlyStopping(**state["stopper"])
+        history = list(state["history"])
+        start_epoch = int(state["epoch"]) + 1
+        log.info("resumed from %s after epoch %d", outputs.checkpoint, start_epoch - 1)
+    bar = tqdm(range(start_epoch, cfg.max_epochs), desc="epochs", initial=start_epoch, total=cfg.max_epochs)
+    for epoch in bar:
+        if stopper.stop:
+            break
+        tic = time.perf_counter()
+        tr = run_epoch(model, sets[TRAIN], cfg, device, optimizer, generator)
+        va = run_epoch(model, sets[VAL], cfg, device)
+        improved = stopper.update(va["loss"], epoch)
+        if improved:
+            best_state = cpu_state(model)
+        row = {
+            "epoch": epoch,
+            **{f"train_{k}": v for k, v in tr.items()},
+            **{f"val_{k}": v for k, v in va.items()},
+        }
+        row.update(
+            val_top5_acc=val_top5(model, sets[VAL], device),
+            temperature=float(1.0 / model.logit_scale.detach()),
+            best=improved,
+            seconds=round(time.perf_counter() - tic, 3),
+        )
+        history.append(row)
+        bar.set_postfix(train=f"{tr['loss']:.3f}", val=f"{va['loss']:.3f}", top5=f"{row['val_top5_acc']:.2f}")
+        log.info(
+            "epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+        )
+        save_checkpoint(
+            outputs.checkpoint,
+            {
+                "fingerprint": key,
+                "epoch": epoch,
+                "model": cpu_state(model),
+                "optimizer": optimizer.state_dict(),
+                "best_model": best_state,
+                "generator": generator.get_state(),
+                "stopper": dataclasses.asdict(stopper),
+                "history": history,
+            },
+        )
+    log.info("best epoch %d (val loss %.4f)", stopper.best_epoch, stopper.best_loss)
+    model.load_state_dict(best_state)
+    write_brain_outputs(model, sets, subjects, scaler, outputs, device, bcfg, cfg, seed, history)
+    if not cfg.keep_checkpoints:
+        outputs.checkpoint.unlink(missing_ok=True)
+    return pd.DataFrame(history)
+
+
+def write_brain_outputs(
+    model: BrainWithTemperature,
+    sets: Mapping[str, TrialSet],
+    subjects: Sequence[SubjectData],
+    scaler: TargetScaler,
+    outputs: BrainOutputs,
+    device: torch.device,
+    bcfg: BrainModuleConfig,
+    cfg: TrainingConfig,
+    seed: int,
+    history: list[dict[str, Any]],
+) -> None:
+    """Predictions per subject (both heads, every split), the history and the best weights."""
+    preds = {split: predict(model, sets[split], device) for split in PRED_SPLITS}
+    for s, subject in enumerate(subjects):
+        select = {split: sets[split].subject_index == s for split in PRED_SPLITS}
+        write_predictions(
+            outputs.predictions[subject.name],
+            {split: sets[split].image_ids[select[split]] for split in PRED_SPLITS},
+            {
+                head: {split: preds[split][head][select[split]] for split in PRED_SPLITS}
+                for head in (MSE, CLIP)
+            },
+            scaler.mean,
+            scaler.std,
+        )
+    io.write_tsv(pd.DataFrame(history), outputs.history)
+    save_trained_brain(
+        outputs.model,
+        cpu_state(model),
+        dataclasses.asdict(bcfg),
+        dataclasses.asdict(cfg),
+        seed,
+        [s.name for s in subjects],
+        model.brain.latent_shape,
+    )

@@ -1,0 +1,142 @@
+"""The training loop of the brain module: model with its CLIP temperature, epochs, early stopping, inference.
+
+Only ``train`` trials take gradient steps; only ``val`` trials decide early stopping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from megdecode.models import BrainModule, BrainModuleConfig
+from megdecode.training.config import TrainingConfig
+from megdecode.training.data import TrialSet
+from megdecode.training.losses import combined_loss
+
+
+class BrainWithTemperature(torch.nn.Module):
+    """The brain module plus the CLIP loss's learnable inverse temperature (log-parametrised)."""
+
+    def __init__(self, brain: BrainModule, temperature_init: float, learn_temperature: bool) -> None:
+        super().__init__()
+        self.brain = brain
+        self.log_scale = torch.nn.Parameter(
+            torch.tensor(float(np.log(1.0 / temperature_init))), requires_grad=learn_temperature
+        )
+
+    def forward(self, *args: Any, **kwargs: Any) -> dict[str, Tensor]:
+        return self.brain(*args, **kwargs)
+
+    @property
+    def logit_scale(self) -> Tensor:
+        return self.log_scale.clamp(max=float(np.log(100.0))).exp()
+
+
+def build_model(
+    brain_cfg: BrainModuleConfig,
+    cfg: TrainingConfig,
+    positions: np.ndarray,
+    n_subjects: int,
+    n_times: int,
+    latent_shape: tuple[int, ...],
+    seed: int,
+) -> BrainWithTemperature:
+    """Initialise the model from ``seed`` without touching the global RNG state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        brain = BrainModule(brain_cfg, torch.from_numpy(positions), n_subjects, n_times, latent_shape)
+        return BrainWithTemperature(brain, cfg.temperature_init, cfg.learn_temperature)
+
+
+@dataclass
+class EarlyStopping:
+    """Patience on the validation loss (lower is better)."""
+
+    patience: int
+    min_delta: float = 0.0
+    best_loss: float = float("inf")
+    best_epoch: int = -1
+    bad_epochs: int = 0
+
+    def update(self, loss: float, epoch: int) -> bool:
+        """Record an epoch; True if it is the new best."""
+        if loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch, self.bad_epochs = loss, epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def stop(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+
+def cpu_state(module: torch.nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def run_epoch(
+    model: BrainWithTemperature,
+    data: TrialSet,
+    cfg: TrainingConfig,
+    device: torch.device,
+    optimizer: torch.optim.Optimizer | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """One pass over ``data``: training (shuffled, with optimizer) or evaluation (fixed order)."""
+    train = optimizer is not None
+    model.train(train)
+    n = len(data)
+    order = torch.randperm(n, generator=generator).numpy() if train else np.arange(n)
+    batches = [order[i : i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
+    if train and len(batches) > 1 and len(batches[-1]) < 2:
+        batches = batches[:-1]  # a batch of one has no CLIP negatives nor batch-norm statistics
+    totals = {"loss": 0.0, "clip": 0.0, "mse": 0.0}
+    count = 0
+    with torch.set_grad_enabled(train):
+        for idx in batches:
+            x, subj, mask, y = data.batch(idx, device)
+            out = model(x, subj, mask, generator if train else None)
+            losses = combined_loss(out, y, model.logit_scale, cfg.clip_weight, cfg.clip_symmetric)
+            if train:
+                optimizer.zero_grad(set_to_none=True)
+                losses["loss"].backward()
+                optimizer.step()
+            for k in totals:
+                totals[k] += float(losses[k].detach()) * len(idx)
+            count += len(idx)
+    return {k: v / max(count, 1) for k, v in totals.items()}
+
+
+@torch.no_grad()
+def predict(
+    model: BrainWithTemperature, data: TrialSet, device: torch.device, batch_size: int = 256
+) -> dict[str, np.ndarray]:
+    """Both heads' predictions for every trial of ``data`` (evaluation mode), float32 (n, D)."""
+    model.eval()
+    outs: dict[str, list[np.ndarray]] = {"clip": [], "mse": []}
+    for i in range(0, len(data), batch_size):
+        x, subj, mask, _ = data.batch(np.arange(i, min(i + batch_size, len(data))), device)
+        out = model(x, subj, mask)
+        for k in outs:
+            outs[k].append(out[k].float().cpu().numpy())
+    dim = int(np.prod(model.brain.latent_shape))
+    return {k: np.concatenate(v) if v else np.zeros((0, dim), np.float32) for k, v in outs.items()}
+
+
+def val_top5(model: BrainWithTemperature, data: TrialSet, device: torch.device) -> float:
+    """Top-5 retrieval of the CLIP head among the validation images (monitoring only; ties count as hits)."""
+    if len(data) == 0:
+        return float("nan")
+    pred = predict(model, data, device)["clip"]
+    ids, first, inverse = np.unique(data.image_ids, return_index=True, return_inverse=True)
+    candidates = data.targets[first]
+    p = pred / np.maximum(np.linalg.norm(pred, axis=1, keepdims=True), 1e-12)
+    c = candidates / np.maximum(np.linalg.norm(candidates, axis=1, keepdims=True), 1e-12)
+    sim = p @ c.T
+    own = sim[np.arange(len(p)), inverse]
+    return float(np.mean((sim > own[:, None]).sum(axis=1) < 5))
