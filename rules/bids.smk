@@ -4,18 +4,15 @@
 # Existing BIDS dataset (study.source 'bids'): a check step (inventory) and the stimuli table.
 from pathlib import Path
 
-from megdecode.bids_layout import run_files_function
+from megdecode.bids_layout import DATASET_KEYS, run_files_function
 
 BIDS_MEG_DIR = f"{BIDS_ROOT}/sub-{{subject}}/ses-{{session}}/meg"
 BIDS_RUN = f"{BIDS_MEG_DIR}/{RUN_STEM}"
 SOURCE_RUN = f"{SOURCEDATA}/sub-{{subject}}/ses-{{session}}/meg/{RUN_STEM}"
 BIDS_INVENTORY = L.bids_inventory
 # per-run jobs get the bids settings minus the dataset-level ones (renaming the dataset reruns one job)
-BIDS_RUN_CFG = {
-    k: v
-    for k, v in config["bids"].items()
-    if k not in ("dataset_name", "authors", "license")
-}
+BIDS_RUN_CFG = {k: v for k, v in config["bids"].items() if k not in DATASET_KEYS}
+BIDS_DATASET_CFG = {k: config["bids"][k] for k in DATASET_KEYS}
 
 
 # Input function for downstream rules (preprocessing): bids_run_files(wildcards) -> {"raw", "events"},
@@ -85,7 +82,7 @@ if SIMULATED:
             mem_mb=1000,
             runtime=10,
         params:
-            cfg=config["bids"],
+            cfg=BIDS_DATASET_CFG,
             bids_root=lambda w, output: str(Path(output.description).parent),
             task=TASK,
             runs=list(zip(*ALL_RUNS.values())),

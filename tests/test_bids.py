@@ -15,11 +15,17 @@ import pytest
 from mne_bids import BIDSPath, read_raw_bids
 
 from megdecode import bids, bids_layout
+from megdecode.config import section_defaults
 from megdecode.io import read_tsv, write_json
 
 SFREQ = 600.0
 CODES = {"exp": 1, "test": 2, "catch": 3}
 VALIDATOR = Path(sys.executable).with_name("bids-validator-deno")
+
+
+def bids_params(**changes) -> bids.BidsParams:
+    """Run settings from the schema defaults plus ``changes``."""
+    return bids.BidsParams.from_config({**section_defaults("bids"), **changes})
 
 
 def make_source_run(
@@ -72,7 +78,7 @@ def make_source_run(
 
 def convert(src: Path, root: Path, subject: str, session: str, run: str, seed: int = 0, **kw) -> dict:
     raw_path, log_path, _ = make_source_run(src, subject, session, run, seed=seed)
-    params = bids.BidsParams(**kw)
+    params = bids_params(**kw)
     return bids.convert_run(raw_path, log_path, root, subject, session, run, "main", params)
 
 
@@ -88,7 +94,7 @@ def _convert_existing(args: tuple) -> None:
         session,
         run,
         "main",
-        bids.BidsParams(),
+        bids_params(),
     )
 
 
@@ -98,9 +104,7 @@ def _convert_existing(args: tuple) -> None:
 def test_triggers_match_log_and_photodiode_correction(tmp_path: Path) -> None:
     raw_path, log_path, truth = make_source_run(tmp_path, "01", "01", "01")
     raw = mne.io.read_raw_fif(raw_path, verbose="error")
-    events = bids.find_events(
-        raw, bids.read_stimulus_log(log_path), bids.BidsParams(trigger_codes=CODES), "run"
-    )
+    events = bids.find_events(raw, bids.read_stimulus_log(log_path), bids_params(trigger_codes=CODES), "run")
     assert list(events.columns) == list(bids.EVENTS_COLUMNS)
     np.testing.assert_array_equal(events["sample"], truth["true_sample"])
     np.testing.assert_allclose(events["onset"], truth["true_sample"] / SFREQ)
@@ -111,7 +115,7 @@ def test_triggers_match_log_and_photodiode_correction(tmp_path: Path) -> None:
 def test_without_photodiode_uses_trigger_samples(tmp_path: Path) -> None:
     raw_path, log_path, truth = make_source_run(tmp_path, "01", "01", "01")
     raw = mne.io.read_raw_fif(raw_path, verbose="error")
-    params = bids.BidsParams(photodiode_channel=None)
+    params = bids_params(photodiode_channel=None)
     events = bids.find_events(raw, bids.read_stimulus_log(log_path), params, "run")
     assert (events["sample"] < truth["true_sample"]).all()
 
@@ -139,7 +143,7 @@ def test_missing_trigger_in_recording_is_reported(tmp_path: Path) -> None:
     dropped = table.drop(index=5).reset_index(drop=True)  # log lost a row: order breaks at row 5 or count
     dropped.to_csv(log_path, sep="\t", index=False, na_rep="n/a")
     with pytest.raises(bids.TriggerLogMismatch, match=r"sub-01_ses-01_task-main_run-01.*row"):
-        bids.convert_run(raw_path, log_path, tmp_path / "bids", "01", "01", "01", "main", bids.BidsParams())
+        bids.convert_run(raw_path, log_path, tmp_path / "bids", "01", "01", "01", "main", bids_params())
     assert not (tmp_path / "bids" / "sub-01").exists()
 
 
@@ -194,13 +198,13 @@ def test_layout_strings_agree_with_bidspath(tmp_path: Path) -> None:
 def test_trigger_codes_from_ground_truth(tmp_path: Path) -> None:
     truth = tmp_path / "ground_truth.json"
     write_json({"trigger_codes": {"exp": 7, "test": 8, "catch": 9}}, truth)
-    assert bids.BidsParams().with_codes_from(truth).trigger_codes == {"exp": 7, "test": 8, "catch": 9}
-    assert bids.BidsParams(trigger_codes=CODES).with_codes_from(truth).trigger_codes == CODES
+    assert bids_params().with_codes_from(truth).trigger_codes == {"exp": 7, "test": 8, "catch": 9}
+    assert bids_params(trigger_codes=CODES).with_codes_from(truth).trigger_codes == CODES
     write_json({"seed": 0}, truth)
     with pytest.raises(ValueError, match="ground_truth.json has no 'trigger_codes'.*bids.trigger_codes"):
-        bids.BidsParams().with_codes_from(truth)
-    with pytest.raises(ValueError, match="unknown bids settings"):
-        bids.BidsParams.from_config({"stim_chanel": "X"})
+        bids_params().with_codes_from(truth)
+    with pytest.raises(ValueError, match="unknown bids key.*'stim_chanel' \\(did you mean 'stim_channel'"):
+        bids.BidsParams.from_config({**section_defaults("bids"), "stim_chanel": "X"})
 
 
 # --- conversion, round trip, validator, races --------------------------------------------------------
@@ -209,7 +213,7 @@ def test_trigger_codes_from_ground_truth(tmp_path: Path) -> None:
 def test_round_trip_and_run_files_only(tmp_path: Path) -> None:
     root = tmp_path / "bids"
     raw_path, log_path, truth = make_source_run(tmp_path / "src", "01", "01", "01")
-    out = bids.convert_run(raw_path, log_path, root, "01", "01", "01", "main", bids.BidsParams())
+    out = bids.convert_run(raw_path, log_path, root, "01", "01", "01", "main", bids_params())
     written = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     assert written == sorted(p.relative_to(root).as_posix() for p in out.values())
     assert not list(tmp_path.glob(".tmp-*")), "temporary root left behind"
@@ -248,7 +252,8 @@ def _dataset(tmp_path: Path, order: list[str], parallel: bool) -> Path:
     else:
         for job in jobs:
             _convert_existing(job)
-    bids.write_dataset_files(root, [("01", "01", r) for r in order], "main", bids.BidsParams())
+    description = bids.DatasetDescription.from_config(section_defaults("bids"))
+    bids.write_dataset_files(root, [("01", "01", r) for r in order], "main", description)
     return root
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from megdecode.config import section_defaults
 from megdecode.io import load_npy, read_tsv
 from megdecode.preprocessing.assemble import (
     apply_scaler,
@@ -29,7 +31,12 @@ from megdecode.preprocessing.run import derivative_epochs_path, preprocess_run, 
 from megdecode.preprocessing.signal import epoch_continuous, highpass_drift_kernel, lowpass_kernel
 from megdecode.preprocessing.synth import SynthSpec, helmet_positions, make_raw
 
-PARAMS = PreprocessingParams()
+PARAMS = PreprocessingParams.from_config(section_defaults("preprocessing"))
+
+
+def pre_cfg(**changes) -> dict:
+    """The validated ``preprocessing`` slice: schema defaults plus ``changes``."""
+    return {**section_defaults("preprocessing"), **changes}
 
 
 def _epoch(data: np.ndarray, sfreq: float, samples, params: PreprocessingParams = PARAMS):
@@ -81,7 +88,7 @@ def test_known_signals_10hz_kept_60hz_and_002hz_removed(sfreq):
     assert _amplitude(res.stream[2, mid], stream_t[mid], 0.02) < 0.1
     assert np.abs(res.data[:, 2]).max() < 0.02
     # without the high-pass, the same epochs keep the slow ramp (the check above can fail)
-    no_hp = _epoch(data, sfreq, samples, PreprocessingParams(l_freq=None))
+    no_hp = _epoch(data, sfreq, samples, dataclasses.replace(PARAMS, l_freq=None))
     assert np.abs(no_hp.data[:, 2]).max() > 0.05
 
 
@@ -92,7 +99,7 @@ def test_impulse_lands_on_the_right_sample():
     data = np.zeros((3, n))
     for s in samples:
         data[:, s + int(latency * sfreq)] = 1.0
-    res = _epoch(data, sfreq, samples, PreprocessingParams(l_freq=None))
+    res = _epoch(data, sfreq, samples, dataclasses.replace(PARAMS, l_freq=None))
     peak = np.argmax(res.data, axis=-1)
     assert (peak == 84).all(), peak
     assert res.times[84] == pytest.approx(latency)
@@ -308,7 +315,7 @@ def _run_job(tmp_path, raw_path, events_path, stimuli, cfg):
         k: tmp_path / "out" / f"{stem}{s}"
         for k, s in (("e", "_epo.fif"), ("q", "_qc.tsv"), ("p", "_psd.npz"))
     }
-    preprocess_run(raw_path, events_path, stimuli, out["e"], out["q"], out["p"], cfg)
+    preprocess_run(raw_path, events_path, stimuli, out["e"], out["q"], out["p"], pre_cfg(**cfg))
     return out
 
 
@@ -331,7 +338,7 @@ def test_run_and_subject_end_to_end(tmp_path):
     table = assemble_subject(
         [o["e"] for o in outs], [o["q"] for o in outs], "01",
         res, res / "runs.tsv",
-        cfg, seed=0,
+        pre_cfg(**cfg), seed=0,
     )  # fmt: skip
     meg = load_npy(res / "meg.npy", mmap=True)
     assert meg.dtype == np.float32 and meg.shape == (len(table), 7, 181) and np.abs(meg).max() <= 20
@@ -386,7 +393,7 @@ def test_scaler_leakage_through_assembly(tmp_path):
         res = tmp_path / f"pre{wild}"
         assemble_subject(
             [out["e"]], [out["q"]], "01",
-            res, res / "r.tsv", {}, seed=0,
+            res, res / "r.tsv", pre_cfg(), seed=0,
         )  # fmt: skip
         scalers.append(json.loads((res / "info.json").read_text())["scaler"])
         meg = load_npy(res / "meg.npy")
@@ -443,7 +450,7 @@ def test_skip_bad_run_is_recorded_and_left_out(tmp_path):
     table = assemble_subject(
         [good["e"], bad["e"]], [good["q"], bad["q"]], "01",
         res, res / "runs.tsv",
-        {"on_bad_run": "skip"}, seed=0,
+        pre_cfg(on_bad_run="skip"), seed=0,
     )  # fmt: skip
     assert len(table) == 15 + 2  # 16 exp events minus 1 catch, and 2 test images averaged from 4 trials
     info = json.loads((res / "info.json").read_text())
@@ -453,7 +460,7 @@ def test_skip_bad_run_is_recorded_and_left_out(tmp_path):
 def test_derivatives_description(tmp_path):
     from megdecode.preprocessing.run import write_derivatives_description
 
-    write_derivatives_description(tmp_path / "dataset_description.json", {"h_freq": 30.0})
+    write_derivatives_description(tmp_path / "dataset_description.json", pre_cfg(h_freq=30.0))
     desc = json.loads((tmp_path / "dataset_description.json").read_text())
     assert desc["DatasetType"] == "derivative" and "0.1-30.0 Hz" in desc["GeneratedBy"][0]["Description"]
 
@@ -466,7 +473,7 @@ def test_subject_job_writes_arrays_and_qc_report(tmp_path):
     out = _run_job(tmp_path, *_write_run(tmp_path / "bids", "01", 7), stimuli, {})
     names = {"meg": "meg.npy", "report": "report.html", "info": "info.json"}
     outputs = {k: tmp_path / "pre" / names.get(k, f"{k}.tsv") for k in OUTPUT_KEYS}
-    trials = preprocess_subject([out["e"]], [out["q"]], [out["p"]], "01", outputs, {}, seed=0)
+    trials = preprocess_subject([out["e"]], [out["q"]], [out["p"]], "01", outputs, pre_cfg(), seed=0)
     assert len(trials) == len(load_npy(outputs["meg"], mmap=True))
     text = outputs["report"].read_text()
     for title in (

@@ -10,6 +10,7 @@ import pytest
 
 from megdecode.artifacts.latents import read_latents
 from megdecode.artifacts.stimuli import read_stimuli, train_image_ids
+from megdecode.config import section_defaults
 from megdecode.io import load_npz, read_tsv, save_npz, write_tsv
 from megdecode.latents import compute_latents
 from megdecode.reconstruction import load_predictions, reconstruct_subject, score_subjects, summarise
@@ -114,7 +115,15 @@ def test_decoder_beats_mean_image_on_training_stimuli(study: dict[str, Path]) ->
     assert not set(ids) & set(stimuli.loc[stimuli["concept_split"] == "test", "image_id"])
     latents = read_latents(study["pixels"]).get(ids, np.float32)
     images = load_images(stimuli, study["images"], ids, 16)
-    params = DecoderParams(image_size=16, width=32, pca_components=16, epochs=60, val_fraction=0.0)
+    params = DecoderParams.from_config(
+        {
+            **section_defaults("reconstruction", "decoder"),
+            "image_size": 16,
+            "pca_components": 16,
+            "epochs": 60,
+        }
+        | {"width": 32, "val_fraction": 0.0}
+    )
     model, transform, history = fit_decoder(latents, images, params, seed=0)
     import torch
 
@@ -128,7 +137,8 @@ def test_decoder_beats_mean_image_on_training_stimuli(study: dict[str, Path]) ->
 
 
 def test_train_decoder_is_deterministic_and_loads_back(study: dict[str, Path], tmp_path: Path) -> None:
-    cfg = {"image_size": 8, "width": 16, "pca_components": 8, "epochs": 3}
+    cfg = section_defaults("reconstruction", "decoder") | {"image_size": 8, "width": 16, "pca_components": 8}
+    cfg["epochs"] = 3
     outs = []
     for run in ("a", "b"):
         d = tmp_path / run
@@ -162,7 +172,8 @@ def test_derive_seed_is_stable_and_label_dependent() -> None:
 @pytest.fixture(scope="module")
 def decoder_files(study: dict[str, Path]) -> dict[str, Path]:
     d = study["root"] / "generators" / "decoder" / "pixels"
-    cfg = {"image_size": 16, "width": 32, "pca_components": 16, "epochs": 20}
+    cfg = section_defaults("reconstruction", "decoder") | {"image_size": 16, "width": 32, "pca_components": 16}
+    cfg["epochs"] = 20
     train_decoder(
         study["pixels"], study["table"], study["images"], d / "model.safetensors", d / "decoder.json",
         d / "history.tsv", cfg, "pixels", seed=0,

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from megdecode.config import section_defaults
 from megdecode.io import load_npz, save_npz, write_json
 from megdecode.reconstruction import reconstruct_subject
 from megdecode.reconstruction.base import Predicted
@@ -92,7 +93,7 @@ def _params(tiny_vd: Path, **kw) -> VDParams:
     base = dict(
         model=str(tiny_vd), vision_backbone="clipv", steps=2, height=2 * SIDE, batch_size=2, device="cpu"
     )
-    return VDParams(**{**base, **kw})
+    return VDParams.from_config({**section_defaults("reconstruction", "versatile_diffusion"), **base, **kw})
 
 
 @pytest.mark.parametrize(
@@ -157,7 +158,10 @@ def test_token_shape_mismatch_is_a_clear_error(tiny_vd: Path) -> None:
 
 
 def test_missing_weights_error_names_the_id_and_the_fix(tmp_path: Path) -> None:
-    params = VDParams(model=str(tmp_path / "no-such-vd"), vision_backbone="clipv", device="cpu")
+    params = VDParams.from_config(
+        {**section_defaults("reconstruction", "versatile_diffusion"), "model": str(tmp_path / "no-such-vd")}
+        | {"vision_backbone": "clipv", "device": "cpu"}
+    )
     with pytest.raises(OSError, match="huggingface-cli download .*no-such-vd") as err:
         VersatileDiffusionGenerator(params, seed=0)
     assert "local directory" in str(err.value)

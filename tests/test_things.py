@@ -12,7 +12,7 @@ import pytest
 from conftest import THINGS_MEG
 
 from megdecode import things
-from megdecode.config import load_config
+from megdecode.config import load_config, section_defaults
 from megdecode.things_twin import TwinSpec, make_layout_twin
 
 REPO = Path(__file__).resolve().parents[1]
@@ -322,9 +322,16 @@ def test_preprocessing_reader_on_twin(things_meg: Path, tmp_path: Path) -> None:
     raw = things.recording_path(root, "BIGMEG1", "03", "01", "main")
     events = raw.replace("_meg.fif", "_events.tsv")
     out = tmp_path / "out"
-    qc = preprocess_run(raw, events, stimuli, out / "r_epo.fif", out / "qc.tsv", out / "psd.npz", {}, 1).iloc[
-        0
-    ]
+    qc = preprocess_run(
+        raw,
+        events,
+        stimuli,
+        out / "r_epo.fif",
+        out / "qc.tsv",
+        out / "psd.npz",
+        section_defaults("preprocessing"),
+        1,
+    ).iloc[0]
     assert qc["status"] == "ok" and int(qc["n_channels_kept"]) == 271
     assert "MRO11-1609" in str(qc["dropped_channels"])
     n_events = things.read_events_tsv(events).shape[0]

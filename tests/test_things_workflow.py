@@ -119,6 +119,8 @@ def test_reduced_twin_end_to_end(things_meg: Path, tmp_path: Path) -> None:
         if section in tiny:
             overrides[section] = tiny[section]
     overrides["training"] = {**overrides.get("training", {}), "backbones": None, "device": "cpu"}
+    timeresolved = overrides["evaluation"]["timeresolved"]
+    timeresolved["backbones"] = [b for b in timeresolved["backbones"] if b in overrides["backbones"]]
     configfile = things_config(tmp_path, things_meg, bids, **overrides)
     results = tmp_path / "results"
     run_snakemake(results, "all", configfile=configfile, timeout=1200)

@@ -15,7 +15,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ import pandas as pd
 from mne_bids import BIDSPath, make_dataset_description, update_sidecar_json, write_raw_bids
 
 from megdecode import __version__ as MEGDECODE_VERSION
+from megdecode.bids_layout import DATASET_KEYS
+from megdecode.config import dataclass_from_section
 from megdecode.io import atomic_output, read_json, read_tsv, write_json, write_tsv
 
 log = logging.getLogger(__name__)
@@ -48,20 +50,17 @@ class TriggerLogMismatch(ValueError):
 
 @dataclass(frozen=True)
 class BidsParams:
-    """Settings of the bids stage (config section ``bids``; see workflow/schemas/bids.schema.yaml)."""
+    """Settings of one run's conversion (config section ``bids`` minus :data:`DATASET_KEYS`)."""
 
-    stim_channel: str = "UPPT001"
-    photodiode_channel: str | None = "UADC016-2104"
-    photodiode_max_lag_s: float = 0.1
-    photodiode_threshold: float = 0.5
-    trigger_codes: Mapping[str, int] | None = None
-    max_log_drift_s: float | None = 0.05
-    stimulus_duration_s: float = 0.5
-    power_line_hz: float = 60.0
-    manufacturer: str = "CTF"
-    dataset_name: str = "megdecode simulated THINGS-like MEG study"
-    authors: Sequence[str] = ("megdecode",)
-    license: str = "CC0"
+    stim_channel: str
+    photodiode_channel: str | None
+    photodiode_max_lag_s: float
+    photodiode_threshold: float
+    trigger_codes: Mapping[str, int] | None
+    max_log_drift_s: float | None
+    stimulus_duration_s: float
+    power_line_hz: float
+    manufacturer: str
 
     def with_codes_from(self, ground_truth_json: Path | str | None) -> BidsParams:
         """Fill in ``trigger_codes`` from the simulator's ground_truth.json if the config has none."""
@@ -75,16 +74,23 @@ class BidsParams:
         return replace(self, trigger_codes={str(k): int(v) for k, v in codes.items()})
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> BidsParams:
-        """Build from the config's ``bids`` section (unknown keys are an error)."""
-        cfg = dict(cfg or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"unknown bids settings {unknown}; valid: {sorted(known)}")
-        if "authors" in cfg:
-            cfg["authors"] = tuple(cfg["authors"])
-        return cls(**cfg)
+    def from_config(cls, cfg: Mapping[str, Any]) -> BidsParams:
+        """From the validated ``bids`` slice (the dataset-level keys, if given, are left out)."""
+        return dataclass_from_section(cls, {k: v for k, v in cfg.items() if k not in DATASET_KEYS}, "bids")
+
+
+@dataclass(frozen=True)
+class DatasetDescription:
+    """Dataset-level settings of the bids section (written once, by the dataset job)."""
+
+    dataset_name: str
+    authors: tuple[str, ...]
+    license: str
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> DatasetDescription:
+        values = {k: tuple(cfg[k]) if k == "authors" else cfg[k] for k in DATASET_KEYS}
+        return dataclass_from_section(cls, values, "bids")
 
 
 # --- paths -----------------------------------------------------------------------------------------
@@ -444,7 +450,7 @@ def write_dataset_files(
     bids_root: Path | str,
     runs: Sequence[tuple[str, str, str]],
     task: str,
-    params: BidsParams,
+    description: DatasetDescription,
 ) -> dict[str, Path]:
     """Write the dataset-level and per-session files once all ``runs`` (subject, session, run) exist.
 
@@ -485,14 +491,14 @@ def write_dataset_files(
     write_json({"participant_id": {"Description": "Unique participant identifier"}}, out["participants_json"])
     write_json(EVENTS_JSON, out["events_json"])
     with atomic_output(out["readme"]) as tmp:
-        tmp.write_text(_readme(params, subjects, len(by_session), len(runs)))
+        tmp.write_text(_readme(description, subjects, len(by_session), len(runs)))
     with tempfile.TemporaryDirectory(prefix=".tmp-bids-description-", dir=bids_root.parent) as tmp:
         make_dataset_description(
             path=tmp,
-            name=params.dataset_name,
+            name=description.dataset_name,
             dataset_type="raw",
-            authors=list(params.authors),
-            data_license=params.license,
+            authors=list(description.authors),
+            data_license=description.license,
             generated_by=[{"Name": "megdecode", "Version": MEGDECODE_VERSION}],
             overwrite=True,
             verbose="error",
@@ -510,9 +516,9 @@ def _fiducial_distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
     return max(float(np.linalg.norm(np.subtract(la[k], lb[k]))) for k in keys)
 
 
-def _readme(params: BidsParams, subjects: Sequence[str], n_sessions: int, n_runs: int) -> str:
+def _readme(description: DatasetDescription, subjects: Sequence[str], n_sessions: int, n_runs: int) -> str:
     return (
-        f"# {params.dataset_name}\n\n"
+        f"# {description.dataset_name}\n\n"
         "MEG recordings converted to BIDS by the megdecode workflow (mne-bids), in the layout of\n"
         "THINGS-MEG (OpenNeuro ds004212). Event onsets are photodiode-corrected; events.tsv `value`\n"
         "is the image number and `image_id`/`concept` name the stimulus.\n\n"

@@ -9,6 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+#: keys of the ``bids`` config section that only the dataset-level job reads
+DATASET_KEYS = ("dataset_name", "authors", "license")
+
 
 def run_stem(subject: str, session: str, run: str, task: str) -> str:
     """ds004212 file stem of one run: ``sub-X_ses-Y_task-T_run-Z``."""

@@ -1,6 +1,6 @@
 """Rule bids_dataset: dataset-level BIDS files, once all runs exist (megdecode.bids.write_dataset_files)."""
 
-from megdecode.bids import BidsParams, write_dataset_files
+from megdecode.bids import DatasetDescription, write_dataset_files
 from megdecode.logs import job_logging
 
 with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
@@ -9,5 +9,5 @@ with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
         bids_root=p.bids_root,
         runs=[tuple(r) for r in p.runs],
         task=p.task,
-        params=BidsParams.from_config(p.cfg),
+        description=DatasetDescription.from_config(p.cfg),
     )

@@ -6,42 +6,38 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from megdecode.config import dataclass_from_section
+
 
 @dataclasses.dataclass(frozen=True)
 class PreprocessingParams:
     """Every value of the paper's preprocessing, one config key each (see preprocessing.schema.yaml)."""
 
-    l_freq: float | None = 0.1
-    h_freq: float = 40.0
-    tmin: float = -0.5
-    tmax: float = 1.0
-    sfreq: float = 120.0
-    baseline_tmin: float | None = None
-    baseline_tmax: float = 0.0
-    raw_sfreq: float | None = None
-    bad_channels: tuple[str, ...] = ("MRO11-1609",)
-    trial_types: tuple[str, ...] = ("exp", "test", "catch")
-    on_bad_run: str = "error"
-    flat_ratio: float = 1e-6
-    chunk_s: float = 30.0
-    qc_psd_seconds: float = 30.0
-    val_fraction: float = 0.2
-    average_test: bool = True
-    clamp: float = 20.0
-    scaler_quantiles: tuple[float, float] = (25.0, 75.0)
-    scaler_max_trials: int = 1000
+    l_freq: float | None
+    h_freq: float
+    tmin: float
+    tmax: float
+    sfreq: float
+    baseline_tmin: float | None
+    baseline_tmax: float
+    raw_sfreq: float | None
+    bad_channels: tuple[str, ...]
+    trial_types: tuple[str, ...]
+    on_bad_run: str
+    flat_ratio: float
+    chunk_s: float
+    qc_psd_seconds: float
+    val_fraction: float
+    average_test: bool
+    clamp: float
+    scaler_quantiles: tuple[float, float]
+    scaler_max_trials: int
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> PreprocessingParams:
         """Build from the (schema-validated) ``preprocessing`` config section; unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(cfg) - names)
-        if unknown:
-            raise ValueError(f"unknown preprocessing keys {unknown}; valid keys: {sorted(names)}")
-        kwargs: dict[str, Any] = {}
-        for key, value in cfg.items():
-            kwargs[key] = tuple(value) if isinstance(value, list) else value
-        params = cls(**kwargs)
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+        params = dataclass_from_section(cls, values, "preprocessing")
         params.check()
         return params
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from megdecode.artifacts.latents import read_latents
 from megdecode.artifacts.stimuli import read_stimuli, train_image_ids
+from megdecode.config import dataclass_from_section
 from megdecode.io import atomic_output, write_json, write_tsv
 from megdecode.reconstruction.base import Predicted, derive_seed, load_images, to_uint8
 
@@ -30,19 +31,18 @@ log = logging.getLogger(__name__)
 class DecoderParams:
     """Hyper-parameters of the latent -> image decoder (config ``reconstruction.decoder``)."""
 
-    image_size: int = 32
-    width: int = 32
-    pca_components: int = 64
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    val_fraction: float = 0.1
+    image_size: int
+    width: int
+    pca_components: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    val_fraction: float
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> DecoderParams:
-        known = {k: v for k, v in cfg.items() if k in cls.__dataclass_fields__}
-        params = cls(**known)
+        params = dataclass_from_section(cls, cfg, "reconstruction.decoder")
         n_up = math.log2(params.image_size / 4)
         if n_up < 1 or n_up != int(n_up):
             raise ValueError(

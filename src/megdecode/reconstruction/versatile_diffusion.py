@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from megdecode.config import dataclass_from_section
 from megdecode.devices import resolve_device
 from megdecode.reconstruction.base import Predicted, to_uint8
 
@@ -38,25 +39,25 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 class VDParams:
     """Config ``reconstruction.versatile_diffusion`` (Brain-Diffuser: strength 0.75, 50 steps, 7.5)."""
 
-    model: str = "shi-labs/versatile-diffusion"
-    revision: str = "main"
-    vision_backbone: str = "clip_vision_tokens"
-    text_backbone: str = ""
-    autokl_backbone: str = ""
-    autokl_scaled: bool = False
-    normalize_tokens: bool = True
-    strength: float = 0.75
-    steps: int = 50
-    guidance_scale: float = 7.5
-    mix_ratio: float = 0.6
-    height: int = 512
-    batch_size: int = 4
-    device: str = "auto"
-    dtype: str = "auto"
+    model: str
+    revision: str
+    vision_backbone: str
+    text_backbone: str
+    autokl_backbone: str
+    autokl_scaled: bool
+    normalize_tokens: bool
+    strength: float
+    steps: int
+    guidance_scale: float
+    mix_ratio: float
+    height: int
+    batch_size: int
+    device: str
+    dtype: str
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> VDParams:
-        params = cls(**{k: v for k, v in cfg.items() if k in cls.__dataclass_fields__})
+        params = dataclass_from_section(cls, cfg, "reconstruction.versatile_diffusion")
         if not 0.0 < params.strength <= 1.0:
             raise ValueError(
                 f"reconstruction.versatile_diffusion.strength must be in (0, 1], got {params.strength}"

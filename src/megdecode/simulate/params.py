@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from megdecode.config import dataclass_from_section
+
 #: Attribute values the renderer knows (config may choose a subset).
 SHAPES = ("circle", "square", "triangle", "star", "cross", "ring")
 COLOURS = ("red", "green", "blue", "yellow", "purple", "cyan")
@@ -19,15 +21,15 @@ TEXTURES = ("solid", "stripes", "dots", "checker")
 class StimulusParams:
     """How many concepts/exemplars exist and how they are drawn."""
 
-    shapes: tuple[str, ...] = SHAPES
-    colours: tuple[str, ...] = COLOURS
-    textures: tuple[str, ...] = TEXTURES
-    n_train_concepts: int = 48
-    n_test_concepts: int = 24
-    exemplars_per_train_concept: int = 8
-    exemplars_per_test_concept: int = 4
-    n_catch_images: int = 10
-    image_size: int = 128
+    shapes: tuple[str, ...]
+    colours: tuple[str, ...]
+    textures: tuple[str, ...]
+    n_train_concepts: int
+    n_test_concepts: int
+    exemplars_per_train_concept: int
+    exemplars_per_test_concept: int
+    n_catch_images: int
+    image_size: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,76 +46,84 @@ class ComponentParams:
 class NoiseParams:
     """Noise amplitudes (dipole moments in nAm, sensor fields in fT)."""
 
-    sensor_ft_rthz: float = 4.0
-    brain_nam: float = 15.0
-    n_brain_sources: int = 40
-    brain_exponent: float = 1.0
-    alpha_nam: float = 20.0
-    alpha_freq: float = 10.0
-    line_ft: float = 300.0
-    line_freq: float = 60.0
-    drift_ft: float = 2000.0
-    n_bad_channels: int = 2
+    sensor_ft_rthz: float
+    brain_nam: float
+    n_brain_sources: int
+    brain_exponent: float
+    alpha_nam: float
+    alpha_freq: float
+    line_ft: float
+    line_freq: float
+    drift_ft: float
+    n_bad_channels: int
 
 
 @dataclasses.dataclass(frozen=True)
 class TimingParams:
     """Trial timing of the stimulus program (s)."""
 
-    image_duration: float = 0.5
-    gap_mean: float = 1.0
-    gap_jitter: float = 0.2
-    lead_in: float = 3.0
-    lead_out: float = 3.0
-    trigger_duration: float = 0.05
-    photodiode_lag_min: float = 0.008
-    photodiode_lag_max: float = 0.020
+    image_duration: float
+    gap_mean: float
+    gap_jitter: float
+    lead_in: float
+    lead_out: float
+    trigger_duration: float
+    photodiode_lag_min: float
+    photodiode_lag_max: float
 
 
 @dataclasses.dataclass(frozen=True)
-class SimulationParams:
-    """Every knob of the simulator; see workflow/schemas/simulation.schema.yaml for meanings."""
+class StimulusWorldParams:
+    """What the stimuli job needs: the images and how they are encoded (``stimuli``, ``responses``, codes)."""
 
     stimuli: StimulusParams
-    timing: TimingParams
-    noise: NoiseParams
     early: ComponentParams
     late: ComponentParams
-    sfreq: float = 600.0
-    catch_per_run: int = 12
-    evoked_nam: float = 20.0
-    latency_jitter_sd: float = 0.01
-    gain_sd: float = 0.2
-    trigger_codes: Mapping[str, int] = dataclasses.field(
-        default_factory=lambda: {"exp": 1, "test": 2, "catch": 4}
-    )
+    evoked_nam: float
+    latency_jitter_sd: float
+    gain_sd: float
+    trigger_codes: Mapping[str, int]
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> StimulusWorldParams:
+        """From the ``stimuli``, ``responses`` and ``trigger_codes`` keys of the validated section."""
+        st = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg["stimuli"].items()}
+        resp = cfg["responses"]
+
+        def component(name: str) -> ComponentParams:
+            c = {**resp[name], "latencies": tuple(float(x) for x in resp[name]["latencies"])}
+            return dataclass_from_section(ComponentParams, c, f"simulation.responses.{name}")
+
+        return cls(
+            stimuli=dataclass_from_section(StimulusParams, st, "simulation.stimuli"),
+            early=component("early"),
+            late=component("late"),
+            evoked_nam=float(resp["evoked_nam"]),
+            latency_jitter_sd=float(resp["latency_jitter_sd"]),
+            gain_sd=float(resp["gain_sd"]),
+            trigger_codes=dict(cfg["trigger_codes"]),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationParams(StimulusWorldParams):
+    """Every knob of the simulator; see workflow/schemas/simulation.schema.yaml for meanings."""
+
+    timing: TimingParams
+    noise: NoiseParams
+    sfreq: float
+    catch_per_run: int
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> SimulationParams:
-        """Build from the (schema-validated, defaults-filled) `simulation` config section."""
-        st = dict(cfg.get("stimuli", {}))
-        for key in ("shapes", "colours", "textures"):
-            if key in st:
-                st[key] = tuple(st[key])
-        resp = cfg.get("responses", {})
-
-        def component(name: str) -> ComponentParams:
-            c = dict(resp.get(name, {}))
-            c["latencies"] = tuple(float(x) for x in c["latencies"])
-            return ComponentParams(**c)
-
+        """Build from the (schema-validated, defaults-filled) ``simulation`` config section."""
+        world = StimulusWorldParams.from_config(cfg)
         return cls(
-            stimuli=StimulusParams(**st),
-            timing=TimingParams(**cfg.get("timing", {})),
-            noise=NoiseParams(**cfg.get("noise", {})),
-            early=component("early"),
-            late=component("late"),
-            sfreq=float(cfg.get("sfreq", 600.0)),
-            catch_per_run=int(cfg.get("catch_per_run", 12)),
-            evoked_nam=float(resp.get("evoked_nam", 20.0)),
-            latency_jitter_sd=float(resp.get("latency_jitter_sd", 0.01)),
-            gain_sd=float(resp.get("gain_sd", 0.2)),
-            trigger_codes=dict(cfg.get("trigger_codes", {"exp": 1, "test": 2, "catch": 4})),
+            **{f.name: getattr(world, f.name) for f in dataclasses.fields(world)},
+            timing=dataclass_from_section(TimingParams, cfg["timing"], "simulation.timing"),
+            noise=dataclass_from_section(NoiseParams, cfg["noise"], "simulation.noise"),
+            sfreq=float(cfg["sfreq"]),
+            catch_per_run=int(cfg["catch_per_run"]),
         )
 
 

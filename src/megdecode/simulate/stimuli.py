@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from megdecode.artifacts.stimuli import write_stimuli
 from megdecode.io import atomic_output, write_json
-from megdecode.simulate.params import SimulationParams, StimulusParams, make_rng
+from megdecode.simulate.params import StimulusParams, StimulusWorldParams, make_rng
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def image_features(img: np.ndarray) -> np.ndarray:
     return np.array([means[0], means[1], means[2], lum.std(), high, cx, cy, obj.mean()])
 
 
-def build_stimuli(params: SimulationParams, seed: int) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict]:
+def build_stimuli(params: StimulusWorldParams, seed: int) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict]:
     """Design the stimulus set: returns the table, the images by image_id and study-level ground truth."""
     p = params.stimuli
     rng = make_rng(seed, "stimuli")
@@ -255,7 +255,7 @@ def build_stimuli(params: SimulationParams, seed: int) -> tuple[pd.DataFrame, di
 
 
 def encoding_ground_truth(
-    params: SimulationParams, table: pd.DataFrame, feats: np.ndarray, seed: int
+    params: StimulusWorldParams, table: pd.DataFrame, feats: np.ndarray, seed: int
 ) -> dict:
     """Study-level ground truth: which features drive which component, with the encoding weights."""
     rng = make_rng(seed, "encoding")
@@ -315,7 +315,7 @@ def simulate_stimuli(
     seed: int,
 ) -> pd.DataFrame:
     """Render every stimulus image and write stimuli.tsv and the study-level ground_truth.json."""
-    params = SimulationParams.from_config(cfg)
+    params = StimulusWorldParams.from_config(cfg)
     table, images, truth = build_stimuli(params, seed)
     images_dir = Path(images_dir)
     with atomic_output(images_dir) as tmp:
