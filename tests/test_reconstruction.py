@@ -172,7 +172,11 @@ def test_derive_seed_is_stable_and_label_dependent() -> None:
 @pytest.fixture(scope="module")
 def decoder_files(study: dict[str, Path]) -> dict[str, Path]:
     d = study["root"] / "generators" / "decoder" / "pixels"
-    cfg = section_defaults("reconstruction", "decoder") | {"image_size": 16, "width": 32, "pca_components": 16}
+    cfg = section_defaults("reconstruction", "decoder") | {
+        "image_size": 16,
+        "width": 32,
+        "pca_components": 16,
+    }
     cfg["epochs"] = 20
     train_decoder(
         study["pixels"], study["table"], study["images"], d / "model.safetensors", d / "decoder.json",

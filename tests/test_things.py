@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import THINGS_MEG
+from things_twin import TwinSpec, label_trials, make_layout_twin, recording_path, split_summary
 
 from megdecode import things
 from megdecode.config import load_config, section_defaults
-from megdecode.things_twin import TwinSpec, make_layout_twin
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_SESSIONS = [f"{i:02d}" for i in range(1, 13)]
@@ -99,9 +99,9 @@ def test_stimuli_table_and_splits_from_small_tables(tmp_path: Path) -> None:
     # bee has a test image: all bee images leave training
     assert table["concept_split"].tolist() == ["train", "test", "test"]
     assert table["exemplar"].tolist() == [1, 2, 13]
-    labelled = things.label_trials(events, table)
+    labelled = label_trials(events, table)
     assert labelled["split_group"].tolist() == ["train", "catch", "test_small", "test_large", "catch"]
-    assert things.split_summary(labelled) == {"train": 1, "test_small": 1, "test_large": 1, "catch": 2}
+    assert split_summary(labelled) == {"train": 1, "test_small": 1, "test_large": 1, "catch": 2}
 
 
 def test_image_table_without_concept_columns_parses_file_names(tmp_path: Path) -> None:
@@ -154,12 +154,12 @@ def real_split(request: pytest.FixtureRequest) -> tuple[pd.DataFrame, pd.DataFra
     events = things.read_study_events(shared / "ds004212", ["BIGMEG1"], ALL_SESSIONS, ALL_RUNS, "main")
     images = things.read_image_table(shared / "things" / "things_meg_images.tsv")
     stimuli = things.stimuli_from_events(events, images)
-    return things.label_trials(events, stimuli), stimuli
+    return label_trials(events, stimuli), stimuli
 
 
 def test_real_split_counts(real_split: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     labelled, stimuli = real_split
-    assert things.split_summary(labelled) == {
+    assert split_summary(labelled) == {
         "train": 19848,
         "test_small": 200,
         "test_large": 2400,
@@ -299,12 +299,12 @@ def test_recording_path_prefers_existing_then_ds(tmp_path: Path) -> None:
     folder = tmp_path / "sub-A" / "ses-01" / "meg"
     folder.mkdir(parents=True)
     expected_ds = str(folder / "sub-A_ses-01_task-main_run-01_meg.ds")
-    assert things.recording_path(tmp_path, "A", "01", "01", "main") == expected_ds
+    assert recording_path(tmp_path, "A", "01", "01", "main") == expected_ds
     (folder / "._sub-A_ses-01_task-main_run-01_meg.fif").write_bytes(b"\x00")
     (folder / "sub-A_ses-01_task-main_run-01_meg.fif").write_bytes(b"")
-    assert things.recording_path(tmp_path, "A", "01", "01", "main").endswith("run-01_meg.fif")
+    assert recording_path(tmp_path, "A", "01", "01", "main").endswith("run-01_meg.fif")
     (folder / "sub-A_ses-01_task-main_run-01_meg.ds").mkdir()
-    assert things.recording_path(tmp_path, "A", "01", "01", "main") == expected_ds
+    assert recording_path(tmp_path, "A", "01", "01", "main") == expected_ds
 
 
 def test_preprocessing_reader_on_twin(things_meg: Path, tmp_path: Path) -> None:
@@ -319,7 +319,7 @@ def test_preprocessing_reader_on_twin(things_meg: Path, tmp_path: Path) -> None:
     things.write_stimuli_table(
         root, things_meg / "things" / "things_meg_images.tsv", ["BIGMEG1"], ["03"], ["01"], "main", stimuli
     )
-    raw = things.recording_path(root, "BIGMEG1", "03", "01", "main")
+    raw = recording_path(root, "BIGMEG1", "03", "01", "main")
     events = raw.replace("_meg.fif", "_events.tsv")
     out = tmp_path / "out"
     qc = preprocess_run(

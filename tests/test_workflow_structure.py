@@ -45,7 +45,77 @@ def test_rule_declares_log_benchmark_and_resources(name):
     missing = [key for key in REQUIRED if key not in block]
     assert not missing, f"rule {name} lacks {missing}"
     assert "script:" in block, f"rule {name} must call one thin script"
-    assert "params:" in block or "input:" in block
+
+
+# The config slice each rule may read through ``params:`` (section or ``section.key``): its own stage's
+# section, the master seed and the study's labels. A rule that reads more reruns when unrelated keys change.
+OWN_SLICE = {
+    "simulate_stimuli": {"simulation", "seed"},
+    "simulate_subject": {"simulation", "seed", "study"},
+    "bids_run": {"bids", "study"},
+    "bids_dataset": {"bids", "study"},
+    "bids_inventory": {"study"},
+    "stimuli_table": {"study"},
+    "preprocess_run": {"preprocessing"},
+    "preprocess_subject": {"preprocessing", "seed"},
+    "preprocess_description": {"preprocessing"},
+    "build_random_backbone": {"backbones", "seed"},
+    "latents": {"backbones"},
+    "train_brain": {"brain_module", "training", "seed"},
+    "train_brain_shared": {"brain_module", "training", "seed", "study"},
+    "train_brain_window": {"brain_module", "training", "seed"},
+    "train_ridge": {"ridge"},
+    "evaluate_retrieval": {"evaluation", "seed"},
+    "evaluate_timeresolved": {"evaluation", "seed"},
+    "train_decoder": {"reconstruction", "seed"},
+    "reconstruct": {"reconstruction", "seed"},
+    "reconstruction_metrics": {"reconstruction", "backbones", "study"},
+    "reconstruction_summary": set(),
+    "report_tables": {"report"},
+    "report_figures": {"report", "bids.stimulus_duration_s"},
+    "report_examples": {"report"},
+}
+CONFIG_REF = re.compile(r'config(?:\[\s*"(\w+)"\s*\]|\.get\(\s*"(\w+)"[^)]*\))(?:\[\s*"(\w+)"\s*\])?')
+
+
+def _definitions() -> dict[str, str]:
+    """Module-level names (``NAME = ...``) and helper functions of the rule files, with their source."""
+    text = "\n".join(p.read_text() for p in RULE_FILES)
+    found = {m[1]: m[2] for m in re.finditer(r"^([A-Z_][A-Z0-9_]*)\s*=\s*(.*?)(?=^\S|\Z)", text, re.M | re.S)}
+    found |= {m[1]: m[2] for m in re.finditer(r"^def (\w+)\(.*?\n(.*?)(?=^\S|\Z)", text, re.M | re.S)}
+    return found
+
+
+def config_reads(source: str, definitions: dict[str, str], seen: tuple[str, ...] = ()) -> set[str]:
+    """Config paths (``section`` or ``section.key``) that ``source`` reads, following names it uses."""
+    reads = {(a or b) + (f".{c}" if c else "") for a, b, c in CONFIG_REF.findall(source)}
+    for name in set(re.findall(r"\b([A-Za-z_]\w*)\b", source)) - set(seen):
+        if name in definitions:
+            reads |= config_reads(definitions[name], definitions, (*seen, name))
+    return reads
+
+
+def params_block(block: str) -> str:
+    match = re.search(r"^\s*params:\n(.*?)(?=^\s{4}\w+:|\Z)", block, flags=re.M | re.S)
+    return match.group(1) if match else ""
+
+
+def test_config_reads_follow_names_and_helpers():
+    defs = {
+        "TRAIN": 'config["training"]',
+        "helper": "    return TRAIN, config['x']\n",
+        "B": 'config["bids"]["k"]',
+    }
+    assert config_reads("cfg=TRAIN, other=B", defs) == {"training", "bids.k"}
+    assert config_reads("cfg=helper", defs) == {"training"}  # single-quoted keys are not config reads here
+
+
+@pytest.mark.parametrize("name", sorted(rule_blocks()))
+def test_rule_params_read_only_its_own_config_slice(name):
+    assert name in OWN_SLICE, f"rule {name}: declare the config slice it may read in OWN_SLICE"
+    reads = config_reads(params_block(rule_blocks()[name]), _definitions())
+    outside = {r for r in reads if r not in OWN_SLICE[name] and r.split(".")[0] not in OWN_SLICE[name]}
+    assert not outside, f"rule {name} reads config outside its slice through params: {sorted(outside)}"
 
 
 def test_conda_env_parses_and_pins_torch_like_pyproject():

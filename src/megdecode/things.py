@@ -13,7 +13,7 @@ Quirks of the real files handled here (see the dataset notes shared with the tea
 
 Helpers meant for other stages (e.g. the per-run signal reader): :func:`is_appledouble`,
 :func:`find_recording`, :func:`read_events_tsv`, :func:`is_meg_sensor`, :func:`meg_sensor_names`,
-:func:`meg_picks`, :func:`label_trials`.
+:func:`meg_picks`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from megdecode.artifacts.stimuli import write_stimuli
+from megdecode.bids_layout import run_stem
 from megdecode.io import read_tsv, write_tsv
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,6 @@ def is_appledouble(path: Path | str) -> bool:
     return Path(path).name.startswith("._")
 
 
-def run_stem(subject: str, session: str, run: str, task: str) -> str:
-    """BIDS stem of one run: ``sub-X_ses-Y_task-Z_run-N``."""
-    return f"sub-{subject}_ses-{session}_task-{task}_run-{run}"
-
-
 def meg_dir(bids_root: Path | str, subject: str, session: str) -> Path:
     return Path(bids_root) / f"sub-{subject}" / f"ses-{session}" / "meg"
 
@@ -91,17 +87,6 @@ def find_recording(
         if candidate.exists() and not is_appledouble(candidate):
             return candidate
     return None
-
-
-def recording_path(bids_root: Path | str, subject: str, session: str, run: str, task: str) -> str:
-    """Path of the run's recording for a rule's input: the ``.ds`` folder or ``.fif`` file that exists,
-    else the ``.ds`` path (so a missing recording is reported under the real dataset's name).
-
-    A layout twin stands a short ``*_meg.fif`` in for each CTF ``*_meg.ds`` folder (mne cannot write CTF).
-    """
-    found = find_recording(bids_root, subject, session, run, task)
-    default = meg_dir(bids_root, subject, session) / f"{run_stem(subject, session, run, task)}_meg.ds"
-    return str(found if found is not None else default)
 
 
 def read_events_tsv(path: Path | str) -> pd.DataFrame:
@@ -515,45 +500,3 @@ def write_stimuli_table(
     log.info("stimuli table: %d images %s", len(table), counts)
     write_stimuli(table, out_tsv)
     return table
-
-
-# --- trial labels and splits ----------------------------------------------------------------------------
-
-
-def label_trials(events: pd.DataFrame, stimuli: pd.DataFrame) -> pd.DataFrame:
-    """Add ``image_id``, ``concept`` and ``split_group`` to events (joined on ``value``).
-
-    ``split_group``: ``train`` (exp image of a training concept), ``test_small`` (a test image; average its
-    repetitions), ``test_large`` (exp image of a test concept, single trial) or ``catch`` (excluded).
-    The train/val division of ``train`` trials is the preprocessing stage's choice.
-    """
-    lookup = stimuli.set_index("value")[["image_id", "concept", "concept_split"]]
-    out = events.copy()
-    known = out["value"].isin(lookup.index)
-    missing = (out["trial_type"] != "catch") & ~known
-    if missing.any():
-        raise ThingsDataError(
-            f"{int(missing.sum())} exp/test trials have image numbers missing from the stimuli table "
-            f"(e.g. {sorted(out.loc[missing, 'value'].astype(int).unique())[:5]}); rebuild the stimuli table"
-        )
-    values = out["value"].astype("float")
-    index = lookup.set_axis(lookup.index.astype(float))
-    out["image_id"] = values.map(index["image_id"])
-    out["concept"] = values.map(index["concept"])
-    test_concept = values.map(index["concept_split"]).eq("test").to_numpy()
-    out["split_group"] = np.select(
-        [out["trial_type"] == "catch", out["trial_type"] == "test", test_concept],
-        ["catch", "test_small", "test_large"],
-        default="train",
-    )
-    return out
-
-
-def split_summary(labelled: pd.DataFrame) -> dict[str, int]:
-    """Number of distinct images per split group (catch: trials)."""
-    summary = {
-        g: int(labelled.loc[labelled["split_group"] == g, "image_id"].nunique())
-        for g in ("train", "test_small", "test_large")
-    }
-    summary["catch"] = int((labelled["split_group"] == "catch").sum())
-    return summary

@@ -1,4 +1,6 @@
-"""A layout twin of THINGS-MEG (ds004212) for tests: the real sidecars, renamed per subject/session/run.
+"""Test helpers for THINGS-MEG: a layout twin of ds004212 and trial labelling to check the real metadata.
+
+The layout twin: the real sidecars, renamed per subject/session/run.
 
 The real recordings are CTF ``*_meg.ds`` folders (about 64 GB per subject) that mne cannot write. The twin
 either leaves them out, stands in empty ``*_meg.ds`` folders (enough for ``snakemake -n`` to plan the full
@@ -19,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from megdecode.things import SIDECARS, is_appledouble, meg_dir, run_stem
+from megdecode.bids_layout import run_stem
+from megdecode.things import SIDECARS, ThingsDataError, find_recording, is_appledouble, meg_dir
 
 log = logging.getLogger(__name__)
 
@@ -250,3 +253,56 @@ def write_fake_stimuli(stimuli: pd.DataFrame, images_root: Path | str, size: int
         out.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels).save(out, quality=90)
     return root
+
+
+# --- reading the real metadata back (tests only) ---
+
+
+def recording_path(bids_root: Path | str, subject: str, session: str, run: str, task: str) -> str:
+    """Path of the run's recording for a rule's input: the ``.ds`` folder or ``.fif`` file that exists,
+    else the ``.ds`` path (so a missing recording is reported under the real dataset's name).
+
+    A layout twin stands a short ``*_meg.fif`` in for each CTF ``*_meg.ds`` folder (mne cannot write CTF).
+    """
+    found = find_recording(bids_root, subject, session, run, task)
+    default = meg_dir(bids_root, subject, session) / f"{run_stem(subject, session, run, task)}_meg.ds"
+    return str(found if found is not None else default)
+
+
+def label_trials(events: pd.DataFrame, stimuli: pd.DataFrame) -> pd.DataFrame:
+    """Add ``image_id``, ``concept`` and ``split_group`` to events (joined on ``value``).
+
+    ``split_group``: ``train`` (exp image of a training concept), ``test_small`` (a test image; average its
+    repetitions), ``test_large`` (exp image of a test concept, single trial) or ``catch`` (excluded).
+    The train/val division of ``train`` trials is the preprocessing stage's choice.
+    """
+    lookup = stimuli.set_index("value")[["image_id", "concept", "concept_split"]]
+    out = events.copy()
+    known = out["value"].isin(lookup.index)
+    missing = (out["trial_type"] != "catch") & ~known
+    if missing.any():
+        raise ThingsDataError(
+            f"{int(missing.sum())} exp/test trials have image numbers missing from the stimuli table "
+            f"(e.g. {sorted(out.loc[missing, 'value'].astype(int).unique())[:5]}); rebuild the stimuli table"
+        )
+    values = out["value"].astype("float")
+    index = lookup.set_axis(lookup.index.astype(float))
+    out["image_id"] = values.map(index["image_id"])
+    out["concept"] = values.map(index["concept"])
+    test_concept = values.map(index["concept_split"]).eq("test").to_numpy()
+    out["split_group"] = np.select(
+        [out["trial_type"] == "catch", out["trial_type"] == "test", test_concept],
+        ["catch", "test_small", "test_large"],
+        default="train",
+    )
+    return out
+
+
+def split_summary(labelled: pd.DataFrame) -> dict[str, int]:
+    """Number of distinct images per split group (catch: trials)."""
+    summary = {
+        g: int(labelled.loc[labelled["split_group"] == g, "image_id"].nunique())
+        for g in ("train", "test_small", "test_large")
+    }
+    summary["catch"] = int((labelled["split_group"] == "catch").sum())
+    return summary
