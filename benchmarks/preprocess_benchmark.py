@@ -66,13 +66,14 @@ def chain_mne(raw_path: Path, samples: np.ndarray, out: Path) -> float:
 
 
 def chain_ours(raw_path: Path, samples: np.ndarray, out: Path) -> float:
+    from megdecode.config import section_defaults
     from megdecode.preprocessing.params import PreprocessingParams
     from megdecode.preprocessing.reader import open_raw, pick_meg_channels
     from megdecode.preprocessing.run import block_reader
     from megdecode.preprocessing.signal import epoch_continuous
 
     t0 = time.perf_counter()
-    params = PreprocessingParams()
+    params = PreprocessingParams.from_config(section_defaults("preprocessing"))
     raw = open_raw(raw_path, "bench")
     pick = pick_meg_channels(raw.info, params.bad_channels, "bench")
     read, rows = block_reader(raw, pick.picks)

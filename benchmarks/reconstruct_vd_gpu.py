@@ -22,6 +22,7 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from megdecode.config import section_defaults
 from megdecode.reconstruction.base import Predicted
 from megdecode.reconstruction.versatile_diffusion import VDParams, VersatileDiffusionGenerator
 
@@ -82,10 +83,11 @@ def main() -> None:
     for dtype in ("float16", "float32"):
         torch.cuda.reset_peak_memory_stats()
         t = time.time()
-        params = VDParams(
-            model=root, vision_backbone="clipv", autokl_backbone="autokl", strength=0.75, steps=50,
-            guidance_scale=7.5, height=512, batch_size=8, device="cuda", dtype=dtype,
-        )  # fmt: skip
+        params = VDParams.from_config({
+            **section_defaults("reconstruction", "versatile_diffusion"),
+            "model": root, "vision_backbone": "clipv", "autokl_backbone": "autokl", "strength": 0.75,
+            "steps": 50, "guidance_scale": 7.5, "height": 512, "batch_size": 8, "device": "cuda", "dtype": dtype,
+        })  # fmt: skip
         gen = VersatileDiffusionGenerator(params, seed=0)
         load_s = time.time() - t
         gen.generate(predictions(N_IMAGES, first=8), shapes)  # warm-up
