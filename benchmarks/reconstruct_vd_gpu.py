@@ -86,7 +86,8 @@ def main() -> None:
         params = VDParams.from_config({
             **section_defaults("reconstruction", "versatile_diffusion"),
             "model": root, "vision_backbone": "clipv", "autokl_backbone": "autokl", "strength": 0.75,
-            "steps": 50, "guidance_scale": 7.5, "height": 512, "batch_size": 8, "device": "cuda", "dtype": dtype,
+            "steps": 50, "guidance_scale": 7.5, "height": 512, "batch_size": 8, "device": "cuda",
+            "dtype": dtype,
         })  # fmt: skip
         gen = VersatileDiffusionGenerator(params, seed=0)
         load_s = time.time() - t
