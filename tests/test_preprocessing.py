@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -476,6 +477,7 @@ def test_subject_job_writes_arrays_and_qc_report(tmp_path):
     trials = preprocess_subject([out["e"]], [out["q"]], [out["p"]], "01", outputs, pre_cfg(), seed=0)
     assert len(trials) == len(load_npy(outputs["meg"], mmap=True))
     text = outputs["report"].read_text()
+    assert "Created via" in text and not re.search(r"Created on [0-9-]+ [0-9:]+", text)  # no timestamp
     for title in (
         "Runs and epoch counts",
         "Dropped channels",
