@@ -228,3 +228,24 @@ def test_realtime_decoder_reproduces_the_workflow_predictions(tiny_results):
         for head, key in (("mse", "test_small_pred"), ("clip", "test_small_pred_clip")):
             got = torch.cat([o[head] for o in outs]).numpy()
             np.testing.assert_allclose(got, saved[key], rtol=1e-4, atol=1e-5)
+
+
+def test_saved_brain_model_bytes_are_the_same_in_every_process(tmp_path):
+    """The same weights and metadata give the same file, whichever process writes it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, torch\n"
+        "from megdecode.artifacts.brain_model import save_trained_brain\n"
+        "state = {'brain.w': torch.arange(6.0).reshape(2, 3), 'log_scale': torch.tensor(2.0)}\n"
+        "save_trained_brain(sys.argv[1], state, {'hidden': 8, 'n_blocks': 1}, {'lr': 0.1}, 3, ['01'], [4])\n"
+    )
+    for name in ("a", "b", "c"):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / f"{name}.safetensors")], check=True)
+    first = (tmp_path / "a.safetensors").read_bytes()
+    assert all((tmp_path / f"{n}.safetensors").read_bytes() == first for n in "bc")
+    from megdecode.artifacts.brain_model import read_state
+
+    meta, state = read_state(tmp_path / "a.safetensors")
+    assert meta["subjects"] == '["01"]' and meta["seed"] == "3" and set(state) == {"brain.w", "log_scale"}

@@ -19,6 +19,9 @@ from megdecode.models import BrainModule, BrainModuleConfig
 
 PREFIX = "brain."  # state keys of the brain module (the rest: the CLIP loss's temperature)
 REQUIRED_METADATA = ("brain_module", "subjects", "latent_shape")
+# All metadata under one key, as sorted JSON: safetensors writes several metadata keys in a per-process
+# random order, which would make the same weights give different bytes.
+METADATA_KEY = "megdecode"
 
 
 @dataclass
@@ -55,7 +58,11 @@ def save_trained_brain(
         "latent_shape": json.dumps(list(latent_shape)),
     }
     with io.atomic_output(path) as tmp:
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=meta)
+        save_file(
+            {k: v.contiguous() for k, v in state.items()},
+            str(tmp),
+            metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)},
+        )
 
 
 def read_state(path: Path | str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
@@ -70,6 +77,8 @@ def read_state(path: Path | str) -> tuple[dict[str, str], dict[str, torch.Tensor
             state = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except (FileNotFoundError, SafetensorError) as err:
         raise ValueError(f"cannot read {path}: {err}; rerun the training rule that writes it") from err
+    if METADATA_KEY in meta:
+        meta = json.loads(meta[METADATA_KEY])
     return meta, state
 
 
