@@ -15,8 +15,8 @@ from conftest import REPO, run_snakemake
 
 from megdecode.config import validate_config
 from megdecode.io import read_json, read_tsv
+from megdecode.seeds import derive_rng
 from megdecode.simulate import SimulationParams, simulate_stimuli, simulate_subject
-from megdecode.simulate.params import make_rng
 from megdecode.simulate.responses import schedule_subject
 from megdecode.simulate.sensors import (
     PHOTODIODE_CHANNEL,
@@ -117,7 +117,7 @@ def test_sensor_positions_are_plausible_helmet_positions():
 
 
 def test_head_geometry_sensors_outside_head():
-    head = head_geometry(make_rng(0, "head"))
+    head = head_geometry(derive_rng(0, "head"))
     t = np.asarray(head["dev_head_t"])
     _, pos, _ = sensor_geometry()
     in_head = pos @ t[:3, :3].T + t[:3, 3]
@@ -156,7 +156,7 @@ def test_split_error_when_too_many_concepts():
 
 
 def test_rendered_images_differ_by_attribute():
-    ex = draw_exemplar(make_rng(0, "ex"))
+    ex = draw_exemplar(derive_rng(0, "ex"))
     ex = dataclasses.replace(ex, cx=0.0, cy=0.0, scale=0.5, background=0.5, bg_gradient=0.0)
     base = Concept("square", "red", "solid")
     feats = {}

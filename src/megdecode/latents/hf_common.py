@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
@@ -72,12 +71,6 @@ def resolve_architecture(kind: str, random_init: RandomInit) -> str:
             f"random_init.architecture {arch!r} does not fit kind {kind!r}; use one of {allowed}"
         )
     return arch
-
-
-def derive_seed(*parts: Any) -> int:
-    """A stable 31-bit seed from any parts (config seed, backbone name, option seed)."""
-    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 def resolve_source(

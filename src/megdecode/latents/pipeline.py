@@ -15,10 +15,10 @@ import numpy as np
 
 from megdecode.artifacts.latents import write_latents
 from megdecode.io import atomic_output
-from megdecode.latents.hf_common import derive_seed
 from megdecode.latents.random_init import build_random_model
 from megdecode.latents.registry import make_backbone
 from megdecode.latents.stimuli import load_stimuli
+from megdecode.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 

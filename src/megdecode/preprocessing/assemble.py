@@ -9,7 +9,6 @@ and clamped. The array is written through a memory map, run by run, so a subject
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,14 +20,9 @@ import pandas as pd
 from megdecode.artifacts import preprocessed
 from megdecode.io import read_tsv, write_tsv
 from megdecode.preprocessing.params import PreprocessingParams
+from megdecode.seeds import derive_rng
 
 log = logging.getLogger(__name__)
-
-
-def subject_seed(seed: int, subject: str, purpose: str) -> np.random.Generator:
-    """A generator seeded from the config seed, the subject label and what it is for (no global state)."""
-    digest = hashlib.sha256(f"{subject}/{purpose}".encode()).digest()
-    return np.random.default_rng([int(seed), int.from_bytes(digest[:4], "little")])
 
 
 def sensor_layout(positions: np.ndarray) -> np.ndarray:
@@ -175,7 +169,7 @@ def assemble_subject(
         tables.append(meta)
     trials = pd.concat(tables, ignore_index=True)
     trials["subject"] = subject
-    trials["split"] = assign_splits(trials, params.val_fraction, subject_seed(seed, subject, "val"))
+    trials["split"] = assign_splits(trials, params.val_fraction, derive_rng(int(seed), subject, "val"))
     single = trials[trials["split"].isin(["train", "val", "test_large"])].copy()
     single["n_averaged"] = 1
     single["_row"] = np.arange(len(single))
@@ -223,7 +217,7 @@ def assemble_subject(
             train_rows,
             params.scaler_quantiles,
             params.scaler_max_trials,
-            subject_seed(seed, subject, "scaler"),
+            derive_rng(int(seed), subject, "scaler"),
         )
         apply_scaler(meg, center, scale, params.clamp)
 

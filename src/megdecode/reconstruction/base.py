@@ -7,7 +7,6 @@ A generator turns latents predicted from MEG (one :class:`Predicted` per backbon
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,11 +42,6 @@ class Generator(Protocol):
     def generate(self, predictions: Mapping[str, Predicted]) -> np.ndarray:
         """Images ``uint8 (n, H, W, 3)`` for the predictions, in the primary backbone's image-id order."""
         ...
-
-
-def derive_seed(seed: int, *labels: str) -> int:
-    """A stable 31-bit seed from the config seed and wildcard labels (same inputs, same seed)."""
-    return (int(seed) * 1_000_003 + zlib.crc32("/".join(labels).encode())) % (2**31 - 1)
 
 
 def load_predictions(path: Path | str, split: str) -> Predicted:

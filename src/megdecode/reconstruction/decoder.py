@@ -22,7 +22,8 @@ from megdecode.artifacts.latents import read_latents
 from megdecode.artifacts.stimuli import read_stimuli, train_image_ids
 from megdecode.config import dataclass_from_section
 from megdecode.io import atomic_output, write_json, write_tsv
-from megdecode.reconstruction.base import Predicted, derive_seed, load_images, to_uint8
+from megdecode.reconstruction.base import Predicted, load_images, to_uint8
+from megdecode.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from megdecode.artifacts.stimuli import read_stimuli, train_image_ids
 from megdecode.io import atomic_output, load_npz, read_tsv, save_npz, write_tsv
 from megdecode.metrics import image as im
 from megdecode.plan import NON_IMAGE_KINDS
-from megdecode.reconstruction.base import Predicted, derive_seed, load_images, load_predictions, resize_images
+from megdecode.reconstruction.base import Predicted, load_images, load_predictions, resize_images
+from megdecode.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from collections.abc import Mapping
 from typing import Any
-
-import numpy as np
 
 from megdecode.config import dataclass_from_section
 
@@ -125,14 +122,3 @@ class SimulationParams(StimulusWorldParams):
             sfreq=float(cfg["sfreq"]),
             catch_per_run=int(cfg["catch_per_run"]),
         )
-
-
-def label_key(label: str) -> int:
-    """A stable integer for a BIDS label (independent of its position in the config list)."""
-    return zlib.crc32(label.encode("utf-8"))
-
-
-def make_rng(seed: int, *keys: str | int) -> np.random.Generator:
-    """A generator seeded from the config seed plus string/int keys (stage name, labels)."""
-    ints = [int(seed)] + [label_key(k) if isinstance(k, str) else int(k) for k in keys]
-    return np.random.default_rng(np.random.SeedSequence(ints))

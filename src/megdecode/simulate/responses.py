@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from megdecode.simulate.params import ComponentParams, SimulationParams, make_rng
+from megdecode.seeds import derive_rng
+from megdecode.simulate.params import ComponentParams, SimulationParams
 
 LOG_COLUMNS = ["onset", "trial_type", "image_id", "file", "concept", "exemplar", "value", "test_image_nr"]
 
@@ -22,7 +23,7 @@ def schedule_subject(
 ) -> dict[tuple[str, str], pd.DataFrame]:
     """Assign trials to runs like THINGS-MEG: every exp image once per subject, every test image once per
     session, ``catch_per_run`` catch trials per run; shuffled order, onsets with a jittered gap."""
-    rng = make_rng(seed, "schedule", subject)
+    rng = derive_rng(seed, "schedule", subject)
     exp = table[table.role == "exp"]
     test = table[table.role == "test"].reset_index(drop=True)
     catch = table[table.role == "catch"]

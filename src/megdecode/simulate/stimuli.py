@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from megdecode.artifacts.stimuli import write_stimuli
 from megdecode.io import atomic_output, write_json
-from megdecode.simulate.params import StimulusParams, StimulusWorldParams, make_rng
+from megdecode.seeds import derive_rng
+from megdecode.simulate.params import StimulusParams, StimulusWorldParams
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ def image_features(img: np.ndarray) -> np.ndarray:
 def build_stimuli(params: StimulusWorldParams, seed: int) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict]:
     """Design the stimulus set: returns the table, the images by image_id and study-level ground truth."""
     p = params.stimuli
-    rng = make_rng(seed, "stimuli")
+    rng = derive_rng(seed, "stimuli")
     train, test = split_concepts(p, rng)
     rows, images = [], {}
     specs = [(c, "train", p.exemplars_per_train_concept) for c in train]
@@ -258,7 +259,7 @@ def encoding_ground_truth(
     params: StimulusWorldParams, table: pd.DataFrame, feats: np.ndarray, seed: int
 ) -> dict:
     """Study-level ground truth: which features drive which component, with the encoding weights."""
-    rng = make_rng(seed, "encoding")
+    rng = derive_rng(seed, "encoding")
     p = params.stimuli
     shown = (table.role != "catch").to_numpy()
     mu, sd = feats[shown].mean(axis=0), feats[shown].std(axis=0) + 1e-9

@@ -13,8 +13,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from megdecode.io import atomic_output, read_json, read_tsv, write_json, write_tsv
+from megdecode.seeds import derive_rng
 from megdecode.simulate import noise as nz
-from megdecode.simulate.params import SimulationParams, make_rng
+from megdecode.simulate.params import SimulationParams
 from megdecode.simulate.responses import evoked_sources, schedule_subject
 from megdecode.simulate.sensors import (
     REFERENCE_CHANNELS,
@@ -30,7 +31,7 @@ N_DRIFT_SOURCES = 8
 
 def subject_anatomy(params: SimulationParams, seed: int, subject: str) -> dict:
     """Subject-specific head geometry, dipoles and bad channels (deterministic from seed + label)."""
-    rng = make_rng(seed, "anatomy", subject)
+    rng = derive_rng(seed, "anatomy", subject)
     head = head_geometry(rng)
     r0 = np.asarray(head["sphere_r0"])
     dips = {
@@ -49,7 +50,7 @@ def pick_bad_channels(names: Sequence[str], n_bad: int, rng: np.random.Generator
 
 
 def _meas_date(seed: int, subject: str, session: str, run_pos: int) -> datetime.datetime:
-    day = int(make_rng(seed, "date", subject, session).integers(0, 365))
+    day = int(derive_rng(seed, "date", subject, session).integers(0, 365))
     base = datetime.datetime(2020, 1, 6, 9, 0, tzinfo=datetime.UTC)
     return base + datetime.timedelta(days=day, minutes=10 * run_pos)
 
@@ -152,7 +153,7 @@ def simulate_subject(
     head, dips = anat["head"], anat["dipoles"]
     info0 = make_info(params.sfreq, head, _meas_date(seed, subject, sessions[0], 0))
     meg_names = [n for n in info0["ch_names"] if n.startswith("M")]
-    bads = pick_bad_channels(meg_names, params.noise.n_bad_channels, make_rng(seed, "bads", subject))
+    bads = pick_bad_channels(meg_names, params.noise.n_bad_channels, derive_rng(seed, "bads", subject))
     order = ("early", "late", "alpha", "background")
     allpos = Dipoles(
         np.concatenate([dips[k].pos for k in order]),
@@ -165,7 +166,7 @@ def simulate_subject(
     for pos, ((ses, run), raw_path, log_path) in enumerate(
         tqdm(list(zip(blocks, raw_paths, log_paths, strict=True)), desc=f"sub-{subject}")
     ):
-        rng = make_rng(seed, "run", subject, ses, run)
+        rng = derive_rng(seed, "run", subject, ses, run)
         info = make_info(params.sfreq, head, _meas_date(seed, subject, ses, pos))
         trials = schedule[(ses, run)]
         raw, per_trial = simulate_run(params, truth, table, trials, info, gain, bads, rng)
