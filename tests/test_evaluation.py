@@ -272,3 +272,40 @@ def test_timeresolved_adds_brain_window_rows(tmp_path: Path) -> None:
     assert (brain.query("metric == 'top5_acc'").value == 1.0).all()  # perfect predictions
     assert (df[df.model == "ridge"].window_kind != LISTED).all()
     assert len(read_tsv(out)) == len(df)
+
+
+def test_brain_module_is_scored_on_its_clip_head(tmp_path: Path) -> None:
+    """Clip head perfect, MSE head noise: retrieval, Table 1 and the chance model must use the clip head."""
+    from megdecode.artifacts.evaluation_tables import scored_head_rows
+    from megdecode.reporting.common import ReportSettings
+    from megdecode.reporting.tables import collect_results, table1
+
+    lat_dir = make_latents(tmp_path)
+    path = make_predictions(lat_dir, tmp_path / "b.npz", noise=0.0, seed=0)
+    arrays = dict(np.load(path))
+    rng = np.random.default_rng(1)
+    for split in ("val", "test_small", "test_large"):
+        arrays[f"{split}_pred_clip"] = arrays[f"{split}_pred"]  # perfect
+        arrays[f"{split}_pred"] = rng.standard_normal(arrays[f"{split}_pred"].shape).astype("float32")
+    save_npz(arrays, path)
+    outs = {m: str(tmp_path / m / "sub-01.tsv") for m in ("brain", "chance")}
+    jobs = [
+        dict(
+            model=m,
+            backbone="hog",
+            latent_dir=lat_dir,
+            prediction_files={"01": [str(path)]},
+            outputs={"01": o},
+        )
+        for m, o in outs.items()
+    ]
+    ev.evaluate_all(jobs, {**EVAL_DEFAULTS, "n_bootstrap": 20, "chance_shuffles": 5}, seed=0)
+    brain = read_tsv(outs["brain"], dtype={"subject": str}).set_index(["head", "test_set", "metric"])
+    assert brain.loc[("clip", "test_large", "top1_acc"), "value"] == 1.0
+    assert brain.loc[("mse", "test_large", "top1_acc"), "value"] < 0.5
+    assert set(read_tsv(outs["chance"])["head"]) == {"clip"}  # the chance model shuffles the scored head
+    long = collect_results([outs["brain"]], [])
+    assert set(scored_head_rows(long)["head"]) == {"clip"}
+    t1 = table1(long, ReportSettings.from_config(section_defaults("report")))
+    top5 = t1.query("model == 'brain' and metric == 'top5_acc' and test_set == 'test_large'")
+    assert float(top5["mean"].iloc[0]) == 1.0

@@ -20,6 +20,7 @@ RETRIEVAL_COLUMNS = [
     "subject",
     "backbone",
     "model",
+    "head",
     "test_set",
     "window",
     "metric",
@@ -28,8 +29,17 @@ RETRIEVAL_COLUMNS = [
     "ci_high",
     "chance",
 ]
-TIMERESOLVED_COLUMNS = [*RETRIEVAL_COLUMNS[:5], "window_kind", "tmin", "tmax", *RETRIEVAL_COLUMNS[5:]]
+TIMERESOLVED_COLUMNS = [*RETRIEVAL_COLUMNS[:6], "window_kind", "tmin", "tmax", *RETRIEVAL_COLUMNS[6:]]
 FULL_WINDOW = "full"  # the ``window`` of retrieval on the whole epoch
+
+
+def scored_head_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the head each decoder was trained for retrieval with: ``clip`` where a decoder has it
+    (the brain module), else ``mse`` (ridge). Tables and figures compare decoders on these rows."""
+    has_clip = table.groupby(["subject", "backbone", "model"])["head"].transform(
+        lambda h: (h == "clip").any()
+    )
+    return table[(table["head"] == "clip") | ~has_clip]
 
 
 def write_retrieval_table(table: pd.DataFrame, path: Path | str) -> None:

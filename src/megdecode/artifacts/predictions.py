@@ -22,6 +22,8 @@ from megdecode.artifacts.splits import PRED_SPLITS
 
 MSE, CLIP = "mse", "clip"
 HEAD_SUFFIX = {MSE: "_pred", CLIP: "_pred_clip"}
+# trained with the contrastive loss: the head retrieval scores, wherever a decoder has it
+RETRIEVAL_HEAD = CLIP
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,11 @@ class Predictions:
 
     def has(self, split: str, head: str = MSE) -> bool:
         return split in self.heads.get(head, {})
+
+    @property
+    def head_names(self) -> list[str]:
+        """Heads present, the retrieval head first (brain module: ``clip``, then ``mse``; ridge: ``mse``)."""
+        return sorted(self.heads, key=lambda h: h != RETRIEVAL_HEAD)
 
     def pred(self, split: str, head: str = MSE) -> np.ndarray:
         """(n, dim) predictions of ``split`` from ``head``, in the standardised target space."""

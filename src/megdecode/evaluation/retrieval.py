@@ -161,7 +161,7 @@ def evaluate_predictions(
                 per_seed.append(sim_scores(sim, target, settings.topk))
         n_gallery = len(np.unique(ids))
         for row in summarise_items(per_seed, n_gallery, settings, rng):
-            rows.append(dict(test_set=test_set, window=FULL_WINDOW, **row))
+            rows.append(dict(head=head, test_set=test_set, window=FULL_WINDOW, **row))
     return rows
 
 
@@ -177,11 +177,13 @@ def retrieval_table(
 
 
 def evaluate_all(jobs: Sequence[Mapping[str, Any]], cfg: Mapping[str, Any], seed: int) -> None:
-    """Score every job of :func:`megdecode.plan.retrieval_jobs` and write its tables.
+    """Score every job of :meth:`megdecode.plan.Plan.retrieval_jobs` and write its tables.
 
     A job has ``model``, ``backbone``, ``latent_dir``, ``prediction_files`` (subject -> the predictions of
     each seed of the model it scores: itself, or for ``chance`` its source model) and ``outputs``
-    (subject -> TSV). The ``chance`` model re-scores its source's predictions with the items shuffled.
+    (subject -> TSV). Every head of the predictions is scored (the brain module: ``clip``, trained for
+    retrieval, and ``mse``, which feeds the generators; ridge: ``mse``). The ``chance`` model re-scores its
+    source's retrieval head with the items shuffled.
     """
     settings = RetrievalSettings.from_config(cfg)
     for job in jobs:
@@ -189,11 +191,16 @@ def evaluate_all(jobs: Sequence[Mapping[str, Any]], cfg: Mapping[str, Any], seed
         model, backbone = job["model"], job["backbone"]
         for subject, out in job["outputs"].items():
             preds = [read_predictions(f) for f in job["prediction_files"][subject]]
-            rng = derive_rng(int(seed), "retrieval", model, backbone, subject)
-            rows = evaluate_predictions(preds, latents, settings, rng, shuffle=model == "chance")
+            heads = preds[0].head_names[:1] if model == "chance" else preds[0].head_names
+            rows = []
+            for head in heads:
+                rng = derive_rng(int(seed), "retrieval", model, backbone, subject, head)
+                rows += evaluate_predictions(
+                    preds, latents, settings, rng, shuffle=model == "chance", head=head
+                )
             table = retrieval_table(rows, subject, backbone, model)
             write_retrieval_table(table, out)
-            top5 = table.query("metric == 'top5_acc'")[["test_set", "value", "chance"]]
+            top5 = table.query("metric == 'top5_acc'")[["head", "test_set", "value", "chance"]]
             log.info("%s %s sub-%s: %s", model, backbone, subject, top5.to_dict("records"))
 
 
@@ -204,6 +211,7 @@ def window_rows(
     settings: RetrievalSettings,
     rng: np.random.Generator,
 ) -> list[dict[str, Any]]:
-    """Retrieval rows of one predictions file, each row extended with ``extra`` (window labels)."""
-    rows = evaluate_predictions([read_predictions(prediction_file)], latents, settings, rng)
+    """Retrieval rows of one predictions file's retrieval head, each row extended with ``extra`` (window)."""
+    preds = read_predictions(prediction_file)
+    rows = evaluate_predictions([preds], latents, settings, rng, head=preds.head_names[0])
     return [dict(row, **extra) for row in rows]

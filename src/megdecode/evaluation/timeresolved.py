@@ -163,6 +163,7 @@ def timeresolved_retrieval(
                 rows.append(
                     dict(
                         model="ridge",
+                        head="mse",
                         test_set=test_set,
                         window=window.name,
                         window_kind=window.kind,

@@ -20,6 +20,7 @@ LONG_COLUMNS = [
     "backbone",
     "backbone_label",
     "model",
+    "head",
     "test_set",
     "window",
     "window_kind",

@@ -118,7 +118,7 @@ def write_examples(
     ids = preds.image_ids["test_small"]
     gallery_ids, _ = gallery(ids)
     fig = plot_topk_examples(
-        preds.pred("test_small"),
+        preds.pred("test_small", preds.head_names[0]),  # the retrieval head (brain: clip),
         ids,
         preds.candidates(latents, gallery_ids),
         gallery_ids,
