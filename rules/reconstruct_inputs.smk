@@ -39,7 +39,8 @@ def recon_params(wildcards):
 
 
 def recon_metrics_inputs(wildcards):
-    """Every subject's reconstructions of one generator, the stimuli, and the feature backbones' files."""
+    """Every subject's reconstructions of one generator, the stimuli, and the feature backbones' weights
+    (features are computed from the pixels of both the seen and the reconstructed images)."""
     inputs = {
         "npz": expand(
             f"{RECON_DIR}/reconstructions.npz",
@@ -52,7 +53,6 @@ def recon_metrics_inputs(wildcards):
         "table": STIMULI_TABLE,
     }
     for b in PLAN.recon_feature_backbones:
-        inputs[f"latents_{b}"] = LATENTS_NPY.format(backbone=b)
         if b in RANDOM_BACKBONES:
             inputs[f"weights_{b}"] = PRETRAINED.format(backbone=b)
     return inputs

@@ -208,7 +208,7 @@ def test_reconstruct_and_score_subject(
             generator, ["01"], [str(out / "reconstructions.npz")], [str(out / "images")],
             [str(out / "metrics.tsv")], [str(out / "best_median_worst.png")], str(study["table"]),
             str(study["images"]), METRICS_CFG, {"colour_hist": COLOUR_HIST, "attrs": {"kind": "attributes"}},
-            {"colour_hist": str(study["colour_hist"]), "attrs": str(study["colour_hist"])}, {},
+            {},
         )  # fmt: skip
     assert "alexnet2 skipped" in caplog.text
     assert "attrs skipped" in caplog.text
@@ -216,7 +216,30 @@ def test_reconstruct_and_score_subject(
     assert metrics["image_id"].tolist() == test_ids
     for col in ("pixcorr", "ssim", "two_way_colour_hist", "colour_hist_distance"):
         assert metrics[col].notna().all(), col
+    assert (metrics["image_px"] == METRICS_CFG["image_size"]).all()
     assert (out / "best_median_worst.png").stat().st_size > 1000
+
+
+def test_metrics_compare_like_with_like(study: dict[str, Path], tmp_path: Path) -> None:
+    """A reconstruction that is the seen image scores as the seen image: the features of both come from the
+    same pixels through the same extractor (distance 0, not the gap between stored latents and PNG features).
+    """
+    ids = ["c09_0", "c10_0", "c11_0"]
+    stimuli = read_stimuli(study["table"])
+    distances = {}
+    for size in (METRICS_CFG["image_size"], 64):  # generated at the compared size, and at another size
+        seen = load_images(stimuli, study["images"], ids, size)
+        save_npz({"images": seen, "image_id": np.array(ids)}, tmp_path / f"r{size}.npz")
+        score_subjects(
+            "decoder", ["01"], [str(tmp_path / f"r{size}.npz")], [str(tmp_path)],
+            [str(tmp_path / f"{size}.tsv")], [str(tmp_path / f"{size}.png")], str(study["table"]),
+            str(study["images"]), METRICS_CFG, {"colour_hist": COLOUR_HIST}, {},
+        )  # fmt: skip
+        metrics = read_tsv(tmp_path / f"{size}.tsv")
+        assert (metrics["image_px"] == METRICS_CFG["image_size"]).all()
+        distances[size] = metrics["colour_hist_distance"].to_numpy()
+    assert distances[METRICS_CFG["image_size"]] == pytest.approx(0.0, abs=1e-9)
+    assert (distances[64] < 0.05).all()  # only the resampling differs
 
 
 def test_summary_has_paper_rows_labelled(tmp_path: Path) -> None:
@@ -232,6 +255,7 @@ def test_summary_has_paper_rows_labelled(tmp_path: Path) -> None:
                         "image_id": ["a", "b"],
                         "pixcorr": [base, base + 0.1],
                         "hog_distance": [0.2, 0.4],
+                        "image_px": 32,
                     }
                 ),
                 p,
@@ -246,7 +270,11 @@ def test_summary_has_paper_rows_labelled(tmp_path: Path) -> None:
     paper = summary[summary["source"].str.startswith("paper")]
     assert dict(zip(paper["metric"], paper["value"], strict=True)) == PAPER_THINGS_MEG
     md = (tmp_path / "summary.md").read_text()
-    assert "paper, THINGS-MEG (reported)" in md and "hog_distance ↓" in md
+    assert (
+        "paper, THINGS-MEG (reported, 425 px)" in md
+        and "| decoder (32 px) |" in md
+        and "hog_distance ↓" in md
+    )
     html = (tmp_path / "summary.html").read_text()
     assert html.count("<table") == 2 and "not computed by this run" in html and "Per subject" in html
 

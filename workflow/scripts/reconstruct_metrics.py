@@ -1,7 +1,5 @@
 """Rule reconstruction_metrics: per-image metrics and best/median/worst figures of one generator."""
 
-from pathlib import Path
-
 from megdecode.logs import job_logging
 from megdecode.reconstruction import score_subjects
 
@@ -18,9 +16,6 @@ with job_logging(snakemake) as log:  # noqa: F821
         images_root=snakemake.params.images_root,  # noqa: F821
         cfg=snakemake.params.cfg,  # noqa: F821
         backbones=snakemake.params.backbones,  # noqa: F821
-        latents_dirs={
-            k[len("latents_") :]: str(Path(v).parent) for k, v in inputs.items() if k.startswith("latents_")
-        },
         weights_dirs={k[len("weights_") :]: v for k, v in inputs.items() if k.startswith("weights_")},
         threads=snakemake.threads,  # noqa: F821
     )

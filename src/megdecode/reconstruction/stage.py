@@ -8,12 +8,14 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from megdecode.artifacts.latents import read_latents, read_meta
 from megdecode.artifacts.stimuli import read_stimuli, train_image_ids
@@ -38,9 +40,11 @@ PAPER_THINGS_MEG: dict[str, float] = {
     "swav_distance": 0.630,
 }
 PAPER_LABEL = "paper (Benchetrit et al. 2023, THINGS-MEG, as reported by ATM; not reproduced here)"
+#: The resolution at which the field's evaluation code (MindEye's, used by the papers above) compares images.
+PAPER_IMAGE_PX = 425
 
-#: Non-metric columns of a metrics table.
-ID_COLUMNS = ("subject", "generator", "image_id", "retrieved_id")
+#: Non-metric columns of a metrics table (``image_px``: the side, in pixels, at which images were compared).
+ID_COLUMNS = ("subject", "generator", "image_id", "retrieved_id", "image_px")
 
 
 def _write_pngs(images: np.ndarray, image_ids: Sequence[str], out_dir: Path | str) -> None:
@@ -180,20 +184,23 @@ def score_subjects(
     images_root: str,
     cfg: Mapping[str, Any],
     backbones: Mapping[str, Mapping[str, Any]],
-    latents_dirs: Mapping[str, str],
     weights_dirs: Mapping[str, str],
     threads: int = 1,
 ) -> None:
     """Rule ``reconstruction_metrics`` (one job per generator: feature models load once): for every subject,
-    a per-image metrics TSV and the best/median/worst figure. Lists are aligned on ``subjects``."""
+    a per-image metrics TSV and the best/median/worst figure. Lists are aligned on ``subjects``.
+
+    Like with like: seen and reconstructed images are brought to ``cfg['image_size']`` pixels, and every
+    feature (two-way identification, distances) is computed from those pixels by the same extractor for both.
+    """
     if not len(subjects) == len(recon_npzs) == len(recon_images) == len(out_metrics) == len(out_figures):
         raise ValueError("score_subjects: one npz, image folder, metrics and figure path per subject")
     stimuli = read_stimuli(stimuli_tsv)
     extractors = {}
-    for name in latents_dirs:
-        extract = feature_extractor_for_backbone(name, backbones[name], weights_dirs.get(name), threads)
+    for name, spec in backbones.items():
+        extract = feature_extractor_for_backbone(name, spec, weights_dirs.get(name), threads)
         if extract is not None:
-            extractors[name] = (read_latents(latents_dirs[name]), extract)
+            extractors[name] = extract
     log_optional_extractors(cfg["optional_extractors"])
     for subject, npz, png_dir, out_tsv, out_png in zip(
         subjects, recon_npzs, recon_images, out_metrics, out_figures, strict=True
@@ -211,23 +218,32 @@ def _score_one(
     stimuli: pd.DataFrame,
     images_root: str,
     cfg: Mapping[str, Any],
-    extractors: Mapping[str, tuple[Any, Any]],
+    extractors: Mapping[str, Any],
 ) -> None:
     data = load_npz(recon_npz)
     ids = data["image_id"].astype(str).tolist()
     size = int(cfg["image_size"])
     seen = load_images(stimuli, images_root, ids, size)
     recon = resize_images(data["images"], size)
-    features = {
-        name: (table.get(ids, np.float64), extract(recon_images, ids))
-        for name, (table, extract) in extractors.items()
-    }
+    features = {}
+    if extractors:
+        with tempfile.TemporaryDirectory(prefix=".tmp-metrics-") as tmp:
+            for kind, images in (("seen", seen), ("recon", recon)):
+                (Path(tmp) / kind).mkdir()
+                for image, image_id in zip(images, ids, strict=True):
+                    Image.fromarray(image).save(Path(tmp) / kind / f"{image_id}.png")
+            for name, extract in extractors.items():
+                features[name] = (
+                    extract(str(Path(tmp) / "seen"), ids),
+                    extract(str(Path(tmp) / "recon"), ids),
+                )
     scores = score_images(seen, recon, features)
     scores.insert(0, "image_id", ids)
     scores.insert(0, "generator", generator)
     scores.insert(0, "subject", subject)
     if "retrieved_id" in data:
         scores["retrieved_id"] = data["retrieved_id"].astype(str)
+    scores["image_px"] = size
     write_tsv(scores, out_metrics)
     means = {c: round(float(scores[c].mean()), 4) for c in scores.columns if c not in ID_COLUMNS}
     log.info("sub-%s %s: %s", subject, generator, means)
@@ -294,12 +310,13 @@ def summarise(
                     "higher_is_better": im.metric_higher_is_better(col),
                     "value": float(table[col].mean()),
                     "n_images": len(table),
+                    "image_px": int(table["image_px"].iloc[0]),
                 }
             )
     summary = pd.DataFrame(rows)
     if not summary.empty:
         mean = (
-            summary.groupby(["generator", "metric", "higher_is_better"], sort=False)
+            summary.groupby(["generator", "metric", "higher_is_better", "image_px"], sort=False)
             .agg(value=("value", "mean"), n_images=("n_images", "sum"))
             .reset_index()
             .assign(source="this run", subject="mean")
@@ -308,7 +325,8 @@ def summarise(
     paper = pd.DataFrame(
         [
             {"source": PAPER_LABEL, "generator": "versatile_diffusion", "subject": "mean", "metric": k,
-             "higher_is_better": im.metric_higher_is_better(k), "value": v, "n_images": 200}
+             "higher_is_better": im.metric_higher_is_better(k), "value": v, "n_images": 200,
+             "image_px": PAPER_IMAGE_PX}
             for k, v in PAPER_THINGS_MEG.items()
         ]
     )  # fmt: skip
@@ -325,7 +343,12 @@ def summarise(
 def summary_wide(summary: pd.DataFrame) -> pd.DataFrame:
     """Mean over subjects per generator (rows) x metric (columns, arrow = direction); paper row last."""
     means = summary[summary["subject"] == "mean"].copy()
-    means["row"] = np.where(means["source"] == "this run", means["generator"], "paper, THINGS-MEG (reported)")
+    px = means["image_px"].astype(int).astype(str) + " px"
+    means["row"] = np.where(
+        means["source"] == "this run",
+        means["generator"] + " (" + px + ")",
+        "paper, THINGS-MEG (reported, " + px + ")",
+    )
     return means.pivot_table(index="row", columns="metric", values="value", sort=False)
 
 
@@ -361,6 +384,8 @@ def summary_markdown(summary: pd.DataFrame) -> str:
         "# Reconstruction metrics (mean over subjects)",
         "",
         "Paper row: the paper's THINGS-MEG numbers as reported by ATM; real data, not computed by this run.",
+        "Each row names the side, in pixels, at which seen and reconstructed images were compared",
+        "(PixCorr, SSIM and the features of both): numbers at different resolutions are not comparable.",
         "",
         header,
         "|" + "---|" * (len(wide.columns) + 1),
