@@ -29,7 +29,7 @@ import pandas as pd
 
 from megdecode.artifacts.stimuli import write_stimuli
 from megdecode.bids_layout import run_stem
-from megdecode.io import read_tsv, write_tsv
+from megdecode.io import read_json, read_tsv, write_tsv
 
 log = logging.getLogger(__name__)
 
@@ -246,8 +246,6 @@ def _recording_sfreq(recording: Path) -> float | None:
 
 def inventory_row(bids_root: Path | str, subject: str, session: str, run: str, task: str) -> dict:
     """One inventory row: which files exist, trial counts, sampling rate and warnings."""
-    from megdecode.io import read_json
-
     files = run_files(bids_root, subject, session, run, task)
     root = Path(bids_root)
     warnings: list[str] = [

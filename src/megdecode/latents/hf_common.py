@@ -12,7 +12,7 @@ from typing import Any
 from tqdm import tqdm
 
 from megdecode.devices import resolve_device
-from megdecode.latents.registry import LatentKind
+from megdecode.latents.registry import LatentKind, parse_options
 from megdecode.latents.stimuli import Stimuli
 
 log = logging.getLogger(__name__)
@@ -136,8 +136,6 @@ def setup_torch(threads: int) -> None:
 
 def parse_random_init(value: Any, where: str) -> RandomInit | None:
     """``None`` or a :class:`RandomInit` from a config mapping."""
-    from megdecode.latents.registry import parse_options
-
     if value is None or isinstance(value, RandomInit):
         return value
     return parse_options(RandomInit, value, f"{where}.random_init")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from megdecode.io import atomic_output, read_tsv, save_npz, write_tsv
+from megdecode.io import atomic_output, read_tsv, save_npz, write_json, write_tsv
 from megdecode.preprocessing.params import PreprocessingParams
 from megdecode.preprocessing.reader import (
     BadRunError,
@@ -229,8 +229,6 @@ def _empty_epochs(params: PreprocessingParams, reason: str):
 def write_derivatives_description(path: Path | str, cfg: dict[str, Any]) -> None:
     """``dataset_description.json`` of the ``derivatives/megdecode`` tree (BIDS derivative dataset)."""
     from importlib.metadata import PackageNotFoundError, version
-
-    from megdecode.io import write_json
 
     try:
         ours = version("megdecode")

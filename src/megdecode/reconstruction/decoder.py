@@ -21,7 +21,7 @@ import pandas as pd
 from megdecode.artifacts.latents import read_latents
 from megdecode.artifacts.stimuli import read_stimuli, train_image_ids
 from megdecode.config import dataclass_from_section
-from megdecode.io import atomic_output, write_json, write_tsv
+from megdecode.io import atomic_output, read_json, write_json, write_tsv
 from megdecode.reconstruction.base import Predicted, load_images, to_uint8
 from megdecode.seeds import derive_seed
 
@@ -252,8 +252,6 @@ class DecoderGenerator:
     def __init__(self, model_path: Path | str, meta_path: Path | str) -> None:
         import torch
         from safetensors.torch import load_file
-
-        from megdecode.io import read_json
 
         meta = read_json(meta_path)
         self.backbone: str = meta["backbone"]
