@@ -71,4 +71,6 @@ def test_summary_next_to_paper_numbers(tiny_results: Path) -> None:
     assert np.isfinite(ours["value"]).all()
     paper = summary[summary["source"].str.startswith("paper")]
     assert dict(zip(paper["metric"], paper["value"], strict=True))["ssim"] == pytest.approx(0.327)
-    assert "paper, THINGS-MEG (reported)" in (tiny_results / "reconstruction" / "summary.md").read_text()
+    md = (tiny_results / "reconstruction" / "summary.md").read_text()
+    assert "paper, THINGS-MEG (reported, 425 px)" in md and "| decoder (32 px) |" in md  # tiny: 32 px
+    assert set(ours["image_px"]) == {32} and set(paper["image_px"]) == {425}
