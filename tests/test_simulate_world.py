@@ -324,3 +324,11 @@ def test_snakemake_nonlinear_world(tmp_path: Path) -> None:
     run_snakemake(results, sub_truth, configfile=config)
     assert read_json(results / "sourcedata" / "ground_truth.json")["world"] == "nonlinear"
     assert read_json(sub_truth)["world"] == "nonlinear"
+
+
+def test_nonlinear_config_is_the_default_in_the_nonlinear_world() -> None:
+    default = yaml.safe_load((REPO / "config.yaml").read_text())
+    nonlinear = yaml.safe_load((REPO / "config" / "nonlinear.yaml").read_text())
+    assert nonlinear["simulation"].pop("responses") == {"world": "nonlinear"}
+    assert nonlinear.pop("results_dir") != default.pop("results_dir")
+    assert nonlinear == default
