@@ -123,7 +123,7 @@ def evoked_sources(
     trial_types: Sequence[str],
     n_times: int,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Source time courses (n_early + n_late, n_times) float32 for trials whose images appear at
     ``image_onsets`` (samples, photodiode time); returns (sources, per-trial variables of
     :func:`trial_variables`)."""
