@@ -56,6 +56,17 @@ class NoiseParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class NonlinearWorldParams:
+    """The nonlinear world's departures from the linear one (``simulation.responses.nonlinear``)."""
+
+    early_jitter_sd: float
+    late_jitter_sd: float
+    gain_sd: float
+    naka_rushton: bool
+    conjunctive_codes: bool
+
+
+@dataclasses.dataclass(frozen=True)
 class TimingParams:
     """Trial timing of the stimulus program (s)."""
 
@@ -80,6 +91,28 @@ class StimulusWorldParams:
     latency_jitter_sd: float
     gain_sd: float
     trigger_codes: Mapping[str, int]
+    world: str
+    nonlinear: NonlinearWorldParams
+
+    @property
+    def is_nonlinear(self) -> bool:
+        """True in the nonlinear world (``responses.world: nonlinear``)."""
+        return self.world == "nonlinear"
+
+    @property
+    def naka_rushton(self) -> bool:
+        """Early amplitudes are Naka-Rushton functions of the image statistics (else linear in z-scores)."""
+        return self.is_nonlinear and self.nonlinear.naka_rushton
+
+    @property
+    def conjunctive_codes(self) -> bool:
+        """Late codes are (shape, colour) pair + concept patterns (else a sum of per-attribute patterns)."""
+        return self.is_nonlinear and self.nonlinear.conjunctive_codes
+
+    @property
+    def trial_gain_sd(self) -> float:
+        """SD of the log per-trial gain in this world."""
+        return self.nonlinear.gain_sd if self.is_nonlinear else self.gain_sd
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> StimulusWorldParams:
@@ -99,6 +132,10 @@ class StimulusWorldParams:
             latency_jitter_sd=float(resp["latency_jitter_sd"]),
             gain_sd=float(resp["gain_sd"]),
             trigger_codes=dict(cfg["trigger_codes"]),
+            world=str(resp["world"]),
+            nonlinear=dataclass_from_section(
+                NonlinearWorldParams, resp["nonlinear"], "simulation.responses.nonlinear"
+            ),
         )
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from megdecode.seeds import derive_rng
 from megdecode.simulate.params import ComponentParams, SimulationParams
+from megdecode.simulate.stimuli import early_code, late_code
 
 LOG_COLUMNS = ["onset", "trial_type", "image_id", "file", "concept", "exemplar", "value", "test_image_nr"]
 
@@ -61,29 +62,56 @@ def schedule_subject(
     return out
 
 
-def gaussian_waves(comp: ComponentParams, shift: float, n: int, sfreq: float) -> np.ndarray:
-    """(n_latencies, n) Gaussian bumps at each latency + ``shift`` seconds after the window start."""
+def gaussian_waves(comp: ComponentParams, shift: float | np.ndarray, n: int, sfreq: float) -> np.ndarray:
+    """(n_latencies, n) Gaussian bumps at each latency + ``shift`` s after the window start; ``shift``: one
+    value for all latencies or one per latency."""
     t = np.arange(n) / sfreq
-    lat = np.asarray(comp.latencies)[:, None] + shift
+    lat = np.asarray(comp.latencies)[:, None] + np.reshape(shift, (-1, 1))
     return np.exp(-0.5 * ((t[None, :] - lat) / comp.width) ** 2)
 
 
 def trial_amplitudes(
-    params: SimulationParams, truth: dict, image_id: str, trial_type: str, attrs: dict[str, str] | None
+    params: SimulationParams,
+    truth: dict,
+    image_id: str,
+    trial_type: str,
+    attrs: dict[str, str] | None,
+    concept: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Dipole moments (Am) per latency: early (n_early, n_lat_early), late (n_late, n_lat_late)."""
+    """Dipole moments (Am) per latency: early (n_early, n_lat_early), late (n_late, n_lat_late).
+
+    The world is the one of ``truth`` (study-level ground_truth.json); ``concept`` is needed for conjunctive
+    codes (nonlinear world)."""
     early, late = params.early, params.late
-    comps = truth["components"]
-    feats = np.asarray(truth["image_features"][image_id])
-    z = (feats - np.asarray(truth["feature_mean"])) / np.asarray(truth["feature_std"])
-    w = np.asarray(comps["early"]["weights"])
+    w = np.asarray(truth["components"]["early"]["weights"])
+    z = early_code(truth, image_id)
     a_early = params.evoked_nam + early.amplitude_nam * (w @ z).reshape(early.n_dipoles, len(early.latencies))
     a_late = np.zeros((late.n_dipoles, len(late.latencies)))
     if trial_type != "catch" and attrs is not None:
-        codes = comps["late"]["attribute_codes"]
-        vec = sum(np.asarray(codes[a][v]) for a, v in attrs.items())
+        vec = late_code(truth, concept, attrs)
         a_late = late.amplitude_nam * vec.reshape(late.n_dipoles, len(late.latencies))
     return a_early * 1e-9, a_late * 1e-9
+
+
+def trial_variables(
+    params: SimulationParams, n_trials: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Per-trial generating variables: latency shifts (s) of the early and late peaks, (n_trials, n_latencies)
+    each, and gains (n_trials,). Linear world: one shift per trial shared by every peak; nonlinear world: one
+    early shift (``early_jitter_sd``) and an independent shift per late latency (``late_jitter_sd``)."""
+    n_e, n_l = len(params.early.latencies), len(params.late.latencies)
+    if not params.is_nonlinear:  # the linear world's draws, in their original order
+        jitters = rng.normal(0, params.latency_jitter_sd, n_trials)
+        gains = np.exp(rng.normal(0, params.gain_sd, n_trials))
+        return {
+            "early": np.repeat(jitters[:, None], n_e, axis=1),
+            "late": np.repeat(jitters[:, None], n_l, axis=1),
+            "gain": gains,
+        }
+    nl = params.nonlinear
+    early = np.repeat(rng.normal(0, nl.early_jitter_sd, (n_trials, 1)), n_e, axis=1)
+    late = rng.normal(0, nl.late_jitter_sd, (n_trials, n_l))
+    return {"early": early, "late": late, "gain": np.exp(rng.normal(0, nl.gain_sd, n_trials))}
 
 
 def evoked_sources(
@@ -95,25 +123,36 @@ def evoked_sources(
     trial_types: Sequence[str],
     n_times: int,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Source time courses (n_early + n_late, n_times) float32 for trials whose images appear at
-    ``image_onsets`` (samples, photodiode time); returns (sources, latency jitters s, gains)."""
+    ``image_onsets`` (samples, photodiode time); returns (sources, per-trial variables of
+    :func:`trial_variables`)."""
+    if truth.get("world", "linear") != params.world:
+        raise ValueError(
+            f"ground_truth.json was made for the {truth.get('world', 'linear')} world but the config asks "
+            f"for simulation.responses.world '{params.world}'; rerun simulate_stimuli"
+        )
     sf = params.sfreq
     early, late = params.early, params.late
     n_e, n_l = early.n_dipoles, late.n_dipoles
-    win = int(np.ceil((max(*early.latencies, *late.latencies) + 5 * max(early.width, late.width)) * sf))
+    # the window covers the largest shift the world draws (5 SD), so no late peak is cut at its tail
+    max_shift = 5 * (
+        max(params.nonlinear.early_jitter_sd, params.nonlinear.late_jitter_sd) if params.is_nonlinear else 0
+    )
+    win = int(
+        np.ceil((max(*early.latencies, *late.latencies) + 5 * max(early.width, late.width) + max_shift) * sf)
+    )
     src = np.zeros((n_e + n_l, n_times), np.float32)
     by_id = table.set_index("image_id")
-    jitters = rng.normal(0, params.latency_jitter_sd, len(image_ids))
-    gains = np.exp(rng.normal(0, params.gain_sd, len(image_ids)))
+    var = trial_variables(params, len(image_ids), rng)
     for k, (onset, img, ttype) in enumerate(zip(image_onsets, image_ids, trial_types, strict=True)):
         row = by_id.loc[img]
         attrs = None if ttype == "catch" else {a: row[a] for a in ("shape", "colour", "texture")}
-        a_e, a_l = trial_amplitudes(params, truth, img, ttype, attrs)
+        a_e, a_l = trial_amplitudes(params, truth, img, ttype, attrs, row["concept"])
         stop = min(onset + win, n_times)
         n = stop - onset
         if n <= 0:
             continue
-        src[:n_e, onset:stop] += gains[k] * (a_e @ gaussian_waves(early, jitters[k], n, sf))
-        src[n_e:, onset:stop] += gains[k] * (a_l @ gaussian_waves(late, jitters[k], n, sf))
-    return src, jitters, gains
+        src[:n_e, onset:stop] += var["gain"][k] * (a_e @ gaussian_waves(early, var["early"][k], n, sf))
+        src[n_e:, onset:stop] += var["gain"][k] * (a_l @ gaussian_waves(late, var["late"][k], n, sf))
+    return src, var

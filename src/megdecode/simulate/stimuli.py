@@ -45,6 +45,10 @@ LOW_LEVEL_FEATURES = (
 )
 STIMULI_COLUMNS = ["image_id", "file", "concept", "exemplar", "role", "concept_split", "value"]
 ATTRIBUTES = ("shape", "colour", "texture")
+#: Nonlinear world: added to a signed statistic before the Naka-Rushton function so that its input is >= 0.
+#: Centroids (origin at the image centre, in [-1, 1]) are then measured from the left / bottom edge ([0, 2]).
+#: The function is scale-invariant (c and c50 scale together), so only the origin matters.
+NAKA_RUSHTON_OFFSET = {"centroid_x": 1.0, "centroid_y": 1.0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,10 +259,81 @@ def build_stimuli(params: StimulusWorldParams, seed: int) -> tuple[pd.DataFrame,
     return table, images, truth
 
 
+def naka_rushton(c: np.ndarray, c50: np.ndarray) -> np.ndarray:
+    """Saturating response ``c^2 / (c^2 + c50^2)`` (Naka-Rushton, exponent 2): 0.5 at ``c = c50``, -> 1."""
+    c50 = np.asarray(c50, dtype=float)
+    if np.any(c50 <= 0):
+        raise ValueError(f"Naka-Rushton c50 must be > 0, got {c50.tolist()}")
+    c2 = np.square(np.asarray(c, dtype=float))
+    return c2 / (c2 + np.square(c50))
+
+
+def naka_rushton_truth(feats: np.ndarray) -> dict:
+    """Nonlinear world's early coding from the shown images' statistics (n_images, n_features):
+    offsets, c50 (median of each offset statistic) and the mean/SD used to standardise the responses."""
+    offset = np.array([NAKA_RUSHTON_OFFSET.get(f, 0.0) for f in LOW_LEVEL_FEATURES])
+    c = feats + offset
+    if np.any(c < 0):
+        bad = [f for f, m in zip(LOW_LEVEL_FEATURES, c.min(axis=0), strict=True) if m < 0]
+        raise ValueError(f"Naka-Rushton input must be >= 0; negative statistic(s): {bad}")
+    c50 = np.median(c, axis=0).round(8)
+    r = naka_rushton(c, c50)
+    return {
+        "description": "r = c^2 / (c^2 + c50^2) with c = statistic + offset, c50 = median of c over the "
+        "shown images; the early code is (r - response_mean) / response_std",
+        "exponent": 2,
+        "offset": offset.tolist(),
+        "c50": c50.tolist(),
+        "response_mean": r.mean(axis=0).round(8).tolist(),
+        "response_std": (r.std(axis=0) + 1e-9).round(8).tolist(),
+    }
+
+
+def early_code(truth: dict, image_id: str) -> np.ndarray:
+    """The per-feature code an image's statistics give the early weights: z-scores (linear world) or
+    standardised Naka-Rushton responses (nonlinear world with ``naka_rushton``)."""
+    feats = np.asarray(truth["image_features"][image_id])
+    nr = truth["components"]["early"].get("naka_rushton")
+    if nr is None:
+        return (feats - np.asarray(truth["feature_mean"])) / np.asarray(truth["feature_std"])
+    r = naka_rushton(feats + np.asarray(nr["offset"]), np.asarray(nr["c50"]))
+    return (r - np.asarray(nr["response_mean"])) / np.asarray(nr["response_std"])
+
+
+def conjunctive_codes(
+    p: StimulusParams, table: pd.DataFrame, n_codes: int, seed: int
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]]]:
+    """Nonlinear world's late codes: one random pattern per (shape, colour) pair (all pairs of the config) and
+    one per concept of the study; each entry has variance 1/2, so their sum has the linear codes' variance."""
+    rng = derive_rng(seed, "encoding", "conjunctive")
+    scale = 1 / np.sqrt(2)
+    pairs = {
+        s: {c: (rng.standard_normal(n_codes) * scale).round(6).tolist() for c in p.colours} for s in p.shapes
+    }
+    concepts = sorted(table.loc[table.role != "catch", "concept"].unique())
+    return pairs, {c: (rng.standard_normal(n_codes) * scale).round(6).tolist() for c in concepts}
+
+
+def late_code(truth: dict, concept: str | None, attrs: dict[str, str]) -> np.ndarray:
+    """A concept's late code: sum of per-attribute codes (linear world) or (shape, colour) pair + concept
+    pattern (nonlinear world with ``conjunctive_codes``)."""
+    late = truth["components"]["late"]
+    if "pair_codes" in late:
+        if concept is None:
+            raise ValueError("conjunctive late codes (nonlinear world) need the trial's concept")
+        return np.asarray(late["pair_codes"][attrs["shape"]][attrs["colour"]]) + np.asarray(
+            late["concept_codes"][concept]
+        )
+    return sum(np.asarray(late["attribute_codes"][a][v]) for a, v in attrs.items())
+
+
 def encoding_ground_truth(
     params: StimulusWorldParams, table: pd.DataFrame, feats: np.ndarray, seed: int
 ) -> dict:
-    """Study-level ground truth: which features drive which component, with the encoding weights."""
+    """Study-level ground truth: which features drive which component, with the encoding weights.
+
+    The linear world's file is exactly what it was before worlds existed (no ``world`` key); the nonlinear
+    world's adds ``world``, its parameters and the Naka-Rushton c50 / conjunctive codes it uses."""
     rng = derive_rng(seed, "encoding")
     p = params.stimuli
     shown = (table.role != "catch").to_numpy()
@@ -271,7 +346,7 @@ def encoding_ground_truth(
         a: {v: (rng.standard_normal(n_late_codes) / np.sqrt(len(ATTRIBUTES))).round(6).tolist() for v in vals}
         for a, vals in zip(ATTRIBUTES, (p.shapes, p.colours, p.textures), strict=True)
     }
-    return {
+    truth = {
         "seed": seed,
         "trigger_codes": dict(params.trigger_codes),
         "components": {
@@ -306,6 +381,42 @@ def encoding_ground_truth(
         "feature_std": sd.round(8).tolist(),
         "image_features": {i: f.round(6).tolist() for i, f in zip(table.image_id, feats, strict=True)},
     }
+    if params.is_nonlinear:
+        _make_nonlinear(truth, params, table, feats[shown].round(6), seed)
+    return truth
+
+
+def _make_nonlinear(
+    truth: dict, params: StimulusWorldParams, table: pd.DataFrame, shown_feats: np.ndarray, seed: int
+) -> None:
+    """Turn the linear world's ground truth into the nonlinear world's (in place)."""
+    nl = params.nonlinear
+    comps = truth["components"]
+    truth["world"] = "nonlinear"
+    truth["nonlinear"] = dataclasses.asdict(nl)
+    truth["trial_variability"] = {
+        "early_latency_jitter_sd_s": nl.early_jitter_sd,
+        "late_latency_jitter_sd_s": nl.late_jitter_sd,
+        "latency_jitter": "one Gaussian shift per trial for the early component, one per late latency",
+        "gain_sd_log": nl.gain_sd,
+    }
+    if nl.naka_rushton:
+        # from the statistics as stored (rounded), so that the subject job recomputes the same codes
+        comps["early"]["naka_rushton"] = naka_rushton_truth(shown_feats)
+        comps["early"]["description"] = (
+            "Naka-Rushton function of each low-level statistic (c50 at its median over the shown images), "
+            "standardised -> early dipoles"
+        )
+    if nl.conjunctive_codes:
+        late = comps["late"]
+        del late["attribute_codes"]
+        n_codes = params.late.n_dipoles * len(params.late.latencies)
+        late["pair_codes"], late["concept_codes"] = conjunctive_codes(params.stimuli, table, n_codes, seed)
+        late["features"] = ["shape x colour", "concept"]
+        late["description"] = (
+            "conjunctive: one code per (shape, colour) pair plus one per concept (pair_codes[shape][colour] "
+            "+ concept_codes[concept]) -> late dipoles"
+        )
 
 
 def simulate_stimuli(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 from collections.abc import Sequence
@@ -72,7 +73,7 @@ def simulate_run(
     trig = np.round(trials.onset.to_numpy() * sf).astype(int)
     lags = rng.uniform(t.photodiode_lag_min, t.photodiode_lag_max, len(trials))
     diode = trig + np.round(lags * sf).astype(int)
-    evoked, jitters, gains = evoked_sources(
+    evoked, var = evoked_sources(
         params, truth, table, diode, trials.image_id.tolist(), trials.trial_type.tolist(), n_times, rng
     )
     # every spatially structured signal goes through one (channels x signals) @ (signals x time) product
@@ -121,9 +122,13 @@ def simulate_run(
         "trigger_sample": trig.tolist(),
         "photodiode_sample": diode.tolist(),
         "photodiode_lag_s": lags.round(6).tolist(),
-        "latency_jitter_s": jitters.round(6).tolist(),
-        "gain": gains.round(6).tolist(),
+        "gain": var["gain"].round(6).tolist(),
     }
+    if params.is_nonlinear:  # per trial: one early shift, one shift per late latency
+        per_trial["latency_jitter_early_s"] = var["early"][:, 0].round(6).tolist()
+        per_trial["latency_jitter_late_s"] = var["late"].round(6).tolist()
+    else:  # one shift shared by every component
+        per_trial["latency_jitter_s"] = var["early"][:, 0].round(6).tolist()
     return raw, per_trial
 
 
@@ -175,8 +180,14 @@ def simulate_subject(
         write_tsv(trials, log_path)
         runs_truth[f"ses-{ses}_run-{run}"] = per_trial
         log.info("sub-%s ses-%s run-%s: %d trials, %.1f s", subject, ses, run, len(trials), raw.times[-1])
+    world = (
+        {"world": "nonlinear", "nonlinear": dataclasses.asdict(params.nonlinear)}
+        if params.is_nonlinear
+        else {}
+    )
     write_json(
         {
+            **world,
             "subject": subject,
             "seed": seed,
             "sfreq": params.sfreq,
