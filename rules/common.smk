@@ -3,11 +3,13 @@
 from megdecode.config import (
     ConfigError,
     apply_runtime_environment,
+    check_config_files,
     run_grid,
     validate_config,
 )
 
 try:
+    check_config_files(workflow.configfiles)
     config = validate_config(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
