@@ -477,3 +477,14 @@ def test_subject_job_writes_arrays_and_qc_report(tmp_path):
         "Topomaps",
     ):
         assert title in text
+
+
+def test_truncated_recording_says_truncated_and_recopy(tmp_path):
+    """A FIF cut short in the BIDS copy: not 'epochs outside the recording' but a file to re-copy."""
+    stimuli = tmp_path / "stimuli.tsv"
+    _stimuli(stimuli)
+    raw_path, events_path = _write_run(tmp_path / "bids", "01", 4)
+    data = raw_path.read_bytes()
+    raw_path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadRunError, match=r"run-01: recording .*_meg.fif is truncated or corrupt.*re-copy"):
+        _run_job(tmp_path, raw_path, events_path, stimuli, {})

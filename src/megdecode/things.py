@@ -248,10 +248,10 @@ def run_files(bids_root: Path | str, subject: str, session: str, run: str, task:
 
 def _recording_sfreq(recording: Path) -> float | None:
     """Sampling rate from the recording's own header (None when the file cannot be read, e.g. a plan twin)."""
-    import mne
+    from megdecode.recording import read_raw_checked
 
     try:
-        raw = mne.io.read_raw(recording, preload=False, verbose="error")
+        raw = read_raw_checked(recording)
     except Exception as err:  # noqa: BLE001 - any unreadable header only means "unknown" here
         log.warning("cannot read header of %s (%s)", recording, err)
         return None
