@@ -426,8 +426,34 @@ def test_nan_and_flat_channels_are_bad():
     with pytest.raises(BadRunError, match="NaN"):
         _epoch(data, 600.0, [3000])
     data[2] = 1.0
-    with pytest.raises(BadRunError, match=r"flat MEG channel.*\[2\].*bad_channels"):
+    with pytest.raises(BadRunError, match=r"flat MEG channel.*bad_channels"):
         _epoch(data, 600.0, [3000])
+
+
+def _epoch_named(data, sfreq, samples, rows, names):
+    n = data.shape[0]
+    read = lambda a, b: data[:, a:b]  # noqa: E731
+    return epoch_continuous(read, data.shape[1], n, sfreq, samples, PARAMS, "run-x", rows=rows, names=names)
+
+
+def test_nan_names_channel_time_span_and_config_key():
+    """Not the processing chunk ('samples 0-11400'): the channel, its NaN span and how to drop it."""
+    data = np.random.default_rng(0).standard_normal((5, 30000))
+    data[3, 24000:24600] = np.nan  # 40.0-40.999 s at 600 Hz, in a later chunk than the first
+    data[4, 10] = np.nan  # a dropped channel (not in rows): ignored
+    names = ["MLC11", "MLC12", "MRO11"]
+    with pytest.raises(BadRunError) as err:
+        _epoch_named(data, 600.0, [3000], np.array([0, 2, 3]), names)
+    msg = str(err.value)
+    assert "MRO11: 600 sample(s) between 40.000 s and 40.998 s" in msg
+    assert "MLC11:" not in msg and "preprocessing.bad_channels" in msg and "[MRO11]" in msg
+
+
+def test_flat_channel_is_named_not_indexed():
+    data = np.random.default_rng(0).standard_normal((5, 12000))
+    data[3] = 1.0
+    with pytest.raises(BadRunError, match=r"flat MEG channel\(s\) \['MRO11'\].*bad_channels: \[MRO11\]"):
+        _epoch_named(data, 600.0, [3000], np.array([0, 2, 3]), ["MLC11", "MLC12", "MRO11"])
 
 
 def test_skip_bad_run_is_recorded_and_left_out(tmp_path):
