@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -514,3 +515,12 @@ def test_truncated_recording_says_truncated_and_recopy(tmp_path):
     raw_path.write_bytes(data[: len(data) // 2])
     with pytest.raises(BadRunError, match=r"run-01: recording .*_meg.fif is truncated or corrupt.*re-copy"):
         _run_job(tmp_path, raw_path, events_path, stimuli, {})
+
+
+def test_zero_byte_events_file_names_the_file(tmp_path):
+    from megdecode.preprocessing.reader import read_events
+
+    path = tmp_path / "sub-01_ses-01_task-main_run-01_events.tsv"
+    path.write_text("")
+    with pytest.raises(BadRunError, match=rf"run r: events file {re.escape(str(path))} is empty"):
+        read_events(path, 600.0, "r", ("exp", "test", "catch"))

@@ -298,6 +298,10 @@ def inventory_row(bids_root: Path | str, subject: str, session: str, run: str, t
     if files.sidecars["events"]:
         events = read_events_tsv(files.sidecars["events"])
         counts = {f"n_{role}": int((events["trial_type"] == role).sum()) for role in ROLES}
+        if events.empty:
+            note = f"{files.sidecars['events']} has a header but no trials"
+            log.warning("sub-%s ses-%s run-%s: %s", subject, session, run, note)
+            warnings.append(note)
         if np.isfinite(row["sfreq"]):
             drift = (events["sample"].astype(float) - events["onset"] * row["sfreq"]).abs()
             if (drift > 1).any():

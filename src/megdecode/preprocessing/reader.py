@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from megdecode.io import read_tsv
+from megdecode.io import EmptyTableError, read_tsv
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ def read_events(path: Path | str, sfreq: float, run: str, trial_types: tuple[str
         events = read_tsv(path, dtype={"trial_type": str, "image_id": str, "concept": str})
     except FileNotFoundError as err:
         raise BadRunError(f"run {run}: events file missing: {path}") from err
+    except EmptyTableError as err:
+        raise BadRunError(f"run {run}: events file {err}") from err
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise BadRunError(f"run {run}: events file {path} is not a readable TSV ({err})") from err
     missing = [c for c in ("onset", "trial_type", "value") if c not in events.columns]
