@@ -135,12 +135,12 @@ def read_events_tsv(path: Path | str) -> pd.DataFrame:
             df[col] = _as_int(df[col], path, col)
     if df["sample"].isna().any():
         raise ThingsDataError(
-            f"{path}: 'sample' is missing on rows {list(np.flatnonzero(df['sample'].isna()))}"
+            f"{path}: 'sample' is missing on rows {np.flatnonzero(df['sample'].isna()).tolist()}"
         )
     no_value = (df["trial_type"] != "catch") & df["value"].isna()
     if no_value.any():
         raise ThingsDataError(
-            f"{path}: exp/test rows without an image number ('value'): {list(np.flatnonzero(no_value))}"
+            f"{path}: exp/test rows without an image number ('value'): {np.flatnonzero(no_value).tolist()}"
         )
     return df
 
@@ -150,7 +150,7 @@ def _as_int(series: pd.Series, path: Path, col: str) -> pd.Series:
     bad = series.notna() & numbers.isna()
     frac = numbers.notna() & (numbers != numbers.round())
     if bad.any() or frac.any():
-        rows = list(np.flatnonzero(bad | frac))[:5]
+        rows = np.flatnonzero(bad | frac).tolist()[:5]
         raise ThingsDataError(f"{path}: column '{col}' must hold whole numbers; bad rows {rows}")
     return numbers.round().astype("Int64")
 
@@ -410,7 +410,7 @@ def read_image_table(path: Path | str) -> pd.DataFrame:
     dup = table["value"].duplicated(keep=False)
     if dup.any():
         raise ThingsDataError(
-            f"{path}: image number(s) {sorted(table.loc[dup, 'value'].unique())[:5]} map to several files; "
+            f"{path}: image number(s) {_ints(table.loc[dup, 'value'].unique())} map to several files; "
             "keep one row per THINGS image number"
         )
     table["exemplar"] = table["exemplar"].astype(int)
@@ -445,8 +445,25 @@ def read_study_events(
                     raise ThingsDataError(
                         f"events file missing: {path}; download it or drop the run from the config"
                     )
-                frames.append(read_events_tsv(path).assign(subject=s, session=ses, run=r))
+                frames.append(
+                    read_events_tsv(path).assign(subject=s, session=ses, run=r, events_file=str(path))
+                )
     return pd.concat(frames, ignore_index=True)
+
+
+def _ints(values, n: int = 5) -> list[int]:
+    """The first ``n`` sorted distinct values as plain ints (numpy's repr would print ``np.int64(6)``)."""
+    return sorted({int(v) for v in values if pd.notna(v)})[:n]
+
+
+def _files_with(events: pd.DataFrame, values: pd.Series) -> str:
+    """`` in <events files>`` naming the events files (column ``events_file``) whose rows hold ``values``."""
+    if "events_file" not in events.columns:
+        return ""
+    files = sorted(set(events.loc[events["value"].isin(set(values.dropna())), "events_file"].astype(str)))
+    if not files:
+        return ""
+    return f" in {', '.join(files[:3])}" + (f" and {len(files) - 3} more file(s)" if len(files) > 3 else "")
 
 
 def stimuli_from_events(events: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
@@ -459,23 +476,24 @@ def stimuli_from_events(events: pd.DataFrame, images: pd.DataFrame) -> pd.DataFr
     both = shown["value"].duplicated(keep=False)
     if both.any():
         raise ThingsDataError(
-            f"image number(s) {sorted(shown.loc[both, 'value'].unique())[:5]} appear as both exp and test "
-            "trials"
+            f"image number(s) {_ints(shown.loc[both, 'value'].unique())} appear as both exp and test trials"
         )
     merged = shown.merge(images, on="value", how="left", suffixes=("", "_table"))
     unknown = merged["file"].isna()
     if unknown.any():
         raise ThingsDataError(
             f"{int(unknown.sum())} image number(s) from events.tsv are not in the image table "
-            f"(e.g. {sorted(merged.loc[unknown, 'value'].astype(int))[:5]}); point study.image_table to a "
-            "table "
-            "covering all THINGS-MEG images (things_meg_images.tsv)"
+            f"(e.g. {_ints(merged.loc[unknown, 'value'])}"
+            f"{_files_with(events, merged.loc[unknown, 'value'])}); "
+            "point study.image_table to a table covering all THINGS-MEG images (things_meg_images.tsv), or "
+            "fix those events files"
         )
     mismatch = (merged["trial_type_table"] != "n/a") & (merged["trial_type_table"] != merged["trial_type"])
     if mismatch.any():
         raise ThingsDataError(
             f"image table and events disagree on exp/test for image number(s) "
-            f"{sorted(merged.loc[mismatch, 'value'].astype(int))[:5]}; check study.image_table"
+            f"{_ints(merged.loc[mismatch, 'value'])}{_files_with(events, merged.loc[mismatch, 'value'])}; "
+            "check study.image_table"
         )
     test_concepts = set(merged.loc[merged["trial_type"] == "test", "concept"])
     test_concepts |= set(images.loc[images["trial_type"] == "test", "concept"])
@@ -537,7 +555,8 @@ def label_trials(events: pd.DataFrame, stimuli: pd.DataFrame) -> pd.DataFrame:
     if missing.any():
         raise ThingsDataError(
             f"{int(missing.sum())} exp/test trials have image numbers missing from the stimuli table "
-            f"(e.g. {sorted(out.loc[missing, 'value'].astype(int).unique())[:5]}); rebuild the stimuli table"
+            f"(e.g. {_ints(out.loc[missing, 'value'].unique())}"
+            f"{_files_with(out, out.loc[missing, 'value'])}); rebuild the stimuli table"
         )
     values = out["value"].astype("float")
     index = lookup.set_axis(lookup.index.astype(float))
