@@ -60,3 +60,31 @@ BENCHMARKS = f"{R}/benchmarks"
 
 # Every (subject, session, run) of the study, as expand(..., zip, **ALL_RUNS) keyword lists.
 ALL_RUNS = run_grid(SUBJECTS, SESSIONS, RUNS)
+
+
+# --- one run per results directory (a lock file in it), and no duplicate of a previous run's cluster jobs ---
+from megdecode.run_lock import (
+    RunLockError,
+    acquire,
+    refuse_if_previous_jobs_run,
+    release,
+)
+
+
+onstart:
+    try:
+        if getattr(workflow.executor_plugin, "name", None) == "slurm":
+            refuse_if_previous_jobs_run(
+                workflow.workdir_init, {r.name for r in workflow.rules}
+            )
+        acquire(R)
+    except RunLockError as err:
+        raise WorkflowError(str(err)) from None
+
+
+onsuccess:
+    release(R)
+
+
+onerror:
+    release(R)
