@@ -1,5 +1,6 @@
 # Config validation, output layout and helpers shared by every stage.
 # Path patterns live here so that each stage finds its inputs where the previous one wrote them.
+from megdecode.cluster import grow_with_attempt
 from megdecode.config import (
     ConfigError,
     apply_runtime_environment,

@@ -41,3 +41,57 @@ def test_default_profile_sets_nothing_a_cluster_profile_sets_differently():
 def test_local_run_keeps_its_defaults(monkeypatch):
     args = parsed(monkeypatch)
     assert args.keep_going is False and args.latency_wait == 5 and args.rerun_incomplete is True
+
+
+def _workflow(tmp_path):
+    from snakemake.api import (
+        ConfigSettings,
+        DeploymentSettings,
+        OutputSettings,
+        ResourceSettings,
+        SnakemakeApi,
+        StorageSettings,
+        WorkflowSettings,
+    )
+
+    api = SnakemakeApi(OutputSettings())
+    api.__enter__()
+    workflow_api = api.workflow(
+        resource_settings=ResourceSettings(cores=1),
+        config_settings=ConfigSettings(
+            configfiles=[REPO / "config" / "tiny.yaml"], config={"results_dir": str(tmp_path / "results")}
+        ),
+        storage_settings=StorageSettings(),
+        workflow_settings=WorkflowSettings(),
+        deployment_settings=DeploymentSettings(),
+        snakefile=REPO / "Snakefile",
+        workdir=REPO,
+    )
+    return api, workflow_api._workflow
+
+
+def test_every_rule_grows_memory_and_runtime_with_attempt(tmp_path, monkeypatch):
+    """Rules declare their own mem_mb/runtime, so a profile's default-resources never scales them."""
+    from snakemake.iocontainers import Wildcards
+
+    class Input(list):
+        size_mb = 100.0  # rules that size themselves from their inputs
+
+    monkeypatch.chdir(REPO)
+    api, workflow = _workflow(tmp_path)
+    try:
+        config = workflow.globals["config"]
+        values = {"backbone": next(iter(config["backbones"])), "seed": "0"}
+        values["window"] = next(iter(workflow.globals["BRAIN_WINDOWS"]), "w")
+        checked = []
+        for rule in workflow.rules:
+            if rule.name == "all":
+                continue
+            wildcards = Wildcards(fromdict={w: values.get(w, "01") for w in rule.wildcard_names})
+            first, second = (rule.expand_resources(wildcards, Input(), attempt) for attempt in (1, 2))
+            for name in ("mem_mb", "runtime"):
+                assert second[name] == 2 * first[name], (rule.name, name, first[name], second[name])
+            checked.append(rule.name)
+        assert {"train_brain_window", "train_brain", "preprocess_run", "latents"} <= set(checked)
+    finally:
+        api.__exit__(None, None, None)
