@@ -99,3 +99,17 @@ def test_key_order_does_not_change_params():
     for key in va:
         assert repr(va[key]) == repr(vb[key]), key
     assert list(va["backbones"]) == list(a["backbones"])  # the tables' row order is kept
+
+
+def test_reordered_config_leaves_nothing_to_rerun(tmp_path):
+    """Snakemake sees the same params after keys are reordered with no value changed."""
+    results = tmp_path / "results"
+    target = str(results / "stimuli" / "stimuli.tsv")
+    run_snakemake(results, target, cores=1)
+    config = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    stimuli = config["simulation"]["stimuli"]
+    config["simulation"]["stimuli"] = dict(reversed(list(stimuli.items())))
+    reordered = tmp_path / "reordered.yaml"
+    reordered.write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = run_snakemake(results, "-n", target, configfile=reordered)
+    assert "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-2000:]
