@@ -64,28 +64,23 @@ ALL_RUNS = run_grid(SUBJECTS, SESSIONS, RUNS)
 
 
 # --- one run per results directory (a lock file in it), and no duplicate of a previous run's cluster jobs ---
-from megdecode.run_lock import (
-    RunLockError,
-    acquire,
-    refuse_if_previous_jobs_run,
-    release,
-)
+from megdecode import run_lock
 
 
 onstart:
     try:
         if getattr(workflow.executor_plugin, "name", None) == "slurm":
-            refuse_if_previous_jobs_run(
+            run_lock.refuse_if_previous_jobs_run(
                 workflow.workdir_init, {r.name for r in workflow.rules}
             )
-        acquire(R)
-    except RunLockError as err:
+        run_lock.acquire(R)
+    except run_lock.RunLockError as err:
         raise WorkflowError(str(err)) from None
 
 
 onsuccess:
-    release(R)
+    run_lock.release(R)
 
 
 onerror:
-    release(R)
+    run_lock.release(R)

@@ -82,7 +82,7 @@ def test_every_rule_grows_memory_and_runtime_with_attempt(tmp_path, monkeypatch)
     try:
         config = workflow.globals["config"]
         values = {"backbone": next(iter(config["backbones"])), "seed": "0"}
-        values["window"] = next(iter(workflow.globals["BRAIN_WINDOWS"]), "w")
+        values["window"] = next(iter(workflow.globals.get("BRAIN_WINDOWS", {})), "w")
         checked = []
         for rule in workflow.rules:
             if rule.name == "all":
