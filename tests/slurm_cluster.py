@@ -102,7 +102,7 @@ class LocalSlurm:
                     ),  # fmt: skip
                     "JobCompType=jobcomp/none",
                     "ReturnToService=2",
-                    "MinJobAge=300",
+                    "MinJobAge=3600",  # finished jobs stay listed by squeue (status checks, test assertions)
                     "MpiDefault=none",
                     "SchedulerType=sched/backfill",
                     f"NodeName={self.host} NodeAddr=127.0.0.1 CPUs={self.cpus} "
