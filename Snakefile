@@ -23,6 +23,10 @@ include: "rules/reconstruct.smk"
 include: "rules/report.smk"
 
 
+# Every rule's own mem_mb and runtime grow with each retry (x attempt): a job killed for memory gets more.
+grow_with_attempt(workflow)
+
+
 rule all:
     default_target: True
     input:

@@ -4,15 +4,18 @@
 from megdecode.artifacts.paths import Layout
 from megdecode.artifacts.preprocessed import subject_files
 from megdecode.bids_layout import run_stem
+from megdecode.cluster import grow_with_attempt
 from megdecode.config import (
     ConfigError,
     apply_runtime_environment,
+    check_config_files,
     run_grid,
     validate_config,
 )
 from megdecode.plan import make_plan
 
 try:
+    check_config_files(workflow.configfiles)
     config = validate_config(config)
     PLAN = make_plan(config)
 except ConfigError as err:
@@ -89,3 +92,26 @@ def job_mem_mb(input_size_mb, base=2000):
 def latent_files(backbones, *names):
     """The named files (latents.npy, index.tsv, latents.json) of each backbone."""
     return expand([f"{LATENTS}/{n}" for n in names], backbone=backbones)
+
+
+# --- one run per results directory (a lock file in it), and no duplicate of a previous run's cluster jobs ---
+from megdecode import run_lock
+
+
+onstart:
+    try:
+        if getattr(workflow.executor_plugin, "name", None) == "slurm":
+            run_lock.refuse_if_previous_jobs_run(
+                workflow.workdir_init, {r.name for r in workflow.rules}
+            )
+        run_lock.acquire(R)
+    except run_lock.RunLockError as err:
+        raise WorkflowError(str(err)) from None
+
+
+onsuccess:
+    run_lock.release(R)
+
+
+onerror:
+    run_lock.release(R)

@@ -39,8 +39,12 @@ def ensure_installed(timeout: float = 300) -> None:
 class LocalSlurm:
     """Start with ``with LocalSlurm(tmp_dir) as cluster:``; daemons stop on exit."""
 
-    def __init__(self, root: Path, cpus: int | None = None, real_memory_mb: int = 16000) -> None:
+    def __init__(
+        self, root: Path, cpus: int | None = None, real_memory_mb: int = 16000, enforce_memory: bool = False
+    ) -> None:
+        """``enforce_memory``: kill a job whose processes use more than its ``--mem`` (checked each 1 s)."""
         self.root = Path(root)
+        self.enforce_memory = enforce_memory
         self.host = socket.gethostname().split(".")[0]
         self.cpus = cpus or os.cpu_count() or 1
         self.real_memory_mb = real_memory_mb
@@ -87,10 +91,18 @@ class LocalSlurm:
                     "SelectType=select/cons_tres",
                     "SelectTypeParameters=CR_Core_Memory",
                     "AccountingStorageType=accounting_storage/none",
-                    "JobAcctGatherType=jobacct_gather/none",
+                    *(
+                        [
+                            "JobAcctGatherType=jobacct_gather/linux",
+                            "JobAcctGatherFrequency=task=1",
+                            "JobAcctGatherParams=OverMemoryKill",
+                        ]
+                        if self.enforce_memory
+                        else ["JobAcctGatherType=jobacct_gather/none"]
+                    ),  # fmt: skip
                     "JobCompType=jobcomp/none",
                     "ReturnToService=2",
-                    "MinJobAge=300",
+                    "MinJobAge=3600",  # finished jobs stay listed by squeue (status checks, test assertions)
                     "MpiDefault=none",
                     "SchedulerType=sched/backfill",
                     f"NodeName={self.host} NodeAddr=127.0.0.1 CPUs={self.cpus} "

@@ -328,3 +328,24 @@ def check_bids_tree(tiny_results: Path) -> None:
     if VALIDATOR.exists():
         errors = [i for i in validate(root)["issues"]["issues"] if i["severity"] == "error"]
         assert errors == [], errors
+
+
+def test_truncated_recording_is_named_as_truncated(tmp_path: Path) -> None:
+    """A FIF cut short must say so (not 'buffer size must be a multiple of element size')."""
+    raw_path, log_path, _ = make_source_run(tmp_path / "src", "01", "01", "01")
+    data = raw_path.read_bytes()
+    raw_path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"truncated or corrupt.*re-copy") as err:
+        bids.convert_run(raw_path, log_path, tmp_path / "bids", "01", "01", "01", "main", bids_params())
+    assert str(raw_path) in str(err.value)
+
+
+def test_stale_staging_folder_of_a_killed_run_is_removed(tmp_path: Path) -> None:
+    """A kill -9 during bids_run leaves .tmp-bids-<run>-*; the run's next start removes it."""
+    stale = tmp_path / ".tmp-bids-sub-01_ses-01_task-main_run-01-abc123"
+    (stale / "sub-01").mkdir(parents=True)
+    other = tmp_path / ".tmp-bids-sub-01_ses-01_task-main_run-02-xyz"
+    other.mkdir()
+    out = convert(tmp_path / "src", tmp_path / "bids", "01", "01", "01")
+    assert out["raw"].is_file()
+    assert not stale.exists() and other.exists()  # only this run's leftovers

@@ -45,3 +45,71 @@ def test_workflow_fails_before_any_job_on_misspelled_key(tmp_path):
     assert proc.returncode != 0
     assert "did you mean 'sessions'?" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_duplicate_yaml_key_is_rejected_with_both_lines(tmp_path):
+    from megdecode.config import check_config_files
+
+    path = tmp_path / "dup.yaml"
+    path.write_text("seed: 1\nstudy:\n  subjects: ['01']\nseed: 2\n")
+    with pytest.raises(ConfigError, match=r"dup.yaml: key 'seed' is given twice.*line 1 and line 4"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"dup.yaml: key 'seed'"):
+        check_config_files([path])
+
+
+def test_duplicate_backbone_labels_name_both_backbones():
+    backbones = {
+        "a": {"kind": "handcrafted", "label": "Colour"},
+        "b": {"kind": "attributes", "label": "Colour"},
+    }
+    with pytest.raises(ConfigError, match=r"backbones 'a' and 'b' have the same label 'Colour'"):
+        validate_config({"backbones": backbones})
+
+
+def test_workflow_rejects_duplicate_keys_in_its_configfile(tmp_path):
+    text = (REPO / "config" / "tiny.yaml").read_text()
+    path = tmp_path / "dup.yaml"
+    assert "\nseed:" in text
+    path.write_text(text + "\nseed: 7\n")
+    proc = run_snakemake(tmp_path / "results", "-n", configfile=path, check=False)
+    assert proc.returncode != 0
+    assert "key 'seed' is given twice" in proc.stdout + proc.stderr
+
+
+def test_exponent_without_dot_is_a_number():
+    """YAML 1.1 reads 3e-4 as a string; where the schema asks for a number it is one."""
+    raw = yaml.safe_load("training: {lr: 3e-4}")
+    assert raw["training"]["lr"] == "3e-4"
+    assert validate_config(raw)["training"]["lr"] == pytest.approx(3e-4)
+    with pytest.raises(ConfigError, match="training.lr"):
+        validate_config({"training": {"lr": "fast"}})
+
+
+def test_key_order_does_not_change_params():
+    """Snakemake compares params by repr: reordering keys without changing a value must not rerun jobs."""
+    a = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    b = {
+        k: (dict(reversed(list(v.items()))) if isinstance(v, dict) and k != "backbones" else v)
+        for k, v in reversed(list(a.items()))
+    }
+    b["backbones"] = {k: dict(reversed(list(v.items()))) for k, v in a["backbones"].items()}
+    va, vb = validate_config(a), validate_config(b)
+    assert va == vb
+    for key in va:
+        assert repr(va[key]) == repr(vb[key]), key
+    assert list(va["backbones"]) == list(a["backbones"])  # the tables' row order is kept
+
+
+def test_reordered_config_leaves_nothing_to_rerun(tmp_path):
+    """Snakemake sees the same params after keys are reordered with no value changed."""
+    results = tmp_path / "results"
+    target = str(results / "stimuli" / "stimuli.tsv")
+    run_snakemake(results, target, cores=1)
+    config = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    stimuli = config["simulation"]["stimuli"]
+    config["simulation"]["stimuli"] = dict(reversed(list(stimuli.items())))
+    reordered = tmp_path / "reordered.yaml"
+    reordered.write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = run_snakemake(results, "-n", target, configfile=reordered)
+    assert "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-2000:]

@@ -177,3 +177,39 @@ def test_missing_local_dir_and_conflicting_options(tmp_path, stimuli) -> None:
             {"kind": "diffusers_vae", "options": {"random_init": {"architecture": "dinov2"}}},
             tmp_path / "x",
         )
+
+
+def test_model_path_without_dot_slash_mentions_the_similar_local_folder(
+    tmp_path, stimuli, monkeypatch
+) -> None:
+    """`models/dinov2` (not a folder here) reads as a Hub id; a similar local folder is pointed out."""
+    (tmp_path / "models" / "dinov2-small").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    spec = {"kind": "huggingface_vision", "options": {"model": "models/dinov2-smal", "revision": "main"}}
+    with pytest.raises(ModelNotAvailableError) as err:
+        run(tmp_path, stimuli, "typo", spec)
+    assert "a local folder of a similar name exists: './models/dinov2-small'" in str(err.value)
+    assert "model: ./models/dinov2-small" in str(err.value)
+
+
+class _NotATensor:
+    """Stands for any pickled object that torch.load(weights_only=True) refuses."""
+
+
+def test_pickled_bin_weight_file_refusal_names_the_file(tmp_path, stimuli) -> None:
+    import torch
+    import transformers
+
+    config = transformers.Dinov2Config(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=28,
+        patch_size=14,
+    )  # fmt: skip
+    folder = tmp_path / "binmodel"
+    config.save_pretrained(folder)
+    state = dict(transformers.Dinov2Model(config).state_dict(), extra=_NotATensor())
+    torch.save(state, folder / "pytorch_model.bin")
+    spec = {"kind": "huggingface_vision", "options": {"model": str(folder)}}
+    with pytest.raises(ModelNotAvailableError) as err:
+        run(tmp_path, stimuli, "pickled", spec)
+    message = str(err.value)
+    assert f"refused to load {folder / 'pytorch_model.bin'}" in message and "safetensors" in message

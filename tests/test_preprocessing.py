@@ -434,8 +434,34 @@ def test_nan_and_flat_channels_are_bad():
     with pytest.raises(BadRunError, match="NaN"):
         _epoch(data, 600.0, [3000])
     data[2] = 1.0
-    with pytest.raises(BadRunError, match=r"flat MEG channel.*\[2\].*bad_channels"):
+    with pytest.raises(BadRunError, match=r"flat MEG channel.*bad_channels"):
         _epoch(data, 600.0, [3000])
+
+
+def _epoch_named(data, sfreq, samples, rows, names):
+    n = data.shape[0]
+    read = lambda a, b: data[:, a:b]  # noqa: E731
+    return epoch_continuous(read, data.shape[1], n, sfreq, samples, PARAMS, "run-x", rows=rows, names=names)
+
+
+def test_nan_names_channel_time_span_and_config_key():
+    """Not the processing chunk ('samples 0-11400'): the channel, its NaN span and how to drop it."""
+    data = np.random.default_rng(0).standard_normal((5, 30000))
+    data[3, 24000:24600] = np.nan  # 40.0-40.999 s at 600 Hz, in a later chunk than the first
+    data[4, 10] = np.nan  # a dropped channel (not in rows): ignored
+    names = ["MLC11", "MLC12", "MRO11"]
+    with pytest.raises(BadRunError) as err:
+        _epoch_named(data, 600.0, [3000], np.array([0, 2, 3]), names)
+    msg = str(err.value)
+    assert "MRO11: 600 sample(s) between 40.000 s and 40.998 s" in msg
+    assert "MLC11:" not in msg and "preprocessing.bad_channels" in msg and "[MRO11]" in msg
+
+
+def test_flat_channel_is_named_not_indexed():
+    data = np.random.default_rng(0).standard_normal((5, 12000))
+    data[3] = 1.0
+    with pytest.raises(BadRunError, match=r"flat MEG channel\(s\) \['MRO11'\].*bad_channels: \[MRO11\]"):
+        _epoch_named(data, 600.0, [3000], np.array([0, 2, 3]), ["MLC11", "MLC12", "MRO11"])
 
 
 def test_skip_bad_run_is_recorded_and_left_out(tmp_path):
@@ -486,3 +512,23 @@ def test_subject_job_writes_arrays_and_qc_report(tmp_path):
         "Topomaps",
     ):
         assert title in text
+
+
+def test_truncated_recording_says_truncated_and_recopy(tmp_path):
+    """A FIF cut short in the BIDS copy: not 'epochs outside the recording' but a file to re-copy."""
+    stimuli = tmp_path / "stimuli.tsv"
+    _stimuli(stimuli)
+    raw_path, events_path = _write_run(tmp_path / "bids", "01", 4)
+    data = raw_path.read_bytes()
+    raw_path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadRunError, match=r"run-01: recording .*_meg.fif is truncated or corrupt.*re-copy"):
+        _run_job(tmp_path, raw_path, events_path, stimuli, {})
+
+
+def test_zero_byte_events_file_names_the_file(tmp_path):
+    from megdecode.preprocessing.reader import read_events
+
+    path = tmp_path / "sub-01_ses-01_task-main_run-01_events.tsv"
+    path.write_text("")
+    with pytest.raises(BadRunError, match=rf"run r: events file {re.escape(str(path))} is empty"):
+        read_events(path, 600.0, "r", ("exp", "test", "catch"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -72,33 +73,84 @@ def comparable_files(root: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.slurm
-@pytest.mark.slow
-def test_tiny_workflow_on_slurm_matches_local_run(tmp_path, tiny_results):
+def _start_cluster(**kwargs) -> tuple[LocalSlurm, Path]:
     # the daemons' folder must be reachable by user munge, which pytest's private tmp_path is not
     cluster_root = Path(tempfile.mkdtemp(prefix="megdecode-slurm-"))
     try:
         ensure_installed()
-        cluster = LocalSlurm(cluster_root)
+        cluster = LocalSlurm(cluster_root, **kwargs)
         cluster.__enter__()
     except ClusterUnavailable as err:
         shutil.rmtree(cluster_root, ignore_errors=True)
         pytest.skip(f"SLURM cannot start here: {err}")
+    return cluster, cluster_root
+
+
+def _cancel_first_running(cluster: LocalSlurm, rule: str, proc: subprocess.Popen, timeout: float = 600):
+    """scancel the first job of ``rule`` seen RUNNING (Snakemake's SLURM comment: rule_<rule>_...)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        out = subprocess.run(
+            ["squeue", "--noheader", "--format=%i|%T|%k"], capture_output=True, text=True, env=cluster.env()
+        ).stdout
+        for line in out.splitlines():
+            job_id, state, comment = line.strip().split("|", 2)
+            if state == "RUNNING" and comment.startswith(f"rule_{rule}"):
+                time.sleep(2)  # let it write something first
+                subprocess.run(["scancel", job_id], check=True, env=cluster.env())
+                return job_id
+        time.sleep(0.5)
+    raise AssertionError(f"no running {rule} job seen to cancel")
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_tiny_workflow_on_slurm_with_retries_matches_local_run(tmp_path, tiny_results):
+    """config/tiny.yaml through the SLURM profile equals a local run byte for byte, although a job is
+    cancelled while running and a job is killed for memory: both are retried (one cluster run checks it all).
+
+    The cluster enforces memory (jobacct_gather/linux + OverMemoryKill). report_tables asks for 50 MB on its
+    first attempt (far less than Python alone) and 2000 MB on the next; train_brain is scancel-ed mid-run.
+    """
+    cluster, cluster_root = _start_cluster(enforce_memory=True)
     try:
-        profile = write_test_profile(tmp_path / "profile")
+        profile_dir = write_test_profile(tmp_path / "profile")
+        profile = yaml.safe_load((profile_dir / "config.yaml").read_text())
+        profile["retries"] = 2
+        profile["set-resources"]["report_tables"] = {"mem_mb": "50 if attempt == 1 else 2000"}
+        (profile_dir / "config.yaml").write_text(yaml.safe_dump(profile))
         results = tmp_path / "results"
         cmd = [
-            "timeout", "-k", "20", "900", *snakemake_cmd(), "--profile", str(profile),
+            "timeout", "-k", "20", "1200", *snakemake_cmd(), "--profile", str(profile_dir),
             "all", f"--configfile={REPO / 'config' / 'tiny.yaml'}", f"--config=results_dir={results}",
         ]  # fmt: skip
-        proc = subprocess.run(cmd, cwd=REPO, env=cluster.env(), capture_output=True, text=True)
-        assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}\n{cluster.logs()}"
-        assert "slurm" in (proc.stdout + proc.stderr).lower()
+        log = tmp_path / "snakemake.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(cmd, cwd=REPO, env=cluster.env(), stdout=out, stderr=subprocess.STDOUT)
+            cancelled = _cancel_first_running(cluster, "train_brain", proc)
+            proc.wait()
+        text = log.read_text()
+        assert proc.returncode == 0, f"{text[-6000:]}\n{cluster.logs()}"
+        assert "slurm" in text.lower()
+        jobs = subprocess.run(
+            ["squeue", "--noheader", "--states=all", "--format=%i|%T|%k|%m"],
+            capture_output=True, text=True, env=cluster.env(),
+        ).stdout.split()  # fmt: skip
+        slurmd_log = (cluster_root / "slurmd.log").read_text()
     finally:
         cluster.__exit__(None, None, None)
         shutil.rmtree(cluster_root, ignore_errors=True)
+    by_id = {j.split("|")[0]: j.split("|")[1:] for j in jobs}
+    state, comment, _ = by_id[cancelled]
+    assert state == "CANCELLED", jobs
+    assert [j for j in by_id.values() if j[:2] == ["COMPLETED", comment]], f"{comment} not retried: {jobs}"
+    tables = [j for j in by_id.values() if j[1] == "rule_report_tables"]
+    # killed for memory on the first attempt (FAILED with jobacct_gather, OUT_OF_MEMORY with cgroups) ...
+    assert any(j[0] in ("FAILED", "OUT_OF_MEMORY") and j[2] == "50M" for j in tables), tables
+    assert "exceeded memory limit" in slurmd_log
+    # ... and retried with the memory of the next attempt
+    assert ["COMPLETED", "rule_report_tables", "2000M"] in tables, tables
     local, remote = comparable_files(tiny_results), comparable_files(results)
-    assert local, "the local run produced nothing to compare"
     assert sorted(remote) == sorted(local)
     differing = [name for name in local if local[name] != remote[name]]
-    assert not differing, f"SLURM and local results differ: {differing[:10]}"
+    assert not differing, f"results after retries differ from a local run: {differing[:10]}"

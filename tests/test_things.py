@@ -358,3 +358,44 @@ def test_twin_recordings_are_seeded(things_meg: Path, tmp_path: Path) -> None:
 
     first, again, other = data(tmp_path / "a", 0), data(tmp_path / "b", 0), data(tmp_path / "c", 1)
     assert np.array_equal(first, again) and not np.array_equal(first, other)
+
+
+def _bare_run(tmp_path: Path, events_text: str) -> Path:
+    """A run folder with a (fake) recording, meg.json and the given events.tsv text."""
+    meg = things.meg_dir(tmp_path, "01", "01")
+    meg.mkdir(parents=True)
+    stem = things.run_stem("01", "01", "01", "main")
+    (meg / f"{stem}_meg.ds").mkdir()
+    (meg / f"{stem}_meg.json").write_text('{"SamplingFrequency": 1200.0}')
+    events = meg / f"{stem}_events.tsv"
+    events.write_text(events_text)
+    return events
+
+
+def test_zero_byte_events_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    events = _bare_run(tmp_path, "")
+    with pytest.raises(ValueError, match=rf"{re.escape(str(events))} is empty \(0 bytes"):
+        things.read_events_tsv(events)
+    with pytest.raises(ValueError, match=re.escape(str(events))):
+        things.inventory(tmp_path, ["01"], ["01"], ["01"], "main")
+
+
+def test_header_only_events_file_warns_in_the_inventory(tmp_path: Path) -> None:
+    events = _bare_run(tmp_path, "onset\tduration\ttrial_type\tvalue\tsample\n")
+    row = things.inventory_row(tmp_path, "01", "01", "01", "main")
+    assert row["n_exp"] == 0 and f"{events} has a header but no trials" in row["warning"]
+
+
+def test_bad_image_number_names_its_events_file_and_rows_print_plainly(tmp_path: Path) -> None:
+    meg = things.meg_dir(tmp_path, "01", "01")
+    meg.mkdir(parents=True)
+    path = _write(meg / f"{things.run_stem('01', '01', '01', 'main')}_events.tsv", EVENTS)
+    images = things.read_image_table(_write(tmp_path / "images.tsv", IMAGES.replace("21\texp", "99\texp")))
+    events = things.read_study_events(tmp_path, ["01"], ["01"], ["01"], "main")
+    with pytest.raises(things.ThingsDataError) as err:
+        things.stimuli_from_events(events, images)
+    assert f"[21] in {path}" in str(err.value)
+    no_value = _write(tmp_path / "n_events.tsv", EVENTS.replace("exp\t2.0\t21.0", "exp\t2.0\tn/a"))
+    with pytest.raises(things.ThingsDataError, match=r"image number \('value'\): \[3\]$") as err:
+        things.read_events_tsv(no_value)
+    assert "np.int64" not in str(err.value)

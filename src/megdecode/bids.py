@@ -28,6 +28,7 @@ from megdecode import __version__ as MEGDECODE_VERSION
 from megdecode.bids_layout import DATASET_KEYS
 from megdecode.config import dataclass_from_section
 from megdecode.io import atomic_output, read_json, read_tsv, write_json, write_tsv
+from megdecode.recording import read_raw_checked
 
 log = logging.getLogger(__name__)
 
@@ -348,11 +349,12 @@ def convert_run(
     """
     bids_root = Path(bids_root)
     run_name = f"sub-{subject}_ses-{session}_task-{task}_run-{run}"
+    remove_stale_staging(bids_root, run_name)
     if not Path(raw_fif).is_file():
         raise FileNotFoundError(f"{raw_fif}: raw recording of {run_name} not found; run the simulate rule")
     params = params.with_codes_from(ground_truth_json)
     log_table = read_stimulus_log(log_tsv)
-    raw = mne.io.read_raw_fif(raw_fif, preload=False, verbose="error")
+    raw = read_raw_checked(raw_fif)
     try:
         events = find_events(raw, log_table, params, run_name)
     except ValueError as err:  # TriggerLogMismatch too: name the files and keep the type
@@ -385,6 +387,22 @@ def convert_run(
         _move(staged["raw"], final["raw"])
     log.info("%s: wrote %s", run_name, ", ".join(str(p) for p in final.values()))
     return final
+
+
+def remove_stale_staging(bids_root: Path, run_name: str) -> None:
+    """Delete this run's staging folders left by a killed job (``.tmp-bids-<run>-*`` beside ``bids_root``).
+
+    Only this run's job writes them, and Snakemake never runs one job twice at once, so any found at the
+    job's start are leftovers.
+    """
+    import shutil
+
+    parent = bids_root.parent
+    if not parent.is_dir():
+        return
+    for stale in parent.glob(f".tmp-bids-{run_name}-*"):
+        log.warning("%s: removing staging folder %s left by an interrupted job", run_name, stale)
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _move(src: Path, dst: Path) -> None:
@@ -468,7 +486,7 @@ def write_dataset_files(
             raw_path = run_paths(bids_root, subject, session, run, task)["raw"]
             if not raw_path.is_file():
                 raise FileNotFoundError(f"{raw_path}: run not converted yet; run the bids_run rule first")
-            raw = mne.io.read_raw_fif(raw_path, preload=False, verbose="error")
+            raw = read_raw_checked(raw_path)
             rows.append({"filename": f"meg/{raw_path.name}", "acq_time": _acq_time(raw)})
             this = coordsystem(raw)
             if coords is None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,6 +63,42 @@ def section_defaults(*path: str) -> dict[str, Any]:
     for key in path:
         node = node["properties"][key]
     return copy.deepcopy(_fill_defaults({}, node))
+
+
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that rejects a key given twice in one mapping (YAML itself lets the last win)."""
+
+
+def _construct_unique_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            first = seen[key].start_mark
+            again = key_node.start_mark
+            raise ConfigError(
+                f"{again.name}: key '{key}' is given twice in one mapping (line {first.line + 1} and "
+                f"line {again.line + 1}); YAML would silently keep the last one. Delete or rename one of them"
+            )
+        seen[key] = key_node
+    return loader.construct_mapping(node, deep=deep)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def load_yaml(path: Path | str) -> Any:
+    """Read a YAML file safely, rejecting duplicate keys with both line numbers."""
+    with open(path) as f:
+        return yaml.load(f, Loader=StrictLoader)  # noqa: S506 - StrictLoader is a SafeLoader subclass
+
+
+def check_config_files(paths: Iterable[Path | str]) -> None:
+    """Reject duplicate keys in the config files Snakemake read (its own loader lets the last one win)."""
+    for path in paths:
+        if Path(path).is_file():
+            load_yaml(path)
 
 
 def load_schema(path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:
@@ -120,25 +157,94 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"'{location}': {error.message}"
 
 
+# YAML 1.1 reads ``3e-4`` (no dot) as a string; these are numbers wherever the schema asks for one
+_NUMBER_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _types(schema: Mapping[str, Any]) -> set[str]:
+    kind = schema.get("type")
+    found = set(kind) if isinstance(kind, list) else {kind} if kind else set()
+    for key in ("anyOf", "oneOf"):
+        for sub in schema.get(key, []):
+            found |= _types(sub)
+    return found
+
+
+def _coerce_numbers(instance: Any, schema: Mapping[str, Any]) -> Any:
+    """``instance`` with strings such as ``"3e-4"`` turned into floats where the schema expects a number."""
+    if isinstance(instance, str):
+        types = _types(schema)
+        if "number" in types and "string" not in types and _NUMBER_RE.match(instance.strip()):
+            return float(instance)
+        return instance
+    if isinstance(instance, dict):
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return {
+            k: _coerce_numbers(v, properties.get(k, extra if isinstance(extra, dict) else {}))
+            for k, v in instance.items()
+        }
+    if isinstance(instance, list):
+        items = schema.get("items")
+        return [_coerce_numbers(v, items if isinstance(items, dict) else {}) for v in instance]
+    return instance
+
+
+def _canonical_order(instance: Any, schema: Mapping[str, Any]) -> Any:
+    """Sort the keys of every fixed-schema mapping (recursively) so that Snakemake, which compares ``params``
+    by their ``repr``, sees the same value whatever order a config file writes its keys in. Mappings of
+    user-named entries (``backbones``: their order is the tables' row order) keep the order given.
+    """
+    if isinstance(instance, dict):
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        named = not properties and isinstance(extra, dict)
+        keys = list(instance) if named else sorted(instance, key=str)
+        return {
+            k: _canonical_order(instance[k], properties.get(k, extra if isinstance(extra, dict) else {}))
+            for k in keys
+        }
+    if isinstance(instance, list):
+        items = schema.get("items")
+        return [_canonical_order(v, items if isinstance(items, dict) else {}) for v in instance]
+    return instance
+
+
+def _check_unique_labels(config: Mapping[str, Any]) -> None:
+    """Two backbones with one ``label`` would merge into one table row: name both entries."""
+    seen: dict[str, str] = {}
+    for name, entry in (config.get("backbones") or {}).items():
+        label = entry.get("label") if isinstance(entry, dict) else None
+        if not label:  # empty: derived from kind/options
+            continue
+        if label in seen:
+            raise ConfigError(
+                f"backbones '{seen[label]}' and '{name}' have the same label '{label}'; tables key rows by "
+                "label, so give each backbone its own 'label'"
+            )
+        seen[label] = name
+
+
 def validate_config(config: Mapping[str, Any], schema_path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:
     """Validate ``config`` and return a new dict with schema defaults filled in.
 
-    Raises ``ConfigError`` listing every problem, unknown keys with the closest valid key.
+    Raises ``ConfigError`` listing every problem, unknown keys with the closest valid key. Numbers written
+    as ``3e-4`` (a string to YAML 1.1) are read as numbers; keys come back in a canonical order.
     """
     schema = load_schema(schema_path)
-    filled = _fill_defaults(copy.deepcopy(dict(config)), schema)
+    filled = _fill_defaults(_coerce_numbers(copy.deepcopy(dict(config)), schema), schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
     if errors:
         lines = "\n  - ".join(_describe(e) for e in errors)
         raise ConfigError(f"invalid config (schema {Path(schema_path).name}):\n  - {lines}")
-    return filled
+    _check_unique_labels(filled)
+    return _canonical_order(filled, schema)
 
 
 def load_config(path: Path | str, schema_path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:
-    """Read a YAML config (safe loader) and validate it."""
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+    """Read a YAML config (safe loader, duplicate keys rejected) and validate it."""
+    raw = load_yaml(path) or {}
     try:
         return validate_config(raw, schema_path)
     except ConfigError as err:

@@ -48,12 +48,22 @@ def write_tsv(df: pd.DataFrame, path: Path | str) -> None:
         df.to_csv(tmp, sep="\t", index=False, na_rep="n/a")
 
 
+class EmptyTableError(ValueError):
+    """A TSV file with no bytes (not even a header row)."""
+
+
 def read_tsv(path: Path | str, **kwargs: Any) -> pd.DataFrame:
-    """Read a TSV, treating ``n/a`` and ``N/A`` as missing; a missing file is named in the error."""
+    """Read a TSV, treating ``n/a`` and ``N/A`` as missing; a missing or empty file is named in the error."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"expected table not found: {path}")
-    return pd.read_csv(path, sep="\t", na_values=["n/a", "N/A"], keep_default_na=True, **kwargs)
+    try:
+        return pd.read_csv(path, sep="\t", na_values=["n/a", "N/A"], keep_default_na=True, **kwargs)
+    except pd.errors.EmptyDataError as err:
+        raise EmptyTableError(
+            f"{path} is empty ({path.stat().st_size} bytes, not even a header row); re-copy it from its "
+            "source, or delete it and rerun the job that makes it"
+        ) from err
 
 
 def write_json(obj: Any, path: Path | str) -> None:

@@ -121,12 +121,12 @@ def read_events_tsv(path: Path | str) -> pd.DataFrame:
             df[col] = _as_int(df[col], path, col)
     if df["sample"].isna().any():
         raise ThingsDataError(
-            f"{path}: 'sample' is missing on rows {list(np.flatnonzero(df['sample'].isna()))}"
+            f"{path}: 'sample' is missing on rows {np.flatnonzero(df['sample'].isna()).tolist()}"
         )
     no_value = (df["trial_type"] != "catch") & df["value"].isna()
     if no_value.any():
         raise ThingsDataError(
-            f"{path}: exp/test rows without an image number ('value'): {list(np.flatnonzero(no_value))}"
+            f"{path}: exp/test rows without an image number ('value'): {np.flatnonzero(no_value).tolist()}"
         )
     return df
 
@@ -136,7 +136,7 @@ def _as_int(series: pd.Series, path: Path, col: str) -> pd.Series:
     bad = series.notna() & numbers.isna()
     frac = numbers.notna() & (numbers != numbers.round())
     if bad.any() or frac.any():
-        rows = list(np.flatnonzero(bad | frac))[:5]
+        rows = np.flatnonzero(bad | frac).tolist()[:5]
         raise ThingsDataError(f"{path}: column '{col}' must hold whole numbers; bad rows {rows}")
     return numbers.round().astype("Int64")
 
@@ -234,10 +234,10 @@ def run_files(bids_root: Path | str, subject: str, session: str, run: str, task:
 
 def _recording_sfreq(recording: Path) -> float | None:
     """Sampling rate from the recording's own header (None when the file cannot be read, e.g. a plan twin)."""
-    import mne
+    from megdecode.recording import read_raw_checked
 
     try:
-        raw = mne.io.read_raw(recording, preload=False, verbose="error")
+        raw = read_raw_checked(recording)
     except Exception as err:  # noqa: BLE001 - any unreadable header only means "unknown" here
         log.warning("cannot read header of %s (%s)", recording, err)
         return None
@@ -282,6 +282,10 @@ def inventory_row(bids_root: Path | str, subject: str, session: str, run: str, t
     if files.sidecars["events"]:
         events = read_events_tsv(files.sidecars["events"])
         counts = {f"n_{role}": int((events["trial_type"] == role).sum()) for role in ROLES}
+        if events.empty:
+            note = f"{files.sidecars['events']} has a header but no trials"
+            log.warning("sub-%s ses-%s run-%s: %s", subject, session, run, note)
+            warnings.append(note)
         if np.isfinite(row["sfreq"]):
             drift = (events["sample"].astype(float) - events["onset"] * row["sfreq"]).abs()
             if (drift > 1).any():
@@ -390,7 +394,7 @@ def read_image_table(path: Path | str) -> pd.DataFrame:
     dup = table["value"].duplicated(keep=False)
     if dup.any():
         raise ThingsDataError(
-            f"{path}: image number(s) {sorted(table.loc[dup, 'value'].unique())[:5]} map to several files; "
+            f"{path}: image number(s) {_ints(table.loc[dup, 'value'].unique())} map to several files; "
             "keep one row per THINGS image number"
         )
     table["exemplar"] = table["exemplar"].astype(int)
@@ -425,8 +429,25 @@ def read_study_events(
                     raise ThingsDataError(
                         f"events file missing: {path}; download it or drop the run from the config"
                     )
-                frames.append(read_events_tsv(path).assign(subject=s, session=ses, run=r))
+                frames.append(
+                    read_events_tsv(path).assign(subject=s, session=ses, run=r, events_file=str(path))
+                )
     return pd.concat(frames, ignore_index=True)
+
+
+def _ints(values, n: int = 5) -> list[int]:
+    """The first ``n`` sorted distinct values as plain ints (numpy's repr would print ``np.int64(6)``)."""
+    return sorted({int(v) for v in values if pd.notna(v)})[:n]
+
+
+def _files_with(events: pd.DataFrame, values: pd.Series) -> str:
+    """`` in <events files>`` naming the events files (column ``events_file``) whose rows hold ``values``."""
+    if "events_file" not in events.columns:
+        return ""
+    files = sorted(set(events.loc[events["value"].isin(set(values.dropna())), "events_file"].astype(str)))
+    if not files:
+        return ""
+    return f" in {', '.join(files[:3])}" + (f" and {len(files) - 3} more file(s)" if len(files) > 3 else "")
 
 
 def stimuli_from_events(events: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
@@ -439,23 +460,24 @@ def stimuli_from_events(events: pd.DataFrame, images: pd.DataFrame) -> pd.DataFr
     both = shown["value"].duplicated(keep=False)
     if both.any():
         raise ThingsDataError(
-            f"image number(s) {sorted(shown.loc[both, 'value'].unique())[:5]} appear as both exp and test "
-            "trials"
+            f"image number(s) {_ints(shown.loc[both, 'value'].unique())} appear as both exp and test trials"
         )
     merged = shown.merge(images, on="value", how="left", suffixes=("", "_table"))
     unknown = merged["file"].isna()
     if unknown.any():
         raise ThingsDataError(
             f"{int(unknown.sum())} image number(s) from events.tsv are not in the image table "
-            f"(e.g. {sorted(merged.loc[unknown, 'value'].astype(int))[:5]}); point study.image_table to a "
-            "table "
-            "covering all THINGS-MEG images (things_meg_images.tsv)"
+            f"(e.g. {_ints(merged.loc[unknown, 'value'])}"
+            f"{_files_with(events, merged.loc[unknown, 'value'])}); "
+            "point study.image_table to a table covering all THINGS-MEG images (things_meg_images.tsv), or "
+            "fix those events files"
         )
     mismatch = (merged["trial_type_table"] != "n/a") & (merged["trial_type_table"] != merged["trial_type"])
     if mismatch.any():
         raise ThingsDataError(
             f"image table and events disagree on exp/test for image number(s) "
-            f"{sorted(merged.loc[mismatch, 'value'].astype(int))[:5]}; check study.image_table"
+            f"{_ints(merged.loc[mismatch, 'value'])}{_files_with(events, merged.loc[mismatch, 'value'])}; "
+            "check study.image_table"
         )
     test_concepts = set(merged.loc[merged["trial_type"] == "test", "concept"])
     test_concepts |= set(images.loc[images["trial_type"] == "test", "concept"])

@@ -90,7 +90,31 @@ def resolve_source(
         return str(path), None
     if model.startswith((".", "/", "~")):
         raise ModelNotAvailableError(f"{where}: local model directory {model!r} does not exist")
+    similar = similar_local_folder(model)
+    if similar is not None:
+        log.warning("%s: %s", where, _hub_or_folder_note(model, similar))
     return model, revision
+
+
+def similar_local_folder(model: str) -> Path | None:
+    """A local folder whose path resembles ``model`` (a path written without ``./`` reads as a Hub id)."""
+    import difflib
+
+    path = Path(model)
+    parent = path.parent
+    if not parent.is_dir():
+        return None
+    folders = [p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    close = difflib.get_close_matches(path.name, folders, n=1, cutoff=0.6)
+    return parent / close[0] if close else None
+
+
+def _hub_or_folder_note(model: str, similar: Path) -> str:
+    return (
+        f"options.model {model!r} is not a folder here, so it is read as a Hugging Face Hub id; a local "
+        f"folder of a similar name exists: './{similar.as_posix()}'. Write local folders with './' (for "
+        f"example model: ./{similar.as_posix()})"
+    )
 
 
 def load_or_explain(
@@ -109,6 +133,9 @@ def load_or_explain(
                 f"{revision}`) into the same HF_HOME cache, or set the backbone's options.model to a local "
                 "directory written by save_pretrained"
             )
+            similar = similar_local_folder(source)
+            if similar is not None:
+                hint += f"; or, if you meant a local folder: {_hub_or_folder_note(source, similar)}"
         raise ModelNotAvailableError(
             f"cannot load {what} {source!r} (revision {revision}): {err}\n  fix: {hint}"
         ) from err
@@ -163,10 +190,24 @@ def resolve_model_class(name: str, source: str, revision: str | None, by_model_t
 
 def load_hf_model(cls: Any, source: str, revision: str | None, device: str, dtype: str):
     """Load a transformers model (never with remote code) in eval mode on ``device`` with ``dtype``."""
+    import pickle
+
     try:
         model, info = load_or_explain(
             cls.from_pretrained, source, revision, "model", trust_remote_code=False, output_loading_info=True
         )
+    except pickle.UnpicklingError as err:
+        files = sorted(Path(source).glob("*.bin")) if Path(source).is_dir() else []
+        named = ", ".join(str(f) for f in files) or f"the .bin weight file of {source!r}"
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        unsafe = [line for line in lines if "Unsupported global" in line]
+        reason = (unsafe or lines or [""])[-1][:300]
+        raise ModelNotAvailableError(
+            f"refused to load {named}: a pickled PyTorch weight file holding more than tensors, and "
+            f"unpickling it could run code ({reason}). Convert it to safetensors on a machine where you "
+            "trust it (load it, then model.save_pretrained(folder), which writes model.safetensors), or "
+            "point options.model to a folder or revision with model.safetensors"
+        ) from err
     except RuntimeError as err:
         raise ValueError(
             f"the weights of {source!r} do not fit {cls.__name__} ({err}); set options.model_class to "

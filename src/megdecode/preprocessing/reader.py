@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from megdecode.io import read_tsv
+from megdecode.io import EmptyTableError, read_tsv
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ def read_events(path: Path | str, sfreq: float, run: str, trial_types: tuple[str
         events = read_tsv(path, dtype={"trial_type": str, "image_id": str, "concept": str})
     except FileNotFoundError as err:
         raise BadRunError(f"run {run}: events file missing: {path}") from err
+    except EmptyTableError as err:
+        raise BadRunError(f"run {run}: events file {err}") from err
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise BadRunError(f"run {run}: events file {path} is not a readable TSV ({err})") from err
     missing = [c for c in ("onset", "trial_type", "value") if c not in events.columns]
@@ -194,12 +196,14 @@ def pick_meg_channels(info, bad_channels: tuple[str, ...] | list[str], run: str)
 
 def open_raw(path: Path | str, run: str):
     """Open a recording (``.fif`` or CTF ``.ds``) lazily with MNE, naming the run on failure."""
-    import mne
+    from megdecode.recording import CorruptRecordingError, read_raw_checked
 
     path = Path(path)
     if not path.exists():
         raise BadRunError(f"run {run}: recording not found: {path}")
     try:
-        return mne.io.read_raw(path, preload=False, verbose="error")
+        return read_raw_checked(path)
+    except CorruptRecordingError as err:
+        raise BadRunError(f"run {run}: {err}") from err
     except Exception as err:  # noqa: BLE001 - any reader failure is a bad file for the user
         raise BadRunError(f"run {run}: cannot read recording {path} ({type(err).__name__}: {err})") from err

@@ -157,7 +157,7 @@ def _process(raw_path, events_path, stimuli_path, params, stem, qc, warnings, th
 
     result = epoch_continuous(
         read, raw.n_times, int(rows.max()) + 1, sfreq, events["sample"].to_numpy(), params, stem,
-        workers=threads, rows=rows,
+        workers=threads, rows=rows, names=pick.names,
     )  # fmt: skip
     mid = raw.n_times // 2
     half = int(min(params.qc_psd_seconds * sfreq, raw.n_times) // 2)

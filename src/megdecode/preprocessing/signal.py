@@ -135,13 +135,14 @@ def epoch_continuous(
     workers: int = 1,
     progress: bool = False,
     rows: np.ndarray | None = None,
+    names: list[str] | None = None,
 ) -> EpochResult:
     """Epoch a continuous recording with the paper's chain.
 
     ``read(start, stop)`` returns ``n_channels`` rows of float data for samples ``[start, stop)``;
     ``rows`` selects the rows to keep (default: all; reading a contiguous block of channels and dropping
     rows at the end is cheaper than selecting on every read). ``samples`` are the event samples
-    (0 = first sample of the recording).
+    (0 = first sample of the recording). ``names`` are the channel names of ``rows`` (for messages).
     """
     from tqdm import tqdm
 
@@ -182,7 +183,7 @@ def epoch_continuous(
         x = x32
         finite = np.isfinite(x.sum(axis=1))  # NaN/inf propagate into the row sum: one cheap pass
         if not finite[rows].all():
-            raise BadRunError(f"run {run}: the MEG data contain NaN or infinite values (samples {lo}-{hi})")
+            raise BadRunError(_nonfinite_message(read, rows, names, lo, n_samples, step, raw_sfreq, run))
         if not finite.all():  # only in rows that are dropped: keep them from spreading
             x[~finite] = 0.0
         if lo == 0:
@@ -204,9 +205,11 @@ def epoch_continuous(
     ptp = (stream.max(axis=1) - stream.min(axis=1)).astype(np.float64)  # of the low-passed signal
     flat = ptp <= params.flat_ratio * np.median(ptp)
     if flat.any():
+        flat_names = _channel_names(np.flatnonzero(flat), names)
         raise BadRunError(
-            f"run {run}: flat MEG channel(s) at index {np.flatnonzero(flat).tolist()[:10]}; "
-            "add them to preprocessing.bad_channels"
+            f"run {run}: flat MEG channel(s) {flat_names[:10]}"
+            f"{f' and {len(flat_names) - 10} more' if len(flat_names) > 10 else ''} (no signal); "
+            f"add them to preprocessing.bad_channels, e.g. bad_channels: [{', '.join(flat_names[:10])}]"
         )
     if params.l_freq is not None:
         drift = _drift(stream, params, first, last)
@@ -218,6 +221,40 @@ def epoch_continuous(
     epochs -= baseline[..., None].astype(np.float32)
     times = (t0 + grid) / raw_sfreq
     return EpochResult(data=epochs, times=times, stream=stream, raw_ptp=ptp)
+
+
+def _channel_names(index: np.ndarray, names: list[str] | None) -> list[str]:
+    """Names of kept channels ``index`` (positions in ``rows``), or ``#i`` when names are not given."""
+    return [names[i] if names is not None else f"#{i}" for i in np.asarray(index).tolist()]
+
+
+def _nonfinite_message(read, rows, names, start, n_samples, step, sfreq, run) -> str:
+    """Name every kept channel with NaN/inf from ``start`` on, with the span of samples and seconds."""
+    first = np.full(len(rows), -1, dtype=np.int64)
+    last = np.full(len(rows), -1, dtype=np.int64)
+    count = np.zeros(len(rows), dtype=np.int64)
+    for a in range(start, n_samples, step):
+        bad = ~np.isfinite(np.asarray(read(a, min(n_samples, a + step)))[rows])
+        ch, t = np.nonzero(bad)
+        if ch.size:
+            np.add.at(count, ch, 1)
+            for c in np.unique(ch):
+                at = t[ch == c] + a
+                first[c] = at.min() if first[c] < 0 else first[c]
+                last[c] = at.max()
+    hit = np.flatnonzero(count)
+    labels = _channel_names(hit, names)
+    spans = [
+        f"{label}: {count[c]} sample(s) between {first[c] / sfreq:.3f} s and {last[c] / sfreq:.3f} s "
+        f"(samples {first[c]}-{last[c]})"
+        for label, c in zip(labels[:10], hit[:10], strict=False)
+    ]
+    more = f"; and {len(hit) - 10} more channel(s)" if len(hit) > 10 else ""
+    return (
+        f"run {run}: MEG channel(s) contain NaN or infinite values: {'; '.join(spans)}{more}. Drop them "
+        f"with preprocessing.bad_channels (e.g. bad_channels: [{', '.join(labels[:10])}]) or repair the "
+        "recording"
+    )
 
 
 def _drift(
