@@ -15,8 +15,10 @@ class TemporalAggregation(nn.Module):
 
     ``affine``: ``sum_t a_t x[:, :, t] + b`` with learned ``a`` (time,) and ``b`` (the paper's choice);
     ``mean``: global average pooling; ``attention``: softmax over time of a learned 1x1 score.
-    All three are a per-sample weighting of time steps, so they commute with a following 1x1 conv:
-    the brain module aggregates before its channel projection (same maths, ``time`` x fewer FLOPs).
+    All three are a per-sample weighting of time steps, so they commute with a linear 1x1 conv
+    (biases aside), not with a nonlinearity: the brain module's ``linear`` output stage aggregates
+    before its projection; its ``conv_mlp`` stage (1x1 conv, GELU, 1x1 conv) runs at every time step
+    before the aggregation. The frozen decoders move its last (linear) conv after the aggregation.
     """
 
     def __init__(self, channels: int, n_times: int, mode: AggregationMode = "affine") -> None:

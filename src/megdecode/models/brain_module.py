@@ -5,21 +5,24 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from megdecode.models.aggregation import TemporalAggregation
 from megdecode.models.conv_blocks import ConvEncoder
-from megdecode.models.heads import make_head
+from megdecode.models.heads import ConvMLP, make_head
 from megdecode.models.spatial_attention import SpatialAttention
 from megdecode.models.subject_layers import SubjectLayers
+
+OutputStage = Literal["conv_mlp", "linear"]
+OUTPUT_STAGES: tuple[str, ...] = ("conv_mlp", "linear")
 
 
 @dataclass(frozen=True)
 class BrainModuleConfig:
-    """Hyper-parameters of the brain module (paper values in config/things-meg.yaml)."""
+    """Hyper-parameters of the brain module; defaults: workflow/schemas/brain_module.schema.yaml's."""
 
     spatial_channels: int = 270
     fourier_freqs: int = 32
@@ -34,6 +37,7 @@ class BrainModuleConfig:
     glu_context: int = 1
     batch_norm: bool = True
     out_channels: int = 2048
+    output_stage: OutputStage = "conv_mlp"
     aggregation: str = "affine"
     token_rank: int = 64
 
@@ -48,12 +52,19 @@ class BrainModuleConfig:
 
 
 class BrainModule(nn.Module):
-    """Spatial attention -> 1x1 conv -> subject layers -> conv blocks -> aggregation -> projection -> heads.
+    """Spatial attention -> 1x1 conv -> subject layers -> conv blocks -> output stage -> heads.
 
     ``forward(x, subject, mask)`` takes x (batch, channels, time), subject indices (batch,) and an
     optional channel mask, and returns ``{"clip": (batch, D), "mse": (batch, D)}`` with D the flattened
-    latent size. The paper's 1x1 conv to ``out_channels`` followed by temporal aggregation is computed
-    as aggregation followed by a Linear to ``out_channels``: the two are linear and commute.
+    latent size. The output stage (``cfg.output_stage``):
+
+    - ``conv_mlp`` (the paper's / brainmagick's): at every time step a 1x1 conv ``hidden -> 2 x hidden``,
+      GELU, 1x1 conv ``-> out_channels`` (:class:`~megdecode.models.heads.ConvMLP`, ``self.final``),
+      then the temporal aggregation of the ``out_channels`` features;
+    - ``linear``: temporal aggregation of the ``hidden`` channels, then one Linear to ``out_channels``
+      (``self.project``): the same maths as one 1x1 conv before the aggregation (both are linear; the
+      biases reparametrised), cheaper, but not the conv MLP, whose GELU does not commute with the
+      aggregation.
     """
 
     def __init__(
@@ -85,8 +96,13 @@ class BrainModule(nn.Module):
             glu_context=cfg.glu_context,
             batch_norm=cfg.batch_norm,
         )
-        self.aggregate = TemporalAggregation(cfg.hidden, n_times, cfg.aggregation)  # type: ignore[arg-type]
-        self.project = nn.Linear(cfg.hidden, cfg.out_channels)
+        if cfg.output_stage not in OUTPUT_STAGES:
+            raise ValueError(f"unknown output_stage '{cfg.output_stage}' (use one of {list(OUTPUT_STAGES)})")
+        conv_mlp = cfg.output_stage == "conv_mlp"
+        self.final = ConvMLP(cfg.hidden, cfg.out_channels) if conv_mlp else None
+        aggregated = cfg.out_channels if conv_mlp else cfg.hidden
+        self.aggregate = TemporalAggregation(aggregated, n_times, cfg.aggregation)  # type: ignore[arg-type]
+        self.project = None if conv_mlp else nn.Linear(cfg.hidden, cfg.out_channels)
         self.clip_head = make_head(cfg.out_channels, self.latent_shape, cfg.token_rank)
         self.mse_head = make_head(cfg.out_channels, self.latent_shape, cfg.token_rank)
 
@@ -97,8 +113,11 @@ class BrainModule(nn.Module):
         h = self.mix(self.spatial(x, mask, generator))
         if self.subject is not None:
             h = self.subject(h, subject)
-        h = self.aggregate(self.encoder(h))
-        return self.project(h)
+        h = self.encoder(h)
+        if self.final is not None:
+            h = self.final(h)
+        h = self.aggregate(h)
+        return h if self.project is None else self.project(h)
 
     def forward(
         self, x: Tensor, subject: Tensor, mask: Tensor | None = None, generator: torch.Generator | None = None
