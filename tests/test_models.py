@@ -118,6 +118,19 @@ def test_aggregation_shapes_and_commutes_with_projection(mode):
         TemporalAggregation(6, 11, mode="max")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("mode", ["affine", "mean", "attention"])
+def test_aggregation_through_linear_equals_the_conv_at_every_time_step(mode):
+    gen = torch.Generator().manual_seed(3)
+    agg = TemporalAggregation(channels=9, n_times=11, mode=mode)
+    with torch.no_grad():
+        for param in agg.parameters():  # time weights that do not sum to 1, a bias, a score
+            param.normal_(generator=gen)
+    x = torch.randn(3, 6, 11, generator=gen)
+    weight, bias = torch.randn(9, 6, generator=gen), torch.randn(9, generator=gen)
+    per_step = agg(torch.einsum("oc,bct->bot", weight, x) + bias[:, None])
+    torch.testing.assert_close(agg.through_linear(x, weight, bias), per_step)
+
+
 def test_heads_flat_and_tokens():
     assert MLPHead(16, 10)(torch.randn(4, 16)).shape == (4, 10)
     head = TokenHead(16, tokens=257, dim=768, rank=4)

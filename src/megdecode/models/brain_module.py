@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from megdecode.models.aggregation import TemporalAggregation
 from megdecode.models.conv_blocks import ConvEncoder
@@ -60,7 +61,11 @@ class BrainModule(nn.Module):
 
     - ``conv_mlp`` (the paper's / brainmagick's): at every time step a 1x1 conv ``hidden -> 2 x hidden``,
       GELU, 1x1 conv ``-> out_channels`` (:class:`~megdecode.models.heads.ConvMLP`, ``self.final``),
-      then the temporal aggregation of the ``out_channels`` features;
+      then the temporal aggregation of the ``out_channels`` features. Computed as
+      ``aggregate.through_linear``: the last conv is linear and runs once on the aggregated
+      ``2 x hidden`` features instead of at every time step (the same function, parameters and
+      gradients; 0.47 GFLOP fewer per trial at the paper's width and 181 samples). The first conv
+      and the GELU run at every time step: the GELU does not commute with the aggregation;
     - ``linear``: temporal aggregation of the ``hidden`` channels, then one Linear to ``out_channels``
       (``self.project``): the same maths as one 1x1 conv before the aggregation (both are linear; the
       biases reparametrised), cheaper, but not the conv MLP, whose GELU does not commute with the
@@ -114,10 +119,11 @@ class BrainModule(nn.Module):
         if self.subject is not None:
             h = self.subject(h, subject)
         h = self.encoder(h)
-        if self.final is not None:
-            h = self.final(h)
-        h = self.aggregate(h)
-        return h if self.project is None else self.project(h)
+        if self.final is None:  # linear: aggregation, then Linear
+            return self.project(self.aggregate(h))
+        # conv_mlp: the second 1x1 conv is linear, computed after the aggregation (the same maths)
+        g = F.gelu(self.final.conv1(h))
+        return self.aggregate.through_linear(g, self.final.conv2.weight[:, :, 0], self.final.conv2.bias)
 
     def forward(
         self, x: Tensor, subject: Tensor, mask: Tensor | None = None, generator: torch.Generator | None = None
