@@ -13,8 +13,11 @@ from torch.nn import functional as F
 class LossWeights(Protocol):
     """What :func:`combined_loss` reads from the training config (``megdecode.training.TrainingConfig``)."""
 
-    clip_weight: float
-    clip_symmetric: bool
+    @property
+    def clip_weight(self) -> float: ...  # lambda
+
+    @property
+    def clip_symmetric(self) -> bool: ...
 
 
 def target_groups(target: Tensor) -> Tensor:
