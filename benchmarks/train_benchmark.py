@@ -4,12 +4,15 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/train_benchmark.py               # all parts
     .venv/bin/python benchmarks/train_benchmark.py --only model --blocks 2 5 10
+    .venv/bin/python benchmarks/train_benchmark.py --only model --blocks 5 --output-stages conv_mlp
     .venv/bin/python benchmarks/train_benchmark.py --only ridge  # THINGS-size ridge (~4 GB temp file)
 
 Model part: fp32 matmul FLOP/s of this machine (torch, all threads), then one training step
 (forward, backward, Adam) of the brain module at the paper's width (batch 128, 271 channels x 181
-samples, 270 attention channels, 320 hidden, 2048 features, a 768-d latent), its FLOPs counted by
-torch's FlopCounterMode, as a fraction of that peak; samples/s; and the latency of decoding one
+samples, 270 attention channels, 320 hidden, 2048 features, a 768-d latent) with each output stage
+(``linear``: aggregation then Linear 320 -> 2048; ``conv_mlp``, the paper's: 1x1 conv 320 -> 640,
+GELU, 1x1 conv -> 2048 at every time step, then aggregation), its FLOPs counted by torch's
+FlopCounterMode, as a fraction of that peak; samples/s; and the latency of decoding one
 trial at batch 1 on one core: with the training graph, and with the frozen RealtimeDecoder (same
 maths, folded front and batch norm; direct or Winograd convolutions; on the CPU also Winograd through
 torch.compile, which needs a C++ compiler; and, not the same maths, the direct decoder in bfloat16).
@@ -60,7 +63,9 @@ def _timed(fn) -> float:
     return time.perf_counter() - tic
 
 
-def model_benchmark(blocks: list[int], batch: int, steps: int, latency_reps: int, device: str) -> list[dict]:
+def model_benchmark(
+    blocks: list[int], stages: list[str], batch: int, steps: int, latency_reps: int, device: str
+) -> list[dict]:
     import torch
 
     threads = torch.get_num_threads()
@@ -72,22 +77,25 @@ def model_benchmark(blocks: list[int], batch: int, steps: int, latency_reps: int
     print(f"fp32 matmul peak: {peak / 1e9:.1f} GFLOP/s ({threads} threads), {peak_1 / 1e9:.1f} (1 thread)")
     rows = []
     for n_blocks in blocks:
-        row = bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, threads)
-        print(json.dumps(row))
-        rows.append(row)
+        for stage in stages:
+            row = bench_blocks(n_blocks, stage, batch, steps, latency_reps, dev, peak, peak_1, threads)
+            print(json.dumps(row))
+            rows.append(row)
     return rows
 
 
-def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, threads) -> dict:
-    """One training-step and batch-1 measurement of the paper-width brain module with ``n_blocks``."""
+def bench_blocks(n_blocks, output_stage, batch, steps, latency_reps, dev, peak, peak_1, threads) -> dict:
+    """One training-step and batch-1 measurement of the paper-width brain module with ``n_blocks``
+    and ``output_stage``."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from megdecode.models import BrainModuleConfig, RealtimeDecoder, StreamingDecoder
-    from megdecode.training import TrainingConfig, build_decoder, combined_loss
+    from megdecode.models.losses import combined_loss
+    from megdecode.training import TrainingConfig, build_decoder
 
     pos = np.random.default_rng(0).uniform(0, 1, (271, 2)).astype(np.float32)
-    bcfg = BrainModuleConfig(n_blocks=n_blocks)
+    bcfg = BrainModuleConfig(n_blocks=n_blocks, output_stage=output_stage)
     cfg = TrainingConfig()
     model = build_decoder(bcfg, cfg, pos, 1, 181, (768,), seed=0).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
@@ -163,9 +171,11 @@ def bench_blocks(n_blocks, batch, steps, latency_reps, dev, peak, peak_1, thread
     row = {
         "device": str(dev),
         "n_blocks": n_blocks,
+        "output_stage": output_stage,
         "params": sum(p.numel() for p in model.parameters()),
         "step_s": round(t_step, 4),
         "step_gflop": round(flops / 1e9, 2),
+        "step_gflop_per_trial": round(flops / batch / 1e9, 3),
         "achieved_gflops": round(flops / t_step / 1e9, 1),
         "pct_of_matmul_peak": round(100 * flops / t_step / peak, 1),
         "samples_per_s": round(batch / t_step, 1),
@@ -265,6 +275,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["model", "ridge"], default=None)
     parser.add_argument("--blocks", type=int, nargs="+", default=[2, 5])
+    parser.add_argument(
+        "--output-stages", nargs="+", choices=["linear", "conv_mlp"], default=["linear", "conv_mlp"]
+    )
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--latency-reps", type=int, default=30)
@@ -275,7 +288,9 @@ def main() -> None:
     args = parser.parse_args()
     result: dict = {}
     if args.only in (None, "model"):
-        result["model"] = model_benchmark(args.blocks, args.batch, args.steps, args.latency_reps, args.device)
+        result["model"] = model_benchmark(
+            args.blocks, args.output_stages, args.batch, args.steps, args.latency_reps, args.device
+        )
     if args.only in (None, "ridge"):
         with tempfile.TemporaryDirectory() as tmp:
             result["ridge"] = ridge_benchmark(args.ridge_n, 271, 181, args.ridge_dim, Path(tmp))

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
+from torch.nn import functional as F
 
+from megdecode.config import load_schema
 from megdecode.models import (
     BrainModule,
     BrainModuleConfig,
     ConvBlock,
     ConvEncoder,
+    ConvMLP,
     MLPHead,
     SpatialAttention,
     SubjectLayers,
@@ -113,6 +118,19 @@ def test_aggregation_shapes_and_commutes_with_projection(mode):
         TemporalAggregation(6, 11, mode="max")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("mode", ["affine", "mean", "attention"])
+def test_aggregation_through_linear_equals_the_conv_at_every_time_step(mode):
+    gen = torch.Generator().manual_seed(3)
+    agg = TemporalAggregation(channels=9, n_times=11, mode=mode)
+    with torch.no_grad():
+        for param in agg.parameters():  # time weights that do not sum to 1, a bias, a score
+            param.normal_(generator=gen)
+    x = torch.randn(3, 6, 11, generator=gen)
+    weight, bias = torch.randn(9, 6, generator=gen), torch.randn(9, generator=gen)
+    per_step = agg(torch.einsum("oc,bct->bot", weight, x) + bias[:, None])
+    torch.testing.assert_close(agg.through_linear(x, weight, bias), per_step)
+
+
 def test_heads_flat_and_tokens():
     assert MLPHead(16, 10)(torch.randn(4, 16)).shape == (4, 10)
     head = TokenHead(16, tokens=257, dim=768, rank=4)
@@ -158,3 +176,58 @@ def test_brain_module_built_in_inference_mode_runs():
         ).eval()
         out = brain(torch.randn(2, 5, 12), torch.zeros(2, dtype=torch.long))
     assert out["clip"].shape == (2, 4)
+
+
+def test_conv_mlp_shape_and_maths():
+    stage = ConvMLP(6, 9)
+    assert stage.conv1.weight.shape == (12, 6, 1) and stage.conv2.weight.shape == (9, 12, 1)
+    x = torch.randn(3, 6, 11)
+    out = stage(x)
+    assert out.shape == (3, 9, 11)
+    t = 4  # every time step on its own: 1x1 conv, GELU, 1x1 conv
+    hidden = F.gelu(stage.conv1.weight[:, :, 0] @ x[:, :, t].T + stage.conv1.bias[:, None])
+    expected = stage.conv2.weight[:, :, 0] @ hidden + stage.conv2.bias[:, None]
+    torch.testing.assert_close(out[:, :, t], expected.T)
+
+
+@pytest.mark.parametrize("aggregation", ["affine", "mean", "attention"])
+def test_brain_module_output_stages(aggregation):
+    """conv_mlp: the MLP at every time step, then aggregation of out_channels; linear: aggregation, Linear."""
+    sizes = {"spatial_channels": 8, "fourier_freqs": 3, "hidden": 8, "n_blocks": 1, "out_channels": 16}
+    x, subject = torch.randn(4, 10, 25), torch.tensor([0, 1, 1, 0])
+    torch.manual_seed(0)
+    cfg = BrainModuleConfig(**sizes, output_stage="conv_mlp", aggregation=aggregation)
+    mlp = BrainModule(cfg, _positions(10), 2, 25, (12,)).eval()
+    assert mlp.project is None and mlp.final.conv1.weight.shape == (16, 8, 1)
+    with torch.no_grad():
+        if aggregation == "affine":
+            mlp.aggregate.bias.fill_(0.3)
+        encoded = mlp.encoder(mlp.subject(mlp.mix(mlp.spatial(x)), subject))
+        expected = mlp.aggregate(mlp.final(encoded))
+        torch.testing.assert_close(mlp.features(x, subject), expected)
+        assert expected.shape == (4, 16)
+        # the GELU does not commute with the aggregation: the MLP after it is a different function
+        if aggregation != "attention":
+            swapped = mlp.final(mlp.aggregate(encoded)[:, :, None])[:, :, 0]
+            assert (swapped - expected).abs().max() > 1e-3
+    out = mlp(x, subject)
+    assert out["clip"].shape == (4, 12) and out["mse"].shape == (4, 12)
+    cfg = BrainModuleConfig(**sizes, output_stage="linear", aggregation=aggregation)
+    linear = BrainModule(cfg, _positions(10), 2, 25, (12,)).eval()
+    assert linear.final is None and linear.project.weight.shape == (16, 8)
+    with torch.no_grad():
+        encoded = linear.encoder(linear.subject(linear.mix(linear.spatial(x)), subject))
+        torch.testing.assert_close(linear.features(x, subject), linear.project(linear.aggregate(encoded)))
+    keys = set(linear.state_dict())  # the linear stage keeps the parameter names of earlier checkpoints
+    assert {"project.weight", "project.bias"} <= keys and not any(k.startswith("final.") for k in keys)
+    with pytest.raises(ValueError, match="unknown output_stage"):
+        BrainModule(BrainModuleConfig(**sizes, output_stage="mlp"), _positions(10), 2, 25, (12,))  # type: ignore[arg-type]
+
+
+def test_brain_module_config_defaults_are_the_schema_defaults():
+    schema = load_schema()["properties"]["brain_module"]["properties"]
+    fields = {f.name: f.default for f in dataclasses.fields(BrainModuleConfig)}
+    assert set(fields) == set(schema)
+    for name, default in fields.items():
+        assert schema[name]["default"] == default, name
+    assert schema["output_stage"]["default"] == "conv_mlp" and "[S]" in schema["output_stage"]["description"]

@@ -3,7 +3,7 @@
 from megdecode.models.aggregation import TemporalAggregation
 from megdecode.models.brain_module import BrainModule, BrainModuleConfig
 from megdecode.models.conv_blocks import ConvBlock, ConvEncoder
-from megdecode.models.heads import MLPHead, TokenHead, make_head
+from megdecode.models.heads import ConvMLP, MLPHead, TokenHead, make_head
 from megdecode.models.realtime import RealtimeDecoder
 from megdecode.models.spatial_attention import SpatialAttention, disc_mask, fourier_embedding
 from megdecode.models.streaming import StreamingDecoder
@@ -14,6 +14,7 @@ __all__ = [
     "BrainModuleConfig",
     "ConvBlock",
     "ConvEncoder",
+    "ConvMLP",
     "MLPHead",
     "RealtimeDecoder",
     "SpatialAttention",

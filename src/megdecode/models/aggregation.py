@@ -6,6 +6,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 AggregationMode = Literal["affine", "mean", "attention"]
 
@@ -15,8 +16,9 @@ class TemporalAggregation(nn.Module):
 
     ``affine``: ``sum_t a_t x[:, :, t] + b`` with learned ``a`` (time,) and ``b`` (the paper's choice);
     ``mean``: global average pooling; ``attention``: softmax over time of a learned 1x1 score.
-    All three are a per-sample weighting of time steps, so they commute with a following 1x1 conv:
-    the brain module aggregates before its channel projection (same maths, ``time`` x fewer FLOPs).
+    All three are a per-sample weighting of time steps, so they commute with a linear 1x1 conv
+    (biases aside), not with a nonlinearity: :meth:`through_linear` computes ``self(conv(x))`` for a
+    1x1 conv without running the conv at every time step.
     """
 
     def __init__(self, channels: int, n_times: int, mode: AggregationMode = "affine") -> None:
@@ -45,3 +47,25 @@ class TemporalAggregation(nn.Module):
         w = self.time_weights(x)
         out = torch.matmul(x, w) if w.ndim == 1 else torch.einsum("bct,bt->bc", x, w)
         return out + self.bias if self.mode == "affine" else out
+
+    def through_linear(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        """``self(conv(x))`` for the 1x1 conv ``conv(x)_t = weight @ x_t + bias``, the conv after the pooling.
+
+        x (batch, in, time), weight (out, in), bias (out,); this aggregation has ``out`` channels. The
+        same maths as the conv at every time step (the weighting over time is linear): ``affine`` gives
+        ``weight @ sum_t a_t x_t + bias * sum_t a_t + b``, ``mean`` and ``attention`` (weights summing to
+        1) ``weight @ sum_t w_t x_t + bias``, the attention score ``s . conv(x)_t`` read as
+        ``(s @ weight) . x_t + s . bias``. ``out / in`` times fewer FLOPs than the conv.
+        """
+        if self.mode == "attention":
+            score = self.score.weight[:, :, 0]  # (1, out)
+            scores = F.conv1d(x, (score @ weight)[:, :, None], self.score.bias + score @ bias)
+            w = torch.softmax(scores.squeeze(1), dim=-1)
+        else:
+            if self.mode == "affine" and x.shape[-1] != self.n_times:
+                raise ValueError(f"affine aggregation expects {self.n_times} time samples, got {x.shape[-1]}")
+            w = self.time_weights(x)
+        pooled = torch.matmul(x, w) if w.ndim == 1 else torch.einsum("bct,bt->bc", x, w)
+        if self.mode == "affine":
+            return F.linear(pooled, weight, bias * w.sum()) + self.bias
+        return F.linear(pooled, weight, bias)

@@ -5,21 +5,25 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from megdecode.models.aggregation import TemporalAggregation
 from megdecode.models.conv_blocks import ConvEncoder
-from megdecode.models.heads import make_head
+from megdecode.models.heads import ConvMLP, make_head
 from megdecode.models.spatial_attention import SpatialAttention
 from megdecode.models.subject_layers import SubjectLayers
+
+OutputStage = Literal["conv_mlp", "linear"]
+OUTPUT_STAGES: tuple[str, ...] = ("conv_mlp", "linear")
 
 
 @dataclass(frozen=True)
 class BrainModuleConfig:
-    """Hyper-parameters of the brain module (paper values in config/things-meg.yaml)."""
+    """Hyper-parameters of the brain module; defaults: workflow/schemas/brain_module.schema.yaml's."""
 
     spatial_channels: int = 270
     fourier_freqs: int = 32
@@ -34,6 +38,7 @@ class BrainModuleConfig:
     glu_context: int = 1
     batch_norm: bool = True
     out_channels: int = 2048
+    output_stage: OutputStage = "conv_mlp"
     aggregation: str = "affine"
     token_rank: int = 64
 
@@ -48,12 +53,23 @@ class BrainModuleConfig:
 
 
 class BrainModule(nn.Module):
-    """Spatial attention -> 1x1 conv -> subject layers -> conv blocks -> aggregation -> projection -> heads.
+    """Spatial attention -> 1x1 conv -> subject layers -> conv blocks -> output stage -> heads.
 
     ``forward(x, subject, mask)`` takes x (batch, channels, time), subject indices (batch,) and an
     optional channel mask, and returns ``{"clip": (batch, D), "mse": (batch, D)}`` with D the flattened
-    latent size. The paper's 1x1 conv to ``out_channels`` followed by temporal aggregation is computed
-    as aggregation followed by a Linear to ``out_channels``: the two are linear and commute.
+    latent size. The output stage (``cfg.output_stage``):
+
+    - ``conv_mlp`` (the paper's / brainmagick's): at every time step a 1x1 conv ``hidden -> 2 x hidden``,
+      GELU, 1x1 conv ``-> out_channels`` (:class:`~megdecode.models.heads.ConvMLP`, ``self.final``),
+      then the temporal aggregation of the ``out_channels`` features. Computed as
+      ``aggregate.through_linear``: the last conv is linear and runs once on the aggregated
+      ``2 x hidden`` features instead of at every time step (the same function, parameters and
+      gradients; 0.47 GFLOP fewer per trial at the paper's width and 181 samples). The first conv
+      and the GELU run at every time step: the GELU does not commute with the aggregation;
+    - ``linear``: temporal aggregation of the ``hidden`` channels, then one Linear to ``out_channels``
+      (``self.project``): the same maths as one 1x1 conv before the aggregation (both are linear; the
+      biases reparametrised), cheaper, but not the conv MLP, whose GELU does not commute with the
+      aggregation.
     """
 
     def __init__(
@@ -85,8 +101,13 @@ class BrainModule(nn.Module):
             glu_context=cfg.glu_context,
             batch_norm=cfg.batch_norm,
         )
-        self.aggregate = TemporalAggregation(cfg.hidden, n_times, cfg.aggregation)  # type: ignore[arg-type]
-        self.project = nn.Linear(cfg.hidden, cfg.out_channels)
+        if cfg.output_stage not in OUTPUT_STAGES:
+            raise ValueError(f"unknown output_stage '{cfg.output_stage}' (use one of {list(OUTPUT_STAGES)})")
+        conv_mlp = cfg.output_stage == "conv_mlp"
+        self.final = ConvMLP(cfg.hidden, cfg.out_channels) if conv_mlp else None
+        aggregated = cfg.out_channels if conv_mlp else cfg.hidden
+        self.aggregate = TemporalAggregation(aggregated, n_times, cfg.aggregation)  # type: ignore[arg-type]
+        self.project = None if conv_mlp else nn.Linear(cfg.hidden, cfg.out_channels)
         self.clip_head = make_head(cfg.out_channels, self.latent_shape, cfg.token_rank)
         self.mse_head = make_head(cfg.out_channels, self.latent_shape, cfg.token_rank)
 
@@ -97,8 +118,12 @@ class BrainModule(nn.Module):
         h = self.mix(self.spatial(x, mask, generator))
         if self.subject is not None:
             h = self.subject(h, subject)
-        h = self.aggregate(self.encoder(h))
-        return self.project(h)
+        h = self.encoder(h)
+        if self.final is None:  # linear: aggregation, then Linear
+            return self.project(self.aggregate(h))
+        # conv_mlp: the second 1x1 conv is linear, computed after the aggregation (the same maths)
+        g = F.gelu(self.final.conv1(h))
+        return self.aggregate.through_linear(g, self.final.conv2.weight[:, :, 0], self.final.conv2.bias)
 
     def forward(
         self, x: Tensor, subject: Tensor, mask: Tensor | None = None, generator: torch.Generator | None = None

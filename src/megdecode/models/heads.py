@@ -1,4 +1,5 @@
-"""Projection heads (LayerNorm, GELU, Linear) from the brain features to a latent, flat or tokens."""
+"""Output stage and projection heads: per-time-step conv MLP (the paper's), then LayerNorm, GELU, Linear
+heads from the brain features to a latent, flat or tokens."""
 
 from __future__ import annotations
 
@@ -7,6 +8,22 @@ import math
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+
+class ConvMLP(nn.Module):
+    """(batch, in, time) -> (batch, out, time): 1x1 conv in -> 2 x in, GELU, 1x1 conv -> out per time step.
+
+    brainmagick's ``SimpleConv(complex_out=True)`` final layer (``clip_conv.yaml``), the paper's output
+    stage before the temporal aggregation.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(in_channels, 2 * in_channels, 1)
+        self.conv2 = nn.Conv1d(2 * in_channels, out_channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv2(F.gelu(self.conv1(x)))
 
 
 class MLPHead(nn.Module):

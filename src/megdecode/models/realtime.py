@@ -10,6 +10,10 @@ are folded, once, into a graph with the same maths:
   then a (channels, time) map, exact at the zero-padded edges);
 - batch norm (running statistics) -> the weights and bias of the convolution before it;
 - kernel-3 convolutions -> :func:`~megdecode.models.winograd.winograd_conv1d` (2x fewer multiplies; CPU).
+- the ``conv_mlp`` output stage (1x1 conv, GELU, 1x1 conv at every time step, then the temporal
+  aggregation): its last 1x1 conv is linear, so it moves after the aggregation (a weighting of time
+  steps; an attention score reads it through the folded ``score @ conv2`` matrix): one
+  ``2 x hidden -> out_channels`` product per trial instead of one per time step.
 
 Folding is done in float64. ``RealtimeDecoder(x)`` equals ``brain.eval()(x, subject, mask)`` to about
 1e-5 relative (tests). It is a snapshot: training the brain module afterwards does not change it.
@@ -95,6 +99,96 @@ class FoldedBlock(nn.Module):
         return F.glu(self.glu(x), dim=-1)
 
 
+def _copy(tensor: Tensor | None) -> Tensor | None:
+    """A contiguous copy that shares no storage with the brain module (the decoder is a snapshot)."""
+    return None if tensor is None else tensor.detach().clone(memory_format=torch.contiguous_format)
+
+
+class FoldedPointwise(nn.Module):
+    """A frozen 1x1 conv followed by GELU on time-major input: (batch, time, in) -> (batch, time, out).
+
+    ``weight`` is (in, out): the layout the streaming decoder's stages use.
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("weight", _copy(weight))
+        self.register_buffer("bias", _copy(bias))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(torch.matmul(x, self.weight).add_(self.bias))
+
+
+class FoldedReadout(nn.Module):
+    """Temporal aggregation and the linear map after it, time-major: (batch, time, in) -> (batch, out).
+
+    ``sum_t w_t u_t @ weight.T + bias`` with the weights ``w`` over time of the brain module's
+    aggregation (``affine``: learned, ``mean``: 1 / time, ``attention``: softmax over time of
+    ``u_t . score + score_bias``). Built by :meth:`from_brain`.
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        weight: Tensor,
+        bias: Tensor,
+        time_weight: Tensor | None = None,
+        score: Tensor | None = None,
+        score_bias: Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.mode = mode
+        self.register_buffer("weight", _copy(weight.T))  # (in, out)
+        self.register_buffer("bias", _copy(bias))
+        self.register_buffer("time_weight", _copy(time_weight))
+        self.register_buffer("score", _copy(score))
+        self.register_buffer("score_bias", _copy(score_bias))
+
+    @classmethod
+    def from_brain(cls, brain: BrainModule) -> FoldedReadout:
+        """Float64 fold of the brain module's aggregation and the linear map that follows it.
+
+        ``linear`` stage: ``u`` = the conv blocks' output, the map = ``project``; an affine
+        aggregation's bias ``b`` adds ``b * project.weight @ 1``. ``conv_mlp``: ``u`` = the GELU's
+        output, the map = the second 1x1 conv (moved after the aggregation: both are linear); its bias
+        ``b2`` becomes ``b2 * sum_t a_t + b`` (affine) or stays ``b2`` (the weights sum to 1), and an
+        attention score ``s . z_t`` of its output reads ``u_t`` through ``conv2.weight.T @ s``.
+        """
+        agg = brain.aggregate
+        if brain.final is None:
+            weight = brain.project.weight.detach().double()
+            bias = brain.project.bias.detach().double()
+            after_weight = None
+        else:
+            weight = brain.final.conv2.weight.detach().double()[:, :, 0]
+            bias = brain.final.conv2.bias.detach().double()
+            after_weight = weight
+        time_weight = score = score_bias = None
+        if agg.mode == "affine":
+            time_weight = agg.time_weight.detach().double()
+            agg_bias = agg.bias.detach().double()
+            if after_weight is None:
+                bias = bias + agg_bias * weight.sum(dim=1)
+            else:
+                bias = bias * time_weight.sum() + agg_bias
+        elif agg.mode == "attention":
+            score = agg.score.weight.detach().double()[0, :, 0]
+            score_bias = agg.score.bias.detach().double()
+            if after_weight is not None:
+                score, score_bias = after_weight.T @ score, score_bias + score @ bias
+        return cls(agg.mode, weight, bias, time_weight, score, score_bias)
+
+    def forward(self, u: Tensor) -> Tensor:
+        if self.mode == "affine":
+            pooled = torch.matmul(self.time_weight, u)
+        elif self.mode == "mean":
+            pooled = u.mean(dim=1)
+        else:
+            weights = torch.softmax(torch.matmul(u, self.score) + self.score_bias, dim=-1)  # (batch, time)
+            pooled = torch.einsum("bt,btc->bc", weights, u)
+        return torch.addmm(self.bias, pooled, self.weight)
+
+
 def _conv_with_norm(conv: nn.Conv1d, norm: nn.Module) -> tuple[Tensor, Tensor]:
     """Float64 (weight, bias) of ``norm(conv(x))`` with batch norm's running statistics."""
     weight = conv.weight.detach().to(torch.float64)
@@ -134,9 +228,14 @@ class RealtimeDecoder(nn.Module):
                 self.register_buffer("front_bias", front_bias.to(dtype))
             else:
                 self.front = None  # folded into the first convolution
+            conv1 = None if brain.final is None else brain.final.conv1  # conv_mlp: at every time step
+            self.pointwise = (
+                None
+                if conv1 is None
+                else FoldedPointwise(conv1.weight.detach()[:, :, 0].T, conv1.bias).to(dtype)
+            )
+            self.readout_map = FoldedReadout.from_brain(brain).to(dtype)
         self.blocks = nn.Sequential(*blocks).to(dtype)  # folded in float64, cast once
-        self.aggregate = copy.deepcopy(brain.aggregate)
-        self.project = copy.deepcopy(brain.project)
         self.clip_head = copy.deepcopy(brain.clip_head)
         self.mse_head = copy.deepcopy(brain.mse_head)
         self.requires_grad_(False)
@@ -189,9 +288,14 @@ class RealtimeDecoder(nn.Module):
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         h = x.transpose(1, 2)  # time-major from here on
         h = h if self.front is None else torch.matmul(h, self.front.T) + self.front_bias
-        return self.readout(self.blocks(h))
+        h = self.blocks(h)
+        return self.readout(h if self.pointwise is None else self.pointwise(h))
 
-    def readout(self, encoded: Tensor) -> dict[str, Tensor]:
-        """The conv blocks' time-major output (batch, time, channels) -> aggregation, projection, heads."""
-        z = self.project(self.aggregate(encoded.transpose(1, 2)))
+    def readout(self, features: Tensor) -> dict[str, Tensor]:
+        """Time-major features (batch, time, channels) -> aggregation, linear map, heads.
+
+        ``features``: the conv blocks' output (``linear`` stage), or that through the first 1x1 conv
+        and GELU of the ``conv_mlp`` stage (:attr:`pointwise`).
+        """
+        z = self.readout_map(features)
         return {"clip": self.clip_head(z), "mse": self.mse_head(z)}

@@ -5,7 +5,9 @@ sample arrives. Here samples are pushed as the acquisition delivers them; each c
 the outputs whose receptive field is complete, so when the last sample arrives only the last few
 outputs of each layer (its half receptive field, padding included) and the heads are left to compute.
 The maths is that of :class:`~megdecode.models.realtime.RealtimeDecoder` with direct convolutions,
-which equals ``brain.eval()`` (tests: any chunking gives the same outputs to float rounding).
+which equals ``brain.eval()`` (tests: any chunking gives the same outputs to float rounding). With the
+``conv_mlp`` output stage, its first 1x1 conv and GELU are one more stage (kernel 1: each row as soon
+as its input row is in); its second conv follows the aggregation, in the readout.
 """
 
 from __future__ import annotations
@@ -80,8 +82,8 @@ class StreamingDecoder:
         self.stages = self._stages(self.decoder, self.n_times)
         widths = [self.n_sensors] + [stage.out_channels for stage in self.stages]
         self.pads = [stage.half for stage in self.stages] + [0]
-        # buffer i: the input of stage i (the last: the encoder's output), zero-padded for that stage
-        new_zeros = self.decoder.project.weight.new_zeros  # the decoder's dtype and device
+        # buffer i: the input of stage i (the last: the readout's input), zero-padded for that stage
+        new_zeros = self.decoder.readout_map.weight.new_zeros  # the decoder's dtype and device
         self.buffers = [
             new_zeros(self.n_times + 2 * pad, width) for pad, width in zip(self.pads, widths, strict=True)
         ]
@@ -89,7 +91,8 @@ class StreamingDecoder:
 
     @staticmethod
     def _stages(decoder: RealtimeDecoder, n_times: int) -> list[_Stage]:
-        """The decoder's layers as a chain of stages: front (when not folded), then 3 per block."""
+        """The decoder's layers as a chain of stages: front (when not folded), 3 per block, then the
+        ``conv_mlp`` stage's first 1x1 conv and GELU (when the brain module has that output stage)."""
         stages = []
         if decoder.front is not None:
             front = decoder.front
@@ -102,6 +105,9 @@ class StreamingDecoder:
                 weight = conv.weight.permute(2, 1, 0).reshape(-1, out_channels).contiguous()
                 width = out_channels // 2 if post is _glu else out_channels
                 stages.append(_Stage(weight, conv.bias_map(n_times), conv.kernel, conv.dilation, post, width))
+        pointwise = decoder.pointwise
+        if pointwise is not None:
+            stages.append(_Stage(pointwise.weight, pointwise.bias, 1, 1, _gelu, pointwise.weight.shape[1]))
         return stages
 
     def reset(self) -> None:
