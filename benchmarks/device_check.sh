@@ -12,7 +12,8 @@ from megdecode.models import BrainModule, BrainModuleConfig, RealtimeDecoder, St
 torch.backends.cudnn.allow_tf32 = False
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.manual_seed(0)
-brain = BrainModule(BrainModuleConfig(n_blocks=5), torch.rand(271, 2), 2, 181, (768,)).cuda().eval()
+from megdecode.config import section_defaults
+brain = BrainModule(BrainModuleConfig.from_dict({**section_defaults("brain_module"), "n_blocks": 5}), torch.rand(271, 2), 2, 181, (768,)).cuda().eval()
 x = torch.randn(8, 271, 181, device="cuda")
 mask = torch.rand(271, device="cuda") > 0.1
 with torch.inference_mode():

@@ -32,14 +32,18 @@ STAGES = ("linear", "conv_mlp")
 
 
 def _setup(n_blocks: int, stage: str, batch: int) -> dict:
+    from megdecode.config import section_defaults
     from megdecode.models import BrainModuleConfig, RealtimeDecoder, StreamingDecoder
     from megdecode.models.losses import combined_loss
-    from megdecode.training import TrainingConfig, build_decoder
+    from megdecode.training.config import TrainingConfig
+    from megdecode.training.loop import build_model
 
     pos = np.random.default_rng(0).uniform(0, 1, (271, 2)).astype(np.float32)
-    cfg = TrainingConfig()
-    bcfg = BrainModuleConfig(n_blocks=n_blocks, output_stage=stage)
-    model = build_decoder(bcfg, cfg, pos, 1, 181, (768,), seed=0)
+    cfg = TrainingConfig.from_dict(section_defaults("training"))
+    bcfg = BrainModuleConfig.from_dict(
+        {**section_defaults("brain_module"), "n_blocks": n_blocks, "output_stage": stage}
+    )
+    model = build_model(bcfg, cfg, pos, 1, 181, (768,), seed=0)
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(batch, 271, 181, generator=gen), torch.randn(batch, 768, generator=gen)

@@ -90,14 +90,18 @@ def bench_blocks(n_blocks, output_stage, batch, steps, latency_reps, dev, peak, 
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from megdecode.config import section_defaults
     from megdecode.models import BrainModuleConfig, RealtimeDecoder, StreamingDecoder
     from megdecode.models.losses import combined_loss
-    from megdecode.training import TrainingConfig, build_decoder
+    from megdecode.training.config import TrainingConfig
+    from megdecode.training.loop import build_model
 
     pos = np.random.default_rng(0).uniform(0, 1, (271, 2)).astype(np.float32)
-    bcfg = BrainModuleConfig(n_blocks=n_blocks, output_stage=output_stage)
-    cfg = TrainingConfig()
-    model = build_decoder(bcfg, cfg, pos, 1, 181, (768,), seed=0).to(dev)
+    bcfg = BrainModuleConfig.from_dict(
+        {**section_defaults("brain_module"), "n_blocks": n_blocks, "output_stage": output_stage}
+    )
+    cfg = TrainingConfig.from_dict(section_defaults("training"))
+    model = build_model(bcfg, cfg, pos, 1, 181, (768,), seed=0).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 271, 181, generator=gen).to(dev)

@@ -40,7 +40,8 @@ def recon_params(wildcards):
 
 def recon_metrics_inputs(wildcards):
     """Every subject's reconstructions of one generator, the stimuli, and the feature backbones' weights
-    (features are computed from the pixels of both the seen and the reconstructed images)."""
+    (features are computed from the pixels of both the seen and the reconstructed images).
+    """
     inputs = {
         "npz": expand(
             f"{RECON_DIR}/reconstructions.npz",

@@ -18,6 +18,14 @@ SHARED = REPO.parent / "shared"
 THINGS_MEG = SHARED / "things-meg"
 
 
+def brain_config(**changes: object):
+    """A BrainModuleConfig from the schema's defaults plus ``changes`` (defaults live in the schema only)."""
+    from megdecode.config import section_defaults
+    from megdecode.models import BrainModuleConfig
+
+    return BrainModuleConfig.from_dict({**section_defaults("brain_module"), **changes})
+
+
 def snakemake_cmd() -> list[str]:
     """The snakemake of this interpreter's environment."""
     return [sys.executable, "-m", "snakemake"]

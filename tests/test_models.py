@@ -6,9 +6,10 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import brain_config
 from torch.nn import functional as F
 
-from megdecode.config import load_schema
+from megdecode.config import load_schema, section_defaults
 from megdecode.models import (
     BrainModule,
     BrainModuleConfig,
@@ -140,7 +141,7 @@ def test_heads_flat_and_tokens():
 
 @pytest.mark.parametrize("latent_shape", [(12,), (5, 7)])
 def test_brain_module_shapes(latent_shape):
-    cfg = BrainModuleConfig(
+    cfg = brain_config(
         spatial_channels=8, fourier_freqs=3, hidden=8, n_blocks=2, out_channels=16, token_rank=4
     )
     model = BrainModule(cfg, _positions(10), n_subjects=2, n_times=25, latent_shape=latent_shape)
@@ -149,8 +150,8 @@ def test_brain_module_shapes(latent_shape):
     for d in latent_shape:
         dim *= d
     assert out["clip"].shape == (4, dim) and out["mse"].shape == (4, dim)
-    with pytest.raises(ValueError, match="unknown brain_module keys"):
-        BrainModuleConfig.from_dict({"hiden": 3})
+    with pytest.raises(ValueError, match="unknown brain_module key.*'hiden' \\(did you mean 'hidden'"):
+        BrainModuleConfig.from_dict({**section_defaults("brain_module"), "hiden": 3})
 
 
 def test_spatial_attention_inference_cache_follows_weight_updates():
@@ -168,7 +169,7 @@ def test_brain_module_built_in_inference_mode_runs():
     """Parameters created under inference_mode have no version counter: the attention cache must cope."""
     with torch.inference_mode():
         brain = BrainModule(
-            BrainModuleConfig(spatial_channels=6, fourier_freqs=2, hidden=8, n_blocks=1, out_channels=8),
+            brain_config(spatial_channels=6, fourier_freqs=2, hidden=8, n_blocks=1, out_channels=8),
             _positions(5),
             1,
             12,
@@ -196,7 +197,7 @@ def test_brain_module_output_stages(aggregation):
     sizes = {"spatial_channels": 8, "fourier_freqs": 3, "hidden": 8, "n_blocks": 1, "out_channels": 16}
     x, subject = torch.randn(4, 10, 25), torch.tensor([0, 1, 1, 0])
     torch.manual_seed(0)
-    cfg = BrainModuleConfig(**sizes, output_stage="conv_mlp", aggregation=aggregation)
+    cfg = brain_config(**sizes, output_stage="conv_mlp", aggregation=aggregation)
     mlp = BrainModule(cfg, _positions(10), 2, 25, (12,)).eval()
     assert mlp.project is None and mlp.final.conv1.weight.shape == (16, 8, 1)
     with torch.no_grad():
@@ -212,7 +213,7 @@ def test_brain_module_output_stages(aggregation):
             assert (swapped - expected).abs().max() > 1e-3
     out = mlp(x, subject)
     assert out["clip"].shape == (4, 12) and out["mse"].shape == (4, 12)
-    cfg = BrainModuleConfig(**sizes, output_stage="linear", aggregation=aggregation)
+    cfg = brain_config(**sizes, output_stage="linear", aggregation=aggregation)
     linear = BrainModule(cfg, _positions(10), 2, 25, (12,)).eval()
     assert linear.final is None and linear.project.weight.shape == (16, 8)
     with torch.no_grad():
@@ -221,13 +222,15 @@ def test_brain_module_output_stages(aggregation):
     keys = set(linear.state_dict())  # the linear stage keeps the parameter names of earlier checkpoints
     assert {"project.weight", "project.bias"} <= keys and not any(k.startswith("final.") for k in keys)
     with pytest.raises(ValueError, match="unknown output_stage"):
-        BrainModule(BrainModuleConfig(**sizes, output_stage="mlp"), _positions(10), 2, 25, (12,))  # type: ignore[arg-type]
+        BrainModule(brain_config(**sizes, output_stage="mlp"), _positions(10), 2, 25, (12,))  # type: ignore[arg-type]
 
 
-def test_brain_module_config_defaults_are_the_schema_defaults():
+def test_brain_module_config_has_no_defaults_of_its_own():
+    """Every field comes from the schema (the only place defaults live); the paper's output stage is it."""
     schema = load_schema()["properties"]["brain_module"]["properties"]
-    fields = {f.name: f.default for f in dataclasses.fields(BrainModuleConfig)}
-    assert set(fields) == set(schema)
-    for name, default in fields.items():
-        assert schema[name]["default"] == default, name
+    fields = dataclasses.fields(BrainModuleConfig)
+    assert {f.name for f in fields} == set(schema)
+    assert all(f.default is dataclasses.MISSING for f in fields)
     assert schema["output_stage"]["default"] == "conv_mlp" and "[S]" in schema["output_stage"]["description"]
+    with pytest.raises(ValueError, match="brain_module lacks"):
+        BrainModuleConfig.from_dict({"hidden": 3})

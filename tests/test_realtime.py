@@ -7,12 +7,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import brain_config
 from torch.nn import functional as F
 
 from megdecode import io
 from megdecode.artifacts.brain_model import load_trained_brain
 from megdecode.artifacts.preprocessed import read_subject as load_subject
-from megdecode.models import BrainModule, BrainModuleConfig, RealtimeDecoder, StreamingDecoder
+from megdecode.models import BrainModule, RealtimeDecoder, StreamingDecoder
 from megdecode.models.winograd import winograd_conv1d, winograd_weight
 
 
@@ -45,7 +46,7 @@ def _trained_looking_brain(seed: int, latent_shape: tuple[int, ...] = (8,), **ov
     """A random brain module whose batch norms have non-trivial running statistics (evaluation mode)."""
     gen = torch.Generator().manual_seed(seed)
     sizes = {"spatial_channels": 12, "fourier_freqs": 3, "hidden": 16, "out_channels": 24, "token_rank": 2}
-    cfg = BrainModuleConfig(**(sizes | overrides))
+    cfg = brain_config(**(sizes | overrides))
     torch.manual_seed(seed)
     brain = BrainModule(cfg, torch.rand(10, 2, generator=gen), 3, 37, latent_shape)
     with torch.no_grad():  # aggregation weights away from their initial values

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import brain_config
 from safetensors.numpy import load_file
 from train_fixtures import make_latents, make_subject
 
@@ -27,15 +28,21 @@ from megdecode.config import section_defaults
 from megdecode.devices import resolve_device
 from megdecode.metrics.retrieval import cosine_similarity
 from megdecode.metrics.retrieval import top5_acc as top5_of_sim
-from megdecode.models import BrainModuleConfig
+from megdecode.models.losses import clip_loss, combined_loss
 from megdecode.training import brain as training
 from megdecode.training.brain import BrainOutputs, train_brain_module
 from megdecode.training.config import TrainingConfig
 from megdecode.training.data import crop_subject
 from megdecode.training.loop import build_model
-from megdecode.training.losses import clip_loss, combined_loss
 
-SMALL = {"spatial_channels": 12, "fourier_freqs": 3, "hidden": 16, "n_blocks": 1, "out_channels": 16}
+SMALL = {
+    **section_defaults("brain_module"),
+    "spatial_channels": 12,
+    "fourier_freqs": 3,
+    "hidden": 16,
+    "n_blocks": 1,
+    "out_channels": 16,
+}
 FAST = {**section_defaults("training"), "max_epochs": 6, "batch_size": 16, "lr": 3e-3, "patience": 3}
 FAST["device"] = "cpu"
 
@@ -116,7 +123,7 @@ def test_tiny_model_overfits_tiny_batch(one_thread):
     subj = torch.zeros(16, dtype=torch.long)
     cfg = TrainingConfig.from_dict({**FAST, "clip_weight": 0.5})
     model = build_model(
-        BrainModuleConfig(**{**SMALL, "dropout_radius": 0.0}),
+        brain_config(**{**SMALL, "dropout_radius": 0.0}),
         cfg,
         np.random.rand(6, 2),
         1,
@@ -126,7 +133,7 @@ def test_tiny_model_overfits_tiny_batch(one_thread):
     )
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(150):
-        losses = combined_loss(model(x, subj), y, model.logit_scale, cfg.clip_weight, cfg.clip_symmetric)
+        losses = combined_loss(model(x, subj), y, model.logit_scale, cfg)
         opt.zero_grad()
         losses["loss"].backward()
         opt.step()

@@ -92,8 +92,10 @@ def load_trained_brain(path: Path | str) -> TrainedBrain:
     latent_shape = tuple(json.loads(meta["latent_shape"]))
     weights = {k.removeprefix(PREFIX): v for k, v in state.items() if k.startswith(PREFIX)}
     time_weight = weights.get("aggregate.time_weight")
+    # models trained before the output stage was configurable used the linear one
+    brain_cfg = {"output_stage": "linear", **json.loads(meta["brain_module"])}
     brain = BrainModule(
-        BrainModuleConfig.from_dict(json.loads(meta["brain_module"])),
+        BrainModuleConfig.from_dict(brain_cfg),
         weights["spatial.positions"],
         len(subjects),
         0 if time_weight is None else len(time_weight),

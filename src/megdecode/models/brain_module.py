@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -11,6 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from megdecode.config import dataclass_from_section
 from megdecode.models.aggregation import TemporalAggregation
 from megdecode.models.conv_blocks import ConvEncoder
 from megdecode.models.heads import ConvMLP, make_head
@@ -23,33 +23,29 @@ OUTPUT_STAGES: tuple[str, ...] = ("conv_mlp", "linear")
 
 @dataclass(frozen=True)
 class BrainModuleConfig:
-    """Hyper-parameters of the brain module; defaults: workflow/schemas/brain_module.schema.yaml's."""
+    """Hyper-parameters of the brain module (defaults: workflow/schemas/brain_module.schema.yaml only)."""
 
-    spatial_channels: int = 270
-    fourier_freqs: int = 32
-    fourier_margin: float = 0.2
-    dropout_radius: float = 0.2
-    subject_layers: bool = True
-    subject_layers_identity: bool = False
-    hidden: int = 320
-    n_blocks: int = 5
-    kernel: int = 3
-    dilation_period: int = 5
-    glu_context: int = 1
-    batch_norm: bool = True
-    out_channels: int = 2048
-    output_stage: OutputStage = "conv_mlp"
-    aggregation: str = "affine"
-    token_rank: int = 64
+    spatial_channels: int
+    fourier_freqs: int
+    fourier_margin: float
+    dropout_radius: float
+    subject_layers: bool
+    subject_layers_identity: bool
+    hidden: int
+    n_blocks: int
+    kernel: int
+    dilation_period: int
+    glu_context: int
+    batch_norm: bool
+    out_channels: int
+    output_stage: OutputStage
+    aggregation: str
+    token_rank: int
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> BrainModuleConfig:
-        """Build from a config mapping; unknown keys are an error that names them."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"unknown brain_module keys {unknown}; valid keys: {sorted(names)}")
-        return cls(**dict(values))
+        """Build from the validated ``brain_module`` slice; unknown or missing keys are errors."""
+        return dataclass_from_section(cls, values, "brain_module")
 
 
 class BrainModule(nn.Module):

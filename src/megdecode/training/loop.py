@@ -13,9 +13,9 @@ import torch
 from torch import Tensor
 
 from megdecode.models import BrainModule, BrainModuleConfig
+from megdecode.models.losses import combined_loss
 from megdecode.training.config import TrainingConfig
 from megdecode.training.data import TrialSet
-from megdecode.training.losses import combined_loss
 
 
 class BrainWithTemperature(torch.nn.Module):
@@ -101,7 +101,7 @@ def run_epoch(
         for idx in batches:
             x, subj, mask, y = data.batch(idx, device)
             out = model(x, subj, mask, generator if train else None)
-            losses = combined_loss(out, y, model.logit_scale, cfg.clip_weight, cfg.clip_symmetric)
+            losses = combined_loss(out, y, model.logit_scale, cfg)
             if train:
                 optimizer.zero_grad(set_to_none=True)
                 losses["loss"].backward()
