@@ -255,7 +255,7 @@ def apply_runtime_environment(config: Mapping[str, Any]) -> None:
     """Set process-wide switches the config asks for (offline model hubs) before any job runs."""
     import os
 
-    if config.get("offline", True):
+    if config["offline"]:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
