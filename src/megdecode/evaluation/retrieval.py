@@ -9,6 +9,7 @@ reflects test-item sampling.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,10 +44,7 @@ class RetrievalSettings:
         """From the validated ``evaluation`` slice (other keys of the section are ignored)."""
         keys = ("topk", "n_bootstrap", "ci_level", "chance_shuffles")
         settings = dataclass_from_section(cls, {k: cfg[k] for k in keys}, "evaluation")
-        return settings.replace(topk=tuple(int(k) for k in settings.topk))
-
-    def replace(self, **changes: Any) -> RetrievalSettings:
-        return RetrievalSettings(**{**self.__dict__, **changes})
+        return dataclasses.replace(settings, topk=tuple(int(k) for k in settings.topk))
 
     @property
     def metrics(self) -> list[str]:
