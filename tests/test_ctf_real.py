@@ -17,7 +17,7 @@ from conftest import SHARED
 
 from megdecode.config import section_defaults
 from megdecode.preprocessing.params import PreprocessingParams
-from megdecode.preprocessing.reader import open_raw, pick_meg_channels
+from megdecode.preprocessing.reader import BadRunError, open_raw, pick_meg_channels
 from megdecode.preprocessing.run import block_reader, preprocess_run
 from megdecode.preprocessing.signal import epoch_continuous
 from megdecode.things import meg_picks
@@ -208,3 +208,46 @@ def test_short_synthetic_recording_matches_mne_chain(dc):
     ours = epoch_continuous(lambda a, b: data[:, a:b], n, 4, sfreq, samples, params).data.astype(np.float64)
     ref = _mne_chain(raw, np.arange(4), samples)
     assert relative_rms(ours, ref) < 0.01, relative_rms(ours, ref)
+
+
+# --- damaged or misnamed CTF folders: clear errors that name the file -----------------------------------
+
+
+def _copy_ds(folder: Path, stem: str, rename: bool = True) -> Path:
+    """Copy the sample to ``folder/<stem>.ds``; with ``rename`` its inner files take the new stem too."""
+    import shutil
+
+    dst = folder / f"{stem}.ds"
+    shutil.copytree(CTF, dst)
+    for f in dst.iterdir():
+        f.chmod(0o644)
+        if rename and f.name.startswith(CTF.stem + "."):
+            f.rename(dst / (stem + f.name[len(CTF.stem) :]))
+    return dst
+
+
+@needs_ctf
+def test_ctf_folder_whose_files_keep_the_old_name_says_rename(tmp_path):
+    ds = _copy_ds(tmp_path, "sub-01_task-main_run-01_meg", rename=False)
+    with pytest.raises(BadRunError) as err:
+        open_raw(ds, "sub-01_task-main_run-01")
+    msg = str(err.value)
+    assert str(ds) in msg and "testdata_ctf_short_discontinuous.res4" in msg
+    assert "sub-01_task-main_run-01_meg.res4" in msg and "rename" in msg and "write_raw_bids" in msg
+
+
+@needs_ctf
+@pytest.mark.parametrize("keep_bytes", ["one_trial", "mid_trial"])
+def test_truncated_ctf_recording_says_truncated(tmp_path, keep_bytes):
+    """A .meg4 cut at a trial boundary opened silently as a 1 s recording; cut mid-trial, MNE said only
+    'not an even multiple of the trial size'."""
+    ds = _copy_ds(tmp_path, "sub-01_task-main_run-01_meg")
+    meg4 = ds / "sub-01_task-main_run-01_meg.meg4"
+    trial = (meg4.stat().st_size - 8) // 2  # 2 trials of 1201 samples x 356 channels, 8-byte header
+    with meg4.open("r+b") as f:
+        f.truncate(8 + trial + (0 if keep_bytes == "one_trial" else 1000))
+    with pytest.raises(BadRunError) as err:
+        open_raw(ds, "sub-01_task-main_run-01")
+    msg = str(err.value)
+    assert "truncated or corrupt" in msg and str(meg4) in msg and "re-copy" in msg
+    assert "2 trials" in msg, msg
