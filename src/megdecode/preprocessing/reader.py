@@ -196,14 +196,14 @@ def pick_meg_channels(info, bad_channels: tuple[str, ...] | list[str], run: str)
 
 def open_raw(path: Path | str, run: str):
     """Open a recording (``.fif`` or CTF ``.ds``) lazily with MNE, naming the run on failure."""
-    from megdecode.recording import CorruptRecordingError, read_raw_checked
+    from megdecode.recording import CorruptRecordingError, MisnamedRecordingError, read_raw_checked
 
     path = Path(path)
     if not path.exists():
         raise BadRunError(f"run {run}: recording not found: {path}")
     try:
         return read_raw_checked(path)
-    except CorruptRecordingError as err:
+    except (CorruptRecordingError, MisnamedRecordingError) as err:
         raise BadRunError(f"run {run}: {err}") from err
     except Exception as err:  # noqa: BLE001 - any reader failure is a bad file for the user
         raise BadRunError(f"run {run}: cannot read recording {path} ({type(err).__name__}: {err})") from err
