@@ -308,9 +308,10 @@ def test_tiny_workflow_brain_learns_and_writes_both_heads(tiny_results):
     """The tiny workflow's brain modules train (validation loss below its first epoch's) and predict every
     test item with both heads, in the contract's order.
 
-    Whether they beat chance on held-out concepts is not asserted here: with 2 subjects and ~150 training
-    trials the tiny study cannot show it at p < 0.001 (the CLIP head's mean relative rank, with ties counted
-    as the mean of the tied positions, is at chance with the paper's output stage; see the session notes).
+    Whether they beat chance on held-out concepts is not asserted here: on the tiny study (2 subjects, ~150
+    training trials, one seed) it depends on the seed. Retrained with seeds 1-3 the CLIP head beats chance
+    (z -3.2 to -6.7, ties counted as the mean of the tied positions); with the workflow's seed early stopping
+    ends training near chance (see the session notes).
     A former version of this test counted tied candidates as beaten, which moves the null below 0.5.
     Learning that generalises is tested on a study with a strong signal
     (test_train_writes_contract_and_beats_chance) and, on the tiny workflow, for the listed-window module.
