@@ -1,6 +1,7 @@
 # Config validation, the job plan and the output layout shared by every stage.
 # Path patterns come from megdecode.artifacts.paths (the package reads them there too); which jobs exist
 # comes from megdecode.plan.
+from megdecode.artifacts.latents import latent_files as backbone_files
 from megdecode.artifacts.paths import Layout
 from megdecode.artifacts.preprocessed import subject_files
 from megdecode.bids_layout import run_stem
@@ -58,6 +59,11 @@ BIDS_ROOT = L.bids_root
 DERIVATIVES = L.derivatives
 PREPROCESSED = L.preprocessed
 LATENTS = L.latents
+# the files of one subject's preprocessed folder and of one backbone's latents, named by their owner modules
+SUBJECT_FILES = subject_files(
+    PREPROCESSED
+)  # meg, trials, channels, info ({subject} kept)
+LATENT_FILES = backbone_files(LATENTS)  # latents, index, meta ({backbone} kept)
 RECONSTRUCTION = L.reconstruction
 TABLES = L.tables
 FIGURES = L.figures
@@ -74,13 +80,11 @@ def training_inputs(subjects, backbone):
     inputs = {
         f"{kind}_{subject}": path.format(subject=subject)
         for subject in subjects
-        for kind, path in subject_files(PREPROCESSED).items()
+        for kind, path in SUBJECT_FILES.items()
     }
-    latents = LATENTS.format(backbone=backbone)
     return {
         **inputs,
-        "latents": f"{latents}/latents.npy",
-        "index": f"{latents}/index.tsv",
+        **{k: LATENT_FILES[k].format(backbone=backbone) for k in ("latents", "index")},
     }
 
 
@@ -89,9 +93,9 @@ def job_mem_mb(input_size_mb, base=2000):
     return int(base + 0.5 * input_size_mb)
 
 
-def latent_files(backbones, *names):
-    """The named files (latents.npy, index.tsv, latents.json) of each backbone."""
-    return expand([f"{LATENTS}/{n}" for n in names], backbone=backbones)
+def latent_files(backbones, *kinds):
+    """The files of each backbone named by ``kinds`` (keys of LATENT_FILES: latents, index, meta)."""
+    return expand([LATENT_FILES[k] for k in kinds], backbone=backbones)
 
 
 # --- one run per results directory (a lock file in it), and no duplicate of a previous run's cluster jobs ---

@@ -51,9 +51,7 @@ rule train_brain_window:
 # One job for all (model, backbone, subject): each is sub-second, python start-up would dominate.
 rule evaluate_retrieval:
     input:
-        latents=latent_files(
-            PLAN.evaluated_backbones, "latents.npy", "index.tsv", "latents.json"
-        ),
+        latents=latent_files(PLAN.evaluated_backbones, "latents", "index", "meta"),
         predictions=sorted(
             {
                 f
@@ -88,8 +86,8 @@ rule evaluate_retrieval:
 # One job per subject for every backbone: the MEG array is read once.
 rule evaluate_timeresolved:
     input:
-        **subject_files(PREPROCESSED),
-        latents=latent_files(PLAN.timeresolved_backbones, "latents.npy", "index.tsv"),
+        **SUBJECT_FILES,
+        latents=latent_files(PLAN.timeresolved_backbones, "latents", "index"),
         brain_windows=lambda wc: [
             f
             for per in PLAN.brain_window_files(L, wc.subject).values()

@@ -51,9 +51,7 @@ rule latents:
             )
         ),
     output:
-        latents=f"{LATENTS}/latents.npy",
-        index=f"{LATENTS}/index.tsv",
-        sidecar=f"{LATENTS}/latents.json",
+        **LATENT_FILES,
     log:
         f"{R}/logs/latents/{{backbone}}.log",
     benchmark:
@@ -83,7 +81,7 @@ rule latents:
 
 ALL_TARGETS.extend(
     expand(
-        [f"{LATENTS}/latents.npy", f"{LATENTS}/index.tsv", f"{LATENTS}/latents.json"],
+        list(LATENT_FILES.values()),
         backbone=list(BACKBONES),
     )
 )

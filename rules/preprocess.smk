@@ -50,10 +50,7 @@ rule preprocess_subject:
         qc=subject_runs_function(PRE_RUN_QC, SESSIONS, RUNS),
         psd=subject_runs_function(PRE_RUN_PSD, SESSIONS, RUNS),
     output:
-        meg=f"{PREPROCESSED}/meg.npy",
-        trials=f"{PREPROCESSED}/trials.tsv",
-        channels=f"{PREPROCESSED}/channels.tsv",
-        info=f"{PREPROCESSED}/info.json",
+        **SUBJECT_FILES,
         runs=PRE_RUNS_TABLE,
         report=report(
             PRE_REPORT,
@@ -101,8 +98,8 @@ rule preprocess_description:
 ALL_TARGETS.extend(
     expand(
         [
-            f"{PREPROCESSED}/meg.npy",
-            f"{PREPROCESSED}/trials.tsv",
+            SUBJECT_FILES["meg"],
+            SUBJECT_FILES["trials"],
             PRE_RUNS_TABLE,
             PRE_REPORT,
         ],

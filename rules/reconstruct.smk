@@ -9,8 +9,8 @@ include: "reconstruct_inputs.smk"
 
 rule train_decoder:
     input:
-        latents=LATENTS_NPY,
-        index=f"{LATENTS}/index.tsv",
+        latents=LATENT_FILES["latents"],
+        index=LATENT_FILES["index"],
         table=STIMULI_TABLE,
     output:
         model=DECODER_MODEL,

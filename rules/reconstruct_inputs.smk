@@ -5,8 +5,6 @@ RECON_DIR = L.reconstruction_subject
 DECODER_DIR = L.decoder_generator
 DECODER_MODEL = f"{DECODER_DIR}/model.safetensors"
 DECODER_META = f"{DECODER_DIR}/decoder.json"
-LATENTS_NPY = f"{LATENTS}/latents.npy"
-LATENTS_JSON = f"{LATENTS}/latents.json"
 
 
 def recon_inputs(wildcards):
@@ -14,12 +12,14 @@ def recon_inputs(wildcards):
     inputs = {"table": STIMULI_TABLE}
     for b in backbones:
         inputs[f"pred_{b}"] = PLAN.recon_predictions(L, b, wildcards.subject)
-        inputs[f"latents_{b}"] = LATENTS_JSON.format(backbone=b)
+        inputs[f"latents_{b}"] = LATENT_FILES["meta"].format(backbone=b)
     if wildcards.generator == "decoder":
         inputs["decoder_model"] = DECODER_MODEL.format(backbone=backbones[0])
         inputs["decoder_meta"] = DECODER_META.format(backbone=backbones[0])
     if wildcards.generator == "retrieval":
-        inputs["gallery_latents"] = LATENTS_NPY.format(backbone=backbones[0])
+        inputs["gallery_latents"] = LATENT_FILES["latents"].format(
+            backbone=backbones[0]
+        )
     return inputs
 
 

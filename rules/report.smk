@@ -19,7 +19,7 @@ rule report_tables:
     input:
         retrieval=EVAL_RETRIEVAL_FILES,
         timeresolved=EVAL_TIMERESOLVED_FILES,
-        meta=latent_files(PLAN.evaluated_backbones, "latents.json"),
+        meta=latent_files(PLAN.evaluated_backbones, "meta"),
     output:
         long=report(
             f"{TABLES}/results_long.tsv",
@@ -97,10 +97,10 @@ rule report_figures:
 rule report_examples:
     input:
         **PLAN.example_inputs(L),
-        latents=latent_files([REPORT_BACKBONE], "latents.npy"),
-        index=latent_files([REPORT_BACKBONE], "index.tsv"),
+        latents=latent_files([REPORT_BACKBONE], "latents"),
+        index=latent_files([REPORT_BACKBONE], "index"),
         stimuli=STIMULI_TABLE,
-        channels=expand(f"{PREPROCESSED}/channels.tsv", subject=REPORT_SUBJECT),
+        channels=expand(SUBJECT_FILES["channels"], subject=REPORT_SUBJECT),
     output:
         top5=[
             report(
