@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, run_snakemake
+from test_simulate import SMALL, small_cfg
 
-from megdecode.config import section_defaults, validate_config
+from megdecode.config import section_defaults
 from megdecode.io import read_json, read_tsv
 from megdecode.seeds import derive_rng
 from megdecode.simulate import SimulationParams, simulate_stimuli, simulate_subject
@@ -25,18 +26,6 @@ from megdecode.simulate.stimuli import (
     naka_rushton,
 )
 
-SMALL = {
-    "sfreq": 240,
-    "catch_per_run": 2,
-    "stimuli": {
-        "n_train_concepts": 8,
-        "n_test_concepts": 3,
-        "exemplars_per_train_concept": 2,
-        "exemplars_per_test_concept": 2,
-        "n_catch_images": 2,
-    },
-    "noise": {"n_brain_sources": 5},
-}
 #: every (shape, colour, texture) combination is a concept: pairs of concepts share (shape, colour)
 ALL_COMBOS = {
     "shapes": ["circle", "square"],
@@ -52,10 +41,8 @@ ALL_COMBOS = {
 
 def world_cfg(world: str, **changes: object) -> dict:
     """A validated ``simulation`` section of the small study in ``world``."""
-    cfg = copy.deepcopy(SMALL)
-    cfg.update(changes)
-    cfg.setdefault("responses", {})["world"] = world
-    return validate_config({"simulation": cfg})["simulation"]
+    responses = {**changes.pop("responses", {}), "world": world}
+    return small_cfg(**changes, responses=responses)
 
 
 def params_of(world: str, **changes: object) -> SimulationParams:
