@@ -170,6 +170,17 @@ def _types(schema: Mapping[str, Any]) -> set[str]:
     return found
 
 
+def _child_schema(schema: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """The schema of ``key`` in a mapping of ``schema`` (a named property, else ``additionalProperties``)."""
+    extra = schema.get("additionalProperties")
+    return schema.get("properties", {}).get(key, extra if isinstance(extra, dict) else {})
+
+
+def _items_schema(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    items = schema.get("items")
+    return items if isinstance(items, dict) else {}
+
+
 def _coerce_numbers(instance: Any, schema: Mapping[str, Any]) -> Any:
     """``instance`` with strings such as ``"3e-4"`` turned into floats where the schema expects a number."""
     if isinstance(instance, str):
@@ -178,15 +189,9 @@ def _coerce_numbers(instance: Any, schema: Mapping[str, Any]) -> Any:
             return float(instance)
         return instance
     if isinstance(instance, dict):
-        properties = schema.get("properties", {})
-        extra = schema.get("additionalProperties")
-        return {
-            k: _coerce_numbers(v, properties.get(k, extra if isinstance(extra, dict) else {}))
-            for k, v in instance.items()
-        }
+        return {k: _coerce_numbers(v, _child_schema(schema, k)) for k, v in instance.items()}
     if isinstance(instance, list):
-        items = schema.get("items")
-        return [_coerce_numbers(v, items if isinstance(items, dict) else {}) for v in instance]
+        return [_coerce_numbers(v, _items_schema(schema)) for v in instance]
     return instance
 
 
@@ -196,17 +201,11 @@ def _canonical_order(instance: Any, schema: Mapping[str, Any]) -> Any:
     user-named entries (``backbones``: their order is the tables' row order) keep the order given.
     """
     if isinstance(instance, dict):
-        properties = schema.get("properties", {})
-        extra = schema.get("additionalProperties")
-        named = not properties and isinstance(extra, dict)
+        named = not schema.get("properties") and isinstance(schema.get("additionalProperties"), dict)
         keys = list(instance) if named else sorted(instance, key=str)
-        return {
-            k: _canonical_order(instance[k], properties.get(k, extra if isinstance(extra, dict) else {}))
-            for k in keys
-        }
+        return {k: _canonical_order(instance[k], _child_schema(schema, k)) for k in keys}
     if isinstance(instance, list):
-        items = schema.get("items")
-        return [_canonical_order(v, items if isinstance(items, dict) else {}) for v in instance]
+        return [_canonical_order(v, _items_schema(schema)) for v in instance]
     return instance
 
 
