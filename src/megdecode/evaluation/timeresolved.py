@@ -191,9 +191,8 @@ def timeresolved_subject(
     ``brain_window_files[backbone][window name]`` is the predictions.npz of a brain module trained on
     that window of ``cfg['timeresolved']['brain_windows']``; its retrieval rows join the table.
     """
-    data = read_subject(
-        preprocessed_dir, subject, in_memory_below=IN_MEMORY_BYTES
-    )  # one read, not per window
+    # loaded once for every window and backbone (memory-mapped above IN_MEMORY_BYTES)
+    data = read_subject(preprocessed_dir, subject, in_memory_below=IN_MEMORY_BYTES)
     meg, trials = data.meg, data.trials
     times = epoch_times(data.info, meg.shape[-1])
     settings = TimeResolvedSettings.from_config(cfg)

@@ -23,9 +23,10 @@ from tqdm.auto import tqdm
 
 from megdecode import io
 from megdecode.artifacts.brain_model import save_trained_brain
+from megdecode.artifacts.latents import VALUES as LATENT_VALUES
 from megdecode.artifacts.latents import read_latents
 from megdecode.artifacts.predictions import CLIP, MSE, TargetScaler, write_predictions
-from megdecode.artifacts.preprocessed import MEG, SubjectData, read_subject
+from megdecode.artifacts.preprocessed import MEG, TRIALS, SubjectData, read_subject
 from megdecode.artifacts.splits import PRED_SPLITS, TRAIN, VAL, check_no_leakage
 from megdecode.devices import resolve_device
 from megdecode.models import BrainModuleConfig
@@ -79,7 +80,7 @@ def train_brain_module(
     if crop is not None:
         subjects = [crop_subject(s, crop) for s in subjects]
     for s in subjects:
-        check_no_leakage(s.trials, str(s.path / "trials.tsv"))
+        check_no_leakage(s.trials, str(s.path / TRIALS))
     n_times = {s.meg.shape[2] for s in subjects}
     if len(n_times) != 1:
         raise ValueError(
@@ -119,7 +120,7 @@ def train_brain_module(
         seed,
         [(s.name, str(s.meg.shape), file_stamp(s.path / MEG)) for s in subjects],
         *([] if crop is None else [list(crop)]),
-        file_stamp(latents.path / "latents.npy"),
+        file_stamp(latents.path / LATENT_VALUES),
     )
     state = load_checkpoint(outputs.checkpoint, key)
     if state is not None:

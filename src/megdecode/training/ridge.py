@@ -15,7 +15,7 @@ import numpy as np
 from megdecode import io
 from megdecode.artifacts.latents import read_latents
 from megdecode.artifacts.predictions import MSE, TargetScaler, write_predictions
-from megdecode.artifacts.preprocessed import read_subject
+from megdecode.artifacts.preprocessed import TRIALS, read_subject
 from megdecode.artifacts.splits import PRED_SPLITS, TRAIN, VAL, check_no_leakage
 from megdecode.ridge import RidgeModel, bin_time, fit_ridge
 
@@ -47,7 +47,7 @@ def _train_ridge(
     cfg: Mapping[str, Any],
 ) -> RidgeModel:
     subject = read_subject(subject_dir)
-    check_no_leakage(subject.trials, str(subject.path / "trials.tsv"))
+    check_no_leakage(subject.trials, str(subject.path / TRIALS))
     latents = read_latents(latents_dir)
     split = subject.trials["split"].to_numpy(str)
     ids = subject.trials["image_id"].to_numpy(str)
