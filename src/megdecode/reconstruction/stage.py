@@ -48,8 +48,7 @@ ID_COLUMNS = ("subject", "generator", "image_id", "retrieved_id", "image_px")
 
 
 def _write_pngs(images: np.ndarray, image_ids: Sequence[str], out_dir: Path | str) -> None:
-    from PIL import Image
-
+    """One PNG per image, ``{image_id}.png``, in ``out_dir`` (created atomically)."""
     with atomic_output(out_dir) as tmp:
         tmp.mkdir()
         for image, image_id in zip(images, image_ids, strict=True):
@@ -229,9 +228,7 @@ def _score_one(
     if extractors:
         with tempfile.TemporaryDirectory(prefix=".tmp-metrics-") as tmp:
             for kind, images in (("seen", seen), ("recon", recon)):
-                (Path(tmp) / kind).mkdir()
-                for image, image_id in zip(images, ids, strict=True):
-                    Image.fromarray(image).save(Path(tmp) / kind / f"{image_id}.png")
+                _write_pngs(images, ids, Path(tmp) / kind)
             for name, extract in extractors.items():
                 features[name] = (
                     extract(str(Path(tmp) / "seen"), ids),
