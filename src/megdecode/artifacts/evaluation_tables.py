@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from megdecode import io
+from megdecode.artifacts.predictions import RETRIEVAL_HEAD
 
 RETRIEVAL_COLUMNS = [
     "subject",
@@ -34,12 +35,12 @@ FULL_WINDOW = "full"  # the ``window`` of retrieval on the whole epoch
 
 
 def scored_head_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the head each decoder was trained for retrieval with: ``clip`` where a decoder has it
-    (the brain module), else ``mse`` (ridge). Tables and figures compare decoders on these rows."""
-    has_clip = table.groupby(["subject", "backbone", "model"])["head"].transform(
-        lambda h: (h == "clip").any()
-    )
-    return table[(table["head"] == "clip") | ~has_clip]
+    """The rows of the head each decoder was trained for retrieval with: :data:`RETRIEVAL_HEAD` where a
+    decoder has it (the brain module's ``clip``), else its only head (ridge's ``mse``). Tables and figures
+    compare decoders on these rows."""
+    is_retrieval_head = table["head"] == RETRIEVAL_HEAD
+    has_it = is_retrieval_head.groupby([table["subject"], table["backbone"], table["model"]]).transform("any")
+    return table[is_retrieval_head | ~has_it]
 
 
 def write_retrieval_table(table: pd.DataFrame, path: Path | str) -> None:

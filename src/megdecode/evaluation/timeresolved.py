@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from megdecode.artifacts.evaluation_tables import TIMERESOLVED_COLUMNS, write_timeresolved_table
 from megdecode.artifacts.latents import Latents, read_latents
-from megdecode.artifacts.predictions import standardise
+from megdecode.artifacts.predictions import MSE, standardise
 from megdecode.artifacts.preprocessed import read_subject
 from megdecode.artifacts.splits import TEST_SPLITS, TRAIN, VAL, check_no_leakage
 from megdecode.artifacts.windows import Window, epoch_times, listed_windows, window_samples
@@ -163,7 +163,7 @@ def timeresolved_retrieval(
                 rows.append(
                     dict(
                         model="ridge",
-                        head="mse",
+                        head=MSE,
                         test_set=test_set,
                         window=window.name,
                         window_kind=window.kind,
