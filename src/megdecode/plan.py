@@ -53,6 +53,7 @@ class Plan:
     recon_feature_backbones: list[str]
     example_backbone: str
     example_subject: str
+    learning_curve_backbones: list[str]  # empty unless the study is simulated
 
     # ---- retrieval
     @property
@@ -181,6 +182,11 @@ def make_plan(config: Mapping[str, Any]) -> Plan:
         recon_feature_backbones=features,
         example_backbone="",
         example_subject="",
+        learning_curve_backbones=(
+            _chosen(names, config["learning_curve"]["backbones"], "learning_curve.backbones")
+            if config["study"]["source"] == "simulated"
+            else []
+        ),
     )
     backbone, subject = _example_choice(plan, config["report"])
     return dataclasses.replace(plan, example_backbone=backbone, example_subject=subject)

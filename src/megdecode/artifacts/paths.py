@@ -135,3 +135,23 @@ class Layout:
     @property
     def benchmarks(self) -> str:
         return f"{self.results}/benchmarks"
+
+    # ---- the learning-curve experiment (target ``learning_curve``, not part of ``all``)
+    @property
+    def learning_curve(self) -> str:
+        return f"{self.results}/learning_curve"
+
+    @property
+    def learning_curve_scores(self) -> str:
+        """Per-item retrieval scores of one job (:mod:`megdecode.artifacts.learning_curve`)."""
+        return f"{self.learning_curve}/{{world}}/sub-{{subject}}_seed-{{seed}}_scores.tsv"
+
+    @property
+    def learning_curve_trials(self) -> str:
+        """The generating variables of every trial of one job (image, role, gain, latency shifts)."""
+        return f"{self.learning_curve}/{{world}}/sub-{{subject}}_seed-{{seed}}_trials.tsv"
+
+    def learning_curve_summary(self, name: str) -> str:
+        """One of the experiment's summary files (``summary.tsv``, ``paired.tsv``, ``slopes.tsv``,
+        ``learning_curve.md``, ``learning_curve.png`` / ``.pdf``)."""
+        return f"{self.learning_curve}/{name}"

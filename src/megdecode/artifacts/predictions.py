@@ -28,7 +28,8 @@ RETRIEVAL_HEAD = CLIP
 
 @dataclass(frozen=True)
 class TargetScaler:
-    """Per-dimension standardisation of flattened latents, fitted on training images only."""
+    """Per-dimension standardisation of flattened latents, fitted on training images only (dimensions with
+    SD <= eps there are only centred)."""
 
     mean: np.ndarray
     std: np.ndarray
@@ -40,7 +41,9 @@ class TargetScaler:
             raise ValueError("need at least 2 training images to standardise the targets")
         flat = np.asarray(latents.values[np.sort(latents.rows(ids))], np.float64).reshape(len(ids), -1)
         std = flat.std(axis=0)
-        return cls(flat.mean(axis=0).astype(np.float32), np.maximum(std, eps).astype(np.float32))
+        # a dimension (nearly) constant over the training images is only centred, as in `standardise`:
+        # dividing by eps would blow a val or test image's value there up to ~1/eps
+        return cls(flat.mean(axis=0).astype(np.float32), np.where(std > eps, std, 1.0).astype(np.float32))
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         flat = np.asarray(values, np.float32).reshape(len(values), -1)

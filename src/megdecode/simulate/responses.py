@@ -62,10 +62,13 @@ def schedule_subject(
     return out
 
 
-def gaussian_waves(comp: ComponentParams, shift: float | np.ndarray, n: int, sfreq: float) -> np.ndarray:
-    """(n_latencies, n) Gaussian bumps at each latency + ``shift`` s after the window start; ``shift``: one
-    value for all latencies or one per latency."""
-    t = np.arange(n) / sfreq
+def gaussian_waves(
+    comp: ComponentParams, shift: float | np.ndarray, n: int, sfreq: float, start: float = 0.0
+) -> np.ndarray:
+    """(n_latencies, n) Gaussian bumps at each latency + ``shift`` s after image onset, sampled from ``start``
+    s (relative to onset; 0: the window starts at onset); ``shift``: one value for all latencies or one per
+    latency."""
+    t = start + np.arange(n) / sfreq
     lat = np.asarray(comp.latencies)[:, None] + np.reshape(shift, (-1, 1))
     return np.exp(-0.5 * ((t[None, :] - lat) / comp.width) ** 2)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from megdecode import io
 from megdecode.artifacts.brain_model import save_trained_brain
@@ -38,9 +36,8 @@ from megdecode.training.loop import (
     EarlyStopping,
     build_model,
     cpu_state,
+    fit_epochs,
     predict,
-    run_epoch,
-    val_top5,
 )
 
 log = logging.getLogger(__name__)
@@ -132,32 +129,8 @@ def train_brain_module(
         history = list(state["history"])
         start_epoch = int(state["epoch"]) + 1
         log.info("resumed from %s after epoch %d", outputs.checkpoint, start_epoch - 1)
-    bar = tqdm(range(start_epoch, cfg.max_epochs), desc="epochs", initial=start_epoch, total=cfg.max_epochs)
-    for epoch in bar:
-        if stopper.stop:
-            break
-        tic = time.perf_counter()
-        tr = run_epoch(model, sets[TRAIN], cfg, device, optimizer, generator)
-        va = run_epoch(model, sets[VAL], cfg, device)
-        improved = stopper.update(va["loss"], epoch)
-        if improved:
-            best_state = cpu_state(model)
-        row = {
-            "epoch": epoch,
-            **{f"train_{k}": v for k, v in tr.items()},
-            **{f"val_{k}": v for k, v in va.items()},
-        }
-        row.update(
-            val_top5_acc=val_top5(model, sets[VAL], device),
-            temperature=float(1.0 / model.logit_scale.detach()),
-            best=improved,
-            seconds=round(time.perf_counter() - tic, 3),
-        )
-        history.append(row)
-        bar.set_postfix(train=f"{tr['loss']:.3f}", val=f"{va['loss']:.3f}", top5=f"{row['val_top5_acc']:.2f}")
-        log.info(
-            "epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
-        )
+
+    def save(epoch: int, best: dict[str, torch.Tensor]) -> None:
         save_checkpoint(
             outputs.checkpoint,
             {
@@ -165,12 +138,27 @@ def train_brain_module(
                 "epoch": epoch,
                 "model": cpu_state(model),
                 "optimizer": optimizer.state_dict(),
-                "best_model": best_state,
+                "best_model": best,
                 "generator": generator.get_state(),
                 "stopper": dataclasses.asdict(stopper),
                 "history": history,
             },
         )
+
+    best_state = fit_epochs(
+        model,
+        sets[TRAIN],
+        sets[VAL],
+        cfg,
+        device,
+        optimizer,
+        generator,
+        stopper,
+        history,
+        best_state,
+        start_epoch,
+        after_epoch=save,
+    )
     log.info("best epoch %d (val loss %.4f)", stopper.best_epoch, stopper.best_loss)
     model.load_state_dict(best_state)
     write_brain_outputs(model, sets, subjects, scaler, outputs, device, bcfg, cfg, seed, history)

@@ -5,17 +5,23 @@ Only ``train`` trials take gradient steps; only ``val`` trials decide early stop
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from megdecode.models import BrainModule, BrainModuleConfig
 from megdecode.models.losses import combined_loss
 from megdecode.training.config import TrainingConfig
 from megdecode.training.data import TrialSet
+
+log = logging.getLogger(__name__)
 
 
 class BrainWithTemperature(torch.nn.Module):
@@ -140,3 +146,58 @@ def val_top5(model: BrainWithTemperature, data: TrialSet, device: torch.device) 
     sim = p @ c.T
     own = sim[np.arange(len(p)), inverse]
     return float(np.mean((sim > own[:, None]).sum(axis=1) < 5))
+
+
+def fit_epochs(
+    model: BrainWithTemperature,
+    train: TrialSet,
+    val: TrialSet,
+    cfg: TrainingConfig,
+    device: torch.device,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    stopper: EarlyStopping,
+    history: list[dict[str, Any]],
+    best_state: dict[str, Tensor],
+    start_epoch: int = 0,
+    after_epoch: Callable[[int, dict[str, Tensor]], None] | None = None,
+    progress: bool = True,
+) -> dict[str, Tensor]:
+    """Epochs ``start_epoch``.. ``cfg.max_epochs`` with early stopping on ``val``; appends one row per epoch
+    to ``history`` (``stopper`` is updated in place) and returns the best weights. ``after_epoch(epoch,
+    best_state)`` runs after each epoch (the training job writes its checkpoint there)."""
+    bar = tqdm(
+        range(start_epoch, cfg.max_epochs),
+        desc="epochs",
+        initial=start_epoch,
+        total=cfg.max_epochs,
+        disable=not progress,
+    )
+    for epoch in bar:
+        if stopper.stop:
+            break
+        tic = time.perf_counter()
+        tr = run_epoch(model, train, cfg, device, optimizer, generator)
+        va = run_epoch(model, val, cfg, device)
+        improved = stopper.update(va["loss"], epoch)
+        if improved:
+            best_state = cpu_state(model)
+        row = {
+            "epoch": epoch,
+            **{f"train_{k}": v for k, v in tr.items()},
+            **{f"val_{k}": v for k, v in va.items()},
+        }
+        row.update(
+            val_top5_acc=val_top5(model, val, device),
+            temperature=float(1.0 / model.logit_scale.detach()),
+            best=improved,
+            seconds=round(time.perf_counter() - tic, 3),
+        )
+        history.append(row)
+        bar.set_postfix(train=f"{tr['loss']:.3f}", val=f"{va['loss']:.3f}", top5=f"{row['val_top5_acc']:.2f}")
+        log.info(
+            "epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+        )
+        if after_epoch is not None:
+            after_epoch(epoch, best_state)
+    return best_state

@@ -1,0 +1,88 @@
+# Experiment: the learning curve (docs/learning-curve.md; target `learning_curve`, not part of `all`).
+# One job per (world, subject, replicate seed) draws that subject's epochs directly at the preprocessed rate
+# from the study's stimuli and ground truth, and fits and scores every decoder at every training-set size;
+# one summary job writes the tables and the figure.
+LC_CFG = config["learning_curve"]
+# keys that choose which jobs exist, and the summary's statistics, are not passed to the jobs
+LC_JOB_CFG = {
+    k: v
+    for k, v in LC_CFG.items()
+    if k not in ("worlds", "subjects", "seeds", "n_bootstrap", "ci_level", "runtime")
+}
+LC_EPOCHS = {
+    k: config["preprocessing"][k] for k in ("tmin", "tmax", "sfreq", "l_freq", "h_freq")
+}
+LC_SUMMARY_FILES = {
+    "summary": L.learning_curve_summary("summary.tsv"),
+    "paired": L.learning_curve_summary("paired.tsv"),
+    "slopes": L.learning_curve_summary("slopes.tsv"),
+    "report": L.learning_curve_summary("learning_curve.md"),
+    "png": L.learning_curve_summary("learning_curve.png"),
+    "pdf": L.learning_curve_summary("learning_curve.pdf"),
+}
+
+
+wildcard_constraints:
+    world=r"linear|nonlinear",
+
+
+rule learning_curve:
+    input:
+        **LC_SUMMARY_FILES,
+
+
+rule learning_curve_job:
+    input:
+        stimuli=STIMULI_TABLE,
+        ground_truth=L.ground_truth,
+        latents=latent_files(PLAN.learning_curve_backbones, "latents"),
+    output:
+        scores=L.learning_curve_scores,
+        trials=L.learning_curve_trials,
+    log:
+        f"{LOGS}/learning_curve_job/{{world}}/sub-{{subject}}_seed-{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/learning_curve_job/{{world}}/sub-{{subject}}_seed-{{seed}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: LC_CFG["threads"]
+    resources:
+        mem_mb=lambda wc: 3000 + 2 * max(LC_CFG["train_sizes"]),
+        runtime=LC_CFG["runtime"],
+    params:
+        learning_curve=LC_JOB_CFG,
+        simulation=config["simulation"],
+        epochs=LC_EPOCHS,
+        brain_module=config["brain_module"],
+        training=TRAIN_PARAMS,
+        alphas=RIDGE_CFG["alphas"],
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/learning_curve_job.py"
+
+
+rule learning_curve_summary:
+    input:
+        expand(
+            L.learning_curve_scores,
+            world=LC_CFG["worlds"],
+            subject=LC_CFG["subjects"],
+            seed=LC_CFG["seeds"],
+        ),
+    output:
+        **LC_SUMMARY_FILES,
+    log:
+        f"{LOGS}/learning_curve_summary/learning_curve_summary.log",
+    benchmark:
+        f"{BENCHMARKS}/learning_curve_summary/learning_curve_summary.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        statistics={k: LC_CFG[k] for k in ("n_bootstrap", "ci_level")},
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/learning_curve_summary.py"

@@ -1,0 +1,367 @@
+"""One job of the learning curve: one world, one subject, one replicate seed, every training-set size.
+
+The replicate seed draws everything that is random in an experiment: which images are shown (and in which
+order they enter the nested training sets), the trials' gains, latency shifts and noise, the decoders'
+initialisation and batch order. Images of the test concepts are shown only as test trials: training sets,
+the validation set (early stopping, ridge alpha), the target and channel scaling never see them
+(:func:`~megdecode.artifacts.splits.check_no_leakage` checks every size).
+
+Decoders, per backbone and size: ridge on time bins of each ``ridge_time_bins`` (1 = full temporal
+resolution), the brain module scored on its CLIP head, and once per job the oracle (trains on nothing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from megdecode.artifacts.latents import Latents
+from megdecode.artifacts.predictions import RETRIEVAL_HEAD, TargetScaler
+from megdecode.artifacts.preprocessed import SubjectData
+from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, TRAIN, VAL, check_no_leakage
+from megdecode.config import dataclass_from_section
+from megdecode.evaluation.retrieval import gallery, item_scores, sim_scores
+from megdecode.learning_curve.epochs import EpochGrid, EpochSimulator, baseline_correct
+from megdecode.learning_curve.oracle import oracle_similarity
+from megdecode.models import BrainModuleConfig
+from megdecode.ridge import bin_time, fit_ridge
+from megdecode.seeds import derive_rng, derive_seed
+from megdecode.simulate.params import SimulationParams
+from megdecode.simulate.stimuli import encoding_ground_truth
+from megdecode.training.config import TrainingConfig
+from megdecode.training.data import TrialSet
+from megdecode.training.loop import EarlyStopping, build_model, cpu_state, fit_epochs, predict
+
+log = logging.getLogger(__name__)
+
+ORACLE, BRAIN = "oracle", "brain"
+SCORE_SETS = (VAL, TEST_SMALL, TEST_LARGE)
+
+
+@dataclasses.dataclass(frozen=True)
+class LearningCurveParams:
+    """What one job of the ``learning_curve`` section does (defaults: learning_curve.schema.yaml;
+    the keys that choose the jobs and the summary's statistics are not here)."""
+
+    train_sizes: tuple[int, ...]
+    n_val: int
+    test_repeats: int
+    backbones: tuple[str, ...]
+    ridge_time_bins: tuple[int, ...]
+    threads: int
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> LearningCurveParams:
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+        return dataclass_from_section(cls, values, "learning_curve")
+
+
+def ridge_name(time_bin: int) -> str:
+    """Decoder label of ridge on bins of ``time_bin`` samples (``ridge_bin1``: full temporal resolution)."""
+    return f"ridge_bin{int(time_bin)}"
+
+
+def world_truth(params: SimulationParams, table: pd.DataFrame, study_truth: dict, seed: int) -> dict:
+    """The ground truth of ``params.world`` for the study's images: the study's own when it was made for that
+    world, else rebuilt from the same images' statistics with the same seed (same weights and codes)."""
+    if study_truth.get("world", "linear") == params.world:
+        return study_truth
+    feats = np.array([study_truth["image_features"][i] for i in table["image_id"]])
+    return encoding_ground_truth(params, table, feats, seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class Design:
+    """Which image each trial shows, by role: the training pool (nested sets are its prefixes), validation,
+    the large test set (one trial per image) and the small one (``test_repeats`` trials per image)."""
+
+    train_pool: list[str]
+    val: list[str]
+    test_large: list[str]
+    test_small: list[str]
+
+    @classmethod
+    def draw(cls, table: pd.DataFrame, lc: LearningCurveParams, rng: np.random.Generator) -> Design:
+        exp = table[table["role"] == "exp"]
+        train_images = exp.loc[exp["concept_split"] == "train", "image_id"].to_numpy(str)
+        need = max(lc.train_sizes) + lc.n_val
+        if len(train_images) < need:
+            raise ValueError(
+                f"the learning curve needs {need} distinct training-concept images (largest train size "
+                f"{max(lc.train_sizes)} + n_val {lc.n_val}) but the stimuli table has {len(train_images)}; "
+                "raise simulation.stimuli.n_train_concepts / exemplars_per_train_concept or lower "
+                "learning_curve.train_sizes"
+            )
+        order = rng.permutation(train_images)
+        small = table.loc[table["role"] == "test", "image_id"].to_numpy(str).tolist()
+        return cls(
+            train_pool=order[lc.n_val : need].tolist(),
+            val=order[: lc.n_val].tolist(),
+            test_large=sorted(exp.loc[exp["concept_split"] == "test", "image_id"].astype(str)),
+            test_small=sorted(small) * lc.test_repeats,
+        )
+
+    def trials(self, table: pd.DataFrame) -> pd.DataFrame:
+        """One row per simulated trial, in simulation order: image_id, concept, role."""
+        roles = [("train_pool", self.train_pool), (VAL, self.val), (TEST_LARGE, self.test_large)]
+        roles.append((TEST_SMALL, self.test_small))
+        ids = [i for _, part in roles for i in part]
+        concept = table.set_index("image_id").loc[ids, "concept"].to_numpy(str)
+        role = [r for r, part in roles for _ in part]
+        return pd.DataFrame({"image_id": ids, "concept": concept, "role": role})
+
+
+def _subject_data(epochs: np.ndarray, trials: pd.DataFrame, sim: EpochSimulator, name: str) -> SubjectData:
+    positions = np.asarray(sim.positions, np.float32)
+    return SubjectData(name, epochs, trials, list(sim.channels), positions, {}, Path("<learning-curve>"))
+
+
+def _score_rows(scores: Mapping[str, np.ndarray], image_ids: Sequence[str], **labels: Any) -> pd.DataFrame:
+    return pd.DataFrame({**labels, "image_id": list(image_ids), **scores})
+
+
+def run_job(
+    study_truth: dict,
+    table: pd.DataFrame,
+    latents: Mapping[str, Latents],
+    sim_cfg: Mapping[str, Any],
+    grid: EpochGrid,
+    lc: LearningCurveParams,
+    brain_cfg: Mapping[str, Any],
+    training_cfg: Mapping[str, Any],
+    alphas: Sequence[float],
+    world: str,
+    subject: str,
+    seed: int,
+    replicate: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-item retrieval scores of every decoder and size, and the trials' generating variables."""
+    torch.set_num_threads(lc.threads)
+    params = dataclasses.replace(SimulationParams.from_config(sim_cfg), world=world)
+    truth = world_truth(params, table, study_truth, seed)
+    rng = derive_rng(seed, "learning-curve", world, subject, replicate)
+    design = Design.draw(table, lc, rng)
+    trials = design.trials(table)
+    sim = EpochSimulator(params, truth, table, grid, seed, subject)
+    tic = time.perf_counter()
+    epochs, variables = sim.draw(trials["image_id"].tolist(), rng)
+    generating = pd.concat([trials, variables.drop(columns="image_id")], axis=1)
+    log.info(
+        "%s world, sub-%s, replicate %d: %d epochs drawn in %.1f s",
+        world,
+        subject,
+        replicate,
+        len(trials),
+        time.perf_counter() - tic,
+    )
+    labels = dict(world=world, subject=subject, seed=replicate)
+    rows = [_oracle_rows(sim, epochs, trials, labels)]
+    # decoders' inputs: baseline-corrected, the small set averaged over its repetitions, channels scaled by
+    # their SD on the smallest training set (a subset of every training set: no other trial is used)
+    baseline_correct(epochs, grid.times)
+    epochs, trials = _average_small_set(epochs, trials)
+    pool = np.flatnonzero(trials["role"].to_numpy(str) == "train_pool")
+    scale = epochs[pool[: min(lc.train_sizes)]].std(axis=(0, 2))
+    epochs /= scale[None, :, None].astype(np.float32)
+    for size in sorted(lc.train_sizes):
+        split = trials["role"].to_numpy(str).copy()
+        split[pool[:size]] = TRAIN
+        split[pool[size:]] = "unused"
+        sized = trials.assign(split=split)
+        check_no_leakage(sized, f"learning curve {world}/sub-{subject}/seed {replicate}/n={size}")
+        subject_data = _subject_data(epochs, sized, sim, subject)
+        for backbone in lc.backbones:
+            tic = time.perf_counter()
+            size_labels = {**labels, "n_train": size, "backbone": backbone}
+            rows += _ridge_rows(epochs, sized, latents[backbone], lc, alphas, size_labels)
+            rows += _brain_rows(
+                subject_data, latents[backbone], brain_cfg, training_cfg, seed, world, replicate, size_labels
+            )
+            log.info("n=%d %s: ridge + brain in %.1f s", size, backbone, time.perf_counter() - tic)
+    return pd.concat(rows, ignore_index=True), generating
+
+
+def _average_small_set(epochs: np.ndarray, trials: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """Replace the small set's repeated trials (the last rows) by their per-image average, as the workflow's
+    preprocessing does; returns a view of ``epochs`` (no copy) and the matching trials."""
+    small = np.flatnonzero(trials["role"].to_numpy(str) == TEST_SMALL)
+    if not np.array_equal(small, np.arange(len(trials) - len(small), len(trials))):
+        raise ValueError("the small test set's trials must come last")
+    ids = trials["image_id"].to_numpy(str)[small]
+    unique = np.unique(ids)
+    averaged = np.stack([epochs[small[ids == i]].mean(axis=0) for i in unique])
+    first = small[0] if len(small) else len(trials)
+    epochs[first : first + len(unique)] = averaged
+    kept = trials.iloc[:first][["image_id", "concept", "role"]]
+    concepts = trials.iloc[small].drop_duplicates("image_id").set_index("image_id").loc[unique, "concept"]
+    averaged_rows = pd.DataFrame({"image_id": unique, "concept": concepts.to_numpy(str), "role": TEST_SMALL})
+    return epochs[: first + len(unique)], pd.concat([kept, averaged_rows], ignore_index=True)
+
+
+def _oracle_rows(
+    sim: EpochSimulator, epochs: np.ndarray, trials: pd.DataFrame, labels: Mapping[str, Any]
+) -> pd.DataFrame:
+    """The oracle on the raw epochs (the small set averaged over its repetitions)."""
+    role = trials["role"].to_numpy(str)
+    out = []
+    for test_set in (TEST_SMALL, TEST_LARGE):
+        rows = np.flatnonzero(role == test_set)
+        ids = trials["image_id"].to_numpy(str)[rows]
+        gallery_ids, _ = gallery(ids)
+        if test_set == TEST_SMALL:
+            x = np.stack([epochs[rows[ids == i]].mean(axis=0) for i in gallery_ids])
+            ids = gallery_ids
+        else:
+            x = epochs[rows]
+        sim_matrix = oracle_similarity(sim.noise, x, sim.mean_responses(gallery_ids))
+        scores = sim_scores(sim_matrix, gallery(ids)[1])
+        out.append(
+            _score_rows(scores, ids, **labels, n_train=0, backbone="", decoder=ORACLE, test_set=test_set)
+        )
+    return pd.concat(out, ignore_index=True)
+
+
+def _split_rows(trials: pd.DataFrame, name: str) -> np.ndarray:
+    return np.flatnonzero(trials["split"].to_numpy(str) == name)
+
+
+def _candidates(latents: Latents, scaler: TargetScaler, image_ids: Sequence[str]) -> np.ndarray:
+    gallery_ids, _ = gallery(image_ids)
+    return scaler.transform(latents.values[latents.rows(gallery_ids)])
+
+
+def _ridge_rows(
+    epochs: np.ndarray,
+    trials: pd.DataFrame,
+    latents: Latents,
+    lc: LearningCurveParams,
+    alphas: Sequence[float],
+    labels: Mapping[str, Any],
+) -> list[pd.DataFrame]:
+    ids = trials["image_id"].to_numpy(str)
+    scaler = TargetScaler.fit(latents, ids[_split_rows(trials, TRAIN)])
+    targets = {
+        name: scaler.transform(latents.values[latents.rows(ids[_split_rows(trials, name)])])
+        for name in (TRAIN, VAL)
+    }
+    out = []
+    for time_bin in lc.ridge_time_bins:
+        x_va = bin_time(epochs, _split_rows(trials, VAL), time_bin)
+        model = fit_ridge(
+            bin_time(epochs, _split_rows(trials, TRAIN), time_bin), targets[TRAIN], alphas, x_va, targets[VAL]
+        )
+        for test_set in SCORE_SETS:
+            rows = _split_rows(trials, test_set)
+            pred = model.predict(x_va if test_set == VAL else bin_time(epochs, rows, time_bin))
+            scores = item_scores(pred, ids[rows], _candidates(latents, scaler, ids[rows]))
+            out.append(
+                _score_rows(scores, ids[rows], **labels, decoder=ridge_name(time_bin), test_set=test_set)
+            )
+    return out
+
+
+def _brain_rows(
+    subject: SubjectData,
+    latents: Latents,
+    brain_cfg: Mapping[str, Any],
+    training_cfg: Mapping[str, Any],
+    seed: int,
+    world: str,
+    replicate: int,
+    labels: Mapping[str, Any],
+) -> list[pd.DataFrame]:
+    """Train the brain module on this size's training set (early stopping on val) and score its CLIP head."""
+    bcfg, cfg = BrainModuleConfig.from_dict(brain_cfg), TrainingConfig.from_dict(training_cfg)
+    device = torch.device("cpu")
+    trials = subject.trials
+    ids = trials["image_id"].to_numpy(str)
+    scaler = TargetScaler.fit(latents, ids[_split_rows(trials, TRAIN)])
+    sets = {s: TrialSet([subject], s, subject.channels, latents, scaler) for s in (TRAIN, *SCORE_SETS)}
+    model_seed = derive_seed(
+        seed, "learning-curve", "brain", world, subject.name, replicate, labels["n_train"]
+    )
+    model = build_model(bcfg, cfg, subject.positions, 1, subject.meg.shape[2], latents.shape, model_seed)
+    optimizer = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
+    generator = torch.Generator().manual_seed(model_seed)
+    stopper = EarlyStopping(cfg.patience, cfg.min_delta)
+    history: list[dict[str, Any]] = []
+    best = fit_epochs(
+        model,
+        sets[TRAIN],
+        sets[VAL],
+        cfg,
+        device,
+        optimizer,
+        generator,
+        stopper,
+        history,
+        cpu_state(model),
+        progress=False,
+    )
+    model.load_state_dict(best)
+    log.info("brain n=%d: %d epochs, best %d", labels["n_train"], len(history), stopper.best_epoch)
+    out = []
+    for test_set in SCORE_SETS:
+        data = sets[test_set]
+        pred = predict(model, data, device)[RETRIEVAL_HEAD]
+        scores = item_scores(pred, data.image_ids, _candidates(latents, scaler, data.image_ids))
+        out.append(
+            _score_rows(scores, data.image_ids, **labels, decoder=BRAIN, test_set=test_set).assign(
+                epochs=len(history), best_epoch=stopper.best_epoch
+            )
+        )
+    return out
+
+
+def learning_curve_job(
+    stimuli_table: Path | str,
+    ground_truth: Path | str,
+    latents_dirs: Mapping[str, Path | str],
+    scores_path: Path | str,
+    trials_path: Path | str,
+    params: Mapping[str, Any],
+    world: str,
+    subject: str,
+    replicate: int,
+) -> pd.DataFrame:
+    """The rule's job: read the study's stimuli, ground truth and latents, run :func:`run_job`, write both
+    tables. ``params``: the rule's slices (``learning_curve``, ``simulation``, ``epochs``, ``brain_module``,
+    ``training``, ``alphas``, ``seed``)."""
+    from threadpoolctl import threadpool_limits
+
+    from megdecode import io
+    from megdecode.artifacts.latents import read_latents
+    from megdecode.artifacts.learning_curve import write_scores, write_trials
+    from megdecode.artifacts.stimuli import read_stimuli
+
+    lc = LearningCurveParams.from_config(params["learning_curve"])
+    latents = {name: read_latents(path) for name, path in latents_dirs.items()}
+    with threadpool_limits(limits=lc.threads):
+        scores, trials = run_job(
+            io.read_json(ground_truth),
+            read_stimuli(stimuli_table),
+            latents,
+            params["simulation"],
+            EpochGrid(**params["epochs"]),
+            lc,
+            params["brain_module"],
+            params["training"],
+            params["alphas"],
+            world,
+            subject,
+            int(params["seed"]),
+            replicate,
+        )
+    write_trials(trials, trials_path)
+    write_scores(scores, scores_path)
+    return scores

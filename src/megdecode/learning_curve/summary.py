@@ -1,0 +1,283 @@
+"""Summary of the learning curve: means with CIs, the paired brain-vs-ridge test, log-linear slopes, figure.
+
+The unit of replication is one (subject, seed) pair: each is an independent draw of a subject's trials and
+of the decoders' training. Every interval is a percentile bootstrap over these units (items within a unit
+are averaged first), so it reflects how much a result varies from one simulated experiment to the next.
+
+- ``summary.tsv``: per (world, backbone, decoder, test set, size, metric) the mean over units, its CI and
+  chance;
+- ``paired.tsv``: per (world, backbone, test set, size) the brain module minus the best ridge *of the same
+  unit*, where "best ridge" is the ridge variant with the higher mean validation top-5 at that size (chosen
+  on validation trials, never on a test set);
+- ``slopes.tsv``: per (world, backbone, decoder, test set) the least-squares slope of top-5 accuracy against
+  log10(training trials), in points per tenfold more data (the log-linear scaling of Banville et al. 2025).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, VAL
+from megdecode.evaluation.retrieval import chance_level
+from megdecode.learning_curve.experiment import BRAIN, ORACLE
+from megdecode.metrics import retrieval as rm
+
+UNIT = ["subject", "seed"]
+CELL = ["world", "backbone", "decoder", "test_set", "n_train"]
+METRICS = ("top5_acc", "top1_acc", "median_rank")
+PRIMARY = ("top5_acc", TEST_LARGE)
+
+
+def unit_means(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per (unit, cell): items averaged (median for the median rank), plus the gallery size."""
+    grouped = scores.groupby(CELL + UNIT, sort=True)
+    out = grouped[["top5_acc", "top1_acc"]].mean()
+    out["median_rank"] = grouped["median_rank"].median()
+    out["gallery"] = grouped["image_id"].nunique()
+    return out.reset_index()
+
+
+def _bootstrap(
+    values: np.ndarray, n_boot: int, level: float, rng: np.random.Generator
+) -> tuple[float, float]:
+    if len(values) < 2 or n_boot < 1:
+        return float("nan"), float("nan")
+    return rm.bootstrap_ci(values, np.mean, n_boot, level, rng)
+
+
+def summary_table(units: pd.DataFrame, n_boot: int, level: float, seed: int) -> pd.DataFrame:
+    """Mean over units and bootstrap CI per cell and metric, with chance from the gallery size."""
+    rows = []
+    rng = np.random.default_rng(seed)
+    for cell, part in units.groupby(CELL, sort=True):
+        gallery = int(part["gallery"].max())
+        for metric in METRICS:
+            values = part[metric].to_numpy(float)
+            low, high = _bootstrap(values, n_boot, level, rng)
+            chance = chance_level(metric, gallery)
+            rows.append(
+                dict(zip(CELL, cell, strict=True))
+                | dict(metric=metric, mean=values.mean(), ci_low=low, ci_high=high, chance=chance)
+                | dict(n_units=len(values), gallery=gallery)
+            )
+    return pd.DataFrame(rows)
+
+
+def best_ridge(units: pd.DataFrame) -> pd.DataFrame:
+    """Per (world, backbone, size): the ridge variant with the highest mean validation top-5."""
+    val = units[(units["test_set"] == VAL) & units["decoder"].str.startswith("ridge")]
+    means = val.groupby(["world", "backbone", "n_train", "decoder"])["top5_acc"].mean().reset_index()
+    best = means.sort_values(["top5_acc", "decoder"], ascending=[False, True]).drop_duplicates(
+        ["world", "backbone", "n_train"]
+    )
+    return best.rename(columns={"decoder": "best_ridge", "top5_acc": "best_ridge_val_top5"})
+
+
+def paired_table(
+    units: pd.DataFrame, n_boot: int, level: float, seed: int, metrics: Sequence[str] = ("top5_acc",)
+) -> pd.DataFrame:
+    """Brain minus best ridge per unit; mean difference with bootstrap CI and the share of units it wins."""
+    best = best_ridge(units)
+    rng = np.random.default_rng(seed)
+    rows = []
+    tests = units[units["test_set"].isin([TEST_SMALL, TEST_LARGE])]
+    for _, pick in best.iterrows():
+        key = (tests["world"] == pick.world) & (tests["backbone"] == pick.backbone)
+        key &= tests["n_train"] == pick.n_train
+        for test_set in (TEST_LARGE, TEST_SMALL):
+            at = tests[key & (tests["test_set"] == test_set)]
+            brain = at[at["decoder"] == BRAIN].set_index(UNIT)
+            ridge = at[at["decoder"] == pick.best_ridge].set_index(UNIT)
+            common = brain.index.intersection(ridge.index)
+            for metric in metrics:
+                diff = (brain.loc[common, metric] - ridge.loc[common, metric]).to_numpy(float)
+                if metric == "median_rank":
+                    diff = -diff  # positive = brain better, for every metric
+                low, high = _bootstrap(diff, n_boot, level, rng)
+                rows.append(
+                    dict(world=pick.world, backbone=pick.backbone, test_set=test_set, n_train=pick.n_train)
+                    | dict(metric=metric, best_ridge=pick.best_ridge, brain_minus_ridge=diff.mean())
+                    | dict(ci_low=low, ci_high=high, brain_wins=float((diff > 0).mean()), n_units=len(diff))
+                )
+    return pd.DataFrame(rows)
+
+
+def _slope(log_n: np.ndarray, values: np.ndarray) -> float:
+    return float(np.polyfit(log_n, values, 1)[0]) if len(np.unique(log_n)) > 1 else float("nan")
+
+
+def slopes_table(units: pd.DataFrame, n_boot: int, level: float, seed: int) -> pd.DataFrame:
+    """Slope of top-5 accuracy (points, i.e. x100) per decade of training trials, bootstrap over units."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    trained = units[(units["decoder"] != ORACLE) & units["test_set"].isin([TEST_SMALL, TEST_LARGE])]
+    for key, part in trained.groupby(["world", "backbone", "decoder", "test_set"], sort=True):
+        curves = part.pivot_table(index=UNIT, columns="n_train", values="top5_acc").dropna()
+        log_n = np.log10(curves.columns.to_numpy(float))
+        values = 100 * curves.to_numpy(float)  # (units, sizes)
+        slope = _slope(np.tile(log_n, len(values)), values.reshape(-1))
+        draws = [
+            _slope(np.tile(log_n, len(values)), values[rng.integers(0, len(values), len(values))].reshape(-1))
+            for _ in range(n_boot if len(values) > 1 else 0)
+        ]
+        alpha = (1 - level) / 2
+        low, high = np.quantile(draws, [alpha, 1 - alpha]) if draws else (float("nan"), float("nan"))
+        rows.append(
+            dict(zip(["world", "backbone", "decoder", "test_set"], key, strict=True))
+            | dict(points_per_decade=slope, ci_low=float(low), ci_high=float(high), n_units=len(values))
+        )
+    return pd.DataFrame(rows)
+
+
+def _pct(value: float, sign: str = "") -> str:
+    return "–" if not np.isfinite(value) else f"{100 * value:{sign}.1f}"
+
+
+def _signed(value: float) -> str:
+    return "–" if not np.isfinite(value) else f"{value:+.1f}"
+
+
+def markdown_report(summary: pd.DataFrame, paired: pd.DataFrame, slopes: pd.DataFrame, level: float) -> str:
+    """The experiment's tables in Markdown: top-5 per size (both test sets), the paired test, the slopes."""
+    ci = f"{round(100 * level)}% CI"
+    lines = ["# Learning curve", ""]
+    top5 = summary[summary["metric"] == "top5_acc"]
+    for test_set in (TEST_LARGE, TEST_SMALL):
+        for (world, backbone), part in top5[top5["test_set"] == test_set].groupby(["world", "backbone"]):
+            if backbone == "":
+                continue
+            oracle = top5[(top5.world == world) & (top5.decoder == ORACLE) & (top5.test_set == test_set)]
+            decoders = sorted(part["decoder"].unique(), key=lambda d: (d != BRAIN, d))
+            lines += [
+                f"## {world} world, {backbone}, {test_set.replace('_', ' ')}: top-5 accuracy (%)",
+                "",
+                f"Mean over (subject, seed) units [{ci}]. Oracle (trains on nothing): "
+                f"{_pct(oracle['mean'].mean())}; chance {_pct(part['chance'].iloc[0])}.",
+                "",
+                "| training trials | " + " | ".join(decoders) + " | brain - best ridge |",
+                "|---:|" + "---:|" * (len(decoders) + 1),
+            ]
+            pair = paired[
+                (paired.world == world) & (paired.backbone == backbone) & (paired.test_set == test_set)
+            ]
+            for n_train, row in part.groupby("n_train"):
+                cells = []
+                for decoder in decoders:
+                    r = row[row.decoder == decoder].iloc[0]
+                    cells.append(f"{_pct(r['mean'])} [{_pct(r.ci_low)}, {_pct(r.ci_high)}]")
+                p = pair[(pair.n_train == n_train) & (pair.metric == "top5_acc")]
+                diff = (
+                    f"{_pct(p.brain_minus_ridge.iloc[0], '+')} [{_pct(p.ci_low.iloc[0], '+')}, "
+                    f"{_pct(p.ci_high.iloc[0], '+')}] vs {p.best_ridge.iloc[0]}"
+                    if len(p)
+                    else "–"
+                )
+                lines.append(f"| {n_train} | " + " | ".join(cells) + f" | {diff} |")
+            lines.append("")
+    lines += [
+        "## Log-linear slopes: top-5 points per tenfold more training trials",
+        "",
+        f"| world | backbone | decoder | test set | slope [{ci}] |",
+        "|---|---|---|---|---:|",
+    ]
+    for r in slopes.itertuples():
+        lines.append(
+            f"| {r.world} | {r.backbone} | {r.decoder} | {r.test_set} | "
+            f"{_signed(r.points_per_decade)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}] |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+DECODER_STYLE = {BRAIN: ("C0", "-", "o"), ORACLE: ("k", "--", None)}
+
+
+def plot_learning_curve(summary: pd.DataFrame, png: Path | str, pdf: Path | str, dpi: int = 150) -> None:
+    """Top-5 accuracy vs training trials (log x), a panel per (test set, world): CI bands, oracle, chance."""
+    import matplotlib.pyplot as plt
+
+    from megdecode.reporting.common import save_figure, style
+
+    style()
+
+    top5 = summary[summary["metric"] == "top5_acc"]
+    worlds = sorted(top5["world"].unique())
+    test_sets = [t for t in (TEST_LARGE, TEST_SMALL) if t in set(top5["test_set"])]
+    fig, axes = plt.subplots(
+        len(test_sets), len(worlds), figsize=(4.2 * len(worlds), 3.4 * len(test_sets)), squeeze=False
+    )
+    ridge_colours = iter(["C1", "C2", "C3", "C4"])
+    styles = dict(DECODER_STYLE)
+    for decoder in sorted(d for d in top5["decoder"].unique() if d.startswith("ridge")):
+        styles[decoder] = (next(ridge_colours), "-", "s")
+    for i, test_set in enumerate(test_sets):
+        for j, world in enumerate(worlds):
+            ax = axes[i, j]
+            part = top5[(top5.world == world) & (top5.test_set == test_set)]
+            sizes = sorted(n for n in part["n_train"].unique() if n > 0)
+            for (decoder, backbone), curve in part[part.decoder != ORACLE].groupby(["decoder", "backbone"]):
+                colour, line, marker = styles[decoder]
+                curve = curve.sort_values("n_train")
+                label = decoder if part["backbone"].nunique() <= 2 else f"{decoder} ({backbone})"
+                ax.plot(curve.n_train, 100 * curve["mean"], line, color=colour, marker=marker, label=label)
+                ax.fill_between(
+                    curve.n_train, 100 * curve.ci_low, 100 * curve.ci_high, color=colour, alpha=0.2
+                )
+            oracle = part[part.decoder == ORACLE]
+            if len(oracle) and sizes:
+                ax.hlines(
+                    100 * oracle["mean"].mean(),
+                    sizes[0],
+                    sizes[-1],
+                    colors="k",
+                    linestyles="--",
+                    label="oracle",
+                )
+            if sizes:
+                ax.hlines(
+                    100 * part["chance"].iloc[0],
+                    sizes[0],
+                    sizes[-1],
+                    colors="grey",
+                    linestyles=":",
+                    label="chance",
+                )
+            ax.set_xscale("log")
+            ax.set_xticks(sizes, [str(s) for s in sizes])
+            ax.set_title(f"{world} world, {test_set.replace('_', ' ')}")
+            ax.set_xlabel("training trials per subject")
+            ax.set_ylabel("top-5 accuracy (%)")
+            ax.set_ylim(0, 100)
+    axes[0, -1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    save_figure(fig, png, pdf, dpi)
+
+
+def learning_curve_summary(
+    score_paths: Sequence[Path | str],
+    outputs: Mapping[str, Path | str],
+    cfg: Mapping[str, Any],
+    seed: int,
+    dpi: int = 150,
+) -> pd.DataFrame:
+    """The summary rule's job: read every job's scores, write ``summary``, ``paired``, ``slopes`` (TSV), the
+    Markdown report and the figure (``png``, ``pdf``). ``cfg``: the ``learning_curve`` slice."""
+    from megdecode import io
+    from megdecode.artifacts.learning_curve import read_scores
+
+    n_boot, level = int(cfg["n_bootstrap"]), float(cfg["ci_level"])
+    units = unit_means(pd.concat([read_scores(p) for p in score_paths], ignore_index=True))
+    summary = summary_table(units, n_boot, level, seed)
+    paired = paired_table(units, n_boot, level, seed, metrics=("top5_acc", "median_rank"))
+    slopes = slopes_table(units, n_boot, level, seed)
+    io.write_tsv(summary, outputs["summary"])
+    io.write_tsv(paired, outputs["paired"])
+    io.write_tsv(slopes, outputs["slopes"])
+    with io.atomic_output(outputs["report"]) as tmp:
+        Path(tmp).write_text(markdown_report(summary, paired, slopes, level))
+    plot_learning_curve(summary, outputs["png"], outputs["pdf"], dpi)
+    return summary
