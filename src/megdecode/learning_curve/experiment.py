@@ -53,6 +53,7 @@ class LearningCurveParams:
 
     train_sizes: tuple[int, ...]
     n_val: int
+    min_train_samples: int
     test_repeats: int
     backbones: tuple[str, ...]
     ridge_time_bins: tuple[int, ...]
@@ -183,7 +184,15 @@ def run_job(
             size_labels = {**labels, "n_train": size, "backbone": backbone}
             rows += _ridge_rows(epochs, sized, latents[backbone], lc, alphas, size_labels)
             rows += _brain_rows(
-                subject_data, latents[backbone], brain_cfg, training_cfg, seed, world, replicate, size_labels
+                subject_data,
+                latents[backbone],
+                lc.min_train_samples,
+                brain_cfg,
+                training_cfg,
+                seed,
+                world,
+                replicate,
+                size_labels,
             )
             log.info("n=%d %s: ridge + brain in %.1f s", size, backbone, time.perf_counter() - tic)
     return pd.concat(rows, ignore_index=True), generating
@@ -268,9 +277,18 @@ def _ridge_rows(
     return out
 
 
+def max_epochs(training_max_epochs: int, min_train_samples: int, n_train: int) -> int:
+    """The epoch cap of a brain module trained on ``n_train`` trials: ``training.max_epochs``, raised so that
+    it can see at least ``min_train_samples`` training samples (small sets get as many gradient steps as a
+    larger one would in the same cap); early stopping on validation still ends training when it stops
+    improving."""
+    return max(int(training_max_epochs), -(-int(min_train_samples) // int(n_train)))
+
+
 def _brain_rows(
     subject: SubjectData,
     latents: Latents,
+    min_train_samples: int,
     brain_cfg: Mapping[str, Any],
     training_cfg: Mapping[str, Any],
     seed: int,
@@ -280,6 +298,9 @@ def _brain_rows(
 ) -> list[pd.DataFrame]:
     """Train the brain module on this size's training set (early stopping on val) and score its CLIP head."""
     bcfg, cfg = BrainModuleConfig.from_dict(brain_cfg), TrainingConfig.from_dict(training_cfg)
+    cfg = dataclasses.replace(
+        cfg, max_epochs=max_epochs(cfg.max_epochs, min_train_samples, labels["n_train"])
+    )
     device = torch.device("cpu")
     trials = subject.trials
     ids = trials["image_id"].to_numpy(str)
@@ -307,6 +328,7 @@ def _brain_rows(
         history,
         cpu_state(model),
         progress=False,
+        monitor_top5=False,
     )
     model.load_state_dict(best)
     log.info("brain n=%d: %d epochs, best %d", labels["n_train"], len(history), stopper.best_epoch)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, VAL
 from megdecode.evaluation.retrieval import chance_level
 from megdecode.learning_curve.experiment import BRAIN, ORACLE
 from megdecode.metrics import retrieval as rm
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 UNIT = ["subject", "seed"]
 CELL = ["world", "backbone", "decoder", "test_set", "n_train"]
@@ -94,6 +97,8 @@ def paired_table(
             brain = at[at["decoder"] == BRAIN].set_index(UNIT)
             ridge = at[at["decoder"] == pick.best_ridge].set_index(UNIT)
             common = brain.index.intersection(ridge.index)
+            if common.empty:
+                continue
             for metric in metrics:
                 diff = (brain.loc[common, metric] - ridge.loc[common, metric]).to_numpy(float)
                 if metric == "median_rank":
@@ -197,13 +202,19 @@ DECODER_STYLE = {BRAIN: ("C0", "-", "o"), ORACLE: ("k", "--", None)}
 
 
 def plot_learning_curve(summary: pd.DataFrame, png: Path | str, pdf: Path | str, dpi: int = 150) -> None:
+    """Write :func:`draw_learning_curve` as PNG and PDF."""
+    from megdecode.reporting.common import save_figure
+
+    save_figure(draw_learning_curve(summary), png, pdf, dpi)
+
+
+def draw_learning_curve(summary: pd.DataFrame) -> Figure:
     """Top-5 accuracy vs training trials (log x), a panel per (test set, world): CI bands, oracle, chance."""
     import matplotlib.pyplot as plt
 
-    from megdecode.reporting.common import save_figure, style
+    from megdecode.reporting.common import style
 
     style()
-
     top5 = summary[summary["metric"] == "top5_acc"]
     worlds = sorted(top5["world"].unique())
     test_sets = [t for t in (TEST_LARGE, TEST_SMALL) if t in set(top5["test_set"])]
@@ -254,7 +265,7 @@ def plot_learning_curve(summary: pd.DataFrame, png: Path | str, pdf: Path | str,
             ax.set_ylim(0, 100)
     axes[0, -1].legend(fontsize=7, loc="best")
     fig.tight_layout()
-    save_figure(fig, png, pdf, dpi)
+    return fig
 
 
 def learning_curve_summary(

@@ -162,10 +162,12 @@ def fit_epochs(
     start_epoch: int = 0,
     after_epoch: Callable[[int, dict[str, Tensor]], None] | None = None,
     progress: bool = True,
+    monitor_top5: bool = True,
 ) -> dict[str, Tensor]:
     """Epochs ``start_epoch``.. ``cfg.max_epochs`` with early stopping on ``val``; appends one row per epoch
     to ``history`` (``stopper`` is updated in place) and returns the best weights. ``after_epoch(epoch,
-    best_state)`` runs after each epoch (the training job writes its checkpoint there)."""
+    best_state)`` runs after each epoch (the training job writes its checkpoint there); ``monitor_top5``
+    adds the validation top-5 to each row (one more pass over ``val``; monitoring only)."""
     bar = tqdm(
         range(start_epoch, cfg.max_epochs),
         desc="epochs",
@@ -187,14 +189,17 @@ def fit_epochs(
             **{f"train_{k}": v for k, v in tr.items()},
             **{f"val_{k}": v for k, v in va.items()},
         }
+        if monitor_top5:
+            row["val_top5_acc"] = val_top5(model, val, device)
         row.update(
-            val_top5_acc=val_top5(model, val, device),
             temperature=float(1.0 / model.logit_scale.detach()),
             best=improved,
             seconds=round(time.perf_counter() - tic, 3),
         )
         history.append(row)
-        bar.set_postfix(train=f"{tr['loss']:.3f}", val=f"{va['loss']:.3f}", top5=f"{row['val_top5_acc']:.2f}")
+        bar.set_postfix(
+            train=f"{tr['loss']:.3f}", val=f"{va['loss']:.3f}", top5=f"{row.get('val_top5_acc', 0):.2f}"
+        )
         log.info(
             "epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
         )

@@ -1,0 +1,243 @@
+"""The learning-curve experiment (issue #15): epochs, noise model, oracle, design, summary, tiny workflow."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO, run_snakemake
+
+from megdecode.artifacts.latents import Latents
+from megdecode.artifacts.learning_curve import read_scores
+from megdecode.artifacts.predictions import TargetScaler
+from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, VAL
+from megdecode.config import section_defaults
+from megdecode.learning_curve.epochs import EpochGrid, EpochSimulator, NoiseModel, one_over_f_autocorrelation
+from megdecode.learning_curve.experiment import (
+    Design,
+    LearningCurveParams,
+    _average_small_set,
+    max_epochs,
+    world_truth,
+)
+from megdecode.learning_curve.oracle import oracle_similarity
+from megdecode.learning_curve.summary import (
+    draw_learning_curve,
+    paired_table,
+    slopes_table,
+    summary_table,
+    unit_means,
+)
+from megdecode.simulate.params import SimulationParams
+from megdecode.simulate.stimuli import build_stimuli
+
+GRID = EpochGrid(tmin=-0.1, tmax=0.5, sfreq=60.0, l_freq=0.1, h_freq=20.0)
+
+
+def lc_params(**changes: object) -> LearningCurveParams:
+    values = {k: v for k, v in section_defaults("learning_curve").items()}
+    values = {k: values[k] for k in (f.name for f in dataclasses.fields(LearningCurveParams))}
+    return LearningCurveParams.from_config({**values, **changes})
+
+
+@pytest.fixture(scope="module")
+def study():
+    cfg = section_defaults("simulation")
+    cfg["stimuli"].update(n_train_concepts=12, n_test_concepts=4, exemplars_per_train_concept=4)
+    cfg["stimuli"].update(exemplars_per_test_concept=2, image_size=32)
+    table, _, truth = build_stimuli(SimulationParams.from_config(cfg), 0)
+    return cfg, table, truth
+
+
+def test_noise_model_whitens_its_own_samples():
+    """Samples of S (x) T + s2 I, whitened, have identity covariance (known answer)."""
+    rng = np.random.default_rng(0)
+    mixing = rng.standard_normal((4, 2))
+    lags = np.arange(3) / 10.0
+    temporal = np.exp(-np.abs(np.subtract.outer(lags, lags)) / 0.15)
+    noise = NoiseModel(mixing=mixing, temporal=temporal, white_var=0.3)
+    samples = noise.sample(40000, rng)
+    expected = np.kron(mixing @ mixing.T, temporal) + 0.3 * np.eye(12)
+    flat = samples.reshape(len(samples), -1).astype(np.float64)
+    np.testing.assert_allclose(np.cov(flat.T), expected, atol=0.08 * np.abs(expected).max())
+    white = noise.whiten(samples)
+    np.testing.assert_allclose(np.cov(white.T), np.eye(12), atol=0.05)
+
+
+def test_one_over_f_autocorrelation_is_the_band_share_at_lag_zero():
+    full = one_over_f_autocorrelation(np.array([0.0]), 1.0, (0.0, 180.0), 180.0)
+    band = one_over_f_autocorrelation(np.array([0.0, 0.05]), 1.0, (0.1, 40.0), 180.0)
+    assert full[0] == pytest.approx(1.0)
+    assert 0 < band[1] < band[0] < 1  # part of the power, decorrelating with lag
+
+
+def test_oracle_ranks_the_shown_image_first_without_noise():
+    mixing = np.zeros((3, 1))
+    noise = NoiseModel(mixing=mixing, temporal=np.eye(4), white_var=1.0)
+    means = np.random.default_rng(1).standard_normal((5, 3, 4))
+    sim = oracle_similarity(noise, means[[2, 0, 4]], means)
+    assert sim.argmax(axis=1).tolist() == [2, 0, 4]
+    assert sim[0, 2] == pytest.approx(0.0)
+
+
+def test_epoch_simulator_draws_signal_plus_its_noise(study):
+    cfg, table, truth = study
+    params = SimulationParams.from_config(cfg)
+    sim = EpochSimulator(params, truth, table, GRID, 0, "01")
+    ids = table.loc[table.role == "exp", "image_id"].tolist()[:3]
+    epochs, variables = sim.draw(ids * 200, np.random.default_rng(0))
+    assert epochs.shape == (600, len(sim.channels), len(GRID.times)) and epochs.dtype == np.float32
+    assert len(sim.channels) == 272 and list(variables.columns[:3]) == ["image_id", "gain", "early_shift_s"]
+    # averaging repetitions of an image converges to its (gain- and jitter-averaged) response
+    mean = sim.mean_responses(ids[:1])[0]
+    avg = epochs[variables.image_id.to_numpy() == ids[0]].mean(axis=0)
+    assert np.corrcoef(avg.ravel(), mean.ravel())[0, 1] > 0.8
+
+
+def test_world_truth_is_the_study_truth_or_rebuilt_with_the_same_codes(study):
+    cfg, table, truth = study
+    params = SimulationParams.from_config(cfg)
+    assert world_truth(params, table, truth, 0) is truth
+    nonlinear = world_truth(dataclasses.replace(params, world="nonlinear"), table, truth, 0)
+    assert nonlinear["world"] == "nonlinear" and "pair_codes" in nonlinear["components"]["late"]
+    np.testing.assert_allclose(
+        nonlinear["components"]["early"]["weights"], truth["components"]["early"]["weights"]
+    )
+
+
+def test_design_keeps_test_concepts_out_and_nests_training_sets(study):
+    _, table, _ = study
+    lc = lc_params(train_sizes=[10, 30], n_val=10, test_repeats=2)
+    design = Design.draw(table, lc, np.random.default_rng(0))
+    test_concepts = set(table.loc[table.concept_split == "test", "concept"])
+    concept = table.set_index("image_id")["concept"]
+    assert not test_concepts & set(concept[design.train_pool + design.val])
+    assert not set(design.train_pool) & set(design.val)
+    assert len(design.train_pool) == 30 and len(design.val) == 10
+    assert set(concept[design.test_large]) <= test_concepts and len(design.test_small) == 2 * 4
+    with pytest.raises(ValueError, match="exemplars_per_train_concept"):
+        Design.draw(table, lc_params(train_sizes=[100], n_val=10), np.random.default_rng(0))
+
+
+def test_small_training_sets_get_more_epochs():
+    assert [max_epochs(30, 20000, n) for n in (250, 500, 1000, 4000)] == [80, 40, 30, 30]
+    assert max_epochs(30, 0, 250) == 30
+
+
+def test_small_set_is_averaged_over_its_repetitions():
+    trials = (
+        pd.DataFrame(
+            {"image_id": ["a", "b", "s1", "s2", "s1", "s2"], "concept": list("abxyxy")}
+            | {"role": ["train_pool", VAL, TEST_LARGE, TEST_SMALL, TEST_SMALL, TEST_SMALL]}
+        )
+        .drop(index=2)
+        .reset_index(drop=True)
+    )
+    trials.loc[2, "role"] = TEST_SMALL
+    epochs = np.arange(5, dtype=np.float32)[:, None, None] * np.ones((5, 2, 3), np.float32)
+    out, table = _average_small_set(epochs.copy(), trials)
+    assert table["image_id"].tolist() == ["a", "b", "s1", "s2"]
+    np.testing.assert_allclose(out[:, 0, 0], [0, 1, 3, 3])  # s1 = (2 + 4) / 2, s2 = 3
+
+
+def test_target_scaler_only_centres_constant_dimensions():
+    values = np.array([[1.0, 0.0], [3.0, 0.0], [5.0, 2.0]], np.float32)
+    latents = Latents(np.array(["a", "b", "c"]), values)
+    scaler = TargetScaler.fit(latents, np.array(["a", "b"]))
+    np.testing.assert_allclose(scaler.transform(values[2:])[0], [3.0, 2.0], rtol=1e-6)  # SD 1; SD 0: centred
+
+
+def test_unit_means_average_items_and_count_the_gallery():
+    items = pd.DataFrame(
+        dict(world="linear", backbone="b", decoder="brain", test_set=TEST_LARGE, n_train=10, subject="01")
+        | dict(seed=0, image_id=["x", "y", "z", "z"], top5_acc=[1.0, 0.0, 1.0, 1.0], top1_acc=0.0)
+        | dict(median_rank=[0.1, 0.9, 0.2, 0.4])
+    )
+    unit = unit_means(items).iloc[0]
+    assert unit.top5_acc == 0.75 and unit.median_rank == pytest.approx(0.3) and unit.gallery == 3
+
+
+def _units(slope: float = 0.1) -> pd.DataFrame:
+    rows = []
+    for subject, seed, n in ((s, k, n) for s in ("01", "02") for k in (0, 1) for n in (100, 1000)):
+        for decoder, offset in (("brain", 0.05), ("ridge_bin10", 0.0), ("ridge_bin1", -0.02)):
+            for test_set in (VAL, TEST_LARGE):
+                noise = 0.01 * (int(subject) + seed)
+                value = 0.2 + offset + slope * np.log10(n / 100) + noise
+                rows.append(
+                    dict(world="linear", backbone="attributes", decoder=decoder, test_set=test_set)
+                    | dict(n_train=n, subject=subject, seed=seed, top5_acc=value, top1_acc=value / 2)
+                    | dict(median_rank=0.3, gallery=96)
+                )
+    return pd.DataFrame(rows)
+
+
+def test_paired_difference_and_slope_have_known_values():
+    units = _units(slope=0.1)
+    paired = paired_table(units, 200, 0.95, 0)
+    large = paired[paired.test_set == TEST_LARGE]
+    assert set(large.best_ridge) == {"ridge_bin10"}  # chosen on validation
+    np.testing.assert_allclose(large.brain_minus_ridge, 0.05)
+    assert (large.brain_wins == 1.0).all()
+    slopes = slopes_table(units, 200, 0.95, 0).set_index(["decoder", "test_set"])
+    assert slopes.loc[("brain", TEST_LARGE), "points_per_decade"] == pytest.approx(10.0)
+    summary = summary_table(units, 200, 0.95, 0)
+    row = summary[(summary.decoder == "brain") & (summary.metric == "top5_acc")]
+    assert (row.chance == 5 / 96).all() and (row.ci_low <= row["mean"]).all()
+
+
+def test_figure_draws_each_decoder_mean_on_a_log_axis():
+    summary = summary_table(_units(), 50, 0.95, 0)
+    oracle = summary[summary.decoder == "brain"].assign(decoder="oracle", n_train=0, backbone="")
+    fig = draw_learning_curve(pd.concat([summary, oracle.drop_duplicates(["test_set", "metric"])]))
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    brain = summary[(summary.decoder == "brain") & (summary.metric == "top5_acc")]
+    brain = brain[brain.test_set == TEST_LARGE].sort_values("n_train")
+    np.testing.assert_allclose(lines["brain"].get_ydata(), 100 * brain["mean"])
+    labels = {c.get_label() for c in ax.collections}
+    assert {"oracle", "chance"} <= labels
+
+
+def test_tiny_learning_curve_workflow(tmp_path: Path):
+    """The figure/table contract of `snakemake learning_curve`; oracle >= ridge >= chance (linear world)."""
+    cfg = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    cfg["simulation"]["stimuli"].update(n_train_concepts=36, exemplars_per_train_concept=8)
+    cfg["training"].update(max_epochs=4, patience=2)
+    cfg["learning_curve"] = {
+        "worlds": ["linear", "nonlinear"],
+        "subjects": ["01"],
+        "seeds": [0, 1],
+        "train_sizes": [100, 200],
+        "n_val": 40,
+        "min_train_samples": 0,
+        "ridge_time_bins": [10],
+        "n_bootstrap": 100,
+    }
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    results = tmp_path / "results"
+    run_snakemake(results, "learning_curve", configfile=config)
+    lc = results / "learning_curve"
+    for name in ("summary.tsv", "paired.tsv", "slopes.tsv", "learning_curve.md", "learning_curve.png"):
+        assert (lc / name).stat().st_size > 0, name
+    scores = read_scores(lc / "linear" / "sub-01_seed-0_scores.tsv")
+    assert set(scores.decoder) == {"brain", "ridge_bin10", "oracle"}
+    trials = pd.read_csv(lc / "linear" / "sub-01_seed-0_trials.tsv", sep="\t")
+    assert {"gain", "early_shift_s", "late_shift_0_s"} <= set(trials.columns)
+    summary = pd.read_csv(lc / "summary.tsv", sep="\t", keep_default_na=False)
+    top5 = summary[(summary.metric == "top5_acc") & (summary.test_set == TEST_LARGE)]
+    linear = top5[top5.world == "linear"].set_index(["decoder", "n_train"])["mean"]
+    chance = top5["chance"].iloc[0]
+    assert linear[("oracle", 0)] >= linear[("ridge_bin10", 200)] > chance
+    assert set(summary.n_units[summary.decoder != "oracle"]) == {2}
+    report = (lc / "learning_curve.md").read_text()
+    assert "nonlinear world, attributes, test large" in report and "Log-linear slopes" in report
+    # a finished experiment has nothing left to do
+    dry = run_snakemake(results, "learning_curve", "-n", configfile=config)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
