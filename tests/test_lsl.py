@@ -215,7 +215,8 @@ def test_absent_stream_is_a_clear_error(lsl_config):
     start = time.monotonic()
     with pytest.raises(LSLStreamError, match="no single stream of that name found within 0.5 s"):
         LSLInput("megdecode-test-nobody", connect_timeout=0.5).connect()
-    assert time.monotonic() - start < 5
+    # bounded: liblsl's resolver gives up after 0.5 s, and now and then after 5.5 s
+    assert time.monotonic() - start < 10
 
 
 @pytest.mark.netns
