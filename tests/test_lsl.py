@@ -247,3 +247,44 @@ def test_samples_missing_from_the_stream_advance_the_counter(lsl_config):
     assert np.isnan(placed[:, 10:15]).all()  # nothing was placed where the stream has no samples
     np.testing.assert_array_equal(placed[:, 15:], block.T + 100)
     assert source.gaps == [Gap(first_sample=15, missing=5)] and source.n_received == 20
+
+
+@pytest.mark.netns
+def test_lsl_replay_decodes_the_trials_of_the_in_process_replay(lsl_config, tmp_path):
+    """A recording streamed over LSL and decoded online gives the in-process replay's trials."""
+    import mne
+    from test_online import BRAIN, CAUSAL, CODES, GALLERY, MEG, STREAM, _center_scale, _feed, _recording
+
+    from megdecode.online import OnlineDecoder
+
+    rows, onsets, types = _recording(seconds=4.0)  # 3 onsets: exp, test, catch (not decoded)
+    sfreq = CAUSAL.raw_sfreq
+    info = mne.create_info(STREAM, sfreq, ["misc", *["mag"] * len(MEG), "stim"])
+    path = tmp_path / "online_raw.fif"
+    mne.io.RawArray(rows, info, verbose="error").save(path, verbose="error")
+    recorded = mne.io.read_raw_fif(path, preload=True, verbose="error").get_data()  # float32 in the file
+    center, scale = _center_scale()
+
+    def decoder(stream_channels, rate):
+        return OnlineDecoder(
+            BRAIN, 0, CAUSAL, rate, stream_channels, MEG, center, scale, GALLERY,
+            stim_channel="UPPT001", trigger_codes=CODES,
+        )  # fmt: skip
+
+    in_process = _feed(decoder(STREAM, sfreq), recorded, [12])
+    with publish_recording(path, "megdecode-test-online", chunk_size=12):
+        with LSLInput(
+            "megdecode-test-online", sfreq=sfreq, max_samples=recorded.shape[1], bufsize=BUFSIZE
+        ) as src:
+            online = decoder(src.ch_names, src.sfreq)  # built from what the stream announces
+            for chunk, first in src:
+                online.feed(chunk, first_sample=first)
+        online.close()
+    assert src.gaps == [] and src.n_received == recorded.shape[1]
+    assert not online.skipped and not in_process.skipped
+    expected_onsets = [int(s) for s, t in zip(onsets, types, strict=True) if t != "catch"]
+    assert [t.onset_sample for t in in_process.decoded] == expected_onsets
+    assert [t.onset_sample for t in online.decoded] == expected_onsets
+    for a, b in zip(online.decoded, in_process.decoded, strict=True):
+        assert a.trial_type == b.trial_type and a.top5_ids == b.top5_ids
+        assert np.linalg.norm(a.latent - b.latent) <= 1e-5 * np.linalg.norm(b.latent)
