@@ -59,7 +59,9 @@ def test_find_gaps_from_timestamps():
 
 
 def test_lsl_api_config_keeps_discovery_on_the_machine(tmp_path):
-    cfg = write_lsl_api_config(tmp_path / "lsl_api.cfg", log_file=tmp_path / "liblsl.log")
+    cfg = write_lsl_api_config(
+        tmp_path / "lsl_api.cfg", log_file=tmp_path / "liblsl.log", tuning={"TimeProbeInterval": 0.005}
+    )
     sections: dict[str, dict[str, str]] = {}
     section = ""
     for line in cfg.read_text().splitlines():
@@ -72,6 +74,7 @@ def test_lsl_api_config_keeps_discovery_on_the_machine(tmp_path):
     assert sections["multicast"] == {"ResolveScope": "machine"}
     assert sections["lab"] == {"KnownPeers": "{127.0.0.1}"}
     assert sections["log"]["file"] == str(tmp_path / "liblsl.log")
+    assert sections["tuning"] == {"TimeProbeInterval": "0.005"}
     with pytest.raises(ValueError, match="not one of liblsl's scopes"):
         write_lsl_api_config(tmp_path / "x.cfg", resolve_scope="planet")
 
@@ -102,7 +105,11 @@ def lsl_config(tmp_path_factory) -> Path | None:
     if not HAS_MNE_LSL:
         pytest.skip("mne-lsl is not installed (extra 'realtime')")
     folder = tmp_path_factory.mktemp("lsl")
-    cfg = write_lsl_api_config(folder / "lsl_api.cfg", log_file=folder / "liblsl.log")
+    # loopback needs no spacing between the clock-offset probes a connection sends (64 ms by default):
+    # 0.5 s less per connection
+    cfg = write_lsl_api_config(
+        folder / "lsl_api.cfg", log_file=folder / "liblsl.log", tuning={"TimeProbeInterval": 0.005}
+    )
     os.environ["LSLAPICFG"] = str(cfg)
     return cfg
 
@@ -257,7 +264,7 @@ def test_lsl_replay_decodes_the_trials_of_the_in_process_replay(lsl_config, tmp_
 
     from megdecode.online import OnlineDecoder
 
-    rows, onsets, types = _recording(seconds=4.0)  # 3 onsets: exp, test, catch (not decoded)
+    rows, onsets, types = _recording(seconds=3.4)  # 2 onsets: exp, test
     sfreq = CAUSAL.raw_sfreq
     info = mne.create_info(STREAM, sfreq, ["misc", *["mag"] * len(MEG), "stim"])
     path = tmp_path / "online_raw.fif"
@@ -283,6 +290,7 @@ def test_lsl_replay_decodes_the_trials_of_the_in_process_replay(lsl_config, tmp_
     assert src.gaps == [] and src.n_received == recorded.shape[1]
     assert not online.skipped and not in_process.skipped
     expected_onsets = [int(s) for s, t in zip(onsets, types, strict=True) if t != "catch"]
+    assert len(expected_onsets) == 2
     assert [t.onset_sample for t in in_process.decoded] == expected_onsets
     assert [t.onset_sample for t in online.decoded] == expected_onsets
     for a, b in zip(online.decoded, in_process.decoded, strict=True):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,12 +57,15 @@ def write_lsl_api_config(
     known_peers: Sequence[str] = ("127.0.0.1",),
     ipv6: bool = False,
     log_file: str | Path | None = None,
+    tuning: Mapping[str, float | int | str] | None = None,
 ) -> Path:
     """Write an ``lsl_api.cfg``; point liblsl at it with ``LSLAPICFG=<path>`` before the first stream opens.
 
     The defaults keep discovery on this machine: queries go to 127.0.0.1 only, with a multicast TTL of 0
     (``ResolveScope = machine``), IPv6 off. A lab whose acquisition runs on another computer uses
-    ``resolve_scope="link"`` (or ``"site"``) and lists that computer in ``known_peers``.
+    ``resolve_scope="link"`` (or ``"site"``) and lists that computer in ``known_peers``. ``tuning`` sets
+    keys of liblsl's ``[tuning]`` section (e.g. ``{"TimeProbeInterval": 0.005}``); ``log_file`` makes
+    liblsl log there (it names the config file it loaded).
     """
     if resolve_scope not in RESOLVE_SCOPES:
         raise ValueError(f"resolve_scope {resolve_scope!r} is not one of liblsl's scopes {RESOLVE_SCOPES}")
@@ -77,6 +80,8 @@ def write_lsl_api_config(
         "[lab]",
         f"KnownPeers = {{{peers}}}",
     ]
+    if tuning:
+        lines += ["", "[tuning]", *(f"{key} = {value}" for key, value in tuning.items())]
     if log_file is not None:
         lines += ["", "[log]", "level = 0", f"file = {Path(log_file)}"]
     path = Path(path)
