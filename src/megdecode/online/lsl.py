@@ -249,7 +249,8 @@ class LSLInput:
         """Disconnect from the stream (safe to call twice)."""
         stream, self._stream = self._stream, None
         if stream is not None:
-            stream.disconnect()
+            if stream.connected:
+                stream.disconnect()
             log.info(
                 "LSL stream %r closed: %d samples received, %d gaps (%d samples missing)",
                 self.stream_name,
@@ -275,6 +276,11 @@ class LSLInput:
         last_timestamp: float | None = None
         last_arrival = time.monotonic()
         while self.max_samples is None or next_sample < self.max_samples:
+            if not stream.connected:  # mne-lsl disconnects (and logs why) when a read fails
+                raise LSLStreamError(
+                    f"LSL stream {self.stream_name!r}: the connection broke after {next_sample} samples "
+                    "(mne-lsl logged the reason)"
+                )
             stream.acquire()
             n_new = stream.n_new_samples
             if n_new == 0:
