@@ -16,6 +16,7 @@ or a stream at another rate is an error at construction.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -118,6 +119,8 @@ class OnlineDecoder:
     (one of ``stream_channels``) with ``trigger_codes`` (trial type -> code), or ``events``. Trials of
     ``decode_types`` are decoded; other known types are ignored. ``streaming=False`` runs the plain
     brain module on each completed window instead of the streaming decoder (same outputs).
+    ``allow_zero_phase`` runs the causal front end for a model trained on zero-phase preprocessing
+    (a logged mismatch, for replays of such models), instead of refusing it.
     """
 
     def __init__(
@@ -142,8 +145,15 @@ class OnlineDecoder:
         streaming: bool = True,
         block: int = 4096,
         name: str = "stream",
+        allow_zero_phase: bool = False,
     ) -> None:
         self.name = name
+        if params.phase != "causal" and allow_zero_phase:
+            log.warning(
+                "%s: model preprocessed with phase %r; the online front end is causal (inputs differ from "
+                "training)", name, params.phase,
+            )  # fmt: skip
+            params = dataclasses.replace(params, phase="causal")
         if params.phase != "causal":
             raise ValueError(
                 f"{name}: the online decoder needs preprocessing.phase: causal (the model was preprocessed "
