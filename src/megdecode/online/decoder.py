@@ -16,6 +16,7 @@ or a stream at another rate is an error at construction.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from megdecode.models import BrainModule, StreamingDecoder
+from megdecode.models import BrainModule, RealtimeDecoder, StreamingDecoder
 from megdecode.preprocessing.causal import CausalEpocher, Window, causal_sos
 from megdecode.preprocessing.params import PreprocessingParams
 
@@ -55,6 +56,7 @@ class DecodedTrial:
     last_sample: int  # the window's last needed sample
     t_last_sample_arrived: float  # when the chunk holding ``last_sample`` reached feed()
     t_top5_ready: float
+    t_filtered: float = float("nan")  # when the causal front end had filtered that chunk (its share)
 
     @property
     def latency_s(self) -> float:
@@ -116,8 +118,14 @@ class OnlineDecoder:
     ``stream_channels`` names the rows of every chunk; the model's channels (``model_channels``, the
     order of the preprocessed ``channels.tsv``) are picked from them by name. Onsets: ``stim_channel``
     (one of ``stream_channels``) with ``trigger_codes`` (trial type -> code), or ``events``. Trials of
-    ``decode_types`` are decoded; other known types are ignored. ``streaming=False`` runs the plain
-    brain module on each completed window instead of the streaming decoder (same outputs).
+    ``decode_types`` are decoded; other known types are ignored. ``streaming=False`` runs
+    :class:`~megdecode.models.RealtimeDecoder` on each completed window instead of the streaming decoder
+    (same outputs to ~1e-6: fewer weight reads per trial, more work after the last sample).
+    ``push_every``: decimated samples gathered before they are pushed through the streaming decoder
+    (each push reads every layer's weights once: pushing single rows is memory-bound; the last push
+    of a window carries at most this many rows plus the receptive-field tail).
+    ``allow_zero_phase`` runs the causal front end for a model trained on zero-phase preprocessing
+    (a logged mismatch, for replays of such models), instead of refusing it.
     """
 
     def __init__(
@@ -140,10 +148,18 @@ class OnlineDecoder:
         onset_shift: int = 0,
         settle_s: float = 1.0,
         streaming: bool = True,
+        push_every: int = 8,
         block: int = 4096,
         name: str = "stream",
+        allow_zero_phase: bool = False,
     ) -> None:
         self.name = name
+        if params.phase != "causal" and allow_zero_phase:
+            log.warning(
+                "%s: model preprocessed with phase %r; the online front end is causal (inputs differ from "
+                "training)", name, params.phase,
+            )  # fmt: skip
+            params = dataclasses.replace(params, phase="causal")
         if params.phase != "causal":
             raise ValueError(
                 f"{name}: the online decoder needs preprocessing.phase: causal (the model was preprocessed "
@@ -199,10 +215,13 @@ class OnlineDecoder:
         self.gallery = gallery
         self.subject_index = int(subject_index)
         self.streaming = streaming
+        self.push_every = max(1, int(push_every))
         self.brain = brain.eval()
         self._template = StreamingDecoder(brain, subject_index) if streaming else None
+        self._whole = None if streaming else RealtimeDecoder(brain, subject_index)
         self.epocher = CausalEpocher(causal_sos(params, float(raw_sfreq)), len(self.rows), self.window, block)
         self.n_received = 0  # next expected sample counter
+        self._t_filtered = float("nan")
         self._last_raw: np.ndarray | None = None  # last good raw sample (stream rows) for holding
         self._last_stim = 0
         self.active: list[_Trial] = []
@@ -283,6 +302,7 @@ class OnlineDecoder:
             self._onsets_from_stim(x, start)
         self._onsets_from_events(start + n)
         self.epocher.feed(meg)
+        self._t_filtered = time.perf_counter()
         self.n_received += n
         self._last_raw = np.nan_to_num(np.asarray(x[:, -1], dtype=np.float64))
         self._last_raw[self.rows] = meg[:, -1]
@@ -372,7 +392,7 @@ class OnlineDecoder:
                 if trial.decoder is None:
                     trial.decoder = self._template.fork()
                 heads = None
-                if n_avail > trial.pushed:
+                if n_avail - trial.pushed >= self.push_every or (complete and n_avail > trial.pushed):
                     x = self._scaled(trial, trial.pushed, n_avail)
                     heads = trial.decoder.push(torch.from_numpy(x))
                     trial.pushed = n_avail
@@ -384,8 +404,7 @@ class OnlineDecoder:
                     keep.append(trial)
                     continue
                 with torch.inference_mode():
-                    x = torch.from_numpy(self._scaled(trial, 0, w.n_times))[None]
-                    heads = self.brain(x, torch.tensor([self.subject_index]))
+                    heads = self._whole(torch.from_numpy(self._scaled(trial, 0, w.n_times))[None])
             latent = heads["clip"][0].float().numpy().copy()
             top = self.gallery.top(latent)
             done.append(
@@ -400,6 +419,7 @@ class OnlineDecoder:
                     last_sample=trial.onset + w.t1,
                     t_last_sample_arrived=arrived,
                     t_top5_ready=time.perf_counter(),
+                    t_filtered=self._t_filtered,
                 )
             )
         self.active = keep
