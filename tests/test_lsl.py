@@ -278,7 +278,7 @@ def test_lsl_replay_decodes_the_trials_of_the_in_process_replay(lsl_config, tmp_
             stim_channel="UPPT001", trigger_codes=CODES,
         )  # fmt: skip
 
-    in_process = _feed(decoder(STREAM, sfreq), recorded, [12])
+    in_process = _feed(decoder(STREAM, sfreq), recorded, [recorded.shape[1]])  # the whole run at once
     with publish_recording(path, "megdecode-test-online", chunk_size=12):
         with LSLInput(
             "megdecode-test-online", sfreq=sfreq, max_samples=recorded.shape[1], bufsize=BUFSIZE
