@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# `@pytest.mark.netns` tests run in a child pytest inside a private network namespace (tests/netns.py)
+from netns import pytest_pyfunc_call  # noqa: F401
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -74,6 +74,7 @@ OWN_SLICE = {
     "report_tables": {"report"},
     "report_figures": {"report", "bids.stimulus_duration_s"},
     "report_examples": {"report"},
+    "realtime_replay": {"realtime", "bids.stim_channel", "bids.trigger_codes"},
 }
 CONFIG_REF = re.compile(r'config(?:\[\s*"(\w+)"\s*\]|\.get\(\s*"(\w+)"[^)]*\))(?:\[\s*"(\w+)"\s*\])?')
 

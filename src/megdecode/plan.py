@@ -54,6 +54,7 @@ class Plan:
     example_backbone: str
     example_subject: str
     learning_curve_backbones: list[str]  # empty unless the study is simulated
+    realtime: tuple[str, int] | None = None  # (backbone, seed) of the online replay, when enabled
 
     # ---- retrieval
     @property
@@ -189,7 +190,27 @@ def make_plan(config: Mapping[str, Any]) -> Plan:
         ),
     )
     backbone, subject = _example_choice(plan, config["report"])
-    return dataclasses.replace(plan, example_backbone=backbone, example_subject=subject)
+    return dataclasses.replace(
+        plan, example_backbone=backbone, example_subject=subject, realtime=_realtime_choice(plan, config)
+    )
+
+
+def _realtime_choice(plan: Plan, config: Mapping[str, Any]) -> tuple[str, int] | None:
+    """(backbone, seed) of the brain module the online replay uses, or None when it is off."""
+    rt = config.get("realtime") or {}
+    if not rt.get("enabled"):
+        return None
+    if not plan.brain_backbones:
+        raise ConfigError("realtime.enabled needs a brain module: set training.backbones")
+    backbone = rt.get("backbone") or plan.brain_backbones[0]
+    if backbone not in plan.brain_backbones:
+        raise ConfigError(
+            f"realtime.backbone {backbone!r} has no brain module; choose one of {plan.brain_backbones}"
+        )
+    seed = plan.seeds[0] if rt.get("seed") is None else int(rt["seed"])
+    if seed not in plan.seeds:
+        raise ConfigError(f"realtime.seed {seed} is not trained; choose one of training.seeds {plan.seeds}")
+    return backbone, seed
 
 
 def _example_choice(plan: Plan, report: Mapping[str, Any]) -> tuple[str, str]:

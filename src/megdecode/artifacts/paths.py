@@ -121,6 +121,11 @@ class Layout:
         return f"{self.reconstruction}/{{generator}}/sub-{{subject}}"
 
     @property
+    def realtime(self) -> str:
+        """The online replay of one (backbone, subject, seed): per-trial TSV, summary, figure."""
+        return f"{self.results}/realtime/{{backbone}}/sub-{{subject}}/seed-{{seed}}"
+
+    @property
     def tables(self) -> str:
         return f"{self.results}/tables"
 

@@ -12,6 +12,7 @@ as its input row is in); its second conv follows the aggregation, in the readout
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -109,6 +110,13 @@ class StreamingDecoder:
         if pointwise is not None:
             stages.append(_Stage(pointwise.weight, pointwise.bias, 1, 1, _gelu, pointwise.weight.shape[1]))
         return stages
+
+    def fork(self) -> StreamingDecoder:
+        """A decoder for another window in flight: the same frozen weights (shared), its own buffers."""
+        twin = copy.copy(self)
+        twin.buffers = [torch.zeros_like(buffer) for buffer in self.buffers]
+        twin.done = [0] * len(self.buffers)
+        return twin
 
     def reset(self) -> None:
         """Start a new window (the buffers' zero padding is never written, so no clearing is needed)."""

@@ -118,6 +118,12 @@ def apply_scaler(
         meg[start : start + block] = part
 
 
+def _recording_rate(runs: pd.DataFrame) -> float | None:
+    """The recordings' sampling rate (Hz) of the runs used (the online decoder checks a stream against it)."""
+    rates = pd.to_numeric(runs.loc[runs["status"] == "ok", "raw_sfreq"], errors="coerce").dropna().unique()
+    return float(rates[0]) if len(rates) == 1 else None
+
+
 def _read_epochs(path: Path | str, preload: bool):
     import mne
 
@@ -234,6 +240,7 @@ def assemble_subject(
         {
             "subject": subject,
             "sfreq": params.sfreq,
+            "raw_sfreq": _recording_rate(runs),
             "tmin": params.tmin,
             "n_times": n_t,
             "n_channels": n_ch,

@@ -32,6 +32,9 @@ class PreprocessingParams:
     clamp: float
     scaler_quantiles: tuple[float, float]
     scaler_max_trials: int
+    phase: str
+    causal_lowpass_order: int
+    causal_highpass_order: int
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> PreprocessingParams:
@@ -54,6 +57,13 @@ class PreprocessingParams:
             )
         if self.on_bad_run not in ("error", "skip"):
             raise ValueError(f"preprocessing.on_bad_run must be 'error' or 'skip', not {self.on_bad_run!r}")
+        if self.phase not in ("zero", "causal"):
+            raise ValueError(f"preprocessing.phase must be 'zero' or 'causal', not {self.phase!r}")
+        if self.phase == "causal" and self.baseline_tmax > 0:
+            raise ValueError(
+                f"preprocessing.baseline_tmax ({self.baseline_tmax}) is after the onset; phase: causal takes "
+                "the baseline from pre-stimulus samples only (set baseline_tmax <= 0)"
+            )
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"preprocessing.val_fraction ({self.val_fraction}) must be in [0, 1)")
         lo, hi = self.scaler_quantiles

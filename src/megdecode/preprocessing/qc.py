@@ -77,14 +77,38 @@ def combined_evoked(epochs_paths: Sequence[Path | str], qc_paths: Sequence[Path 
     return mne.EvokedArray(total / count, info, tmin=float(times[0]), nave=count, verbose="error")
 
 
+def filter_figure(params, raw_sfreq: float):
+    """Gain (dB) and group delay (ms) of the causal band-pass (``phase: causal``) against frequency."""
+    import matplotlib.pyplot as plt
+
+    from megdecode.preprocessing.causal import causal_sos, filter_response
+
+    response = filter_response(causal_sos(params, raw_sfreq), raw_sfreq)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
+    top.semilogx(response.freqs, response.gain_db, color="C0")
+    top.axvline(
+        params.sfreq / 2, color="C3", lw=0.8, ls="--", label=f"output Nyquist ({params.sfreq / 2:g} Hz)"
+    )
+    top.set(ylabel="gain (dB)", ylim=(-80, 5), title=f"Causal band-pass at {raw_sfreq:g} Hz")
+    top.legend(fontsize="small")
+    bottom.semilogx(response.freqs, response.delay_ms, color="C1")
+    band = (response.freqs >= max(1.0, params.l_freq or 0.0)) & (response.freqs <= params.h_freq)
+    top_delay = float(response.delay_ms[band].max()) if band.any() else float(response.delay_ms.max())
+    bottom.set(xlabel="frequency (Hz)", ylabel="group delay (ms)", ylim=(0, 2 * top_delay))
+    fig.tight_layout()
+    return fig, response
+
+
 def build_report(
     epochs_paths: Sequence[Path | str],
     psd_paths: Sequence[Path | str],
     runs_path: Path | str,
     subject: str,
     out_html: Path | str,
+    params=None,
 ) -> None:
-    """Write the subject's report: runs table, dropped channels, PSDs, evoked butterfly + topomaps."""
+    """Write the subject's report: runs table, dropped channels, PSDs, evoked butterfly + topomaps; with
+    ``params`` (PreprocessingParams) in ``phase: causal``, the causal filter's response and group delay."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -121,6 +145,20 @@ def build_report(
     report.add_figure(fig, title="PSD before/after filtering")
     plt.close(fig)
 
+    rates = runs.loc[runs["status"] == "ok", "raw_sfreq"] if "raw_sfreq" in runs else []
+    if params is not None and params.phase == "causal" and len(rates):
+        raw_sfreq = float(rates.iloc[0])
+        fig, response = filter_figure(params, raw_sfreq)
+        delays = ", ".join(f"{f:g} Hz: {response.delay_at(f):.1f} ms" for f in (1, 5, 10, 20, 30))
+        report.add_figure(
+            fig,
+            title="Causal filter: response and group delay",
+            caption=(
+                f"phase: causal. Group delay {delays}; gain at the output Nyquist frequency "
+                f"{response.gain_at(params.sfreq / 2):.1f} dB (anti-alias attenuation)."
+            ),
+        )
+        plt.close(fig)
     evoked = combined_evoked(epochs_paths, psd_paths)
     if evoked is not None:
         fig = butterfly(evoked.times, evoked.data, f"sub-{subject}, image trials (n={evoked.nave})")

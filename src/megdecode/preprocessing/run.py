@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from megdecode.io import atomic_output, read_tsv, save_npz, write_json, write_tsv
+from megdecode.preprocessing.causal import epoch_causal
 from megdecode.preprocessing.params import PreprocessingParams
 from megdecode.preprocessing.reader import (
     BadRunError,
@@ -155,10 +156,16 @@ def _process(raw_path, events_path, stimuli_path, params, stem, qc, warnings, th
     picks = pick.picks
     read, rows = block_reader(raw, picks)
 
-    result = epoch_continuous(
-        read, raw.n_times, int(rows.max()) + 1, sfreq, events["sample"].to_numpy(), params, stem,
-        workers=threads, rows=rows, names=pick.names,
-    )  # fmt: skip
+    if params.phase == "causal":
+        result = epoch_causal(
+            read, raw.n_times, int(rows.max()) + 1, sfreq, events["sample"].to_numpy(), params, stem,
+            rows=rows, names=pick.names,
+        )  # fmt: skip
+    else:
+        result = epoch_continuous(
+            read, raw.n_times, int(rows.max()) + 1, sfreq, events["sample"].to_numpy(), params, stem,
+            workers=threads, rows=rows, names=pick.names,
+        )  # fmt: skip
     mid = raw.n_times // 2
     half = int(min(params.qc_psd_seconds * sfreq, raw.n_times) // 2)
     freqs_raw, psd_raw = welch_psd(read(mid - half, mid + half)[rows], sfreq)
@@ -245,7 +252,8 @@ def write_derivatives_description(path: Path | str, cfg: dict[str, Any]) -> None
                     "Name": "megdecode",
                     "Version": ours,
                     "Description": (
-                        f"band-pass {p.l_freq}-{p.h_freq} Hz, epochs {p.tmin}..{p.tmax} s around "
+                        f"{p.phase}-phase band-pass {p.l_freq}-{p.h_freq} Hz, "
+                        f"epochs {p.tmin}..{p.tmax} s around "
                         f"events.tsv 'sample', baseline ({p.baseline_tmin}, {p.baseline_tmax}) s, "
                         f"decimated to {p.sfreq} Hz"
                     ),

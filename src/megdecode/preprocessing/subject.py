@@ -36,5 +36,8 @@ def preprocess_subject(
         cfg,
         seed,
     )
-    build_report(epochs_paths, psd_paths, outputs["runs"], subject, outputs["report"])
+    from megdecode.preprocessing.params import PreprocessingParams
+
+    params = PreprocessingParams.from_config(cfg)
+    build_report(epochs_paths, psd_paths, outputs["runs"], subject, outputs["report"], params)
     return trials

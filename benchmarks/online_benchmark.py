@@ -1,0 +1,125 @@
+"""Benchmark: online decoding latency and replay throughput at the paper's width, on one CPU core.
+
+A random brain module at the paper's width (5 blocks, 270 attention channels, hidden 320, 2048 features,
+768-d latent; BatchNorm statistics randomised), 271 MEG channels + a trigger channel at 1200 Hz, a
+gallery of 2,400 random latents, and a synthetic recording (noise + drift + DC offset, one image every
+1.5 s on average, with triggers). The recording is fed to :class:`megdecode.online.OnlineDecoder`
+(preprocessing.phase: causal, schema defaults) in chunks of ``--chunk`` samples as fast as possible,
+pinned to one core with one torch thread.
+
+Reported: latency from the arrival of the chunk holding a trial's last needed sample to its top-5 over
+the 2,400 images (p50, p95, p99, max); the causal front end's share (filtering that chunk); throughput
+(stream seconds / seconds spent in ``feed``). Not a test: numbers depend on the host and its load.
+
+Usage: .venv/bin/python benchmarks/online_benchmark.py [--seconds 120] [--chunk 12] [--blocks 5]
+       [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def build(args):
+    import torch
+
+    from megdecode.config import section_defaults
+    from megdecode.models import BrainModule, BrainModuleConfig
+    from megdecode.online import Gallery, OnlineDecoder
+    from megdecode.preprocessing.params import PreprocessingParams
+
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    cfg = BrainModuleConfig.from_dict({**section_defaults("brain_module"), "n_blocks": args.blocks})
+    n_meg, sfreq = 271, 1200.0
+    params = PreprocessingParams.from_config(
+        {**section_defaults("preprocessing"), "phase": "causal", "raw_sfreq": sfreq}
+    )
+    brain = BrainModule(cfg, torch.rand(n_meg, 2, generator=gen), 1, params.n_times(), (768,))
+    for module in brain.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.normal_(generator=gen)
+            module.running_var.uniform_(0.5, 2.0, generator=gen)
+    brain.eval()
+    meg = [f"M{i:03d}-1609" for i in range(n_meg)]
+    rng = np.random.default_rng(2)
+    gallery = Gallery([f"img{i:04d}" for i in range(2400)], rng.standard_normal((2400, 768)))
+    decoder = OnlineDecoder(
+        brain, 0, params, sfreq, [*meg, "UPPT001"], meg, np.zeros(n_meg), np.full(n_meg, 3e-13), gallery,
+        stim_channel="UPPT001", trigger_codes={"exp": 1},
+        push_every=max(1, args.push_every), streaming=args.push_every > 0,
+    )  # fmt: skip
+    n = int(args.seconds * sfreq)
+    x = np.empty((n_meg + 1, n))
+    x[:n_meg] = 2e-13 * rng.standard_normal((n_meg, n)) + 5e-11
+    onsets = np.cumsum(rng.uniform(1.3, 1.7, int(args.seconds / 1.3)) * sfreq).astype(int)
+    onsets = onsets[onsets + int(1.05 * sfreq) < n]
+    x[n_meg] = 0
+    for s in onsets:
+        x[n_meg, s : s + 6] = 1
+    return decoder, x, onsets, sfreq
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--chunk", type=int, default=12)
+    parser.add_argument("--blocks", type=int, default=5)
+    parser.add_argument(
+        "--push-every",
+        type=int,
+        default=8,
+        help="OnlineDecoder push_every; 0: streaming=False (RealtimeDecoder on the whole window)",
+    )
+    parser.add_argument(
+        "--core", type=int, default=None, help="CPU core to pin to (default: the first allowed)"
+    )
+    args = parser.parse_args()
+    core = args.core if args.core is not None else min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})
+    import torch
+
+    torch.set_num_threads(1)
+    decoder, x, onsets, sfreq = build(args)
+    feed_s = 0.0
+    for a in range(0, x.shape[1], args.chunk):
+        tic = time.perf_counter()
+        decoder.feed(x[:, a : a + args.chunk], first_sample=a)
+        feed_s += time.perf_counter() - tic
+    decoder.close()
+    trials = decoder.decoded
+    lat = np.array([1e3 * t.latency_s for t in trials])
+    front = np.array([1e3 * (t.t_filtered - t.t_last_sample_arrived) for t in trials])
+    result = {
+        "blocks": args.blocks,
+        "chunk_samples": args.chunk,
+        "push_every": args.push_every,
+        "stream_s": x.shape[1] / sfreq,
+        "trials": len(trials),
+        "expected_trials": len(onsets),
+        "skipped": dict(decoder.skip_counts),
+        "gallery": len(decoder.gallery),
+        "latency_ms": {f"p{q}": round(float(np.percentile(lat, q)), 2) for q in (50, 95, 99)}
+        | {"max": round(float(lat.max()), 2)},
+        "front_end_ms_of_latency": {f"p{q}": round(float(np.percentile(front, q)), 3) for q in (50, 99)},
+        "front_end_share_p50": round(float(np.median(front / lat)), 3),
+        "feed_s": round(feed_s, 2),
+        "throughput_x_realtime": round(x.shape[1] / sfreq / feed_s, 1),
+        "core": core,
+        "torch_threads": torch.get_num_threads(),
+    }
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+# Stage: realtime (docs/realtime.md).
+# Per (backbone, subject, seed): the subject's test runs are replayed from the BIDS recordings through the
+# online decoder (megdecode.online), chunk by chunk, as fast as possible or paced at the recording's rate.
+# Which (backbone, seed): PLAN.realtime (realtime.backbone / realtime.seed, else the first trained ones).
+from megdecode.bids_layout import run_files
+
+RT_DIR = L.realtime
+RT_GROUND_TRUTH = [L.ground_truth] if SIMULATED else []
+
+
+def realtime_inputs(wc):
+    """The subject's runs (raw, events), its preprocessed folder, the model, predictions and latents."""
+    runs = [
+        run_files(BIDS_ROOT, wc.subject, ses, run, TASK, SIMULATED)
+        for ses in SESSIONS
+        for run in RUNS
+    ]
+    keys = dict(wc.items())
+    return {
+        "raw": [r["raw"] for r in runs],
+        "events": [r["events"] for r in runs],
+        "stimuli": STIMULI_TABLE,
+        "model": f"{L.model_dir('brain')}/model.safetensors".format(**keys),
+        "predictions": L.predictions("brain").format(**keys),
+        "ground_truth": RT_GROUND_TRUTH,
+        **{
+            k: SUBJECT_FILES[k].format(subject=wc.subject)
+            for k in ("meg", "trials", "channels", "info")
+        },
+        **{
+            k: LATENT_FILES[k].format(backbone=wc.backbone)
+            for k in ("latents", "index")
+        },
+    }
+
+
+rule realtime_replay:
+    """Replay a subject's test runs through the online decoder: per-trial TSV, summary, figure."""
+    input:
+        unpack(realtime_inputs),
+    output:
+        trials=f"{RT_DIR}/trials.tsv",
+        summary=f"{RT_DIR}/summary.tsv",
+        figure=report(
+            f"{RT_DIR}/replay.png",
+            category="Online decoding",
+            labels={
+                "subject": "{subject}",
+                "backbone": "{backbone}",
+                "figure": "replay",
+            },
+        ),
+    log:
+        f"{LOGS}/realtime_replay/{{backbone}}/sub-{{subject}}_seed-{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/realtime_replay/{{backbone}}/sub-{{subject}}_seed-{{seed}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        cfg=config["realtime"],
+        bids={
+            "stim_channel": config["bids"]["stim_channel"],
+            "trigger_codes": config["bids"]["trigger_codes"],
+        },
+        images=STIMULI_IMAGES,
+    script:
+        "../workflow/scripts/realtime_replay.py"
+
+
+if PLAN.realtime is not None:
+    ALL_TARGETS.extend(
+        expand(
+            [
+                f"{RT_DIR}/{name}"
+                for name in ("trials.tsv", "summary.tsv", "replay.png")
+            ],
+            backbone=PLAN.realtime[0],
+            subject=SUBJECTS,
+            seed=PLAN.realtime[1],
+        )
+    )

@@ -1,0 +1,191 @@
+"""megdecode.online: the online decoder equals the offline chain for any chunking; bad input is skipped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import brain_config
+from test_preprocessing import pre_cfg
+
+from megdecode.models import BrainModule
+from megdecode.online import Event, Gallery, OnlineDecoder
+from megdecode.online.decoder import SKIP_CODE, SKIP_GAP, SKIP_NAN
+from megdecode.preprocessing.assemble import apply_scaler
+from megdecode.preprocessing.causal import epoch_causal
+from megdecode.preprocessing.params import PreprocessingParams
+
+CAUSAL = PreprocessingParams.from_config(pre_cfg(phase="causal", raw_sfreq=360.0))
+SFREQ = 360.0
+MEG = [f"MLC{i:02d}-1609" for i in range(6)]
+STREAM = ["UADC016-2104", *MEG[::-1], "UPPT001"]  # another order than the model's, plus extras
+CODES = {"exp": 1, "test": 2, "catch": 4}
+
+
+def _brain() -> BrainModule:
+    torch.manual_seed(3)
+    cfg = brain_config(spatial_channels=8, fourier_freqs=2, hidden=12, n_blocks=2, out_channels=16)
+    gen = torch.Generator().manual_seed(4)
+    brain = BrainModule(cfg, torch.rand(len(MEG), 2, generator=gen), 2, CAUSAL.n_times(), (8,))
+    for module in brain.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.normal_(generator=gen)
+            module.running_var.uniform_(0.5, 2.0, generator=gen)
+    return brain.eval()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Batch-1 decoding of a tiny model: one thread is fastest (and the CI cores are shared)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+BRAIN = _brain()
+RNG = np.random.default_rng(5)
+GALLERY = Gallery([f"img{i}" for i in range(20)], RNG.standard_normal((20, 8)))
+
+
+def _recording(seconds=9.0, seed=1):
+    """(stream rows, onsets, trial types): MEG-like noise with a drift and an evoked bump per trial."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SFREQ)
+    meg = 2e-13 * rng.standard_normal((len(MEG), n)) + 3e-11 + 1e-13 * np.linspace(0, 5, n)
+    onsets = np.arange(300, n - 400, 340)  # windows (-0.5..1 s) overlap
+    types = ["exp", "test", "catch", "exp", "exp", "test", "exp", "exp", "exp"][: len(onsets)]
+    for s in onsets:
+        meg[:, s + 30 : s + 60] += 5e-13 * rng.standard_normal((len(MEG), 1))
+    stim = np.zeros(n)
+    for s, t in zip(onsets, types, strict=True):
+        stim[s : s + 5] = CODES[t]
+    stream = np.vstack([rng.standard_normal(n), meg[::-1], stim])
+    return stream, onsets, types
+
+
+def _center_scale():
+    return np.full(len(MEG), 1e-14), np.full(len(MEG), 4e-13)
+
+
+def _offline(stream, onsets):
+    """The workflow's chain: causal epochs of the run, the fitted scaler and clamp, the brain module."""
+    meg = stream[1:-1][::-1]
+    data = epoch_causal(lambda a, b: meg[:, a:b], meg.shape[1], len(MEG), SFREQ, onsets, CAUSAL).data
+    center, scale = _center_scale()
+    apply_scaler(data, center, scale, CAUSAL.clamp)
+    with torch.no_grad():
+        return BRAIN(torch.from_numpy(data), torch.zeros(len(data), dtype=torch.long))["clip"].numpy()
+
+
+def _decoder(**options) -> OnlineDecoder:
+    center, scale = _center_scale()
+    if "events" not in options:
+        options.setdefault("stim_channel", "UPPT001")
+        options.setdefault("trigger_codes", CODES)
+    return OnlineDecoder(BRAIN, 0, CAUSAL, SFREQ, STREAM, MEG, center, scale, GALLERY, **options)
+
+
+def _feed(decoder, stream, sizes):
+    a, i = 0, 0
+    while a < stream.shape[1]:
+        m = sizes[i % len(sizes)]
+        decoder.feed(stream[:, a : a + m], first_sample=a)
+        a, i = a + m, i + 1
+    decoder.close()
+    return decoder
+
+
+def _rel(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.mark.parametrize(
+    "sizes", [[1], [12], [7, 1, 40, 3, 200], [10**7]], ids=["1", "12", "uneven", "whole"]
+)
+def test_online_equals_offline_for_any_chunking(sizes):
+    stream, onsets, types = _recording()
+    decoded = [i for i, t in enumerate(types) if t != "catch"]
+    offline = _offline(stream, onsets[decoded])
+    online = _feed(_decoder(), stream, sizes)
+    assert [t.onset_sample for t in online.decoded] == onsets[decoded].tolist()
+    assert [t.trial_type for t in online.decoded] == [types[i] for i in decoded]
+    assert online.n_ignored == 1 and not online.skipped
+    worst = max(_rel(t.latent, offline[k]) for k, t in enumerate(online.decoded))
+    assert worst <= 1e-5, worst
+    for k, trial in enumerate(online.decoded):
+        sim = GALLERY.unit @ (offline[k] / np.linalg.norm(offline[k]))
+        assert set(trial.top5_ids) == set(GALLERY.image_ids[np.argsort(-sim)[:5]])
+        assert trial.t_top5_ready >= trial.t_last_sample_arrived
+
+
+def test_events_list_and_plain_forward_give_the_same_trials():
+    stream, onsets, types = _recording()
+    events = [Event(int(s), t, f"img{k}") for k, (s, t) in enumerate(zip(onsets, types, strict=True))]
+    by_events = _feed(_decoder(events=events, streaming=False), stream, [12])
+    by_trigger = _feed(_decoder(), stream, [12])
+    assert [t.image_id for t in by_events.decoded] == [f"img{k}" for k, t in enumerate(types) if t != "catch"]
+    for a, b in zip(by_events.decoded, by_trigger.decoded, strict=True):
+        assert a.onset_sample == b.onset_sample and _rel(a.latent, b.latent) <= 1e-5
+
+
+def test_trials_decode_before_the_stream_goes_on():
+    """Each trial comes out of the feed() call that brings its window's last sample, not later."""
+    stream, onsets, _ = _recording()
+    decoder = _decoder()
+    for a in range(0, stream.shape[1], 12):
+        for trial in decoder.feed(stream[:, a : a + 12]):
+            assert a <= trial.last_sample < a + 12
+
+
+def test_nan_chunk_skips_the_trials_it_touches_and_the_stream_goes_on():
+    stream, onsets, types = _recording()
+    clean = _feed(_decoder(), stream, [12])
+    bad = stream.copy()
+    bad[3, onsets[3] + 100 : onsets[3] + 110] = np.nan
+    decoder = _feed(_decoder(settle_s=0.5), bad, [12])
+    skipped = {s.onset_sample for s in decoder.skipped}
+    assert decoder.skip_counts[SKIP_NAN] == len(skipped) >= 1 and onsets[3] in skipped
+    assert len(decoder.decoded) + len(skipped) == len(clean.decoded)
+    for trial, before in zip(decoder.decoded, clean.decoded, strict=False):
+        if trial.onset_sample >= onsets[3]:
+            break
+        np.testing.assert_array_equal(trial.latent, before.latent)  # already decoded: untouched
+    assert decoder.decoded[-1].onset_sample == onsets[-1] and np.isfinite(decoder.decoded[-1].latent).all()
+
+
+def test_dropped_chunk_is_a_counted_gap():
+    stream, onsets, _ = _recording()
+    decoder = _decoder(settle_s=0.2)
+    lost = range(onsets[4] + 120, onsets[4] + 144)
+    for a in range(0, stream.shape[1], 12):
+        if a in lost:
+            continue  # a chunk that never arrives
+        decoder.feed(stream[:, a : a + 12], first_sample=a)
+    decoder.close()
+    assert decoder.skip_counts[SKIP_GAP] >= 1
+    assert onsets[4] in {s.onset_sample for s in decoder.skipped if s.reason == SKIP_GAP}
+    assert decoder.decoded[-1].onset_sample == onsets[-1]
+    assert decoder.n_received == stream.shape[1]  # counters stay aligned after the gap
+
+
+def test_unknown_trigger_code_is_skipped_and_named():
+    stream, onsets, _ = _recording()
+    stream[-1, onsets[1] : onsets[1] + 5] = 7
+    decoder = _feed(_decoder(), stream, [12])
+    (skip,) = decoder.skipped
+    assert skip.reason == SKIP_CODE and skip.code == 7 and "code 7 is not in the study" in skip.detail
+    assert len(decoder.decoded) == 6
+
+
+def test_construction_errors_name_the_fix():
+    center, scale = _center_scale()
+    with pytest.raises(ValueError, match="lacks 1 of the model's 6 channels"):
+        OnlineDecoder(BRAIN, 0, CAUSAL, SFREQ, STREAM[:-2], MEG, center, scale, GALLERY, events=[])
+    with pytest.raises(ValueError, match="sampled at 1200.0 Hz but the model's recordings were at 360.0"):
+        OnlineDecoder(BRAIN, 0, CAUSAL, 1200.0, STREAM, MEG, center, scale, GALLERY, events=[])
+    zero = PreprocessingParams.from_config(pre_cfg())
+    with pytest.raises(ValueError, match="phase: causal"):
+        OnlineDecoder(BRAIN, 0, zero, SFREQ, STREAM, MEG, center, scale, GALLERY, events=[])
+    with pytest.raises(ValueError, match="expected \\(8, n_samples\\)"):
+        _decoder().feed(np.zeros((5, 3)))
