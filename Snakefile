@@ -15,6 +15,7 @@ if not workflow.overwrite_configfiles:
 include: "rules/common.smk"
 include: "rules/simulate.smk"
 include: "rules/bids.smk"
+include: "rules/nsd.smk"
 include: "rules/preprocess.smk"
 include: "rules/latents.smk"
 include: "rules/train.smk"

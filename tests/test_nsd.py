@@ -8,11 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from megdecode import nsd
-from megdecode.artifacts.fmri import FmriSubject, read_fmri_subject, write_fmri_subject
-from megdecode.config import load_config, section_defaults
-from tests.nsd_twin import (
+from nsd_twin import (
     FULL_SIZE,
     NsdTwinSpec,
     design_arrays,
@@ -23,6 +19,10 @@ from tests.nsd_twin import (
     write_betas,
     write_nifti,
 )
+
+from megdecode import nsd
+from megdecode.artifacts.fmri import FmriSubject, read_fmri_subject, write_fmri_subject
+from megdecode.config import load_config, section_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 

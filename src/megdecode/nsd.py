@@ -30,7 +30,7 @@ Ozcelik & VanRullen 2023) [S]; validation: a seeded fraction of each subject's o
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -608,3 +608,50 @@ def load_subject(
     }
     roi = np.full(len(coords), layout.roi, dtype=object)
     return FmriSubject(str(subject), betas, trials, coords, roi, info)
+
+
+# --- workflow stages (rules/nsd.smk) ------------------------------------------------------------------------
+
+
+def settings_from_config(section: Mapping[str, Any]) -> NsdSettings:
+    """:class:`NsdSettings` of a validated ``nsd`` config slice."""
+    from megdecode.config import dataclass_from_section
+
+    return dataclass_from_section(NsdSettings, section, "nsd")
+
+
+def write_study_stimuli(
+    section: Mapping[str, Any],
+    subjects: Sequence[str],
+    sessions: Sequence[str],
+    seed: int,
+    table_path: Path | str,
+    images_dir: Path | str,
+) -> None:
+    """Rule ``nsd_stimuli``: the stimuli table and one PNG per image the subjects saw in the sessions."""
+    from megdecode.artifacts.stimuli import write_stimuli
+    from megdecode.io import atomic_output
+
+    settings = settings_from_config(section)
+    layout = NsdLayout.from_settings(settings)
+    design = read_design(layout.design(), settings)
+    trials = pd.concat(
+        [trial_table(design, s, sessions, settings.val_fraction, seed) for s in subjects], ignore_index=True
+    )
+    table = stimuli_table(trials)
+    with atomic_output(images_dir) as tmp:
+        tmp.mkdir()
+        export_images(layout.stimuli(), table["nsd_id"].tolist(), tmp, settings)
+    log.info("%d images (%d shared test images)", len(table), int((table["role"] == "test").sum()))
+    write_stimuli(table, table_path)
+
+
+def write_study_subject(
+    section: Mapping[str, Any], subject: str, sessions: Sequence[str], seed: int, out_dir: Path | str
+) -> None:
+    """Rule ``nsd_subject``: one subject's fMRI files (``megdecode.artifacts.fmri``) from NSD."""
+    from megdecode.artifacts.fmri import write_fmri_subject
+
+    settings = settings_from_config(section)
+    layout = NsdLayout.from_settings(settings)
+    write_fmri_subject(out_dir, load_subject(layout, settings, subject, sessions, seed))
