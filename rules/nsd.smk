@@ -63,7 +63,8 @@ if NSD_SOURCE:
             CONDA_ENV
         threads: 1
         resources:
-            mem_mb=lambda wildcards, input: job_mem_mb(input.size_mb, base=8000),
+            # 40 x 750 trials x ~15,000 nsdgeneral voxels, float32 (~2 GB), plus one session's ROI box
+            mem_mb=12000,
             runtime=120,
         params:
             cfg=NSD_CFG,

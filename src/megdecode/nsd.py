@@ -376,7 +376,13 @@ def _bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice]:
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))  # type: ignore[return-value]
 
 
-def read_session_betas(path: Path | str, mask: np.ndarray, design: NsdDesign, scale: float) -> np.ndarray:
+def read_session_betas(
+    path: Path | str,
+    mask: np.ndarray,
+    design: NsdDesign,
+    scale: float,
+    mask_path: Path | str = "the ROI mask",
+) -> np.ndarray:
     """The ROI voxels of one session's betas, float32 (n_trials, n_voxels), in percent signal change.
 
     Voxels are in the order of ``np.argwhere(mask)`` (x, then y, then z). The file must hold int16 values
@@ -391,7 +397,7 @@ def read_session_betas(path: Path | str, mask: np.ndarray, design: NsdDesign, sc
         volume, n_trials = tuple(shape[:3]), shape[3]
         if volume != mask.shape:
             raise NsdDataError(
-                f"the ROI mask is a {mask.shape} volume but the betas {path} are {volume} (x, y, z): use the "
+                f"{mask_path} is a {mask.shape} volume but the betas {path} are {volume} (x, y, z): use the "
                 "mask and the betas of the same subject and the same space (nsd.space)"
             )
         if n_trials != design.trials_per_session:
@@ -570,17 +576,14 @@ def read_subject(
     trials = trial_table(design, subject, sessions, settings.val_fraction, seed)
     mask_path = layout.roi_mask(subject)
     mask = read_roi_mask(mask_path)
-    blocks = []
-    for session in sessions:
+    tps = design.trials_per_session
+    betas = np.empty((len(sessions) * tps, int(mask.sum())), dtype=np.float32)  # filled session by session
+    for k, session in enumerate(sessions):
         path = layout.betas(subject, session)
-        try:
-            blocks.append(read_session_betas(path, mask, design, settings.betas_scale))
-        except NsdDataError as err:
-            if "ROI mask" in str(err):
-                raise NsdDataError(str(err).replace("the ROI mask", f"the ROI mask {mask_path}")) from None
-            raise
-        log.info("subject %s session %s: %d trials x %d voxels", subject, session, *blocks[-1].shape)
-    betas = np.concatenate(blocks, axis=0)
+        betas[k * tps : (k + 1) * tps] = read_session_betas(
+            path, mask, design, settings.betas_scale, mask_path
+        )
+        log.info("subject %s session %s: %d trials x %d voxels", subject, session, tps, betas.shape[1])
     coords = np.argwhere(mask).astype(np.int64)
     return betas, trials, coords
 
