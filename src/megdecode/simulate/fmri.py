@@ -2,19 +2,21 @@
 
 Two voxel populations with a known mixture of tunings (docs/simulation.md, "Simulated 7T fMRI"):
 
-- early visual voxels (``roi`` ``EVC``): a population receptive field (pRF; isotropic Gaussian, size growing with
-  eccentricity) over a local feature map of the rendered image (luminance contrast, red-green and blue-yellow
-  opponency; each voxel a random mixture), compressed by a power law (compressive spatial summation);
+- early visual voxels (``roi`` ``EVC``): a population receptive field (pRF; isotropic Gaussian, size growing
+  with eccentricity) over a local feature map of the rendered image (luminance contrast, red-green and
+  blue-yellow opponency; each voxel a random mixture), compressed by a power law (compressive spatial
+  summation);
 - higher visual voxels (``roi`` ``HVC``): a random linear read-out of the concept's attributes (one-hot shape,
   colour, texture: the MEG simulation's semantic code).
 
 Each voxel's signal is ``(1 - cross) * own + cross * other`` (both standardised over images), so
-``cross_tuning`` is the known share of the other population's code. Single-trial betas add noise with a per-voxel
-signal-to-noise ratio (log-normal), a component shared by all voxels of a trial (global signal), and per-session
-offsets and gains (what per-session z-scoring removes). Each training image is shown 1..``max_repetitions`` times,
-each test image ``max_repetitions`` times, spread over sessions at random. The test images are the stimuli
-table's ``test`` images (the MEG study's small test set); other images of test concepts are not shown. The
-ground truth (pRFs, mixture weights, SNRs, attribute weights) is written beside the betas.
+``cross_tuning`` is the known share of the other population's code. Single-trial betas add noise with a
+per-voxel signal-to-noise ratio (log-normal), a component shared by all voxels of a trial (global signal),
+and per-session offsets and gains (what per-session z-scoring removes). Each training image is shown
+1..``max_repetitions`` times, each test image ``max_repetitions`` times, spread over sessions at random. The
+test images are the stimuli table's ``test`` images (the MEG study's small test set); other images of test
+concepts are not shown. The ground truth (pRFs, mixture weights, SNRs, attribute weights) is written beside
+the betas.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ FEATURE_CHANNELS = ("luminance_contrast", "red_green", "blue_yellow")
 
 @dataclass(frozen=True)
 class FmriSimParams:
-    """The ``fmri.simulation`` config section (defaults and rationale in the schema and docs/simulation.md)."""
+    """The ``fmri.simulation`` config section (defaults and rationale in the schema and
+    docs/simulation.md)."""
 
     n_early_voxels: int
     n_high_voxels: int
@@ -83,7 +86,9 @@ def _standardise(a: np.ndarray) -> np.ndarray:
 
 def _prfs(n: int, size_range: list[float], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """pRF centres (image coordinates in [-1, 1], y up), sizes growing with eccentricity, channel weights."""
-    ecc = 0.9 * np.sqrt(rng.uniform(0, 1, n))  # uniform over the disc: more voxels per unit area near the fovea
+    ecc = 0.9 * np.sqrt(
+        rng.uniform(0, 1, n)
+    )  # uniform over the disc: more voxels per unit area near the fovea
     angle = rng.uniform(0, 2 * np.pi, n)
     lo, hi = size_range
     return {
@@ -115,7 +120,9 @@ def attribute_design(stimuli: pd.DataFrame, image_ids: np.ndarray) -> tuple[np.n
     blocks, names = [], []
     for attribute in ATTRIBUTES:
         values = sorted(stimuli[attribute].dropna().astype(str).unique())
-        blocks.append((rows[attribute].astype(str).to_numpy()[:, None] == np.array(values)[None]).astype(float))
+        blocks.append(
+            (rows[attribute].astype(str).to_numpy()[:, None] == np.array(values)[None]).astype(float)
+        )
         names += [f"{attribute}={v}" for v in values]
     return np.concatenate(blocks, axis=1), names
 
@@ -127,7 +134,9 @@ def design(
     train_ids = stimuli.loc[(stimuli["role"] == "exp") & (stimuli["concept_split"] == "train"), "image_id"]
     test_ids = stimuli.loc[stimuli["role"] == "test", "image_id"]
     train_ids, test_ids = np.sort(train_ids.to_numpy(str)), np.sort(test_ids.to_numpy(str))
-    reps = np.concatenate([rng.integers(1, p.max_repetitions + 1, len(train_ids)), np.full(len(test_ids), p.max_repetitions)])
+    reps = np.concatenate(
+        [rng.integers(1, p.max_repetitions + 1, len(train_ids)), np.full(len(test_ids), p.max_repetitions)]
+    )
     shown = np.concatenate([train_ids, test_ids])
     rows = []
     for image, n, split in zip(shown, reps, [TRAIN] * len(train_ids) + [TEST] * len(test_ids), strict=True):
@@ -160,7 +169,13 @@ def simulate_fmri_subject(
     trials, shown = design(stimuli, p, rng)
     # signal per image: early (pRF over feature maps) and high (attribute read-out), standardised over images
     maps = np.stack(
-        [feature_maps(np.asarray(Image.open(Path(images_root) / stimuli.loc[i, "file"]).convert("RGB")), p.feature_size) for i in shown]
+        [
+            feature_maps(
+                np.asarray(Image.open(Path(images_root) / stimuli.loc[i, "file"]).convert("RGB")),
+                p.feature_size,
+            )
+            for i in shown
+        ]
     )
     prf = _prfs(p.n_early_voxels, p.prf_size, rng)
     low = _standardise(early_signal(maps, prf, p.css_exponent))
@@ -171,9 +186,7 @@ def simulate_fmri_subject(
     low_for_high = _standardise(low[:, rng.integers(0, p.n_early_voxels, p.n_high_voxels)])
     high_for_low = _standardise(high[:, rng.integers(0, p.n_high_voxels, p.n_early_voxels)])
     c = p.cross_tuning
-    signal = np.concatenate(
-        [(1 - c) * low + c * high_for_low, (1 - c) * high + c * low_for_high], axis=1
-    )
+    signal = np.concatenate([(1 - c) * low + c * high_for_low, (1 - c) * high + c * low_for_high], axis=1)
     signal = _standardise(signal)
     n_vox = signal.shape[1]
     snr = p.snr_median * np.exp(p.snr_spread * rng.normal(size=n_vox))
@@ -212,16 +225,23 @@ def simulate_fmri_subject(
     return fmri, truth
 
 
-def _voxel_layout(prf: Mapping[str, np.ndarray], n_high: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _voxel_layout(
+    prf: Mapping[str, np.ndarray], n_high: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Integer voxel coordinates: early voxels by visual field (hemisphere from the pRF's side, posterior-to-
-    anterior by log eccentricity, dorsal/ventral by polar angle), higher voxels anterior to them; roi labels."""
+    anterior by log eccentricity, dorsal/ventral by polar angle), higher voxels anterior to them; roi
+    labels."""
     ecc = np.hypot(prf["x"], prf["y"])
     x = np.where(prf["x"] < 0, 1, -1) * (10 + np.round(6 * np.abs(prf["x"])))
     y = np.round(4 * np.log1p(10 * ecc))
     z = np.round(8 * prf["y"])
     early = np.stack([x, y, z], axis=1)
     high = np.stack(
-        [rng.choice([-1, 1], n_high) * rng.integers(12, 24, n_high), rng.integers(14, 30, n_high), rng.integers(-8, 0, n_high)],
+        [
+            rng.choice([-1, 1], n_high) * rng.integers(12, 24, n_high),
+            rng.integers(14, 30, n_high),
+            rng.integers(-8, 0, n_high),
+        ],
         axis=1,
     )
     coords = np.concatenate([early, high]).astype(np.int64)
