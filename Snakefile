@@ -22,6 +22,7 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/reconstruct.smk"
 include: "rules/report.smk"
+include: "rules/fmri.smk"
 
 
 # Every rule's own mem_mb and runtime grow with each retry (x attempt): a job killed for memory gets more.

@@ -76,6 +76,11 @@ OWN_SLICE = {
     "report_tables": {"report"},
     "report_figures": {"report", "bids.stimulus_duration_s"},
     "report_examples": {"report"},
+    "simulate_fmri": {"fmri", "seed"},
+    "fmri_train_ridge": {"fmri"},
+    "fmri_train_mlp": {"fmri", "seed"},
+    "fmri_evaluate_retrieval": {"evaluation", "seed"},
+    "fmri_compare": {"fmri", "report"},
 }
 CONFIG_REF = re.compile(r'config(?:\[\s*"(\w+)"\s*\]|\.get\(\s*"(\w+)"[^)]*\))(?:\[\s*"(\w+)"\s*\])?')
 

@@ -146,7 +146,8 @@ class Layout:
 
     @property
     def fmri_ground_truth(self) -> str:
-        return f"{self.fmri}/ground_truth.json"
+        """What generated one simulated subject's betas (pRFs, tuning mixture, SNRs)."""
+        return f"{self.fmri}/ground_truth/sub-{{subject}}.json"
 
     def fmri_predictions(self, model: str) -> str:
         """``predictions.npz`` pattern of an fMRI decoder (``ridge`` or ``mlp``)."""
