@@ -20,6 +20,8 @@ if NSD_SOURCE:
 
     # NSD brings its own stimuli (the simulated and BIDS studies' stimuli rules would make them otherwise)
     ruleorder: nsd_stimuli > stimuli_table > simulate_stimuli
+    # and its own fMRI responses (the simulated 7T study's rule writes the same files otherwise)
+    ruleorder: nsd_subject > simulate_fmri
 
     rule nsd_stimuli:
         """The stimuli table and images of every NSD image the configured subjects saw."""
