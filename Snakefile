@@ -32,4 +32,5 @@ grow_with_attempt(workflow)
 rule all:
     default_target: True
     input:
-        ALL_TARGETS,
+        # an NSD study (study.source 'nsd') has no MEG stage: its targets come from rules/nsd.smk
+        NSD_TARGETS if NSD_SOURCE else ALL_TARGETS,

@@ -74,3 +74,16 @@ if NSD_SOURCE:
             seed=config["seed"],
         script:
             "../workflow/scripts/nsd_subject.py"
+
+    # `rule all` of an NSD study: no MEG stage; NSD's stimuli and subjects, and the fMRI decoders' retrieval
+    # tables when the fMRI modality is on (fmri.enabled, fmri.source 'nsd'; rules/fmri.smk)
+    NSD_TARGETS = [
+        STIMULI_TABLE,
+        *expand(NSD_SUBJECT_FILES["betas"], subject=SUBJECTS),
+    ]
+    if PLAN.fmri is not None:
+        NSD_TARGETS += [
+            f
+            for job in PLAN.fmri.retrieval_jobs(L)
+            for f in job["outputs"].values()
+        ]

@@ -242,3 +242,15 @@ def test_full_size_design_plans_the_four_complete_subjects(tmp_path):
         assert table["repetition"].max() == 3
     with pytest.raises(nsd.NsdDataError, match="completed 32 NSD sessions"):
         nsd.trial_table(design, "03", ["33"], settings.val_fraction, 0)
+
+
+def test_fmri_source_nsd_goes_with_study_source_nsd():
+    from megdecode.config import ConfigError
+    from megdecode.plan import make_plan
+
+    config = load_config(REPO / "config" / "nsd.yaml")
+    plan = make_plan(config)
+    assert plan.fmri is not None and plan.fmri.subjects == ["01", "02", "05", "07"]
+    mixed = {**config, "study": {**config["study"], "source": "simulated"}}
+    with pytest.raises(ConfigError, match="needs study.source 'nsd'"):
+        make_plan(mixed)
