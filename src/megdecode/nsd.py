@@ -298,7 +298,7 @@ def trial_table(
                 f"study.sessions has session {session} but {design.path} describes {design.n_sessions} "
                 f"sessions of {tps} trials; remove it from study.sessions"
             )
-        done = SESSIONS_COMPLETED.get(number)
+        done = SESSIONS_COMPLETED.get(number)  # checked against NSD's own design (40 planned sessions)
         if done is not None and design.n_sessions == 40 and s > done:
             raise NsdDataError(
                 f"subject {subject} completed {done} NSD sessions (NSD data manual, Technical notes); "
