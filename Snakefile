@@ -15,6 +15,7 @@ if not workflow.overwrite_configfiles:
 include: "rules/common.smk"
 include: "rules/simulate.smk"
 include: "rules/bids.smk"
+include: "rules/nsd.smk"
 include: "rules/preprocess.smk"
 include: "rules/latents.smk"
 include: "rules/train.smk"
@@ -23,6 +24,7 @@ include: "rules/reconstruct.smk"
 include: "rules/report.smk"
 include: "rules/learning_curve.smk"
 include: "rules/realtime.smk"
+include: "rules/fmri.smk"
 
 
 # Every rule's own mem_mb and runtime grow with each retry (x attempt): a job killed for memory gets more.
@@ -32,4 +34,5 @@ grow_with_attempt(workflow)
 rule all:
     default_target: True
     input:
-        ALL_TARGETS,
+        # an NSD study (study.source 'nsd') has no MEG stage: its targets come from rules/nsd.smk
+        NSD_TARGETS if NSD_SOURCE else ALL_TARGETS,

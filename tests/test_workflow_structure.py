@@ -56,6 +56,8 @@ OWN_SLICE = {
     "bids_dataset": {"bids", "study"},
     "bids_inventory": {"study"},
     "stimuli_table": {"study"},
+    "nsd_stimuli": {"nsd", "study", "seed"},
+    "nsd_subject": {"nsd", "study", "seed"},
     "preprocess_run": {"preprocessing"},
     "preprocess_subject": {"preprocessing", "seed"},
     "preprocess_description": {"preprocessing"},
@@ -75,6 +77,21 @@ OWN_SLICE = {
     "report_figures": {"report", "bids.stimulus_duration_s"},
     "report_examples": {"report"},
     "realtime_replay": {"realtime", "bids.stim_channel", "bids.trigger_codes"},
+    "learning_curve_job": {
+        "learning_curve",
+        "simulation",
+        "preprocessing",
+        "brain_module",
+        "training",
+        "ridge",
+        "seed",
+    },
+    "learning_curve_summary": {"learning_curve", "seed"},
+    "simulate_fmri": {"fmri", "seed"},
+    "fmri_train_ridge": {"fmri"},
+    "fmri_train_mlp": {"fmri", "seed"},
+    "fmri_evaluate_retrieval": {"evaluation", "seed"},
+    "fmri_compare": {"fmri", "report"},
 }
 CONFIG_REF = re.compile(r'config(?:\[\s*"(\w+)"\s*\]|\.get\(\s*"(\w+)"[^)]*\))(?:\[\s*"(\w+)"\s*\])?')
 

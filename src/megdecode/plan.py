@@ -32,6 +32,40 @@ def _chosen(all_names: Sequence[str], chosen: Sequence[str] | None, key: str) ->
 
 
 @dataclass(frozen=True)
+class FmriPlan:
+    """The fMRI companion study's jobs (config ``fmri``): subjects, backbones and decoders."""
+
+    subjects: list[str]
+    backbones: list[str]
+    models: list[str]  # ridge, mlp
+
+    def prediction_file(self, layout: Layout, model: str, backbone: str, subject: str) -> str:
+        return layout.fmri_predictions(model).format(backbone=backbone, subject=subject)
+
+    def retrieval_jobs(self, layout: Layout) -> list[dict[str, Any]]:
+        """One dict per (decoder, backbone), in the form of :meth:`Plan.retrieval_jobs`."""
+        return [
+            dict(
+                model=m,
+                backbone=b,
+                latent_dir=layout.latents.format(backbone=b),
+                prediction_files={s: [self.prediction_file(layout, m, b, s)] for s in self.subjects},
+                outputs={
+                    s: layout.fmri_retrieval_table.format(model=m, backbone=b, subject=s)
+                    for s in self.subjects
+                },
+            )
+            for b in self.backbones
+            for m in self.models
+        ]
+
+
+def feature_level(spec: Mapping[str, Any]) -> str:
+    """``high`` for latents that do not come from pixels (semantic attributes, captions), else ``low``."""
+    return "high" if spec.get("kind") in NON_IMAGE_KINDS else "low"
+
+
+@dataclass(frozen=True)
 class Plan:
     """The jobs of one config (every list in config order)."""
 
@@ -55,6 +89,7 @@ class Plan:
     example_subject: str
     learning_curve_backbones: list[str]  # empty unless the study is simulated
     realtime: tuple[str, int] | None = None  # (backbone, seed) of the online replay, when enabled
+    fmri: FmriPlan | None = None  # the fMRI companion study, when ``fmri.enabled``
 
     # ---- retrieval
     @property
@@ -190,8 +225,13 @@ def make_plan(config: Mapping[str, Any]) -> Plan:
         ),
     )
     backbone, subject = _example_choice(plan, config["report"])
+    fmri = _fmri_plan(config, names) if config.get("fmri", {}).get("enabled") else None
     return dataclasses.replace(
-        plan, example_backbone=backbone, example_subject=subject, realtime=_realtime_choice(plan, config)
+        plan,
+        example_backbone=backbone,
+        example_subject=subject,
+        realtime=_realtime_choice(plan, config),
+        fmri=fmri,
     )
 
 
@@ -211,6 +251,27 @@ def _realtime_choice(plan: Plan, config: Mapping[str, Any]) -> tuple[str, int] |
     if seed not in plan.seeds:
         raise ConfigError(f"realtime.seed {seed} is not trained; choose one of training.seeds {plan.seeds}")
     return backbone, seed
+
+
+def _fmri_plan(config: Mapping[str, Any], names: Sequence[str]) -> FmriPlan:
+    """The fMRI companion's jobs; a source this workflow cannot run yet is a :class:`ConfigError`."""
+    fmri = config["fmri"]
+    if fmri["source"] == "nsd":
+        if config["study"]["source"] != "nsd":
+            raise ConfigError(
+                "fmri.source 'nsd' decodes the Natural Scenes Dataset's own images: it needs study.source "
+                f"'nsd' (got {config['study']['source']!r}; see config/nsd.yaml and docs/nsd.md)"
+            )
+    elif config["study"]["source"] != "simulated":
+        raise ConfigError(
+            "fmri.source 'simulated' renders responses to the simulated study's own images: it needs "
+            f"study.source 'simulated' (got {config['study']['source']!r}); set fmri.enabled: false"
+        )
+    return FmriPlan(
+        subjects=list(fmri["subjects"] or config["study"]["subjects"]),
+        backbones=_chosen(names, fmri["backbones"], "fmri.backbones"),
+        models=list(fmri["models"]),
+    )
 
 
 def _example_choice(plan: Plan, report: Mapping[str, Any]) -> tuple[str, str]:

@@ -18,6 +18,11 @@ PREDICTIONS = {
     "brain_window": "brain_window/{backbone}/sub-{subject}/{window}/predictions.npz",
     "ridge": "ridge/{backbone}/sub-{subject}/predictions.npz",
 }
+# fMRI decoders (relative to ``fmri_models``): linear ridge and the small MLP trained with CLIP + MSE
+FMRI_PREDICTIONS = {
+    "ridge": "ridge/{backbone}/sub-{subject}/predictions.npz",
+    "mlp": "mlp/{backbone}/sub-{subject}/predictions.npz",
+}
 
 
 @dataclass(frozen=True)
@@ -32,10 +37,11 @@ class Layout:
     def from_config(cls, config: Mapping[str, Any]) -> Layout:
         study, results = config["study"], config["results_dir"]
         simulated = study["source"] == "simulated"
+        own_images = simulated or study["source"] == "nsd"  # NSD's images are exported from its HDF5 file
         return cls(
             results=results,
             bids_root=f"{results}/bids" if simulated else study["bids_root"],
-            stimuli_images=f"{results}/stimuli/images" if simulated else study["stimuli_root"],
+            stimuli_images=f"{results}/stimuli/images" if own_images else study["stimuli_root"],
         )
 
     # ---- stages, in workflow order
@@ -132,6 +138,29 @@ class Layout:
     @property
     def figures(self) -> str:
         return f"{self.results}/figures"
+
+    # ---- the fMRI modality (megdecode.artifacts.fmri): its own subtree, sharing stimuli and latents
+    @property
+    def fmri(self) -> str:
+        return f"{self.results}/fmri"
+
+    @property
+    def fmri_subject(self) -> str:
+        """One subject's single-trial betas, trials and voxels (:mod:`megdecode.artifacts.fmri`)."""
+        return f"{self.fmri}/subjects/sub-{{subject}}"
+
+    @property
+    def fmri_ground_truth(self) -> str:
+        """What generated one simulated subject's betas (pRFs, tuning mixture, SNRs)."""
+        return f"{self.fmri}/ground_truth/sub-{{subject}}.json"
+
+    def fmri_predictions(self, model: str) -> str:
+        """``predictions.npz`` pattern of an fMRI decoder (``ridge`` or ``mlp``)."""
+        return f"{self.fmri}/models/{FMRI_PREDICTIONS[model]}"
+
+    @property
+    def fmri_retrieval_table(self) -> str:
+        return f"{self.fmri}/evaluation/retrieval/{{model}}/{{backbone}}/sub-{{subject}}.tsv"
 
     @property
     def logs(self) -> str:

@@ -1,0 +1,170 @@
+# Stage: fMRI (docs/fmri.md). The fMRI companion of the MEG study (config `fmri`, off by default): the
+# simulated 7T study on the MEG study's stimuli, its decoders (ridge, MLP) per (backbone, subject) on the
+# shared latents, their retrieval, and the MEG-vs-fMRI comparison. Files under {R}/fmri/
+# (megdecode.artifacts.fmri); which jobs exist: PLAN.fmri (megdecode.plan.FmriPlan).
+from megdecode.artifacts.fmri import subject_files as fmri_subject_files
+from megdecode.plan import feature_level
+
+FMRI_CFG = config["fmri"]
+FMRI_SUBJECT_FILES = fmri_subject_files(L.fmri_subject)
+FMRI_RIDGE_DIR = L.fmri_predictions("ridge").rsplit("/", 1)[0]
+FMRI_MLP_DIR = L.fmri_predictions("mlp").rsplit("/", 1)[0]
+
+
+def fmri_decoder_inputs(wc):
+    """One fMRI subject's files and the backbone's latents."""
+    return {
+        **{k: v.format(subject=wc.subject) for k, v in FMRI_SUBJECT_FILES.items()},
+        **{
+            k: LATENT_FILES[k].format(backbone=wc.backbone)
+            for k in ("latents", "index")
+        },
+    }
+
+
+rule simulate_fmri:
+    input:
+        table=STIMULI_TABLE,
+        images=STIMULI_IMAGES,
+    output:
+        **FMRI_SUBJECT_FILES,
+        truth=L.fmri_ground_truth,
+    log:
+        f"{LOGS}/simulate_fmri/sub-{{subject}}.log",
+    benchmark:
+        f"{BENCHMARKS}/simulate_fmri/sub-{{subject}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        cfg=FMRI_CFG["simulation"],
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/simulate_fmri.py"
+
+
+rule fmri_train_ridge:
+    input:
+        unpack(fmri_decoder_inputs),
+    output:
+        predictions=L.fmri_predictions("ridge"),
+        model=f"{FMRI_RIDGE_DIR}/model.npz",
+    log:
+        f"{LOGS}/fmri_train_ridge/{{backbone}}/sub-{{subject}}.log",
+    benchmark:
+        f"{BENCHMARKS}/fmri_train_ridge/{{backbone}}/sub-{{subject}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: FMRI_CFG["threads"]
+    resources:
+        mem_mb=lambda wc, input: job_mem_mb(input.size_mb, base=1000),
+        runtime=30,
+    params:
+        ridge=FMRI_CFG["ridge"],
+    script:
+        "../workflow/scripts/fmri_train_ridge.py"
+
+
+rule fmri_train_mlp:
+    input:
+        unpack(fmri_decoder_inputs),
+    output:
+        predictions=L.fmri_predictions("mlp"),
+        history=f"{FMRI_MLP_DIR}/history.tsv",
+    log:
+        f"{LOGS}/fmri_train_mlp/{{backbone}}/sub-{{subject}}.log",
+    benchmark:
+        f"{BENCHMARKS}/fmri_train_mlp/{{backbone}}/sub-{{subject}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: FMRI_CFG["threads"]
+    resources:
+        mem_mb=lambda wc, input: job_mem_mb(input.size_mb),
+        runtime=60,
+    params:
+        mlp=FMRI_CFG["mlp"],
+        training=FMRI_CFG["mlp_training"],
+        master_seed=config["seed"],
+    script:
+        "../workflow/scripts/fmri_train_mlp.py"
+
+
+if PLAN.fmri is not None:
+    FMRI_EVAL_JOBS = PLAN.fmri.retrieval_jobs(L)
+    FMRI_RETRIEVAL_FILES = [
+        f for job in FMRI_EVAL_JOBS for f in job["outputs"].values()
+    ]
+    FMRI_COMPARISON = {
+        "tsv": f"{TABLES}/meg_vs_fmri.tsv",
+        "md": f"{TABLES}/meg_vs_fmri.md",
+        "png": f"{FIGURES}/meg_vs_fmri.png",
+        "pdf": f"{FIGURES}/meg_vs_fmri.pdf",
+    }
+
+    # One job for every (decoder, backbone, subject), as evaluate_retrieval for MEG.
+    rule fmri_evaluate_retrieval:
+        input:
+            latents=latent_files(PLAN.fmri.backbones, "latents", "index", "meta"),
+            predictions=[
+                f
+                for job in FMRI_EVAL_JOBS
+                for files in job["prediction_files"].values()
+                for f in files
+            ],
+        output:
+            FMRI_RETRIEVAL_FILES,
+        log:
+            f"{LOGS}/fmri_evaluate_retrieval/fmri_evaluate_retrieval.log",
+        benchmark:
+            f"{BENCHMARKS}/fmri_evaluate_retrieval/fmri_evaluate_retrieval.tsv"
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=15,
+        params:
+            jobs=FMRI_EVAL_JOBS,
+            cfg={
+                k: EVAL_CFG[k]
+                for k in ("topk", "n_bootstrap", "ci_level", "chance_shuffles")
+            },
+            seed=config["seed"],
+        script:
+            "../workflow/scripts/evaluate_retrieval.py"
+
+    rule fmri_compare:
+        input:
+            meg=[
+                f
+                for job in EVAL_JOBS
+                if job["model"] != "chance"
+                for f in job["outputs"].values()
+            ],
+            fmri=FMRI_RETRIEVAL_FILES,
+        output:
+            **FMRI_COMPARISON,
+        log:
+            f"{LOGS}/fmri_compare/fmri_compare.log",
+        benchmark:
+            f"{BENCHMARKS}/fmri_compare/fmri_compare.tsv"
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=5,
+        params:
+            comparison=FMRI_CFG["comparison"],
+            dpi=config["report"]["dpi"],
+            feature_levels={
+                b: feature_level(spec) for b, spec in PLAN.backbones.items()
+            },
+        script:
+            "../workflow/scripts/fmri_compare.py"
+
+    ALL_TARGETS += expand(L.fmri_ground_truth, subject=PLAN.fmri.subjects)
+    ALL_TARGETS += FMRI_RETRIEVAL_FILES + list(FMRI_COMPARISON.values())

@@ -1,0 +1,188 @@
+"""MEG vs fMRI: retrieval per backbone for both modalities side by side (table and figure).
+
+Reads the evaluation stage's retrieval tables of both modalities (MEG: ``{R}/evaluation/retrieval``; fMRI:
+``{R}/fmri/evaluation/retrieval``), keeps each decoder's retrieval head (:func:`scored_head_rows`), averages
+over subjects and adds ``normalised`` = (value - chance) / (1 - chance) for accuracies (0 = chance, 1 =
+perfect) so backbones with different chance levels compare. Each backbone is labelled with the level of the
+features it carries (``low``: computed from pixels; ``high``: semantic,
+:func:`megdecode.plan.feature_level`). The figure's right panel is the mean normalised accuracy of each
+modality's best decoder over the low- and the high-level backbones: the paper's third finding is that fMRI
+recovers low-level features better while MEG mostly carries high-level ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from megdecode.artifacts.evaluation_tables import RETRIEVAL_COLUMNS, scored_head_rows
+from megdecode.io import atomic_output, read_tsv, write_tsv
+from megdecode.reporting.common import metric_label, save_figure, style
+
+MEG, FMRI = "MEG", "fMRI"
+COMPARISON_COLUMNS = [
+    "modality",
+    "model",
+    "backbone",
+    "feature_level",
+    "test_set",
+    "metric",
+    "mean",
+    "sd",
+    "n_subjects",
+    "chance",
+    "normalised",
+]
+DECODER_LABELS = {
+    (MEG, "brain"): "MEG brain module",
+    (MEG, "ridge"): "MEG ridge",
+    (FMRI, "mlp"): "fMRI MLP",
+    (FMRI, "ridge"): "fMRI ridge",
+}
+DECODER_COLOURS = {
+    (MEG, "brain"): "#1f77b4",
+    (MEG, "ridge"): "#9ecae1",
+    (FMRI, "mlp"): "#d95f02",
+    (FMRI, "ridge"): "#fdae6b",
+}
+
+
+def _read_tables(files: Sequence[Path | str], modality: str) -> pd.DataFrame:
+    frames = []
+    for f in files:
+        table = read_tsv(f, dtype={"subject": str})
+        missing = [c for c in RETRIEVAL_COLUMNS if c not in table.columns]
+        if missing:
+            raise ValueError(f"{f} lacks columns {missing}; rerun the evaluation job that writes it")
+        frames.append(table)
+    if not frames:
+        raise ValueError(f"no {modality} retrieval tables given")
+    return scored_head_rows(pd.concat(frames, ignore_index=True)).assign(modality=modality)
+
+
+def compare_modalities(
+    meg_files: Sequence[Path | str],
+    fmri_files: Sequence[Path | str],
+    feature_levels: Mapping[str, str],
+) -> pd.DataFrame:
+    """Subject means per (modality, decoder, backbone, test set, metric) of backbones scored in both."""
+    df = pd.concat([_read_tables(meg_files, MEG), _read_tables(fmri_files, FMRI)], ignore_index=True)
+    df = df[df["model"] != "chance"]
+    both = set(df.loc[df["modality"] == MEG, "backbone"]) & set(df.loc[df["modality"] == FMRI, "backbone"])
+    df = df[df["backbone"].isin(both)]
+    keys = ["modality", "model", "backbone", "test_set", "metric"]
+    out = (
+        df.groupby(keys, sort=False)
+        .agg(
+            mean=("value", "mean"),
+            sd=("value", "std"),
+            n_subjects=("subject", "nunique"),
+            chance=("chance", "mean"),
+        )
+        .reset_index()
+    )
+    out["sd"] = out["sd"].fillna(0.0)
+    out["feature_level"] = out["backbone"].map(lambda b: feature_levels.get(b, "low"))
+    accuracy = out["metric"].str.endswith("_acc")
+    out["normalised"] = np.where(accuracy, (out["mean"] - out["chance"]) / (1 - out["chance"]), np.nan)
+    return out.reindex(columns=COMPARISON_COLUMNS)
+
+
+def level_summary(table: pd.DataFrame, test_set: str, metric: str) -> pd.DataFrame:
+    """Per modality, its best decoder (highest mean normalised score): mean over low and high backbones."""
+    rows = table[(table["test_set"] == test_set) & (table["metric"] == metric)]
+    per_decoder = (
+        rows.groupby(["modality", "model", "feature_level"])["normalised"].mean().unstack("feature_level")
+    )
+    per_decoder["overall"] = rows.groupby(["modality", "model"])["normalised"].mean()
+    best = per_decoder.reset_index().sort_values("overall", ascending=False).groupby("modality").head(1)
+    return best.set_index("modality").drop(columns="overall")
+
+
+def comparison_markdown(table: pd.DataFrame, test_set: str, metric: str) -> str:
+    """One row per backbone, one column per decoder: mean ± SD over subjects (chance in its own column)."""
+    rows = table[(table["test_set"] == test_set) & (table["metric"] == metric)]
+    decoders = [d for d in DECODER_LABELS if d in set(zip(rows["modality"], rows["model"], strict=True))]
+    header = ["backbone", "features", *(DECODER_LABELS[d] for d in decoders), "chance"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    scale = 100 if metric.endswith("_acc") or metric == "median_rank" else 1
+    for backbone, group in rows.groupby("backbone", sort=False):
+        cells = [backbone, str(group["feature_level"].iloc[0])]
+        for modality, model in decoders:
+            hit = group[(group["modality"] == modality) & (group["model"] == model)]
+            cells.append(
+                f"{scale * hit['mean'].iloc[0]:.1f} ± {scale * hit['sd'].iloc[0]:.1f}" if len(hit) else "n/a"
+            )
+        cells.append(f"{scale * group['chance'].iloc[0]:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return f"{metric_label(metric)}, {test_set}; mean ± SD over subjects\n\n" + "\n".join(lines) + "\n"
+
+
+def plot_comparison(table: pd.DataFrame, test_set: str, metric: str) -> plt.Figure:
+    """Left: the metric per backbone and decoder (bars: subject means, ticks: SD); right: low vs high."""
+    style()
+    rows = table[(table["test_set"] == test_set) & (table["metric"] == metric)]
+    backbones = list(dict.fromkeys(rows.sort_values("feature_level", kind="stable")["backbone"]))
+    decoders = [d for d in DECODER_LABELS if d in set(zip(rows["modality"], rows["model"], strict=True))]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(8.0, 2.8), gridspec_kw={"width_ratios": [2.2, 1]})
+    width = 0.8 / max(len(decoders), 1)
+    scale = 100 if metric.endswith("_acc") or metric == "median_rank" else 1
+    for k, decoder in enumerate(decoders):
+        sel = rows[(rows["modality"] == decoder[0]) & (rows["model"] == decoder[1])].set_index("backbone")
+        x = np.arange(len(backbones)) + (k - (len(decoders) - 1) / 2) * width
+        means = [scale * sel["mean"].get(b, np.nan) for b in backbones]
+        sds = [scale * sel["sd"].get(b, np.nan) for b in backbones]
+        ax.bar(x, means, width, yerr=sds, color=DECODER_COLOURS[decoder], label=DECODER_LABELS[decoder])
+    chance = rows.groupby("backbone")["chance"].first()
+    for i, b in enumerate(backbones):
+        ax.hlines(scale * chance[b], i - 0.45, i + 0.45, colors="k", linestyles=":", linewidth=0.8)
+    levels = rows.groupby("backbone")["feature_level"].first()
+    ax.set_xticks(np.arange(len(backbones)), [f"{b}\n({levels[b]}-level)" for b in backbones])
+    ax.set_ylabel(metric_label(metric))
+    ax.set_title(f"Retrieval per backbone ({test_set}; dotted: chance)")
+    ax.legend(frameon=False, fontsize=6, ncol=2)
+    if metric.endswith("_acc"):
+        summary = level_summary(table, test_set, metric)
+        x = np.arange(len(summary))
+        for j, level in enumerate(("low", "high")):
+            if level in summary:
+                ax2.bar(
+                    x + (j - 0.5) * 0.38,
+                    summary[level],
+                    0.38,
+                    label=f"{level}-level backbones",
+                    color=["#66a61e", "#7570b3"][j],
+                )
+        ax2.set_xticks(
+            x, [f"{m}\n({model})" for m, model in zip(summary.index, summary["model"], strict=True)]
+        )
+        ax2.axhline(0, color="k", linewidth=0.6)
+        ax2.set_ylabel("(acc - chance) / (1 - chance)")
+        ax2.set_title("Best decoder per modality")
+        ax2.legend(frameon=False, fontsize=6)
+    else:
+        ax2.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def write_comparison(
+    meg_files: Sequence[Path | str],
+    fmri_files: Sequence[Path | str],
+    feature_levels: Mapping[str, str],
+    outputs: Mapping[str, Path | str],
+    test_set: str,
+    metric: str,
+    dpi: int = 150,
+) -> pd.DataFrame:
+    """Write ``tsv`` (every test set, metric), ``md`` (``test_set``, ``metric``), figure ``png``/``pdf``."""
+    table = compare_modalities(meg_files, fmri_files, feature_levels)
+    write_tsv(table, outputs["tsv"])
+    with atomic_output(outputs["md"]) as tmp:
+        tmp.write_text(comparison_markdown(table, test_set, metric))
+    save_figure(plot_comparison(table, test_set, metric), outputs["png"], outputs["pdf"], dpi=dpi)
+    return table
