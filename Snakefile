@@ -36,3 +36,9 @@ rule all:
     input:
         # an NSD study (study.source 'nsd') has no MEG stage: its targets come from rules/nsd.smk
         NSD_TARGETS if NSD_SOURCE else ALL_TARGETS,
+
+
+# The learning-curve experiment (docs/learning-curve.md): its own target, not part of `all`.
+rule learning_curve:
+    input:
+        **LC_SUMMARY_FILES,

@@ -26,11 +26,6 @@ wildcard_constraints:
     world=r"linear|nonlinear",
 
 
-rule learning_curve:
-    input:
-        **LC_SUMMARY_FILES,
-
-
 rule learning_curve_job:
     input:
         stimuli=STIMULI_TABLE,
