@@ -1,13 +1,13 @@
 # Experiment: the learning curve (docs/learning-curve.md; target `learning_curve`, not part of `all`).
-# One job per (world, subject, replicate seed) draws that subject's epochs directly at the preprocessed rate
-# from the study's stimuli and ground truth, and fits and scores every decoder at every training-set size;
-# one summary job writes the tables and the figure.
+# One job per (world, subject, replicate seed, training-set size) draws that subject's epochs directly at the
+# preprocessed rate from the study's stimuli and ground truth, and fits and scores every decoder; one summary
+# job writes the tables and the figure. Adding a size reruns only the new size's jobs and the summary.
 LC_CFG = config["learning_curve"]
 # keys that choose which jobs exist, and the summary's statistics, are not passed to the jobs
 LC_JOB_CFG = {
     k: v
     for k, v in LC_CFG.items()
-    if k not in ("worlds", "subjects", "seeds", "n_bootstrap", "ci_level", "runtime")
+    if k not in ("worlds", "subjects", "seeds", "train_sizes", "n_bootstrap", "ci_level", "runtime")
 }
 LC_EPOCHS = {
     k: config["preprocessing"][k] for k in ("tmin", "tmax", "sfreq", "l_freq", "h_freq")
@@ -24,6 +24,7 @@ LC_SUMMARY_FILES = {
 
 wildcard_constraints:
     world=r"linear|nonlinear",
+    n_train=r"\d+",
 
 
 rule learning_curve_job:
@@ -35,14 +36,14 @@ rule learning_curve_job:
         scores=L.learning_curve_scores,
         trials=L.learning_curve_trials,
     log:
-        f"{LOGS}/learning_curve_job/{{world}}/sub-{{subject}}_seed-{{seed}}.log",
+        f"{LOGS}/learning_curve_job/{{world}}/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}.log",
     benchmark:
-        f"{BENCHMARKS}/learning_curve_job/{{world}}/sub-{{subject}}_seed-{{seed}}.tsv"
+        f"{BENCHMARKS}/learning_curve_job/{{world}}/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}.tsv"
     conda:
         CONDA_ENV
     threads: LC_CFG["threads"]
     resources:
-        mem_mb=lambda wc: 3000 + 2 * max(LC_CFG["train_sizes"]),
+        mem_mb=lambda wc: 2000 + 2 * int(wc.n_train),
         runtime=LC_CFG["runtime"],
     params:
         learning_curve=LC_JOB_CFG,
@@ -63,6 +64,7 @@ rule learning_curve_summary:
             world=LC_CFG["worlds"],
             subject=LC_CFG["subjects"],
             seed=LC_CFG["seeds"],
+            n_train=LC_CFG["train_sizes"],
         ),
     output:
         **LC_SUMMARY_FILES,

@@ -19,7 +19,6 @@ from megdecode.config import section_defaults
 from megdecode.learning_curve.epochs import EpochGrid, EpochSimulator, NoiseModel, one_over_f_autocorrelation
 from megdecode.learning_curve.experiment import (
     Design,
-    LearningCurveParams,
     _average_small_set,
     max_epochs,
     world_truth,
@@ -36,12 +35,6 @@ from megdecode.simulate.params import SimulationParams
 from megdecode.simulate.stimuli import build_stimuli
 
 GRID = EpochGrid(tmin=-0.1, tmax=0.5, sfreq=60.0, l_freq=0.1, h_freq=20.0)
-
-
-def lc_params(**changes: object) -> LearningCurveParams:
-    values = {k: v for k, v in section_defaults("learning_curve").items()}
-    values = {k: values[k] for k in (f.name for f in dataclasses.fields(LearningCurveParams))}
-    return LearningCurveParams.from_config({**values, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +82,10 @@ def test_epoch_simulator_draws_signal_plus_its_noise(study):
     params = SimulationParams.from_config(cfg)
     sim = EpochSimulator(params, truth, table, GRID, 0, "01")
     ids = table.loc[table.role == "exp", "image_id"].tolist()[:3]
-    epochs, variables = sim.draw(ids * 200, np.random.default_rng(0))
+    rngs = [np.random.default_rng(k) for k in range(600)]
+    epochs, variables = sim.draw(ids * 200, rngs)
+    again, _ = sim.draw(ids[:1], [np.random.default_rng(0)])
+    np.testing.assert_array_equal(again[0], epochs[0])  # a trial depends only on its own generator
     assert epochs.shape == (600, len(sim.channels), len(GRID.times)) and epochs.dtype == np.float32
     assert len(sim.channels) == 272 and list(variables.columns[:3]) == ["image_id", "gain", "early_shift_s"]
     # averaging repetitions of an image converges to its (gain- and jitter-averaged) response
@@ -111,16 +107,22 @@ def test_world_truth_is_the_study_truth_or_rebuilt_with_the_same_codes(study):
 
 def test_design_keeps_test_concepts_out_and_nests_training_sets(study):
     _, table, _ = study
-    lc = lc_params(train_sizes=[10, 30], n_val=10, test_repeats=2)
-    design = Design.draw(table, lc, np.random.default_rng(0))
+    small, large = (Design.draw(table, n, 10, 2, np.random.default_rng(0)) for n in (10, 30))
     test_concepts = set(table.loc[table.concept_split == "test", "concept"])
     concept = table.set_index("image_id")["concept"]
-    assert not test_concepts & set(concept[design.train_pool + design.val])
-    assert not set(design.train_pool) & set(design.val)
-    assert len(design.train_pool) == 30 and len(design.val) == 10
-    assert set(concept[design.test_large]) <= test_concepts and len(design.test_small) == 2 * 4
+    assert not test_concepts & set(concept[large.train + large.val])
+    assert not set(large.train) & set(large.val)
+    assert large.train[:10] == small.train and large.val == small.val and len(large.train) == 30
+    assert set(concept[large.test_large]) <= test_concepts and len(large.test_small) == 2 * 4
+    trials = large.trials(table)
+    assert trials.groupby("role")["index"].max().to_dict() == {
+        "test_large": 7,
+        "test_small": 7,
+        "train": 29,
+        "val": 9,
+    }
     with pytest.raises(ValueError, match="exemplars_per_train_concept"):
-        Design.draw(table, lc_params(train_sizes=[100], n_val=10), np.random.default_rng(0))
+        Design.draw(table, 100, 10, 2, np.random.default_rng(0))
 
 
 def test_small_training_sets_get_more_epochs():
@@ -226,9 +228,9 @@ def test_tiny_learning_curve_workflow(tmp_path: Path):
     lc = results / "learning_curve"
     for name in ("summary.tsv", "paired.tsv", "slopes.tsv", "learning_curve.md", "learning_curve.png"):
         assert (lc / name).stat().st_size > 0, name
-    scores = read_scores(lc / "linear" / "sub-01_seed-0_scores.tsv")
+    scores = read_scores(lc / "linear" / "sub-01_seed-0_n-200_scores.tsv")
     assert set(scores.decoder) == {"brain", "ridge_bin10", "oracle"}
-    trials = pd.read_csv(lc / "linear" / "sub-01_seed-0_trials.tsv", sep="\t")
+    trials = pd.read_csv(lc / "linear" / "sub-01_seed-0_n-200_trials.tsv", sep="\t")
     assert {"gain", "early_shift_s", "late_shift_0_s"} <= set(trials.columns)
     summary = pd.read_csv(lc / "summary.tsv", sep="\t", keep_default_na=False)
     top5 = summary[(summary.metric == "top5_acc") & (summary.test_set == TEST_LARGE)]

@@ -1,8 +1,8 @@
 """The learning-curve experiment's per-job files (patterns in :class:`~megdecode.artifacts.paths.Layout`).
 
-- scores ``{R}/learning_curve/{world}/sub-{subject}_seed-{seed}_scores.tsv``: one row per (decoder, backbone,
-  training-set size, scored set, item) with the item's retrieval scores (:data:`SCORE_COLUMNS`); the oracle
-  has ``n_train`` 0 and no backbone;
+- scores ``{R}/learning_curve/{world}/sub-{subject}_seed-{seed}_n-{n_train}_scores.tsv``: one row per
+  (decoder, backbone, scored set, item) with the item's retrieval scores (:data:`SCORE_COLUMNS`); the oracle
+  has ``n_train`` 0 and no backbone (the same rows in every size's file: it trains on nothing);
 - trials ``..._trials.tsv``: one row per simulated trial with the variables that generated it.
 """
 
@@ -27,6 +27,7 @@ SCORE_COLUMNS = [
     "top5_acc",
     "median_rank",
 ]
+ITEM_KEYS = SCORE_COLUMNS[:8]  # what identifies one row
 EXTRA_COLUMNS = ["epochs", "best_epoch"]  # the brain module's training length (empty for the others)
 
 

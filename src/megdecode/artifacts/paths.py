@@ -178,12 +178,12 @@ class Layout:
     @property
     def learning_curve_scores(self) -> str:
         """Per-item retrieval scores of one job (:mod:`megdecode.artifacts.learning_curve`)."""
-        return f"{self.learning_curve}/{{world}}/sub-{{subject}}_seed-{{seed}}_scores.tsv"
+        return f"{self.learning_curve}/{{world}}/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}_scores.tsv"
 
     @property
     def learning_curve_trials(self) -> str:
         """The generating variables of every trial of one job (image, role, gain, latency shifts)."""
-        return f"{self.learning_curve}/{{world}}/sub-{{subject}}_seed-{{seed}}_trials.tsv"
+        return f"{self.learning_curve}/{{world}}/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}_trials.tsv"
 
     def learning_curve_summary(self, name: str) -> str:
         """One of the experiment's summary files (``summary.tsv``, ``paired.tsv``, ``slopes.tsv``,

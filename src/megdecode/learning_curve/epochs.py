@@ -172,23 +172,27 @@ class EpochSimulator:
         n_e, n_l = len(self.params.early.latencies), len(self.params.late.latencies)
         return np.stack([self._evoked(i, np.zeros(n_e), np.zeros(n_l)) for i in image_ids])
 
-    def draw(self, image_ids: Sequence[str], rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame]:
-        """Epochs (n, channels, times) float32 of one trial per entry of ``image_ids`` and the trial
+    def draw(
+        self, image_ids: Sequence[str], rngs: Sequence[np.random.Generator]
+    ) -> tuple[np.ndarray, pd.DataFrame]:
+        """Epochs (n, channels, times) float32, one trial per entry of ``image_ids`` drawn from its own
+        generator in ``rngs`` (so a trial is the same whichever other trials are drawn with it), and the trial
         variables that generated them (gain, early and late latency shifts)."""
-        var = trial_variables(self.params, len(image_ids), rng)
-        out = self.noise.sample(len(image_ids), rng)
-        for k, image_id in enumerate(image_ids):
-            out[k] += (var["gain"][k] * self._evoked(image_id, var["early"][k], var["late"][k])).astype(
+        if len(rngs) != len(image_ids):
+            raise ValueError(f"need one generator per trial, got {len(rngs)} for {len(image_ids)} trials")
+        out = np.empty((len(image_ids), len(self.channels), len(self.grid.times)), np.float32)
+        rows = []
+        for k, (image_id, rng) in enumerate(zip(image_ids, rngs, strict=True)):
+            var = trial_variables(self.params, 1, rng)
+            out[k] = self.noise.sample(1, rng)[0]
+            out[k] += (var["gain"][0] * self._evoked(image_id, var["early"][0], var["late"][0])).astype(
                 np.float32
             )
-        variables = pd.DataFrame(
-            {
-                "image_id": list(image_ids),
-                "gain": var["gain"].round(6),
-                "early_shift_s": var["early"][:, 0].round(6),
-                **{f"late_shift_{i}_s": var["late"][:, i].round(6) for i in range(var["late"].shape[1])},
-            }
-        )
+            rows.append([var["gain"][0], var["early"][0, 0], *var["late"][0]])
+        values = np.round(np.asarray(rows, float).reshape(len(rows), -1), 6)
+        late = [f"late_shift_{i}_s" for i in range(values.shape[1] - 2)]
+        variables = pd.DataFrame(values, columns=["gain", "early_shift_s", *late])
+        variables.insert(0, "image_id", list(image_ids))
         return out, variables
 
 

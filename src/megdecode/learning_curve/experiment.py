@@ -51,7 +51,6 @@ class LearningCurveParams:
     """What one job of the ``learning_curve`` section does (defaults: learning_curve.schema.yaml;
     the keys that choose the jobs and the summary's statistics are not here)."""
 
-    train_sizes: tuple[int, ...]
     n_val: int
     min_train_samples: int
     test_repeats: int
@@ -81,43 +80,47 @@ def world_truth(params: SimulationParams, table: pd.DataFrame, study_truth: dict
 
 @dataclasses.dataclass(frozen=True)
 class Design:
-    """Which image each trial shows, by role: the training pool (nested sets are its prefixes), validation,
-    the large test set (one trial per image) and the small one (``test_repeats`` trials per image)."""
+    """Which image each trial shows, by role: ``n_train`` training trials (the first ``n_train`` of one
+    fixed image order, so the sets of one replicate are nested), validation, the large test set (one trial
+    per image) and the small one (``test_repeats`` trials per image, in rounds)."""
 
-    train_pool: list[str]
+    train: list[str]
     val: list[str]
     test_large: list[str]
     test_small: list[str]
 
     @classmethod
-    def draw(cls, table: pd.DataFrame, lc: LearningCurveParams, rng: np.random.Generator) -> Design:
+    def draw(
+        cls, table: pd.DataFrame, n_train: int, n_val: int, test_repeats: int, rng: np.random.Generator
+    ) -> Design:
         exp = table[table["role"] == "exp"]
         train_images = exp.loc[exp["concept_split"] == "train", "image_id"].to_numpy(str)
-        need = max(lc.train_sizes) + lc.n_val
-        if len(train_images) < need:
+        if len(train_images) < n_train + n_val:
             raise ValueError(
-                f"the learning curve needs {need} distinct training-concept images (largest train size "
-                f"{max(lc.train_sizes)} + n_val {lc.n_val}) but the stimuli table has {len(train_images)}; "
-                "raise simulation.stimuli.n_train_concepts / exemplars_per_train_concept or lower "
+                f"the learning curve needs {n_train + n_val} distinct training-concept images ({n_train} "
+                f"training + {n_val} validation trials) but the stimuli table has {len(train_images)}; raise "
+                "simulation.stimuli.n_train_concepts / exemplars_per_train_concept or lower "
                 "learning_curve.train_sizes"
             )
         order = rng.permutation(train_images)
-        small = table.loc[table["role"] == "test", "image_id"].to_numpy(str).tolist()
+        small = sorted(table.loc[table["role"] == "test", "image_id"].astype(str))
         return cls(
-            train_pool=order[lc.n_val : need].tolist(),
-            val=order[: lc.n_val].tolist(),
+            train=order[n_val : n_val + n_train].tolist(),
+            val=order[:n_val].tolist(),
             test_large=sorted(exp.loc[exp["concept_split"] == "test", "image_id"].astype(str)),
-            test_small=sorted(small) * lc.test_repeats,
+            test_small=small * test_repeats,
         )
 
     def trials(self, table: pd.DataFrame) -> pd.DataFrame:
-        """One row per simulated trial, in simulation order: image_id, concept, role."""
-        roles = [("train_pool", self.train_pool), (VAL, self.val), (TEST_LARGE, self.test_large)]
+        """One row per simulated trial, in simulation order: image_id, concept, role, and ``index`` (the
+        trial's position within its role, which keys its random draws)."""
+        roles = [(TRAIN, self.train), (VAL, self.val), (TEST_LARGE, self.test_large)]
         roles.append((TEST_SMALL, self.test_small))
         ids = [i for _, part in roles for i in part]
         concept = table.set_index("image_id").loc[ids, "concept"].to_numpy(str)
         role = [r for r, part in roles for _ in part]
-        return pd.DataFrame({"image_id": ids, "concept": concept, "role": role})
+        index = [k for _, part in roles for k in range(len(part))]
+        return pd.DataFrame({"image_id": ids, "concept": concept, "role": role, "index": index})
 
 
 def _subject_data(epochs: np.ndarray, trials: pd.DataFrame, sim: EpochSimulator, name: str) -> SubjectData:
@@ -139,62 +142,67 @@ def run_job(
     brain_cfg: Mapping[str, Any],
     training_cfg: Mapping[str, Any],
     alphas: Sequence[float],
-    world: str,
-    subject: str,
+    job: Mapping[str, Any],
     seed: int,
-    replicate: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-item retrieval scores of every decoder and size, and the trials' generating variables."""
+    """Per-item retrieval scores of every decoder at one size, and the trials' generating variables.
+
+    ``job``: ``world``, ``subject``, ``replicate`` (seed wildcard) and ``n_train``. Every trial is drawn from
+    its own generator keyed by (replicate, role, position), so the trials of one replicate are the same in
+    every size's job: training sets are nested, validation and test trials shared."""
+    world, subject, replicate, n_train = (
+        job["world"],
+        job["subject"],
+        int(job["replicate"]),
+        int(job["n_train"]),
+    )
     torch.set_num_threads(lc.threads)
     params = dataclasses.replace(SimulationParams.from_config(sim_cfg), world=world)
     truth = world_truth(params, table, study_truth, seed)
-    rng = derive_rng(seed, "learning-curve", world, subject, replicate)
-    design = Design.draw(table, lc, rng)
+    key = (seed, "learning-curve", world, subject, replicate)
+    design = Design.draw(table, n_train, lc.n_val, lc.test_repeats, derive_rng(*key, "design"))
     trials = design.trials(table)
     sim = EpochSimulator(params, truth, table, grid, seed, subject)
     tic = time.perf_counter()
-    epochs, variables = sim.draw(trials["image_id"].tolist(), rng)
+    rngs = [derive_rng(*key, role, int(k)) for role, k in zip(trials["role"], trials["index"], strict=True)]
+    epochs, variables = sim.draw(trials["image_id"].tolist(), rngs)
     generating = pd.concat([trials, variables.drop(columns="image_id")], axis=1)
     log.info(
-        "%s world, sub-%s, replicate %d: %d epochs drawn in %.1f s",
+        "%s world, sub-%s, replicate %d, n=%d: %d epochs drawn in %.1f s",
         world,
         subject,
         replicate,
+        n_train,
         len(trials),
         time.perf_counter() - tic,
     )
     labels = dict(world=world, subject=subject, seed=replicate)
     rows = [_oracle_rows(sim, epochs, trials, labels)]
-    # decoders' inputs: baseline-corrected, the small set averaged over its repetitions, channels scaled by
-    # their SD on the smallest training set (a subset of every training set: no other trial is used)
+    # decoders' inputs: baseline-corrected, the small set averaged over its repetitions, each channel divided
+    # by its SD over the training trials
     baseline_correct(epochs, grid.times)
     epochs, trials = _average_small_set(epochs, trials)
-    pool = np.flatnonzero(trials["role"].to_numpy(str) == "train_pool")
-    scale = epochs[pool[: min(lc.train_sizes)]].std(axis=(0, 2))
-    epochs /= scale[None, :, None].astype(np.float32)
-    for size in sorted(lc.train_sizes):
-        split = trials["role"].to_numpy(str).copy()
-        split[pool[:size]] = TRAIN
-        split[pool[size:]] = "unused"
-        sized = trials.assign(split=split)
-        check_no_leakage(sized, f"learning curve {world}/sub-{subject}/seed {replicate}/n={size}")
-        subject_data = _subject_data(epochs, sized, sim, subject)
-        for backbone in lc.backbones:
-            tic = time.perf_counter()
-            size_labels = {**labels, "n_train": size, "backbone": backbone}
-            rows += _ridge_rows(epochs, sized, latents[backbone], lc, alphas, size_labels)
-            rows += _brain_rows(
-                subject_data,
-                latents[backbone],
-                lc.min_train_samples,
-                brain_cfg,
-                training_cfg,
-                seed,
-                world,
-                replicate,
-                size_labels,
-            )
-            log.info("n=%d %s: ridge + brain in %.1f s", size, backbone, time.perf_counter() - tic)
+    trials = trials.assign(split=trials["role"])
+    check_no_leakage(trials, f"learning curve {world}/sub-{subject}/seed {replicate}/n={n_train}")
+    train_rows = np.flatnonzero(trials["split"].to_numpy(str) == TRAIN)
+    epochs /= epochs[train_rows].std(axis=(0, 2))[None, :, None].astype(np.float32)
+    subject_data = _subject_data(epochs, trials, sim, subject)
+    for backbone in lc.backbones:
+        tic = time.perf_counter()
+        size_labels = {**labels, "n_train": n_train, "backbone": backbone}
+        rows += _ridge_rows(epochs, trials, latents[backbone], lc, alphas, size_labels)
+        rows += _brain_rows(
+            subject_data,
+            latents[backbone],
+            lc.min_train_samples,
+            brain_cfg,
+            training_cfg,
+            seed,
+            world,
+            replicate,
+            size_labels,
+        )
+        log.info("n=%d %s: ridge + brain in %.1f s", n_train, backbone, time.perf_counter() - tic)
     return pd.concat(rows, ignore_index=True), generating
 
 
@@ -352,13 +360,11 @@ def learning_curve_job(
     scores_path: Path | str,
     trials_path: Path | str,
     params: Mapping[str, Any],
-    world: str,
-    subject: str,
-    replicate: int,
+    job: Mapping[str, Any],
 ) -> pd.DataFrame:
     """The rule's job: read the study's stimuli, ground truth and latents, run :func:`run_job`, write both
     tables. ``params``: the rule's slices (``learning_curve``, ``simulation``, ``epochs``, ``brain_module``,
-    ``training``, ``alphas``, ``seed``)."""
+    ``training``, ``alphas``, ``seed``); ``job``: see :func:`run_job`."""
     from threadpoolctl import threadpool_limits
 
     from megdecode import io
@@ -379,10 +385,8 @@ def learning_curve_job(
             params["brain_module"],
             params["training"],
             params["alphas"],
-            world,
-            subject,
+            job,
             int(params["seed"]),
-            replicate,
         )
     write_trials(trials, trials_path)
     write_scores(scores, scores_path)

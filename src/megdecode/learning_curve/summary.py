@@ -278,10 +278,12 @@ def learning_curve_summary(
     """The summary rule's job: read every job's scores, write ``summary``, ``paired``, ``slopes`` (TSV), the
     Markdown report and the figure (``png``, ``pdf``). ``cfg``: the ``learning_curve`` slice."""
     from megdecode import io
-    from megdecode.artifacts.learning_curve import read_scores
+    from megdecode.artifacts.learning_curve import ITEM_KEYS, read_scores
 
     n_boot, level = int(cfg["n_bootstrap"]), float(cfg["ci_level"])
-    units = unit_means(pd.concat([read_scores(p) for p in score_paths], ignore_index=True))
+    scores = pd.concat([read_scores(p) for p in score_paths], ignore_index=True)
+    # the oracle's rows repeat in every size's file of a unit
+    units = unit_means(scores.drop_duplicates(subset=ITEM_KEYS))
     summary = summary_table(units, n_boot, level, seed)
     paired = paired_table(units, n_boot, level, seed, metrics=("top5_acc", "median_rank"))
     slopes = slopes_table(units, n_boot, level, seed)
