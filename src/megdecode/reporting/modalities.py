@@ -93,14 +93,14 @@ def compare_modalities(
 
 
 def level_summary(table: pd.DataFrame, test_set: str, metric: str) -> pd.DataFrame:
-    """Per modality, its best decoder (highest mean normalised score): mean over low and high backbones."""
+    """Modality (rows) x feature level (columns): mean over backbones of the best decoder's normalised score.
+
+    The best decoder is taken per backbone (not every decoder is trained on every backbone).
+    """
     rows = table[(table["test_set"] == test_set) & (table["metric"] == metric)]
-    per_decoder = (
-        rows.groupby(["modality", "model", "feature_level"])["normalised"].mean().unstack("feature_level")
-    )
-    per_decoder["overall"] = rows.groupby(["modality", "model"])["normalised"].mean()
-    best = per_decoder.reset_index().sort_values("overall", ascending=False).groupby("modality").head(1)
-    return best.set_index("modality").drop(columns="overall")
+    best = rows.groupby(["modality", "backbone", "feature_level"])["normalised"].max().reset_index()
+    summary = best.groupby(["modality", "feature_level"])["normalised"].mean().unstack("feature_level")
+    return summary.reindex(columns=[c for c in ("low", "high") if c in summary.columns])
 
 
 def comparison_markdown(table: pd.DataFrame, test_set: str, metric: str) -> str:
@@ -119,7 +119,21 @@ def comparison_markdown(table: pd.DataFrame, test_set: str, metric: str) -> str:
             )
         cells.append(f"{scale * group['chance'].iloc[0]:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
-    return f"{metric_label(metric)}, {test_set}; mean ± SD over subjects\n\n" + "\n".join(lines) + "\n"
+    text = f"{metric_label(metric)}, {test_set}; mean ± SD over subjects\n\n" + "\n".join(lines) + "\n"
+    if metric.endswith("_acc"):
+        summary = level_summary(table, test_set, metric)
+        text += (
+            "\nBest decoder per backbone, (accuracy - chance) / (1 - chance), mean over the backbones of "
+            "each feature level\n\n| modality | "
+            + " | ".join(f"{c}-level" for c in summary.columns)
+            + " |\n"
+            + "|"
+            + "---|" * (1 + len(summary.columns))
+            + "\n"
+        )
+        for modality, values in summary.iterrows():
+            text += f"| {modality} | " + " | ".join(f"{v:.2f}" for v in values) + " |\n"
+    return text
 
 
 def plot_comparison(table: pd.DataFrame, test_set: str, metric: str) -> plt.Figure:
@@ -157,12 +171,10 @@ def plot_comparison(table: pd.DataFrame, test_set: str, metric: str) -> plt.Figu
                     label=f"{level}-level backbones",
                     color=["#66a61e", "#7570b3"][j],
                 )
-        ax2.set_xticks(
-            x, [f"{m}\n({model})" for m, model in zip(summary.index, summary["model"], strict=True)]
-        )
+        ax2.set_xticks(x, list(summary.index))
         ax2.axhline(0, color="k", linewidth=0.6)
         ax2.set_ylabel("(acc - chance) / (1 - chance)")
-        ax2.set_title("Best decoder per modality")
+        ax2.set_title("Best decoder per backbone, mean per level")
         ax2.legend(frameon=False, fontsize=6)
     else:
         ax2.axis("off")

@@ -1,0 +1,176 @@
+"""The fMRI modality: simulated 7T study, decoders (ridge, MLP), plan, comparison, workflow end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO, run_snakemake
+
+from megdecode.artifacts.fmri import read_fmri_subject, write_fmri_subject
+from megdecode.artifacts.predictions import read_predictions
+from megdecode.artifacts.splits import LeakageError
+from megdecode.config import ConfigError, section_defaults, validate_config
+from megdecode.io import read_json
+from megdecode.latents import compute_latents
+from megdecode.plan import make_plan
+from megdecode.simulate import simulate_stimuli
+from megdecode.simulate.fmri import simulate_fmri_subject
+
+SIM = {**section_defaults("fmri", "simulation"), "n_early_voxels": 120, "n_high_voxels": 80}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulated stimulus set with colour-histogram and attribute latents."""
+    root = tmp_path_factory.mktemp("fmri_study")
+    cfg = section_defaults("simulation")
+    cfg["stimuli"].update(
+        n_train_concepts=24, n_test_concepts=8, exemplars_per_train_concept=4, exemplars_per_test_concept=2
+    )
+    stim = {k: v for k, v in cfg.items() if k in ("stimuli", "responses", "trigger_codes")}
+    simulate_stimuli(root / "stimuli.tsv", root / "images", root / "truth.json", stim, 0)
+    backbones = {
+        "colour_hist": {
+            "kind": "handcrafted",
+            "options": {"features": ["colour_histogram"], "colour_bins": 4},
+        },
+        "attributes": {"kind": "attributes", "options": {"columns": ["shape", "colour", "texture"]}},
+    }
+    for name, spec in validate_config({"backbones": backbones})["backbones"].items():
+        compute_latents(name, spec, root / "stimuli.tsv", root / "images", root / "latents" / name, threads=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def subject(study: Path):
+    return simulate_fmri_subject(study / "stimuli.tsv", study / "images", "01", SIM, seed=0)
+
+
+def test_simulated_design_is_nsd_like_and_leak_free(study: Path, subject) -> None:
+    fmri, truth = subject
+    stimuli = pd.read_csv(study / "stimuli.tsv", sep="\t", dtype=str)
+    trials = fmri.trials
+    assert fmri.betas.shape == (len(trials), 200) and fmri.betas.dtype == np.float32
+    counts = trials.groupby("image_id").size()
+    assert counts.max() == 3 and counts.min() >= 1  # each image up to 3 times
+    test_ids = set(trials.loc[trials["split"] == "test", "image_id"])
+    assert test_ids == set(stimuli.loc[stimuli["role"] == "test", "image_id"])  # the MEG study's test images
+    assert (counts[sorted(test_ids)] == 3).all()
+    assert set(trials["session"]) == {"01", "02", "03", "04"}
+    assert {"train", "val", "test"} == set(trials["split"])
+    # repetitions count up in presentation order, within each image
+    assert (
+        trials.groupby("image_id")["repetition"].apply(lambda r: list(r) == list(range(1, len(r) + 1)))
+    ).all()
+    assert fmri.roi.tolist().count("EVC") == 120 and len(truth["prf"]["x"]) == 120
+    assert 0 < truth["noise_ceiling_single_trial_median"] < truth["noise_ceiling_3_trials_median"] < 1
+
+
+def test_simulation_is_deterministic_and_seeded(study: Path, subject) -> None:
+    again, _ = simulate_fmri_subject(study / "stimuli.tsv", study / "images", "01", SIM, seed=0)
+    np.testing.assert_array_equal(again.betas, subject[0].betas)
+    other, _ = simulate_fmri_subject(study / "stimuli.tsv", study / "images", "02", SIM, seed=0)
+    assert not np.allclose(other.betas, subject[0].betas)
+
+
+def test_early_voxels_follow_low_level_and_higher_voxels_attributes(subject) -> None:
+    """The known mixture shows in the data: concepts explain higher voxels' image means more."""
+    fmri, truth = subject
+    trials = fmri.trials
+    mean = pd.DataFrame(fmri.betas).groupby(trials["image_id"].to_numpy()).mean()
+    concept = trials.groupby("image_id")["concept"].first()[mean.index]
+    # higher voxels: concepts explain more variance of the image means than in early voxels
+    between = mean.groupby(concept.to_numpy()).transform("mean")
+    r2 = 1 - ((mean - between) ** 2).sum() / ((mean - mean.mean()) ** 2).sum()
+    evc, hvc = np.asarray(fmri.roi) == "EVC", np.asarray(fmri.roi) == "HVC"
+    assert r2[hvc].median() > r2[evc].median() + 0.1
+
+
+def test_decoders_write_shared_predictions(study: Path, subject, tmp_path: Path) -> None:
+    from megdecode.training.fmri import train_fmri_ridge
+    from megdecode.training.fmri_mlp import train_fmri_mlp
+
+    write_fmri_subject(tmp_path / "sub", subject[0])
+    latents = study / "latents" / "attributes"
+    train_fmri_ridge(
+        tmp_path / "sub", latents, tmp_path / "ridge.npz", tmp_path / "model.npz", {"alphas": [10.0, 1e3]}
+    )
+    training = {**section_defaults("fmri", "mlp_training"), "max_epochs": 15}
+    mlp = section_defaults("fmri", "mlp")
+    history = train_fmri_mlp(
+        tmp_path / "sub", latents, tmp_path / "mlp.npz", tmp_path / "h.tsv", mlp, training, 0
+    )
+    assert 1 <= len(history) <= 15
+    ridge, net = read_predictions(tmp_path / "ridge.npz"), read_predictions(tmp_path / "mlp.npz")
+    assert ridge.head_names == ["mse"] and net.head_names == ["clip", "mse"]
+    n_test = (subject[0].trials["split"] == "test").sum()
+    assert len(net.image_ids["test_small"]) == n_test // 3 and len(net.image_ids["test_large"]) == n_test
+    # test_small is the repetition average: same ids as the test images, each once
+    assert sorted(set(net.image_ids["test_large"])) == sorted(net.image_ids["test_small"])
+    again = train_fmri_mlp(
+        tmp_path / "sub", latents, tmp_path / "mlp2.npz", tmp_path / "h2.tsv", mlp, training, 0
+    )
+    pd.testing.assert_frame_equal(history.drop(columns="seconds"), again.drop(columns="seconds"))
+
+
+def test_a_test_concept_in_training_is_refused(subject, tmp_path: Path) -> None:
+    fmri = subject[0]
+    write_fmri_subject(tmp_path, fmri)
+    trials = pd.read_csv(tmp_path / "trials.tsv", sep="\t", dtype=str)
+    test_concept = trials.loc[trials["split"] == "test", "concept"].iloc[0]
+    trials.loc[trials.index[trials["split"] == "train"][0], "concept"] = test_concept
+    trials.to_csv(tmp_path / "trials.tsv", sep="\t", index=False)
+    with pytest.raises(LeakageError, match=str(tmp_path / "trials.tsv")):
+        read_fmri_subject(tmp_path)
+
+
+def _config(**fmri):
+    return validate_config(
+        {
+            "study": {"source": "simulated", "subjects": ["01", "02"]},
+            "backbones": {"hog": {"kind": "handcrafted"}, "attributes": {"kind": "attributes"}},
+            "fmri": {"enabled": True, **fmri},
+        }
+    )
+
+
+def test_plan_of_the_fmri_companion() -> None:
+    assert make_plan(validate_config({})).fmri is None  # off by default
+    plan = make_plan(_config(backbones=["attributes"], subjects=["A"])).fmri
+    assert (plan.subjects, plan.backbones, plan.models) == (["A"], ["attributes"], ["ridge", "mlp"])
+    with pytest.raises(ConfigError, match="not wired"):
+        make_plan(_config(source="nsd"))
+    with pytest.raises(ConfigError, match="fmri.backbones"):
+        make_plan(_config(backbones=["clip"]))
+    with pytest.raises(ConfigError, match="did you mean 'n_sessions'"):
+        _config(simulation={"n_session": 2})
+
+
+def test_workflow_runs_the_fmri_companion_and_compares(tiny_results: Path, tmp_path: Path) -> None:
+    """fMRI on top of the tiny MEG run: only fMRI jobs run; the comparison has both modalities."""
+    cfg = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    cfg["fmri"] = {
+        "enabled": True,
+        "backbones": ["colour_hist", "attributes"],
+        "mlp_training": {"max_epochs": 20},
+        "simulation": {"n_early_voxels": 150, "n_high_voxels": 100},
+    }
+    path = tmp_path / "tiny-fmri.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = run_snakemake(tiny_results, "all", configfile=path)
+    ran = proc.stdout + proc.stderr
+    assert "rule train_brain:" not in ran and "rule preprocess_subject:" not in ran  # MEG results reused
+    table = pd.read_csv(tiny_results / "tables" / "meg_vs_fmri.tsv", sep="\t")
+    small = table.query("test_set == 'test_small' and metric == 'top5_acc'")
+    assert set(zip(small["modality"], small["model"], strict=True)) == {
+        ("MEG", "brain"), ("MEG", "ridge"), ("fMRI", "mlp"), ("fMRI", "ridge")
+    }  # fmt: skip
+    assert set(small.loc[small["modality"] == "MEG", "backbone"]) == {"colour_hist", "attributes"}
+    assert (tiny_results / "figures" / "meg_vs_fmri.png").stat().st_size > 0
+    assert read_json(tiny_results / "fmri" / "ground_truth" / "sub-01.json")["subject"] == "01"
+    dry = run_snakemake(tiny_results, "all", "-n", configfile=path)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
