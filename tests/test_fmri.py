@@ -74,20 +74,22 @@ def test_simulation_is_deterministic_and_seeded(study: Path, subject) -> None:
     again, _ = simulate_fmri_subject(study / "stimuli.tsv", study / "images", "01", SIM, seed=0)
     np.testing.assert_array_equal(again.betas, subject[0].betas)
     other, _ = simulate_fmri_subject(study / "stimuli.tsv", study / "images", "02", SIM, seed=0)
-    assert not np.allclose(other.betas, subject[0].betas)
+    assert other.betas.shape != subject[0].betas.shape or not np.allclose(other.betas, subject[0].betas)
 
 
-def test_early_voxels_follow_low_level_and_higher_voxels_attributes(subject) -> None:
-    """The known mixture shows in the data: concepts explain higher voxels' image means more."""
-    fmri, truth = subject
+def test_known_mixture_of_tunings(study: Path) -> None:
+    """Without noise, concepts explain the higher voxels' responses (attribute tuning, 15% low-level share)
+    almost fully and the early voxels' only in part (exemplars differ in position, size, background)."""
+    clean = {**SIM, "snr_median": 1000.0, "snr_spread": 0.0, "session_offset": 0.0, "session_gain": 0.0}
+    fmri, _ = simulate_fmri_subject(study / "stimuli.tsv", study / "images", "01", clean, seed=0)
     trials = fmri.trials
     mean = pd.DataFrame(fmri.betas).groupby(trials["image_id"].to_numpy()).mean()
-    concept = trials.groupby("image_id")["concept"].first()[mean.index]
-    # higher voxels: concepts explain more variance of the image means than in early voxels
-    between = mean.groupby(concept.to_numpy()).transform("mean")
+    concept = trials.groupby("image_id")["concept"].first()[mean.index].to_numpy()
+    between = mean.groupby(concept).transform("mean")
     r2 = 1 - ((mean - between) ** 2).sum() / ((mean - mean.mean()) ** 2).sum()
-    evc, hvc = np.asarray(fmri.roi) == "EVC", np.asarray(fmri.roi) == "HVC"
-    assert r2[hvc].median() > r2[evc].median() + 0.1
+    roi = np.asarray(fmri.roi)
+    assert r2[roi == "HVC"].median() > 0.95
+    assert r2[roi == "EVC"].median() < 0.7
 
 
 def test_decoders_write_shared_predictions(study: Path, subject, tmp_path: Path) -> None:
@@ -138,8 +140,20 @@ def _config(**fmri):
     )
 
 
+def test_default_config_plans_no_fmri() -> None:
+    from megdecode.config import load_config
+
+    assert make_plan(load_config(REPO / "config.yaml")).fmri is None
+    demo = make_plan(load_config(REPO / "config" / "fmri-demo.yaml"))
+    assert demo.fmri is not None and demo.fmri.backbones == [
+        "colour_hist",
+        "hog",
+        "attributes",
+        "dinov2_random",
+    ]
+
+
 def test_plan_of_the_fmri_companion() -> None:
-    assert make_plan(validate_config({})).fmri is None  # off by default
     plan = make_plan(_config(backbones=["attributes"], subjects=["A"])).fmri
     assert (plan.subjects, plan.backbones, plan.models) == (["A"], ["attributes"], ["ridge", "mlp"])
     with pytest.raises(ConfigError, match="not wired"):
