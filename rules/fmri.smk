@@ -2,24 +2,11 @@
 # simulated 7T study on the MEG study's stimuli, its decoders (ridge, MLP) per (backbone, subject) on the
 # shared latents, their retrieval, and the MEG-vs-fMRI comparison. Files under {R}/fmri/
 # (megdecode.artifacts.fmri); which jobs exist: PLAN.fmri (megdecode.plan.FmriPlan).
-from megdecode.artifacts.fmri import subject_files as fmri_subject_files
 from megdecode.plan import feature_level
 
 FMRI_CFG = config["fmri"]
-FMRI_SUBJECT_FILES = fmri_subject_files(L.fmri_subject)
 FMRI_RIDGE_DIR = L.fmri_predictions("ridge").rsplit("/", 1)[0]
 FMRI_MLP_DIR = L.fmri_predictions("mlp").rsplit("/", 1)[0]
-
-
-def fmri_decoder_inputs(wc):
-    """One fMRI subject's files and the backbone's latents."""
-    return {
-        **{k: v.format(subject=wc.subject) for k, v in FMRI_SUBJECT_FILES.items()},
-        **{
-            k: LATENT_FILES[k].format(backbone=wc.backbone)
-            for k in ("latents", "index")
-        },
-    }
 
 
 rule simulate_fmri:
