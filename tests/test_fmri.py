@@ -188,3 +188,58 @@ def test_workflow_runs_the_fmri_companion_and_compares(tiny_results: Path, tmp_p
     assert read_json(tiny_results / "fmri" / "ground_truth" / "sub-01.json")["subject"] == "01"
     dry = run_snakemake(tiny_results, "all", "-n", configfile=path)
     assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_feature_levels_of_backbones() -> None:
+    from megdecode.plan import feature_level
+
+    assert feature_level({"kind": "handcrafted"}) == "low"
+    assert feature_level({"kind": "attributes"}) == "high"
+    assert (
+        feature_level({"kind": "huggingface_vision", "options": {"model": "facebook/dinov2-giant"}}) == "high"
+    )
+    assert (
+        feature_level({"kind": "huggingface_vision", "options": {"random_init": {"hidden_size": 8}}}) == "low"
+    )
+
+
+def test_comparison_table_and_level_summary(tmp_path: Path) -> None:
+    from megdecode.artifacts.evaluation_tables import RETRIEVAL_COLUMNS
+    from megdecode.reporting.modalities import compare_modalities, comparison_markdown, level_summary
+
+    def table(path, model, head, values):
+        rows = [
+            dict(subject=s, backbone=b, model=model, head=head, test_set="test_small", window="full",
+                 metric="top5_acc", value=v, ci_low=v, ci_high=v, chance=0.2)
+            for b, per_subject in values.items() for s, v in per_subject.items()
+        ]  # fmt: skip
+        pd.DataFrame(rows, columns=RETRIEVAL_COLUMNS).to_csv(path, sep="\t", index=False)
+        return path
+
+    meg = [
+        table(
+            tmp_path / "brain.tsv",
+            "brain",
+            "clip",
+            {"low": {"1": 0.3, "2": 0.5}, "high": {"1": 0.9, "2": 0.7}},
+        ),
+        table(
+            tmp_path / "brain_mse.tsv", "brain", "mse", {"low": {"1": 1.0, "2": 1.0}}
+        ),  # not the scored head
+        table(tmp_path / "ridge.tsv", "ridge", "mse", {"low": {"1": 0.2, "2": 0.2}, "only_meg": {"1": 0.9}}),
+    ]
+    fmri = [
+        table(tmp_path / "f.tsv", "mlp", "clip", {"low": {"1": 0.8, "2": 1.0}, "high": {"1": 0.6, "2": 0.6}})
+    ]
+    out = compare_modalities(meg, fmri, {"low": "low", "high": "high"})
+    assert set(out["backbone"]) == {"low", "high"}  # only backbones scored in both modalities
+    brain_low = out.query("model == 'brain' and backbone == 'low'").iloc[0]
+    assert brain_low["mean"] == pytest.approx(0.4) and brain_low["normalised"] == pytest.approx(0.25)
+    summary = level_summary(out, "test_small", "top5_acc")
+    assert summary.loc["MEG", "low"] == pytest.approx(0.25)  # best per backbone: brain 0.4 beats ridge 0.2
+    assert summary.loc["fMRI", "low"] == pytest.approx(0.875) and summary.loc["MEG", "high"] == pytest.approx(
+        0.75
+    )
+    assert "| low | low | 40.0 ± 14.1 | 20.0 ± 0.0 | 90.0 ± 14.1 | 20.0 |" in comparison_markdown(
+        out, "test_small", "top5_acc"
+    )

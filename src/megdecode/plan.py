@@ -61,8 +61,14 @@ class FmriPlan:
 
 
 def feature_level(spec: Mapping[str, Any]) -> str:
-    """``high`` for latents that do not come from pixels (semantic attributes, captions), else ``low``."""
-    return "high" if spec.get("kind") in NON_IMAGE_KINDS else "low"
+    """The level of the image features a latent carries: ``high`` for semantic latents (stimulus attributes,
+    captions, pretrained vision models), ``low`` for image statistics (handcrafted features, VAE latents, and
+    randomly initialised networks, which compute image statistics rather than learned categories)."""
+    if spec.get("kind") in NON_IMAGE_KINDS:
+        return "high"
+    if spec.get("kind") == "huggingface_vision" and not (spec.get("options") or {}).get("random_init"):
+        return "high"
+    return "low"
 
 
 @dataclass(frozen=True)
