@@ -90,17 +90,6 @@ def training_inputs(subjects, backbone):
     }
 
 
-def fmri_decoder_inputs(wc):
-    """One fMRI subject's files (betas, trials, voxels, info) and the backbone's latents."""
-    return {
-        **{k: v.format(subject=wc.subject) for k, v in FMRI_SUBJECT_FILES.items()},
-        **{
-            k: LATENT_FILES[k].format(backbone=wc.backbone)
-            for k in ("latents", "index")
-        },
-    }
-
-
 def job_mem_mb(input_size_mb, base=2000):
     """Memory request: a base for the interpreter and model plus half the (memory-mapped) inputs."""
     return int(base + 0.5 * input_size_mb)

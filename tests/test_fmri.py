@@ -185,6 +185,9 @@ def test_workflow_runs_the_fmri_companion_and_compares(tiny_results: Path, tmp_p
     }  # fmt: skip
     assert set(small.loc[small["modality"] == "MEG", "backbone"]) == {"colour_hist", "attributes"}
     assert (tiny_results / "figures" / "meg_vs_fmri.png").stat().st_size > 0
+    recon = pd.read_csv(tiny_results / "tables" / "meg_vs_fmri_reconstruction.tsv", sep="\t")
+    assert set(recon["modality"]) == {"MEG", "fMRI"} and {"pixcorr", "ssim"} <= set(recon["metric"])
+    assert set(recon.loc[recon["metric"] == "pixcorr", "level"]) == {"low"}
     assert read_json(tiny_results / "fmri" / "ground_truth" / "sub-01.json")["subject"] == "01"
     dry = run_snakemake(tiny_results, "all", "-n", configfile=path)
     assert "Nothing to be done" in dry.stdout + dry.stderr

@@ -198,3 +198,124 @@ def write_comparison(
         tmp.write_text(comparison_markdown(table, test_set, metric))
     save_figure(plot_comparison(table, test_set, metric), outputs["png"], outputs["pdf"], dpi=dpi)
     return table
+
+
+# ---- reconstruction: the image metrics of both modalities, split into low- and high-level
+#: the field's feature nets (reconstruction.metrics.optional_extractors): AlexNet's early layer is low-level
+EXTRACTOR_LEVELS = {"alexnet2": "low", "alexnet5": "high", "inception": "high", "clip": "high"}
+EXTRACTOR_LEVELS |= {"effnet": "high", "swav": "high"}
+RECON_COLUMNS = ["modality", "decoder", "generator", "metric", "level", "higher_is_better", "mean", "sd"]
+RECON_COLUMNS += ["n_subjects"]
+
+
+def metric_level(metric: str, feature_levels: Mapping[str, str]) -> str:
+    """``low`` for PixCorr, SSIM and features of low-level backbones; ``high`` for semantic features."""
+    if metric in ("pixcorr", "ssim"):
+        return "low"
+    name = metric.removeprefix("two_way_").removesuffix("_distance")
+    return feature_levels.get(name, EXTRACTOR_LEVELS.get(name, "low"))
+
+
+def compare_reconstruction(
+    meg_files: Sequence[Path | str],
+    fmri_files: Sequence[Path | str],
+    feature_levels: Mapping[str, str],
+    decoders: Mapping[str, str],
+) -> pd.DataFrame:
+    """Per (modality, generator, metric): mean and SD over subjects of the per-subject image means.
+
+    ``decoders`` names the decoder whose predictions each modality's generators used (``MEG``, ``fMRI``).
+    """
+    frames = []
+    for modality, files in ((MEG, meg_files), (FMRI, fmri_files)):
+        for f in files:
+            table = read_tsv(f, dtype={"subject": str, "image_id": str})
+            if "generator" not in table or "pixcorr" not in table:
+                raise ValueError(f"{f} is not a reconstruction metrics table; rerun its metrics job")
+            metrics = [c for c in table.columns if c in ("pixcorr", "ssim") or c.startswith("two_way_")]
+            metrics += [c for c in table.columns if c.endswith("_distance")]
+            per_subject = pd.DataFrame({"metric": metrics, "value": table[metrics].mean().to_numpy()})
+            frames.append(
+                per_subject.assign(
+                    modality=modality, subject=table["subject"].iloc[0], generator=table["generator"].iloc[0]
+                )
+            )
+    df = pd.concat(frames, ignore_index=True)
+    out = (
+        df.groupby(["modality", "generator", "metric"], sort=False)
+        .agg(mean=("value", "mean"), sd=("value", "std"), n_subjects=("subject", "nunique"))
+        .reset_index()
+    )
+    out["sd"] = out["sd"].fillna(0.0)
+    out["level"] = out["metric"].map(lambda m: metric_level(m, feature_levels))
+    out["higher_is_better"] = ~out["metric"].str.endswith("_distance")
+    out["decoder"] = out["modality"].map(dict(decoders))
+    return out.reindex(columns=RECON_COLUMNS)
+
+
+def reconstruction_markdown(table: pd.DataFrame) -> str:
+    """One row per (generator, metric), MEG and fMRI side by side (mean ± SD over subjects)."""
+    decoders = table.groupby("modality")["decoder"].first()
+    lines = [
+        "Reconstruction metrics, mean ± SD over subjects (per-subject means over the test images); ↑ "
+        f"higher is better, ↓ lower; decoders: MEG {decoders.get(MEG, '?')}, fMRI {decoders.get(FMRI, '?')}",
+        "",
+        "| generator | metric | level | MEG | fMRI |",
+        "|---|---|---|---|---|",
+    ]
+    for (generator, metric), group in table.groupby(["generator", "metric"], sort=False):
+        arrow = "↑" if group["higher_is_better"].iloc[0] else "↓"
+        cells = []
+        for modality in (MEG, FMRI):
+            hit = group[group["modality"] == modality]
+            cells.append(f"{hit['mean'].iloc[0]:.3f} ± {hit['sd'].iloc[0]:.3f}" if len(hit) else "n/a")
+        lines.append(
+            f"| {generator} | {metric} {arrow} | {group['level'].iloc[0]} | {cells[0]} | {cells[1]} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_reconstruction(table: pd.DataFrame) -> plt.Figure:
+    """Per generator, the higher-is-better metrics of both modalities, grouped by low / high level."""
+    style()
+    rows = table[table["higher_is_better"]].sort_values("level", key=lambda s: s != "low", kind="stable")
+    generators = list(dict.fromkeys(rows["generator"]))
+    fig, axes = plt.subplots(1, len(generators), figsize=(4.0 * len(generators), 2.6), squeeze=False)
+    for ax, generator in zip(axes[0], generators, strict=True):
+        sub = rows[rows["generator"] == generator]
+        metrics = list(dict.fromkeys(sub["metric"]))
+        x = np.arange(len(metrics))
+        for k, (modality, colour) in enumerate(((MEG, "#1f77b4"), (FMRI, "#d95f02"))):
+            sel = sub[sub["modality"] == modality].set_index("metric")
+            ax.bar(
+                x + (k - 0.5) * 0.38,
+                [sel["mean"].get(m, np.nan) for m in metrics],
+                0.38,
+                yerr=[sel["sd"].get(m, np.nan) for m in metrics],
+                color=colour,
+                label=f"{modality} ({sel['decoder'].iloc[0] if len(sel) else '?'})",
+            )
+        levels = sub.groupby("metric")["level"].first()
+        ax.set_xticks(x, [f"{m.removeprefix('two_way_')}\n({levels[m]})" for m in metrics], fontsize=6)
+        ax.set_title(f"Reconstruction: {generator}")
+        ax.set_ylabel("score (higher is better)")
+        ax.legend(frameon=False, fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def write_reconstruction_comparison(
+    meg_files: Sequence[Path | str],
+    fmri_files: Sequence[Path | str],
+    feature_levels: Mapping[str, str],
+    decoders: Mapping[str, str],
+    outputs: Mapping[str, Path | str],
+    dpi: int = 150,
+) -> pd.DataFrame:
+    """``recon_tsv``, ``recon_md`` and the figure ``recon_png``/``recon_pdf``."""
+    table = compare_reconstruction(meg_files, fmri_files, feature_levels, decoders)
+    write_tsv(table, outputs["recon_tsv"])
+    with atomic_output(outputs["recon_md"]) as tmp:
+        tmp.write_text(reconstruction_markdown(table))
+    save_figure(plot_reconstruction(table), outputs["recon_png"], outputs["recon_pdf"], dpi=dpi)
+    return table
