@@ -169,6 +169,7 @@ def test_workflow_runs_the_fmri_companion_and_compares(tiny_results: Path, tmp_p
     cfg = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
     cfg["fmri"] = {
         "enabled": True,
+        "subjects": ["01"],  # one fMRI subject keeps the test short
         "backbones": ["colour_hist", "attributes"],
         "mlp_training": {"max_epochs": 20},
         "simulation": {"n_early_voxels": 150, "n_high_voxels": 100},
