@@ -15,6 +15,7 @@ if not workflow.overwrite_configfiles:
 include: "rules/common.smk"
 include: "rules/simulate.smk"
 include: "rules/bids.smk"
+include: "rules/nsd.smk"
 include: "rules/preprocess.smk"
 include: "rules/latents.smk"
 include: "rules/train.smk"
@@ -31,4 +32,5 @@ grow_with_attempt(workflow)
 rule all:
     default_target: True
     input:
-        ALL_TARGETS,
+        # an NSD study (study.source 'nsd') has no MEG stage: its targets come from rules/nsd.smk
+        NSD_TARGETS if NSD_SOURCE else ALL_TARGETS,

@@ -56,6 +56,8 @@ OWN_SLICE = {
     "bids_dataset": {"bids", "study"},
     "bids_inventory": {"study"},
     "stimuli_table": {"study"},
+    "nsd_stimuli": {"nsd", "study", "seed"},
+    "nsd_subject": {"nsd", "study", "seed"},
     "preprocess_run": {"preprocessing"},
     "preprocess_subject": {"preprocessing", "seed"},
     "preprocess_description": {"preprocessing"},

@@ -234,11 +234,12 @@ def _fmri_plan(config: Mapping[str, Any], names: Sequence[str], recon_backbone: 
     """The fMRI companion's jobs; a source this workflow cannot run yet is a :class:`ConfigError`."""
     fmri = config["fmri"]
     if fmri["source"] == "nsd":
-        raise ConfigError(
-            "fmri.source 'nsd': the Natural Scenes Dataset reader is not wired into the workflow yet "
-            "(megdecode.nsd, config/nsd.yaml); use fmri.source 'simulated' or set fmri.enabled: false"
-        )
-    if config["study"]["source"] != "simulated":
+        if config["study"]["source"] != "nsd":
+            raise ConfigError(
+                "fmri.source 'nsd' decodes the Natural Scenes Dataset's own images: it needs study.source "
+                f"'nsd' (got {config['study']['source']!r}; see config/nsd.yaml and docs/nsd.md)"
+            )
+    elif config["study"]["source"] != "simulated":
         raise ConfigError(
             "fmri.source 'simulated' renders responses to the simulated study's own images: it needs "
             f"study.source 'simulated' (got {config['study']['source']!r}); set fmri.enabled: false"

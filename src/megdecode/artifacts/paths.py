@@ -37,10 +37,11 @@ class Layout:
     def from_config(cls, config: Mapping[str, Any]) -> Layout:
         study, results = config["study"], config["results_dir"]
         simulated = study["source"] == "simulated"
+        own_images = simulated or study["source"] == "nsd"  # NSD's images are exported from its HDF5 file
         return cls(
             results=results,
             bids_root=f"{results}/bids" if simulated else study["bids_root"],
-            stimuli_images=f"{results}/stimuli/images" if simulated else study["stimuli_root"],
+            stimuli_images=f"{results}/stimuli/images" if own_images else study["stimuli_root"],
         )
 
     # ---- stages, in workflow order

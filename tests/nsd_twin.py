@@ -1,0 +1,191 @@
+"""A layout twin of the Natural Scenes Dataset for tests: NSD's file structure, names and dtypes, tiny sizes.
+
+``make_nsd_twin(root, NsdTwinSpec(...))`` writes, under ``root``:
+
+- ``nsddata/experiments/nsd/nsd_expdesign.mat`` with NSD's structure: ``subjectim`` (8 x images), the first
+  ``n_shared`` images of every subject being ``sharedix``; ``masterordering`` shows every image 3 times
+  (MATLAB v5, or v7.3 = HDF5 with MATLAB's header when ``v73``);
+- per subject ``nsddata/ppdata/subjAA/func1pt8mm/roi/nsdgeneral.nii.gz`` (-1 / 0 / 1, as NSD's) and per
+  session ``nsddata_betas/ppdata/subjAA/func1pt8mm/betas_fithrf_GLMdenoise_RR/betas_sessionNN.<fmt>``
+  (int16 = value x 300; HDF5 dataset ``betas`` (trials, z, y, x), NIfTI (x, y, z, trials));
+- ``nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5`` (``imgBrick``, uint8 (n, size, size, 3)).
+
+``placeholders=True`` writes empty files instead of volumes and stimuli (enough for ``snakemake -n``) and can
+use NSD's full-size counts (30,000 trials, 8 x 10,000 images, 1,000 shared) for the design file.
+:func:`true_value` gives the percent signal change every twin betas file holds, so a test can check a read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from megdecode.nsd import DESIGN_RELPATH, STIMULI_RELPATH, NsdLayout, NsdSettings
+
+REPETITIONS = 3
+N_SUBJECTS = 8
+
+
+@dataclass(frozen=True)
+class NsdTwinSpec:
+    subjects: tuple[str, ...] = ("01",)
+    n_sessions: int = 2  # sessions in the design file (and betas files written per subject)
+    trials_per_session: int = 12
+    n_shared: int = 2
+    volume: tuple[int, int, int] = (6, 7, 5)
+    image_size: int = 8
+    betas_format: str = "hdf5"
+    placeholders: bool = False
+    v73: bool = False
+    seed: int = 0
+    betas_sessions: tuple[str, ...] | None = None  # default: every design session
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_trials(self) -> int:
+        return self.n_sessions * self.trials_per_session
+
+    @property
+    def images_per_subject(self) -> int:
+        if self.n_trials % REPETITIONS:
+            raise ValueError("n_sessions x trials_per_session must be a multiple of 3 (each image 3 times)")
+        return self.n_trials // REPETITIONS
+
+    @property
+    def n_stimuli(self) -> int:
+        # as NSD: every subject's non-shared images are its own (8 x 9,000 + 1,000 = 73,000 at full size)
+        return self.n_shared + N_SUBJECTS * (self.images_per_subject - self.n_shared)
+
+
+FULL_SIZE = {"n_sessions": 40, "trials_per_session": 750, "n_shared": 1000}
+
+
+def twin_settings(spec: NsdTwinSpec, root: Path | str, defaults: dict[str, Any]) -> NsdSettings:
+    """The ``nsd`` section that reads this twin: schema defaults with the twin's counts."""
+    values = {
+        **defaults,
+        "root": str(root),
+        "trials_per_session": spec.trials_per_session,
+        "images_per_subject": spec.images_per_subject,
+        "n_stimuli": spec.n_stimuli,
+        "n_shared": spec.n_shared,
+        "image_size": spec.image_size,
+        "betas_format": spec.betas_format,
+        **spec.overrides,
+    }
+    return NsdSettings(**values)
+
+
+def design_arrays(spec: NsdTwinSpec) -> dict[str, np.ndarray]:
+    """NSD-structured design arrays (1-based, MATLAB shapes: row vectors and 8 x images)."""
+    rng = np.random.default_rng(spec.seed)
+    n_img, n_shared = spec.images_per_subject, spec.n_shared
+    shared = rng.permutation(spec.n_stimuli)[:n_shared] + 1
+    rest = np.setdiff1d(np.arange(1, spec.n_stimuli + 1), shared)
+    rest = rng.permutation(rest)
+    subjectim = np.zeros((N_SUBJECTS, n_img), dtype=np.int64)
+    per = n_img - n_shared
+    for p in range(N_SUBJECTS):
+        subjectim[p, :n_shared] = shared
+        subjectim[p, n_shared:] = rest[p * per : (p + 1) * per]
+    ordering = rng.permutation(np.repeat(np.arange(1, n_img + 1), REPETITIONS))
+    return {
+        "masterordering": ordering[None, :].astype(np.float64),  # MATLAB stores doubles
+        "subjectim": subjectim.astype(np.float64),
+        "sharedix": np.sort(shared)[None, :].astype(np.float64),
+    }
+
+
+def write_design(path: Path, arrays: dict[str, np.ndarray], v73: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not v73:
+        import scipy.io
+
+        scipy.io.savemat(path, arrays)
+        return
+    import h5py
+
+    with h5py.File(path, "w", userblock_size=512) as f:
+        for key, value in arrays.items():
+            f.create_dataset(key, data=np.asarray(value).T)  # h5py sees MATLAB's column-major array reversed
+    header = b"MATLAB 7.3 MAT-file, created by the megdecode NSD twin".ljust(116, b" ")
+    with open(path, "r+b") as f:
+        f.write(header + b"\x00" * 8 + b"\x00\x02" + b"IM")
+
+
+def roi_volume(spec: NsdTwinSpec, subject: str) -> np.ndarray:
+    """-1 outside 'cortex', 0 cortex, 1 in the ROI (a subject-specific, non-convex set)."""
+    rng = np.random.default_rng([spec.seed, int(subject)])
+    vol = np.full(spec.volume, -1, dtype=np.int16)
+    vol[1:-1, 1:-1, :] = 0
+    roi = rng.random(spec.volume) < 0.4
+    roi[0] = False
+    vol[roi] = 1
+    return vol
+
+
+def true_value(subject: str, session: int, shape: tuple[int, int, int], n_trials: int) -> np.ndarray:
+    """(x, y, z, trials) percent signal change every twin betas file holds (multiples of 1/300)."""
+    x, y, z, t = np.meshgrid(*(np.arange(n) for n in (*shape, n_trials)), indexing="ij")
+    code = x * 7 + y * 11 + z * 13 + t * 3 + int(session) * 17 + int(subject) * 19
+    return ((code % 601) - 300) / 300.0 * 2.0  # -2 .. +2 % signal change, exact in int16 / 300
+
+
+def write_betas(path: Path, values: np.ndarray, fmt: str, n_trials_override: int | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.round(values * 300).astype(np.int16)
+    if n_trials_override is not None:
+        data = data[..., :n_trials_override]
+    if fmt == "hdf5":
+        import h5py
+
+        with h5py.File(path, "w") as f:
+            f.create_dataset("betas", data=data.transpose(3, 2, 1, 0), chunks=(data.shape[3], 1, 1, 1))
+    else:
+        import nibabel as nib
+
+        img = nib.Nifti1Image(data, np.diag([1.8, 1.8, 1.8, 1.0]))
+        img.set_data_dtype(np.int16)
+        nib.save(img, path)
+
+
+def write_nifti(path: Path, volume: np.ndarray) -> None:
+    import nibabel as nib
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(volume, np.diag([1.8, 1.8, 1.8, 1.0])), path)
+
+
+def make_nsd_twin(root: Path | str, spec: NsdTwinSpec) -> NsdLayout:
+    root = Path(root)
+    layout = NsdLayout(root, betas_format=spec.betas_format)
+    write_design(root / DESIGN_RELPATH, design_arrays(spec), v73=spec.v73)
+    sessions = spec.betas_sessions or tuple(f"{s:02d}" for s in range(1, spec.n_sessions + 1))
+    stim = root / STIMULI_RELPATH
+    stim.parent.mkdir(parents=True, exist_ok=True)
+    for subject in spec.subjects:
+        paths = [layout.roi_mask(subject), *(layout.betas(subject, s) for s in sessions)]
+        if spec.placeholders:
+            for p in paths:
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.touch()
+            continue
+        write_nifti(layout.roi_mask(subject), roi_volume(spec, subject))
+        for s in sessions:
+            values = true_value(subject, int(s), spec.volume, spec.trials_per_session)
+            write_betas(layout.betas(subject, s), values, spec.betas_format)
+    if spec.placeholders:
+        stim.touch()
+    else:
+        import h5py
+
+        rng = np.random.default_rng(spec.seed + 1)
+        size = spec.image_size
+        with h5py.File(stim, "w") as f:
+            f.create_dataset(
+                "imgBrick", data=rng.integers(0, 256, (spec.n_stimuli, size, size, 3), dtype=np.uint8)
+            )
+    return layout

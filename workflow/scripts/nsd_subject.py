@@ -1,0 +1,16 @@
+"""Rule nsd_subject: one NSD subject's single-trial betas (ROI voxels, % signal change), trials and voxels."""
+
+from pathlib import Path
+
+from megdecode.logs import job_logging
+from megdecode.nsd import write_study_subject
+
+with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
+    p = snakemake.params  # noqa: F821
+    write_study_subject(
+        section=p.cfg,
+        subject=snakemake.wildcards.subject,  # noqa: F821
+        sessions=p.sessions,
+        seed=p.seed,
+        out_dir=Path(snakemake.output.betas).parent,  # noqa: F821
+    )
