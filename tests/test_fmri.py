@@ -156,7 +156,7 @@ def test_default_config_plans_no_fmri() -> None:
 def test_plan_of_the_fmri_companion() -> None:
     plan = make_plan(_config(backbones=["attributes"], subjects=["A"])).fmri
     assert (plan.subjects, plan.backbones, plan.models) == (["A"], ["attributes"], ["ridge", "mlp"])
-    with pytest.raises(ConfigError, match="not wired"):
+    with pytest.raises(ConfigError, match="needs study.source 'nsd'"):
         make_plan(_config(source="nsd"))
     with pytest.raises(ConfigError, match="fmri.backbones"):
         make_plan(_config(backbones=["clip"]))
