@@ -164,6 +164,7 @@ def test_plan_of_the_fmri_companion() -> None:
         _config(simulation={"n_session": 2})
 
 
+@pytest.mark.slow
 def test_workflow_runs_the_fmri_companion_and_compares(tiny_results: Path, tmp_path: Path) -> None:
     """fMRI on top of the tiny MEG run: only fMRI jobs run; the comparison has both modalities."""
     cfg = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
