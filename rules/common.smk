@@ -1,6 +1,7 @@
 # Config validation, the job plan and the output layout shared by every stage.
 # Path patterns come from megdecode.artifacts.paths (the package reads them there too); which jobs exist
 # comes from megdecode.plan.
+from megdecode.artifacts.fmri import subject_files as fmri_subject_files
 from megdecode.artifacts.latents import latent_files as backbone_files
 from megdecode.artifacts.paths import Layout
 from megdecode.artifacts.preprocessed import subject_files
@@ -64,6 +65,7 @@ SUBJECT_FILES = subject_files(
     PREPROCESSED
 )  # meg, trials, channels, info ({subject} kept)
 LATENT_FILES = backbone_files(LATENTS)  # latents, index, meta ({backbone} kept)
+FMRI_SUBJECT_FILES = fmri_subject_files(L.fmri_subject)  # betas, trials, voxels, info
 RECONSTRUCTION = L.reconstruction
 TABLES = L.tables
 FIGURES = L.figures

@@ -2,24 +2,10 @@
 # simulated 7T study on the MEG study's stimuli, its decoders (ridge, MLP) per (backbone, subject) on the
 # shared latents, their retrieval, and the MEG-vs-fMRI comparison. Files under {R}/fmri/
 # (megdecode.artifacts.fmri); which jobs exist: PLAN.fmri (megdecode.plan.FmriPlan).
-from megdecode.artifacts.fmri import subject_files as fmri_subject_files
 from megdecode.plan import feature_level
 
-FMRI_CFG = config["fmri"]
-FMRI_SUBJECT_FILES = fmri_subject_files(L.fmri_subject)
-FMRI_RIDGE_DIR = L.fmri_predictions("ridge").rsplit("/", 1)[0]
-FMRI_MLP_DIR = L.fmri_predictions("mlp").rsplit("/", 1)[0]
 
-
-def fmri_decoder_inputs(wc):
-    """One fMRI subject's files and the backbone's latents."""
-    return {
-        **{k: v.format(subject=wc.subject) for k, v in FMRI_SUBJECT_FILES.items()},
-        **{
-            k: LATENT_FILES[k].format(backbone=wc.backbone)
-            for k in ("latents", "index")
-        },
-    }
+include: "fmri_inputs.smk"
 
 
 rule simulate_fmri:
@@ -103,6 +89,14 @@ if PLAN.fmri is not None:
         "png": f"{FIGURES}/meg_vs_fmri.png",
         "pdf": f"{FIGURES}/meg_vs_fmri.pdf",
     }
+    FMRI_RECON_GENERATORS = FMRI_GENERATORS if PLAN.fmri.reconstruct else []
+    if FMRI_RECON_GENERATORS:
+        FMRI_COMPARISON.update(
+            recon_tsv=f"{TABLES}/meg_vs_fmri_reconstruction.tsv",
+            recon_md=f"{TABLES}/meg_vs_fmri_reconstruction.md",
+            recon_png=f"{FIGURES}/meg_vs_fmri_reconstruction.png",
+            recon_pdf=f"{FIGURES}/meg_vs_fmri_reconstruction.pdf",
+        )
 
     # One job for every (decoder, backbone, subject), as evaluate_retrieval for MEG.
     rule fmri_evaluate_retrieval:
@@ -136,6 +130,66 @@ if PLAN.fmri is not None:
         script:
             "../workflow/scripts/evaluate_retrieval.py"
 
+    # The MEG reconstruction stage's code on the fMRI decoder's predictions (same generators and metrics).
+    rule fmri_reconstruct:
+        input:
+            unpack(fmri_recon_inputs),
+        output:
+            npz=f"{FMRI_RECON_DIR}/reconstructions.npz",
+            images=directory(f"{FMRI_RECON_DIR}/images"),
+        log:
+            f"{LOGS}/fmri_reconstruct/{{generator}}/sub-{{subject}}.log",
+        benchmark:
+            f"{BENCHMARKS}/fmri_reconstruct/{{generator}}/sub-{{subject}}.tsv"
+        wildcard_constraints:
+            generator="decoder|retrieval",
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        params:
+            cfg=fmri_recon_params,
+            seed=config["seed"],
+            images_root=STIMULI_IMAGES,
+        script:
+            "../workflow/scripts/reconstruct_images.py"
+
+    rule fmri_reconstruction_metrics:
+        input:
+            unpack(fmri_recon_metrics_inputs),
+        output:
+            metrics=expand(
+                f"{FMRI_RECON_DIR}/metrics.tsv",
+                generator="{generator}",
+                subject=PLAN.fmri.subjects,
+            ),
+            figures=expand(
+                f"{FMRI_RECON_DIR}/best_median_worst.png",
+                generator="{generator}",
+                subject=PLAN.fmri.subjects,
+            ),
+        log:
+            f"{LOGS}/fmri_reconstruction_metrics/{{generator}}.log",
+        benchmark:
+            f"{BENCHMARKS}/fmri_reconstruction_metrics/{{generator}}.tsv"
+        wildcard_constraints:
+            generator="decoder|retrieval",
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=20,
+        params:
+            cfg=config["reconstruction"]["metrics"],
+            backbones={b: config["backbones"][b] for b in PLAN.recon_feature_backbones},
+            images_root=STIMULI_IMAGES,
+            subjects=PLAN.fmri.subjects,
+        script:
+            "../workflow/scripts/reconstruct_metrics.py"
+
     rule fmri_compare:
         input:
             meg=[
@@ -145,6 +199,16 @@ if PLAN.fmri is not None:
                 for f in job["outputs"].values()
             ],
             fmri=FMRI_RETRIEVAL_FILES,
+            meg_recon=expand(
+                f"{RECON_DIR}/metrics.tsv",
+                generator=FMRI_RECON_GENERATORS,
+                subject=SUBJECTS,
+            ),
+            fmri_recon=expand(
+                f"{FMRI_RECON_DIR}/metrics.tsv",
+                generator=FMRI_RECON_GENERATORS,
+                subject=PLAN.fmri.subjects,
+            ),
         output:
             **FMRI_COMPARISON,
         log:
@@ -162,6 +226,10 @@ if PLAN.fmri is not None:
             dpi=config["report"]["dpi"],
             feature_levels={
                 b: feature_level(spec) for b, spec in PLAN.backbones.items()
+            },
+            decoders={
+                "MEG": config["reconstruction"]["model"],
+                "fMRI": FMRI_CFG["reconstruction_model"],
             },
         script:
             "../workflow/scripts/fmri_compare.py"

@@ -91,7 +91,9 @@ OWN_SLICE = {
     "fmri_train_ridge": {"fmri"},
     "fmri_train_mlp": {"fmri", "seed"},
     "fmri_evaluate_retrieval": {"evaluation", "seed"},
-    "fmri_compare": {"fmri", "report"},
+    "fmri_reconstruct": {"reconstruction", "fmri", "seed"},
+    "fmri_reconstruction_metrics": {"reconstruction", "backbones"},
+    "fmri_compare": {"fmri", "report", "reconstruction.model"},
 }
 CONFIG_REF = re.compile(r'config(?:\[\s*"(\w+)"\s*\]|\.get\(\s*"(\w+)"[^)]*\))(?:\[\s*"(\w+)"\s*\])?')
 

@@ -38,6 +38,8 @@ class FmriPlan:
     subjects: list[str]
     backbones: list[str]
     models: list[str]  # ridge, mlp
+    recon_model: str  # the decoder whose predictions the generators turn into images
+    reconstruct: bool  # generators run on fMRI predictions too (decoder / retrieval, backbone trained)
 
     def prediction_file(self, layout: Layout, model: str, backbone: str, subject: str) -> str:
         return layout.fmri_predictions(model).format(backbone=backbone, subject=subject)
@@ -61,8 +63,14 @@ class FmriPlan:
 
 
 def feature_level(spec: Mapping[str, Any]) -> str:
-    """``high`` for latents that do not come from pixels (semantic attributes, captions), else ``low``."""
-    return "high" if spec.get("kind") in NON_IMAGE_KINDS else "low"
+    """The level of the image features a latent carries: ``high`` for semantic latents (stimulus attributes,
+    captions, pretrained vision models), ``low`` for image statistics (handcrafted features, VAE latents, and
+    randomly initialised networks, which compute image statistics rather than learned categories)."""
+    if spec.get("kind") in NON_IMAGE_KINDS:
+        return "high"
+    if spec.get("kind") == "huggingface_vision" and not (spec.get("options") or {}).get("random_init"):
+        return "high"
+    return "low"
 
 
 @dataclass(frozen=True)
@@ -225,7 +233,7 @@ def make_plan(config: Mapping[str, Any]) -> Plan:
         ),
     )
     backbone, subject = _example_choice(plan, config["report"])
-    fmri = _fmri_plan(config, names) if config.get("fmri", {}).get("enabled") else None
+    fmri = _fmri_plan(config, names, plan.recon_backbone) if config.get("fmri", {}).get("enabled") else None
     return dataclasses.replace(
         plan,
         example_backbone=backbone,
@@ -253,7 +261,7 @@ def _realtime_choice(plan: Plan, config: Mapping[str, Any]) -> tuple[str, int] |
     return backbone, seed
 
 
-def _fmri_plan(config: Mapping[str, Any], names: Sequence[str]) -> FmriPlan:
+def _fmri_plan(config: Mapping[str, Any], names: Sequence[str], recon_backbone: str) -> FmriPlan:
     """The fMRI companion's jobs; a source this workflow cannot run yet is a :class:`ConfigError`."""
     fmri = config["fmri"]
     if fmri["source"] == "nsd":
@@ -267,10 +275,16 @@ def _fmri_plan(config: Mapping[str, Any], names: Sequence[str]) -> FmriPlan:
             "fmri.source 'simulated' renders responses to the simulated study's own images: it needs "
             f"study.source 'simulated' (got {config['study']['source']!r}); set fmri.enabled: false"
         )
+    backbones = _chosen(names, fmri["backbones"], "fmri.backbones")
+    recon = config["reconstruction"]
     return FmriPlan(
         subjects=list(fmri["subjects"] or config["study"]["subjects"]),
-        backbones=_chosen(names, fmri["backbones"], "fmri.backbones"),
+        backbones=backbones,
         models=list(fmri["models"]),
+        recon_model=fmri["reconstruction_model"],
+        reconstruct=bool(set(recon["generators"]) & {"decoder", "retrieval"})
+        and fmri["reconstruction_model"] in fmri["models"]
+        and recon_backbone in backbones,
     )
 
 

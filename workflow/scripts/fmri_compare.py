@@ -1,18 +1,29 @@
-"""Rule fmri_compare: MEG vs fMRI retrieval per backbone (table and figure)."""
+"""Rule fmri_compare: MEG vs fMRI retrieval per backbone, and reconstruction metrics (tables and figures)."""
 
 from megdecode.logs import job_logging
-from megdecode.reporting.modalities import write_comparison
+from megdecode.reporting.modalities import write_comparison, write_reconstruction_comparison
 
 with job_logging(snakemake) as log:  # noqa: F821
     cmp = snakemake.params.comparison  # noqa: F821
+    outputs = dict(snakemake.output.items())  # noqa: F821
     table = write_comparison(
         meg_files=snakemake.input.meg,  # noqa: F821
         fmri_files=snakemake.input.fmri,  # noqa: F821
         feature_levels=snakemake.params.feature_levels,  # noqa: F821
-        outputs=dict(snakemake.output.items()),  # noqa: F821
+        outputs=outputs,
         test_set=cmp["test_set"],
         metric=cmp["metric"],
         dpi=snakemake.params.dpi,  # noqa: F821
     )
     shown = table.query("test_set == @cmp['test_set'] and metric == @cmp['metric']")
-    log.info("\n%s", shown.to_string(index=False))
+    log.info("retrieval:\n%s", shown.to_string(index=False))
+    if "recon_tsv" in outputs:
+        recon = write_reconstruction_comparison(
+            meg_files=snakemake.input.meg_recon,  # noqa: F821
+            fmri_files=snakemake.input.fmri_recon,  # noqa: F821
+            feature_levels=snakemake.params.feature_levels,  # noqa: F821
+            decoders=snakemake.params.decoders,  # noqa: F821
+            outputs=outputs,
+            dpi=snakemake.params.dpi,  # noqa: F821
+        )
+        log.info("reconstruction:\n%s", recon.to_string(index=False))

@@ -159,6 +159,11 @@ class Layout:
         return f"{self.fmri}/models/{FMRI_PREDICTIONS[model]}"
 
     @property
+    def fmri_reconstruction_subject(self) -> str:
+        """One fMRI subject's reconstructions and their metrics (the MEG stage's files, fMRI predictions)."""
+        return f"{self.fmri}/reconstruction/{{generator}}/sub-{{subject}}"
+
+    @property
     def fmri_retrieval_table(self) -> str:
         return f"{self.fmri}/evaluation/retrieval/{{model}}/{{backbone}}/sub-{{subject}}.tsv"
 

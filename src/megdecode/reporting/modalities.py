@@ -93,14 +93,14 @@ def compare_modalities(
 
 
 def level_summary(table: pd.DataFrame, test_set: str, metric: str) -> pd.DataFrame:
-    """Per modality, its best decoder (highest mean normalised score): mean over low and high backbones."""
+    """Modality (rows) x feature level (columns): mean over backbones of the best decoder's normalised score.
+
+    The best decoder is taken per backbone (not every decoder is trained on every backbone).
+    """
     rows = table[(table["test_set"] == test_set) & (table["metric"] == metric)]
-    per_decoder = (
-        rows.groupby(["modality", "model", "feature_level"])["normalised"].mean().unstack("feature_level")
-    )
-    per_decoder["overall"] = rows.groupby(["modality", "model"])["normalised"].mean()
-    best = per_decoder.reset_index().sort_values("overall", ascending=False).groupby("modality").head(1)
-    return best.set_index("modality").drop(columns="overall")
+    best = rows.groupby(["modality", "backbone", "feature_level"])["normalised"].max().reset_index()
+    summary = best.groupby(["modality", "feature_level"])["normalised"].mean().unstack("feature_level")
+    return summary.reindex(columns=[c for c in ("low", "high") if c in summary.columns])
 
 
 def comparison_markdown(table: pd.DataFrame, test_set: str, metric: str) -> str:
@@ -119,7 +119,21 @@ def comparison_markdown(table: pd.DataFrame, test_set: str, metric: str) -> str:
             )
         cells.append(f"{scale * group['chance'].iloc[0]:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
-    return f"{metric_label(metric)}, {test_set}; mean ± SD over subjects\n\n" + "\n".join(lines) + "\n"
+    text = f"{metric_label(metric)}, {test_set}; mean ± SD over subjects\n\n" + "\n".join(lines) + "\n"
+    if metric.endswith("_acc"):
+        summary = level_summary(table, test_set, metric)
+        text += (
+            "\nBest decoder per backbone, (accuracy - chance) / (1 - chance), mean over the backbones of "
+            "each feature level\n\n| modality | "
+            + " | ".join(f"{c}-level" for c in summary.columns)
+            + " |\n"
+            + "|"
+            + "---|" * (1 + len(summary.columns))
+            + "\n"
+        )
+        for modality, values in summary.iterrows():
+            text += f"| {modality} | " + " | ".join(f"{v:.2f}" for v in values) + " |\n"
+    return text
 
 
 def plot_comparison(table: pd.DataFrame, test_set: str, metric: str) -> plt.Figure:
@@ -157,12 +171,10 @@ def plot_comparison(table: pd.DataFrame, test_set: str, metric: str) -> plt.Figu
                     label=f"{level}-level backbones",
                     color=["#66a61e", "#7570b3"][j],
                 )
-        ax2.set_xticks(
-            x, [f"{m}\n({model})" for m, model in zip(summary.index, summary["model"], strict=True)]
-        )
+        ax2.set_xticks(x, list(summary.index))
         ax2.axhline(0, color="k", linewidth=0.6)
         ax2.set_ylabel("(acc - chance) / (1 - chance)")
-        ax2.set_title("Best decoder per modality")
+        ax2.set_title("Best decoder per backbone, mean per level")
         ax2.legend(frameon=False, fontsize=6)
     else:
         ax2.axis("off")
@@ -185,4 +197,125 @@ def write_comparison(
     with atomic_output(outputs["md"]) as tmp:
         tmp.write_text(comparison_markdown(table, test_set, metric))
     save_figure(plot_comparison(table, test_set, metric), outputs["png"], outputs["pdf"], dpi=dpi)
+    return table
+
+
+# ---- reconstruction: the image metrics of both modalities, split into low- and high-level
+#: the field's feature nets (reconstruction.metrics.optional_extractors): AlexNet's early layer is low-level
+EXTRACTOR_LEVELS = {"alexnet2": "low", "alexnet5": "high", "inception": "high", "clip": "high"}
+EXTRACTOR_LEVELS |= {"effnet": "high", "swav": "high"}
+RECON_COLUMNS = ["modality", "decoder", "generator", "metric", "level", "higher_is_better", "mean", "sd"]
+RECON_COLUMNS += ["n_subjects"]
+
+
+def metric_level(metric: str, feature_levels: Mapping[str, str]) -> str:
+    """``low`` for PixCorr, SSIM and features of low-level backbones; ``high`` for semantic features."""
+    if metric in ("pixcorr", "ssim"):
+        return "low"
+    name = metric.removeprefix("two_way_").removesuffix("_distance")
+    return feature_levels.get(name, EXTRACTOR_LEVELS.get(name, "low"))
+
+
+def compare_reconstruction(
+    meg_files: Sequence[Path | str],
+    fmri_files: Sequence[Path | str],
+    feature_levels: Mapping[str, str],
+    decoders: Mapping[str, str],
+) -> pd.DataFrame:
+    """Per (modality, generator, metric): mean and SD over subjects of the per-subject image means.
+
+    ``decoders`` names the decoder whose predictions each modality's generators used (``MEG``, ``fMRI``).
+    """
+    frames = []
+    for modality, files in ((MEG, meg_files), (FMRI, fmri_files)):
+        for f in files:
+            table = read_tsv(f, dtype={"subject": str, "image_id": str})
+            if "generator" not in table or "pixcorr" not in table:
+                raise ValueError(f"{f} is not a reconstruction metrics table; rerun its metrics job")
+            metrics = [c for c in table.columns if c in ("pixcorr", "ssim") or c.startswith("two_way_")]
+            metrics += [c for c in table.columns if c.endswith("_distance")]
+            per_subject = pd.DataFrame({"metric": metrics, "value": table[metrics].mean().to_numpy()})
+            frames.append(
+                per_subject.assign(
+                    modality=modality, subject=table["subject"].iloc[0], generator=table["generator"].iloc[0]
+                )
+            )
+    df = pd.concat(frames, ignore_index=True)
+    out = (
+        df.groupby(["modality", "generator", "metric"], sort=False)
+        .agg(mean=("value", "mean"), sd=("value", "std"), n_subjects=("subject", "nunique"))
+        .reset_index()
+    )
+    out["sd"] = out["sd"].fillna(0.0)
+    out["level"] = out["metric"].map(lambda m: metric_level(m, feature_levels))
+    out["higher_is_better"] = ~out["metric"].str.endswith("_distance")
+    out["decoder"] = out["modality"].map(dict(decoders))
+    return out.reindex(columns=RECON_COLUMNS)
+
+
+def reconstruction_markdown(table: pd.DataFrame) -> str:
+    """One row per (generator, metric), MEG and fMRI side by side (mean ± SD over subjects)."""
+    decoders = table.groupby("modality")["decoder"].first()
+    lines = [
+        "Reconstruction metrics, mean ± SD over subjects (per-subject means over the test images); ↑ "
+        f"higher is better, ↓ lower; decoders: MEG {decoders.get(MEG, '?')}, fMRI {decoders.get(FMRI, '?')}",
+        "",
+        "| generator | metric | level | MEG | fMRI |",
+        "|---|---|---|---|---|",
+    ]
+    for (generator, metric), group in table.groupby(["generator", "metric"], sort=False):
+        arrow = "↑" if group["higher_is_better"].iloc[0] else "↓"
+        cells = []
+        for modality in (MEG, FMRI):
+            hit = group[group["modality"] == modality]
+            cells.append(f"{hit['mean'].iloc[0]:.3f} ± {hit['sd'].iloc[0]:.3f}" if len(hit) else "n/a")
+        lines.append(
+            f"| {generator} | {metric} {arrow} | {group['level'].iloc[0]} | {cells[0]} | {cells[1]} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_reconstruction(table: pd.DataFrame) -> plt.Figure:
+    """Per generator, the higher-is-better metrics of both modalities, grouped by low / high level."""
+    style()
+    rows = table[table["higher_is_better"]].sort_values("level", key=lambda s: s != "low", kind="stable")
+    generators = list(dict.fromkeys(rows["generator"]))
+    fig, axes = plt.subplots(1, len(generators), figsize=(4.0 * len(generators), 2.6), squeeze=False)
+    for ax, generator in zip(axes[0], generators, strict=True):
+        sub = rows[rows["generator"] == generator]
+        metrics = list(dict.fromkeys(sub["metric"]))
+        x = np.arange(len(metrics))
+        for k, (modality, colour) in enumerate(((MEG, "#1f77b4"), (FMRI, "#d95f02"))):
+            sel = sub[sub["modality"] == modality].set_index("metric")
+            ax.bar(
+                x + (k - 0.5) * 0.38,
+                [sel["mean"].get(m, np.nan) for m in metrics],
+                0.38,
+                yerr=[sel["sd"].get(m, np.nan) for m in metrics],
+                color=colour,
+                label=f"{modality} ({sel['decoder'].iloc[0] if len(sel) else '?'})",
+            )
+        levels = sub.groupby("metric")["level"].first()
+        ax.set_xticks(x, [f"{m.removeprefix('two_way_')}\n({levels[m]})" for m in metrics], fontsize=6)
+        ax.set_title(f"Reconstruction: {generator}")
+        ax.set_ylabel("score (higher is better)")
+        ax.legend(frameon=False, fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def write_reconstruction_comparison(
+    meg_files: Sequence[Path | str],
+    fmri_files: Sequence[Path | str],
+    feature_levels: Mapping[str, str],
+    decoders: Mapping[str, str],
+    outputs: Mapping[str, Path | str],
+    dpi: int = 150,
+) -> pd.DataFrame:
+    """``recon_tsv``, ``recon_md`` and the figure ``recon_png``/``recon_pdf``."""
+    table = compare_reconstruction(meg_files, fmri_files, feature_levels, decoders)
+    write_tsv(table, outputs["recon_tsv"])
+    with atomic_output(outputs["recon_md"]) as tmp:
+        tmp.write_text(reconstruction_markdown(table))
+    save_figure(plot_reconstruction(table), outputs["recon_png"], outputs["recon_pdf"], dpi=dpi)
     return table

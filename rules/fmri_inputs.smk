@@ -1,0 +1,69 @@
+# Input functions and constants of rules/fmri.smk (kept apart: a rule file holds rules only).
+FMRI_CFG = config["fmri"]
+FMRI_RIDGE_DIR = L.fmri_predictions("ridge").rsplit("/", 1)[0]
+FMRI_MLP_DIR = L.fmri_predictions("mlp").rsplit("/", 1)[0]
+FMRI_RECON_DIR = L.fmri_reconstruction_subject
+# generators that run on fMRI predictions: the configured ones except the GPU-sized Versatile Diffusion
+FMRI_GENERATORS = [
+    g for g in config["reconstruction"]["generators"] if g in ("decoder", "retrieval")
+]
+
+
+def fmri_decoder_inputs(wc):
+    """One fMRI subject's files (betas, trials, voxels, info) and the backbone's latents."""
+    return {
+        **{k: v.format(subject=wc.subject) for k, v in FMRI_SUBJECT_FILES.items()},
+        **{
+            k: LATENT_FILES[k].format(backbone=wc.backbone)
+            for k in ("latents", "index")
+        },
+    }
+
+
+def fmri_recon_inputs(wc):
+    """As recon_inputs (rules/reconstruct_inputs.smk), with the fMRI decoder's predictions."""
+    b = PLAN.recon_backbone
+    inputs = {
+        "table": STIMULI_TABLE,
+        f"pred_{b}": L.fmri_predictions(PLAN.fmri.recon_model).format(
+            backbone=b, subject=wc.subject
+        ),
+        f"latents_{b}": LATENT_FILES["meta"].format(backbone=b),
+    }
+    if wc.generator == "decoder":
+        inputs["decoder_model"] = DECODER_MODEL.format(backbone=b)
+        inputs["decoder_meta"] = DECODER_META.format(backbone=b)
+    if wc.generator == "retrieval":
+        inputs["gallery_latents"] = LATENT_FILES["latents"].format(backbone=b)
+    return inputs
+
+
+def fmri_recon_params(wc):
+    """The reconstruction slice this generator depends on (as recon_params), for the fMRI decoder."""
+    recon = config["reconstruction"]
+    return {
+        "split": recon["split"],
+        "model": FMRI_CFG["reconstruction_model"],
+        "backbone": PLAN.recon_backbone,
+        **({"retrieval": recon["retrieval"]} if wc.generator == "retrieval" else {}),
+    }
+
+
+def fmri_recon_metrics_inputs(wc):
+    """Every fMRI subject's reconstructions of one generator, the stimuli, the feature backbones' weights."""
+    subjects = PLAN.fmri.subjects
+    inputs = {
+        "npz": expand(
+            f"{FMRI_RECON_DIR}/reconstructions.npz",
+            generator=wc.generator,
+            subject=subjects,
+        ),
+        "images": expand(
+            f"{FMRI_RECON_DIR}/images", generator=wc.generator, subject=subjects
+        ),
+        "table": STIMULI_TABLE,
+    }
+    for b in PLAN.recon_feature_backbones:
+        if b in RANDOM_BACKBONES:
+            inputs[f"weights_{b}"] = PRETRAINED.format(backbone=b)
+    return inputs
