@@ -31,7 +31,7 @@ rule learning_curve_job:
     input:
         stimuli=STIMULI_TABLE,
         ground_truth=L.ground_truth,
-        latents=latent_files(PLAN.learning_curve_backbones, "latents"),
+        latents=lambda wc: latent_files(PLAN.learning_curve_backbones(), "latents"),
     output:
         scores=L.learning_curve_scores,
         trials=L.learning_curve_trials,

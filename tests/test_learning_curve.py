@@ -243,3 +243,15 @@ def test_tiny_learning_curve_workflow(tmp_path: Path):
     # a finished experiment has nothing left to do
     dry = run_snakemake(results, "learning_curve", "-n", configfile=config)
     assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_plan_checks_the_learning_curve_backbones_only_when_asked():
+    from megdecode.config import ConfigError, load_config
+    from megdecode.plan import make_plan
+
+    config = load_config(REPO / "config.yaml")
+    assert make_plan(config).learning_curve_backbones() == ["attributes"]
+    other = {**config, "learning_curve": {**config["learning_curve"], "backbones": ["clip"]}}
+    plan = make_plan(other)  # a config that never runs the experiment is not refused
+    with pytest.raises(ConfigError, match=r"learning_curve.backbones names \['clip'\]"):
+        plan.learning_curve_backbones()

@@ -95,9 +95,18 @@ class Plan:
     recon_feature_backbones: list[str]
     example_backbone: str
     example_subject: str
-    learning_curve_backbones: list[str]  # empty unless the study is simulated
+    learning_curve: dict[str, Any]  # the learning_curve section and whether the study is simulated
     realtime: tuple[str, int] | None = None  # (backbone, seed) of the online replay, when enabled
     fmri: FmriPlan | None = None  # the fMRI companion study, when ``fmri.enabled``
+
+    # ---- the learning-curve experiment (checked only when it is asked for: other configs need not name its
+    # backbones)
+    def learning_curve_backbones(self) -> list[str]:
+        """Backbones of the learning curve; a :class:`ConfigError` if the study is not simulated or a name
+        points nowhere."""
+        if not self.learning_curve["simulated"]:
+            raise ConfigError("the learning curve simulates its epochs: it needs study.source 'simulated'")
+        return _chosen(list(self.backbones), self.learning_curve["backbones"], "learning_curve.backbones")
 
     # ---- retrieval
     @property
@@ -226,11 +235,10 @@ def make_plan(config: Mapping[str, Any]) -> Plan:
         recon_feature_backbones=features,
         example_backbone="",
         example_subject="",
-        learning_curve_backbones=(
-            _chosen(names, config["learning_curve"]["backbones"], "learning_curve.backbones")
-            if config["study"]["source"] == "simulated"
-            else []
-        ),
+        learning_curve={
+            "backbones": list(config["learning_curve"]["backbones"]),
+            "simulated": config["study"]["source"] == "simulated",
+        },
     )
     backbone, subject = _example_choice(plan, config["report"])
     fmri = _fmri_plan(config, names, plan.recon_backbone) if config.get("fmri", {}).get("enabled") else None
