@@ -38,7 +38,7 @@ from megdecode.simulate.params import SimulationParams
 from megdecode.simulate.stimuli import encoding_ground_truth
 from megdecode.training.config import TrainingConfig
 from megdecode.training.data import TrialSet
-from megdecode.training.loop import EarlyStopping, build_model, cpu_state, fit_epochs, predict
+from megdecode.training.loop import TrainingRun, build_model, fit_epochs, predict
 
 log = logging.getLogger(__name__)
 
@@ -318,26 +318,9 @@ def _brain_rows(
         seed, "learning-curve", "brain", world, subject.name, replicate, labels["n_train"]
     )
     model = build_model(bcfg, cfg, subject.positions, 1, subject.meg.shape[2], latents.shape, model_seed)
-    optimizer = torch.optim.Adam(
-        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
-    )
-    generator = torch.Generator().manual_seed(model_seed)
-    stopper = EarlyStopping(cfg.patience, cfg.min_delta)
-    history: list[dict[str, Any]] = []
-    best = fit_epochs(
-        model,
-        sets[TRAIN],
-        sets[VAL],
-        cfg,
-        device,
-        optimizer,
-        generator,
-        stopper,
-        history,
-        cpu_state(model),
-        progress=False,
-        monitor_top5=False,
-    )
+    run = TrainingRun.start(model, cfg, model_seed)
+    best = fit_epochs(model, sets[TRAIN], sets[VAL], cfg, device, run, progress=False, monitor_top5=False)
+    history, stopper = run.history, run.stopper
     model.load_state_dict(best)
     log.info("brain n=%d: %d epochs, best %d", labels["n_train"], len(history), stopper.best_epoch)
     out = []

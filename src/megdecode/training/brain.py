@@ -34,6 +34,7 @@ from megdecode.training.data import TrialSet, crop_subject, union_channels
 from megdecode.training.loop import (
     BrainWithTemperature,
     EarlyStopping,
+    TrainingRun,
     build_model,
     cpu_state,
     fit_epochs,
@@ -103,14 +104,7 @@ def train_brain_module(
         torch.get_num_threads(),
     )
     model = build_model(bcfg, cfg, positions, len(subjects), n_times.pop(), latents.shape, seed).to(device)
-    optimizer = torch.optim.Adam(
-        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
-    )
-    generator = torch.Generator().manual_seed(seed)
-    stopper = EarlyStopping(cfg.patience, cfg.min_delta)
-    history: list[dict[str, Any]] = []
-    best_state = cpu_state(model)
-    start_epoch = 0
+    run = TrainingRun.start(model, cfg, seed)
     key = fingerprint(
         dataclasses.asdict(bcfg),
         dataclasses.asdict(cfg),
@@ -122,45 +116,31 @@ def train_brain_module(
     state = load_checkpoint(outputs.checkpoint, key)
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        best_state = state["best_model"]
-        generator.set_state(state["generator"])
-        stopper = EarlyStopping(**state["stopper"])
-        history = list(state["history"])
-        start_epoch = int(state["epoch"]) + 1
-        log.info("resumed from %s after epoch %d", outputs.checkpoint, start_epoch - 1)
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.generator.set_state(state["generator"])
+        run.stopper = EarlyStopping(**state["stopper"])
+        run.history, run.best_state = list(state["history"]), state["best_model"]
+        run.start_epoch = int(state["epoch"]) + 1
+        log.info("resumed from %s after epoch %d", outputs.checkpoint, run.start_epoch - 1)
 
-    def save(epoch: int, best: dict[str, torch.Tensor]) -> None:
+    def save(epoch: int) -> None:
         save_checkpoint(
             outputs.checkpoint,
             {
                 "fingerprint": key,
                 "epoch": epoch,
                 "model": cpu_state(model),
-                "optimizer": optimizer.state_dict(),
-                "best_model": best,
-                "generator": generator.get_state(),
-                "stopper": dataclasses.asdict(stopper),
-                "history": history,
+                "optimizer": run.optimizer.state_dict(),
+                "best_model": run.best_state,
+                "generator": run.generator.get_state(),
+                "stopper": dataclasses.asdict(run.stopper),
+                "history": run.history,
             },
         )
 
-    best_state = fit_epochs(
-        model,
-        sets[TRAIN],
-        sets[VAL],
-        cfg,
-        device,
-        optimizer,
-        generator,
-        stopper,
-        history,
-        best_state,
-        start_epoch,
-        after_epoch=save,
-    )
+    model.load_state_dict(fit_epochs(model, sets[TRAIN], sets[VAL], cfg, device, run, after_epoch=save))
+    stopper, history = run.stopper, run.history
     log.info("best epoch %d (val loss %.4f)", stopper.best_epoch, stopper.best_loss)
-    model.load_state_dict(best_state)
     write_brain_outputs(model, sets, subjects, scaler, outputs, device, bcfg, cfg, seed, history)
     if not cfg.keep_checkpoints:
         outputs.checkpoint.unlink(missing_ok=True)

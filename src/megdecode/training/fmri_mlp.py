@@ -8,7 +8,6 @@ module's (:mod:`megdecode.training.loop`, :func:`~megdecode.models.losses.combin
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,7 @@ from megdecode.devices import resolve_device
 from megdecode.models.voxel_mlp import VoxelMLP, VoxelMLPConfig
 from megdecode.training.config import TrainingConfig
 from megdecode.training.fmri import load_voxel_data, write_fmri_predictions
-from megdecode.training.loop import (
-    BrainWithTemperature,
-    EarlyStopping,
-    cpu_state,
-    predict,
-    run_epoch,
-    val_top5,
-)
+from megdecode.training.loop import BrainWithTemperature, TrainingRun, fit_epochs, predict
 
 log = logging.getLogger(__name__)
 
@@ -73,35 +65,13 @@ def train_fmri_mlp(
     device = torch.device(resolve_device(cfg.device))
     data = load_voxel_data(subject_dir, latents_dir)
     sets = {s: VoxelSet(data.x[s], data.targets(s), data.image_ids[s]) for s in (TRAIN, *PRED_SPLITS)}
-    history: list[dict[str, Any]] = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = VoxelMLP(mcfg, data.x[TRAIN].shape[1], data.latents.shape)
         model = BrainWithTemperature(net, cfg.temperature_init, cfg.learn_temperature).to(device)
-        optimizer = torch.optim.Adam(
-            [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
-        )
-        generator = torch.Generator().manual_seed(seed)
-        stopper, best = EarlyStopping(cfg.patience, cfg.min_delta), cpu_state(model)
-        for epoch in range(cfg.max_epochs):
-            tic = time.perf_counter()
-            tr = run_epoch(model, sets[TRAIN], cfg, device, optimizer, generator)
-            va = run_epoch(model, sets[VAL], cfg, device)
-            improved = stopper.update(va["loss"], epoch)
-            if improved:
-                best = cpu_state(model)
-            history.append(
-                {
-                    "epoch": epoch,
-                    **{f"train_{k}": v for k, v in tr.items()},
-                    **{f"val_{k}": v for k, v in va.items()},
-                    "val_top5_acc": val_top5(model, sets[VAL], device),
-                    "best": improved,
-                    "seconds": round(time.perf_counter() - tic, 3),
-                }
-            )
-            if stopper.stop:
-                break
+        run = TrainingRun.start(model, cfg, seed)
+        best = fit_epochs(model, sets[TRAIN], sets[VAL], cfg, device, run, progress=False)
+        history, stopper = run.history, run.stopper
         model.load_state_dict(best)
         preds = {s: predict(model, sets[s], device) for s in PRED_SPLITS}
     log.info("best epoch %d (val loss %.4f) of %d", stopper.best_epoch, stopper.best_loss, len(history))

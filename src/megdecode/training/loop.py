@@ -148,42 +148,58 @@ def val_top5(model: BrainWithTemperature, data: TrialSet, device: torch.device) 
     return float(np.mean((sim > own[:, None]).sum(axis=1) < 5))
 
 
+@dataclass
+class TrainingRun:
+    """The state one training run carries from epoch to epoch (what a checkpoint saves)."""
+
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator  # batch order
+    stopper: EarlyStopping
+    history: list[dict[str, Any]]
+    best_state: dict[str, Tensor]
+    start_epoch: int = 0
+
+    @classmethod
+    def start(cls, model: BrainWithTemperature, cfg: TrainingConfig, seed: int) -> TrainingRun:
+        """A fresh run: Adam on the trainable parameters, the batch order seeded with ``seed``."""
+        optimizer = torch.optim.Adam(
+            [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        generator = torch.Generator().manual_seed(seed)
+        return cls(optimizer, generator, EarlyStopping(cfg.patience, cfg.min_delta), [], cpu_state(model))
+
+
 def fit_epochs(
     model: BrainWithTemperature,
     train: TrialSet,
     val: TrialSet,
     cfg: TrainingConfig,
     device: torch.device,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
-    stopper: EarlyStopping,
-    history: list[dict[str, Any]],
-    best_state: dict[str, Tensor],
-    start_epoch: int = 0,
-    after_epoch: Callable[[int, dict[str, Tensor]], None] | None = None,
+    run: TrainingRun,
+    after_epoch: Callable[[int], None] | None = None,
     progress: bool = True,
     monitor_top5: bool = True,
 ) -> dict[str, Tensor]:
-    """Epochs ``start_epoch``.. ``cfg.max_epochs`` with early stopping on ``val``; appends one row per epoch
-    to ``history`` (``stopper`` is updated in place) and returns the best weights. ``after_epoch(epoch,
-    best_state)`` runs after each epoch (the training job writes its checkpoint there); ``monitor_top5``
-    adds the validation top-5 to each row (one more pass over ``val``; monitoring only)."""
+    """Epochs ``run.start_epoch``.. ``cfg.max_epochs`` with early stopping on ``val``; ``run`` is updated in
+    place (one history row per epoch, the best weights) and its best weights are returned.
+    ``after_epoch(epoch)`` runs after each epoch (the training job writes its checkpoint there);
+    ``monitor_top5`` adds the validation top-5 to each row (one more pass over ``val``; monitoring only)."""
     bar = tqdm(
-        range(start_epoch, cfg.max_epochs),
+        range(run.start_epoch, cfg.max_epochs),
         desc="epochs",
-        initial=start_epoch,
+        initial=run.start_epoch,
         total=cfg.max_epochs,
         disable=not progress,
     )
     for epoch in bar:
-        if stopper.stop:
+        if run.stopper.stop:
             break
         tic = time.perf_counter()
-        tr = run_epoch(model, train, cfg, device, optimizer, generator)
+        tr = run_epoch(model, train, cfg, device, run.optimizer, run.generator)
         va = run_epoch(model, val, cfg, device)
-        improved = stopper.update(va["loss"], epoch)
+        improved = run.stopper.update(va["loss"], epoch)
         if improved:
-            best_state = cpu_state(model)
+            run.best_state = cpu_state(model)
         row = {
             "epoch": epoch,
             **{f"train_{k}": v for k, v in tr.items()},
@@ -196,13 +212,11 @@ def fit_epochs(
             best=improved,
             seconds=round(time.perf_counter() - tic, 3),
         )
-        history.append(row)
-        bar.set_postfix(
-            train=f"{tr['loss']:.3f}", val=f"{va['loss']:.3f}", top5=f"{row.get('val_top5_acc', 0):.2f}"
-        )
+        run.history.append(row)
+        bar.set_postfix(train=f"{tr['loss']:.3f}", val=f"{va['loss']:.3f}")
         log.info(
             "epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
         )
         if after_epoch is not None:
-            after_epoch(epoch, best_state)
-    return best_state
+            after_epoch(epoch)
+    return run.best_state
