@@ -189,3 +189,28 @@ def test_construction_errors_name_the_fix():
         OnlineDecoder(BRAIN, 0, zero, SFREQ, STREAM, MEG, center, scale, GALLERY, events=[])
     with pytest.raises(ValueError, match="expected \\(8, n_samples\\)"):
         _decoder().feed(np.zeros((5, 3)))
+
+
+def test_replay_rule_in_the_tiny_workflow(tiny_results):
+    """The tiny workflow replays each subject's test runs: every image trial decoded, none skipped; with
+    phase: causal, online latents equal the training job's saved predictions on the same trials."""
+    from megdecode.io import read_tsv
+
+    for subject in ("01", "02"):
+        out = tiny_results / "realtime" / "attributes" / f"sub-{subject}" / "seed-0"
+        summary = read_tsv(out / "summary.tsv").set_index("metric")
+        value = summary["value"]
+        trials = read_tsv(out / "trials.tsv", dtype={"session": str, "run": str, "image_id": str})
+        events = [
+            read_tsv(p) for p in (tiny_results / "bids" / f"sub-{subject}").rglob("*_events.tsv")
+        ]
+        n_images = sum(int(e["trial_type"].isin(["exp", "test"]).sum()) for e in events)
+        assert (trials["status"] == "decoded").sum() == int(value["trials_decoded"]) == n_images
+        assert int(value["trials_skipped"]) == 0 and (out / "replay.png").stat().st_size > 10_000
+        assert float(value["latency_ms_p50"]) > 0 and float(value["throughput_x_realtime"]) > 1
+        assert int(value["n_compared_offline"]) > 0
+        if value["phase"] == "causal":
+            assert float(value["online_offline_max_rel_diff"]) <= 1e-5
+            assert value["online_top5_acc_compared"] == value["offline_top5_acc_compared"]
+        else:
+            assert "MODEL TRAINED ON preprocessing.phase: zero" in summary.loc["phase", "note"]
