@@ -201,9 +201,7 @@ def test_replay_rule_in_the_tiny_workflow(tiny_results):
         summary = read_tsv(out / "summary.tsv").set_index("metric")
         value = summary["value"]
         trials = read_tsv(out / "trials.tsv", dtype={"session": str, "run": str, "image_id": str})
-        events = [
-            read_tsv(p) for p in (tiny_results / "bids" / f"sub-{subject}").rglob("*_events.tsv")
-        ]
+        events = [read_tsv(p) for p in (tiny_results / "bids" / f"sub-{subject}").rglob("*_events.tsv")]
         n_images = sum(int(e["trial_type"].isin(["exp", "test"]).sum()) for e in events)
         assert (trials["status"] == "decoded").sum() == int(value["trials_decoded"]) == n_images
         assert int(value["trials_skipped"]) == 0 and (out / "replay.png").stat().st_size > 10_000
