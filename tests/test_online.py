@@ -212,3 +212,37 @@ def test_replay_rule_in_the_tiny_workflow(tiny_results):
             assert value["online_top5_acc_compared"] == value["offline_top5_acc_compared"]
         else:
             assert "MODEL TRAINED ON preprocessing.phase: zero" in summary.loc["phase", "note"]
+
+
+def test_real_ctf_recording_fed_chunk_by_chunk():
+    """The real 2 s CTF-275 recording (../shared/ctf-sample), every channel streamed in 12-sample chunks:
+    the online decoder picks the 273 axial gradiometers by name and equals the offline causal chain."""
+    from test_ctf_real import CTF, ONSETS
+
+    from megdecode.preprocessing.reader import open_raw, pick_meg_channels
+
+    if not CTF.is_dir():
+        pytest.skip(f"real CTF sample not present: {CTF}")
+    raw = open_raw(CTF, "ctf-sample")
+    names = pick_meg_channels(raw.info, [], "ctf-sample").names
+    stream = raw.get_data()  # references, UADC/UPPT channels included: the decoder picks by name
+    sfreq = float(raw.info["sfreq"])
+    params = PreprocessingParams.from_config(pre_cfg(phase="causal"))
+    onsets = np.round(ONSETS * sfreq).astype(int)
+    meg = stream[[raw.ch_names.index(n) for n in names]]
+    epochs = epoch_causal(lambda a, b: meg[:, a:b], meg.shape[1], len(names), sfreq, onsets, params).data
+    center, scale = np.median(epochs, axis=(0, 2)), np.ptp(epochs, axis=(0, 2)) / 4
+    torch.manual_seed(0)
+    cfg = brain_config(spatial_channels=8, fourier_freqs=2, hidden=8, n_blocks=1, out_channels=8)
+    brain = BrainModule(cfg, torch.rand(len(names), 2), 1, params.n_times(), (4,)).eval()
+    gallery = Gallery([f"img{i}" for i in range(6)], np.eye(6, 4))
+    events = [Event(int(s), "exp") for s in onsets]
+    decoder = OnlineDecoder(
+        brain, 0, params, sfreq, raw.ch_names, names, center, scale, gallery, events=events
+    )
+    _feed(decoder, stream, [12])
+    apply_scaler(epochs, center, scale, params.clamp)
+    with torch.no_grad():
+        offline = brain(torch.from_numpy(epochs), torch.zeros(len(epochs), dtype=torch.long))["clip"].numpy()
+    assert [t.onset_sample for t in decoder.decoded] == onsets.tolist() and not decoder.skipped
+    assert max(_rel(t.latent, offline[k]) for k, t in enumerate(decoder.decoded)) <= 1e-5
