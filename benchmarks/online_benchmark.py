@@ -57,7 +57,7 @@ def build(args):
     decoder = OnlineDecoder(
         brain, 0, params, sfreq, [*meg, "UPPT001"], meg, np.zeros(n_meg), np.full(n_meg, 3e-13), gallery,
         stim_channel="UPPT001", trigger_codes={"exp": 1},
-        push_every=max(1, args.push_every), streaming=args.push_every > 0,
+        push_lead=args.push_lead, push_every=args.push_every, streaming=not args.whole,
     )  # fmt: skip
     n = int(args.seconds * sfreq)
     x = np.empty((n_meg + 1, n))
@@ -75,12 +75,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--chunk", type=int, default=12)
     parser.add_argument("--blocks", type=int, default=5)
-    parser.add_argument(
-        "--push-every",
-        type=int,
-        default=8,
-        help="OnlineDecoder push_every; 0: streaming=False (RealtimeDecoder on the whole window)",
-    )
+    parser.add_argument("--push-lead", type=int, default=6, help="OnlineDecoder push_lead")
+    parser.add_argument("--push-every", type=int, default=0, help="OnlineDecoder push_every")
+    parser.add_argument("--whole", action="store_true", help="streaming=False: RealtimeDecoder per window")
     parser.add_argument(
         "--core", type=int, default=None, help="CPU core to pin to (default: the first allowed)"
     )
@@ -103,7 +100,9 @@ def main() -> None:
     result = {
         "blocks": args.blocks,
         "chunk_samples": args.chunk,
+        "push_lead": args.push_lead,
         "push_every": args.push_every,
+        "streaming": not args.whole,
         "stream_s": x.shape[1] / sfreq,
         "trials": len(trials),
         "expected_trials": len(onsets),

@@ -121,9 +121,10 @@ class OnlineDecoder:
     ``decode_types`` are decoded; other known types are ignored. ``streaming=False`` runs
     :class:`~megdecode.models.RealtimeDecoder` on each completed window instead of the streaming decoder
     (same outputs to ~1e-6: fewer weight reads per trial, more work after the last sample).
-    ``push_every``: decimated samples gathered before they are pushed through the streaming decoder
-    (each push reads every layer's weights once: pushing single rows is memory-bound; the last push
-    of a window carries at most this many rows plus the receptive-field tail).
+    Push schedule of the streaming decoder (each push reads every layer's weights once, so pushing
+    single rows is memory-bound): one bulk push when the window has all but ``push_lead`` decimated
+    samples, then the rest when its last sample arrives (that push computes the new rows and each
+    layer's receptive-field tail); ``push_every`` > 0 adds a push whenever that many samples wait.
     ``allow_zero_phase`` runs the causal front end for a model trained on zero-phase preprocessing
     (a logged mismatch, for replays of such models), instead of refusing it.
     """
@@ -148,7 +149,8 @@ class OnlineDecoder:
         onset_shift: int = 0,
         settle_s: float = 1.0,
         streaming: bool = True,
-        push_every: int = 8,
+        push_lead: int = 6,
+        push_every: int = 0,
         block: int = 4096,
         name: str = "stream",
         allow_zero_phase: bool = False,
@@ -215,7 +217,8 @@ class OnlineDecoder:
         self.gallery = gallery
         self.subject_index = int(subject_index)
         self.streaming = streaming
-        self.push_every = max(1, int(push_every))
+        self.push_lead = max(1, int(push_lead))
+        self.push_every = max(0, int(push_every))
         self.brain = brain.eval()
         self._template = StreamingDecoder(brain, subject_index) if streaming else None
         self._whole = None if streaming else RealtimeDecoder(brain, subject_index)
@@ -392,7 +395,13 @@ class OnlineDecoder:
                 if trial.decoder is None:
                     trial.decoder = self._template.fork()
                 heads = None
-                if n_avail - trial.pushed >= self.push_every or (complete and n_avail > trial.pushed):
+                pending = n_avail - trial.pushed
+                bulk = w.n_times - self.push_lead
+                if pending > 0 and (
+                    complete
+                    or (trial.pushed < bulk <= n_avail)
+                    or (self.push_every and pending >= self.push_every)
+                ):
                     x = self._scaled(trial, trial.pushed, n_avail)
                     heads = trial.decoder.push(torch.from_numpy(x))
                     trial.pushed = n_avail

@@ -49,6 +49,8 @@ class ReplaySettings:
     seed: int | None
     gallery: str
     chunk_samples: int
+    streaming: bool
+    push_lead: int
     push_every: int
     pace: bool
     onsets: str
@@ -176,8 +178,9 @@ def replay_subject(
         options: dict[str, Any] = {
             "settle_s": settings.settle_s,
             "name": stem,
-            "push_every": max(1, settings.push_every),
-            "streaming": settings.push_every > 0,
+            "streaming": settings.streaming,
+            "push_lead": settings.push_lead,
+            "push_every": settings.push_every,
         }
         if settings.onsets == "events":
             options["events"] = listed
