@@ -246,3 +246,39 @@ def test_real_ctf_recording_fed_chunk_by_chunk():
         offline = brain(torch.from_numpy(epochs), torch.zeros(len(epochs), dtype=torch.long))["clip"].numpy()
     assert [t.onset_sample for t in decoder.decoded] == onsets.tolist() and not decoder.skipped
     assert max(_rel(t.latent, offline[k]) for k, t in enumerate(decoder.decoded)) <= 1e-5
+
+
+def test_push_schedules_give_the_same_latents():
+    stream, _, _ = _recording()
+    base = _feed(_decoder(), stream, [12])
+    for options in ({"push_lead": 1, "push_every": 1}, {"push_lead": 180}, {"push_every": 50}):
+        other = _feed(_decoder(**options), stream, [12])
+        for a, b in zip(base.decoded, other.decoded, strict=True):
+            assert _rel(a.latent, b.latent) <= 1e-5
+
+
+def test_replay_feeds_contiguous_chunks_and_paces_at_the_recording_rate():
+    import time
+
+    import mne
+
+    from megdecode.online.replay import replay_run
+
+    raw = mne.io.RawArray(np.zeros((2, 180)), mne.create_info(2, 360.0, "misc"), verbose="error")
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def feed(self, chunk, first_sample=None):
+            self.calls.append((first_sample, chunk.shape[1]))
+
+        def close(self):
+            pass
+
+    fast, paced = Recorder(), Recorder()
+    replay_run(fast, raw, chunk=12, pace=False, block_s=0.1)
+    tic = time.perf_counter()
+    stats = replay_run(paced, raw, chunk=12, pace=True, block_s=0.1)
+    assert time.perf_counter() - tic >= 0.5 - 1e-3 and stats["stream_s"] == 0.5
+    assert fast.calls == paced.calls and [c[0] for c in fast.calls] == list(range(0, 180, 12))
