@@ -94,6 +94,15 @@ def main() -> None:
         decoder.feed(x[:, a : a + args.chunk], first_sample=a)
         feed_s += time.perf_counter() - tic
     decoder.close()
+    front_only = decoder.__class__(  # the same stream with no trial: what the causal front end alone costs
+        decoder.brain, 0, decoder.params, sfreq, [*decoder.model_channels, "UPPT001"],
+        decoder.model_channels, np.zeros(len(decoder.rows)), np.ones(len(decoder.rows)), decoder.gallery,
+        events=[],
+    )  # fmt: skip
+    tic = time.perf_counter()
+    for a in range(0, x.shape[1], args.chunk):
+        front_only.feed(x[:, a : a + args.chunk], first_sample=a)
+    front_s = time.perf_counter() - tic
     trials = decoder.decoded
     lat = np.array([1e3 * t.latency_s for t in trials])
     front = np.array([1e3 * (t.t_filtered - t.t_last_sample_arrived) for t in trials])
@@ -114,6 +123,7 @@ def main() -> None:
         "front_end_share_p50": round(float(np.median(front / lat)), 3),
         "feed_s": round(feed_s, 2),
         "throughput_x_realtime": round(x.shape[1] / sfreq / feed_s, 1),
+        "front_end_only_x_realtime": round(x.shape[1] / sfreq / front_s, 1),
         "core": core,
         "torch_threads": torch.get_num_threads(),
     }

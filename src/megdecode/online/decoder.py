@@ -195,6 +195,8 @@ class OnlineDecoder:
         if (stim_channel is None) == (events is None):
             raise ValueError(f"{name}: give either stim_channel (with trigger_codes) or events, not both")
         self.rows = np.array([position[c] for c in model_channels])
+        self.model_channels = [str(c) for c in model_channels]
+        self.params = params
         self.n_stream_channels = len(stream_channels)
         self.stim_row = None
         if stim_channel is not None:
@@ -289,26 +291,27 @@ class OnlineDecoder:
         start, n = self.n_received, x.shape[1]
         if n == 0:
             return []
-        meg = np.asarray(x[self.rows], dtype=np.float64)
-        bad = ~np.isfinite(meg).all(axis=0)
-        if bad.any():
+        meg = np.asarray(x[self.rows], dtype=np.float64)  # a copy (fancy index): filtered in place
+        if not np.isfinite(meg.sum()):  # NaN/inf propagate into the sum: one cheap pass
+            bad = ~np.isfinite(meg).all(axis=0)
             where = np.flatnonzero(bad)
             log.warning(
                 "%s: %d sample(s) with NaN/inf between %d and %d", self.name, len(where), start + where[0],
                 start + where[-1],
             )  # fmt: skip
             self.corrupt.append((start + int(where[0]), start + int(where[-1]) + 1 + self.settle, SKIP_NAN))
-            meg = meg.copy()
             for i in where:  # hold the last good sample
                 meg[:, i] = meg[:, i - 1] if i > 0 else self._last_good(meg)
         if not held:
             self._onsets_from_stim(x, start)
         self._onsets_from_events(start + n)
-        self.epocher.feed(meg)
+        last = np.array(x[:, -1], dtype=np.float64)
+        last[self.rows] = meg[:, -1]
+        self.epocher.feed(meg, in_place=True)
         self._t_filtered = time.perf_counter()
         self.n_received += n
-        self._last_raw = np.nan_to_num(np.asarray(x[:, -1], dtype=np.float64))
-        self._last_raw[self.rows] = meg[:, -1]
+        last[~np.isfinite(last)] = 0.0
+        self._last_raw = last
         return self._advance(arrived)
 
     def _last_good(self, meg: np.ndarray) -> np.ndarray:
@@ -320,7 +323,8 @@ class OnlineDecoder:
     def _onsets_from_stim(self, x: np.ndarray, start: int) -> None:
         if self.stim_row is None:
             return
-        stim = np.nan_to_num(np.asarray(x[self.stim_row], dtype=np.float64)).round().astype(np.int64)
+        stim = np.asarray(x[self.stim_row], dtype=np.float64)
+        stim = np.where(np.isfinite(stim), stim, 0.0).round().astype(np.int64)
         previous = np.concatenate([[self._last_stim], stim[:-1]])
         for i in np.flatnonzero((stim != previous) & (stim != 0)):
             code = int(stim[i])
