@@ -282,3 +282,50 @@ def test_replay_feeds_contiguous_chunks_and_paces_at_the_recording_rate():
     stats = replay_run(paced, raw, chunk=12, pace=True, block_s=0.1)
     assert time.perf_counter() - tic >= 0.5 - 1e-3 and stats["stream_s"] == 0.5
     assert fast.calls == paced.calls and [c[0] for c in fast.calls] == list(range(0, 180, 12))
+
+
+def test_causal_workflow_in_miniature_trains_and_replays_equal_to_offline(tmp_path):
+    """Run jobs (phase: causal) -> subject job (scaler) -> brain-module training -> replay: the online
+    latents of the large-test-set trials equal the training job's saved predictions (same top-5)."""
+    import pandas as pd
+    from test_preprocessing import _run_job, _stimuli, _write_run
+    from test_training import FAST, SMALL, _outputs
+
+    from megdecode import io
+    from megdecode.config import section_defaults
+    from megdecode.online.replay import ReplaySettings, replay_subject
+    from megdecode.preprocessing.subject import OUTPUT_KEYS, preprocess_subject
+    from megdecode.training.brain import train_brain_module
+
+    stimuli = tmp_path / "stimuli.tsv"
+    _stimuli(stimuli)
+    table = pd.read_csv(stimuli, sep="\t")
+    table.assign(file=table["image_id"] + ".png").to_csv(stimuli, sep="\t", index=False)  # no image files
+    cfg = {"phase": "causal", "val_fraction": 0.25}
+    runs = [_write_run(tmp_path / "bids", ses, seed) for ses, seed in (("01", 1), ("02", 2))]
+    outs = [_run_job(tmp_path, raw, events, stimuli, cfg) for raw, events in runs]
+    names = {"meg": "meg.npy", "report": "report.html", "info": "info.json"}
+    pre = {k: tmp_path / "pre" / names.get(k, f"{k}.tsv") for k in OUTPUT_KEYS}
+    paths = {k: [o[k] for o in outs] for k in ("e", "q", "p")}
+    preprocess_subject(paths["e"], paths["q"], paths["p"], "01", pre, pre_cfg(**cfg), seed=0)
+    ids = pd.read_csv(stimuli, sep="\t")["image_id"].astype(str)
+    latents = tmp_path / "latents"
+    io.save_npy(
+        np.random.default_rng(0).standard_normal((len(ids), 6)).astype(np.float32), latents / "latents.npy"
+    )
+    io.write_tsv(pd.DataFrame({"image_id": ids}), latents / "index.tsv")
+    model = _outputs(tmp_path / "model")
+    train_brain_module({"01": tmp_path / "pre"}, latents, model, SMALL, {**FAST, "max_epochs": 2}, seed=0)
+    settings = ReplaySettings.from_config({**section_defaults("realtime"), "enabled": True})
+    summary = replay_subject(
+        [r for r, _ in runs], [e for _, e in runs], stimuli, tmp_path / "images", model.model,
+        tmp_path / "pre", model.predictions["01"], latents, "01", settings,
+        {"stim_channel": "STI", "trigger_codes": None}, tmp_path / "replay",
+    )  # fmt: skip
+    value = summary.set_index("metric")["value"]
+    assert value["phase"] == "causal" and int(value["trials_skipped"]) == 0
+    assert int(value["trials_decoded"]) == 38  # 2 runs x (20 events - 1 catch)
+    assert int(value["n_compared_offline"]) == 4  # img10, exp image of a test concept, twice per run
+    assert float(value["online_offline_max_rel_diff"]) <= 1e-5
+    assert value["online_top5_acc_compared"] == value["offline_top5_acc_compared"]
+    assert (tmp_path / "replay" / "replay.png").is_file()
