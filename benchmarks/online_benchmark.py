@@ -57,7 +57,7 @@ def build(args):
     decoder = OnlineDecoder(
         brain, 0, params, sfreq, [*meg, "UPPT001"], meg, np.zeros(n_meg), np.full(n_meg, 3e-13), gallery,
         stim_channel="UPPT001", trigger_codes={"exp": 1},
-        push_every=max(1, args.push_every), streaming=args.push_every > 0,
+        push_lead=args.push_lead, push_every=args.push_every, streaming=not args.whole,
     )  # fmt: skip
     n = int(args.seconds * sfreq)
     x = np.empty((n_meg + 1, n))
@@ -75,12 +75,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--chunk", type=int, default=12)
     parser.add_argument("--blocks", type=int, default=5)
-    parser.add_argument(
-        "--push-every",
-        type=int,
-        default=8,
-        help="OnlineDecoder push_every; 0: streaming=False (RealtimeDecoder on the whole window)",
-    )
+    parser.add_argument("--push-lead", type=int, default=6, help="OnlineDecoder push_lead")
+    parser.add_argument("--push-every", type=int, default=0, help="OnlineDecoder push_every")
+    parser.add_argument("--whole", action="store_true", help="streaming=False: RealtimeDecoder per window")
     parser.add_argument(
         "--core", type=int, default=None, help="CPU core to pin to (default: the first allowed)"
     )
@@ -97,13 +94,24 @@ def main() -> None:
         decoder.feed(x[:, a : a + args.chunk], first_sample=a)
         feed_s += time.perf_counter() - tic
     decoder.close()
+    front_only = decoder.__class__(  # the same stream with no trial: what the causal front end alone costs
+        decoder.brain, 0, decoder.params, sfreq, [*decoder.model_channels, "UPPT001"],
+        decoder.model_channels, np.zeros(len(decoder.rows)), np.ones(len(decoder.rows)), decoder.gallery,
+        events=[],
+    )  # fmt: skip
+    tic = time.perf_counter()
+    for a in range(0, x.shape[1], args.chunk):
+        front_only.feed(x[:, a : a + args.chunk], first_sample=a)
+    front_s = time.perf_counter() - tic
     trials = decoder.decoded
     lat = np.array([1e3 * t.latency_s for t in trials])
     front = np.array([1e3 * (t.t_filtered - t.t_last_sample_arrived) for t in trials])
     result = {
         "blocks": args.blocks,
         "chunk_samples": args.chunk,
+        "push_lead": args.push_lead,
         "push_every": args.push_every,
+        "streaming": not args.whole,
         "stream_s": x.shape[1] / sfreq,
         "trials": len(trials),
         "expected_trials": len(onsets),
@@ -115,6 +123,7 @@ def main() -> None:
         "front_end_share_p50": round(float(np.median(front / lat)), 3),
         "feed_s": round(feed_s, 2),
         "throughput_x_realtime": round(x.shape[1] / sfreq / feed_s, 1),
+        "front_end_only_x_realtime": round(x.shape[1] / sfreq / front_s, 1),
         "core": core,
         "torch_threads": torch.get_num_threads(),
     }

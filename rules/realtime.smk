@@ -2,36 +2,7 @@
 # Per (backbone, subject, seed): the subject's test runs are replayed from the BIDS recordings through the
 # online decoder (megdecode.online), chunk by chunk, as fast as possible or paced at the recording's rate.
 # Which (backbone, seed): PLAN.realtime (realtime.backbone / realtime.seed, else the first trained ones).
-from megdecode.bids_layout import run_files
-
-RT_DIR = L.realtime
-RT_GROUND_TRUTH = [L.ground_truth] if SIMULATED else []
-
-
-def realtime_inputs(wc):
-    """The subject's runs (raw, events), its preprocessed folder, the model, predictions and latents."""
-    runs = [
-        run_files(BIDS_ROOT, wc.subject, ses, run, TASK, SIMULATED)
-        for ses in SESSIONS
-        for run in RUNS
-    ]
-    keys = dict(wc.items())
-    return {
-        "raw": [r["raw"] for r in runs],
-        "events": [r["events"] for r in runs],
-        "stimuli": STIMULI_TABLE,
-        "model": f"{L.model_dir('brain')}/model.safetensors".format(**keys),
-        "predictions": L.predictions("brain").format(**keys),
-        "ground_truth": RT_GROUND_TRUTH,
-        **{
-            k: SUBJECT_FILES[k].format(subject=wc.subject)
-            for k in ("meg", "trials", "channels", "info")
-        },
-        **{
-            k: LATENT_FILES[k].format(backbone=wc.backbone)
-            for k in ("latents", "index")
-        },
-    }
+include: "realtime_inputs.smk"
 
 
 rule realtime_replay:

@@ -189,3 +189,143 @@ def test_construction_errors_name_the_fix():
         OnlineDecoder(BRAIN, 0, zero, SFREQ, STREAM, MEG, center, scale, GALLERY, events=[])
     with pytest.raises(ValueError, match="expected \\(8, n_samples\\)"):
         _decoder().feed(np.zeros((5, 3)))
+
+
+def test_replay_rule_in_the_tiny_workflow(tiny_results):
+    """The tiny workflow replays each subject's test runs: every image trial decoded, none skipped; with
+    phase: causal, online latents equal the training job's saved predictions on the same trials."""
+    from megdecode.io import read_tsv
+
+    for subject in ("01", "02"):
+        out = tiny_results / "realtime" / "attributes" / f"sub-{subject}" / "seed-0"
+        summary = read_tsv(out / "summary.tsv").set_index("metric")
+        value = summary["value"]
+        trials = read_tsv(out / "trials.tsv", dtype={"session": str, "run": str, "image_id": str})
+        events = [read_tsv(p) for p in (tiny_results / "bids" / f"sub-{subject}").rglob("*_events.tsv")]
+        n_images = sum(int(e["trial_type"].isin(["exp", "test"]).sum()) for e in events)
+        assert (trials["status"] == "decoded").sum() == int(value["trials_decoded"]) == n_images
+        assert int(value["trials_skipped"]) == 0 and (out / "replay.png").stat().st_size > 10_000
+        assert float(value["latency_ms_p50"]) > 0 and float(value["throughput_x_realtime"]) > 1
+        assert int(value["n_compared_offline"]) > 0
+        if value["phase"] == "causal":
+            assert float(value["online_offline_max_rel_diff"]) <= 1e-5
+            assert value["online_top5_acc_compared"] == value["offline_top5_acc_compared"]
+        else:
+            assert "MODEL TRAINED ON preprocessing.phase: zero" in summary.loc["phase", "note"]
+
+
+def test_real_ctf_recording_fed_chunk_by_chunk():
+    """The real 2 s CTF-275 recording (../shared/ctf-sample), every channel streamed in 12-sample chunks:
+    the online decoder picks the 273 axial gradiometers by name and equals the offline causal chain."""
+    from test_ctf_real import CTF, ONSETS
+
+    from megdecode.preprocessing.reader import open_raw, pick_meg_channels
+
+    if not CTF.is_dir():
+        pytest.skip(f"real CTF sample not present: {CTF}")
+    raw = open_raw(CTF, "ctf-sample")
+    names = pick_meg_channels(raw.info, [], "ctf-sample").names
+    stream = raw.get_data()  # references, UADC/UPPT channels included: the decoder picks by name
+    sfreq = float(raw.info["sfreq"])
+    params = PreprocessingParams.from_config(pre_cfg(phase="causal"))
+    onsets = np.round(ONSETS * sfreq).astype(int)
+    meg = stream[[raw.ch_names.index(n) for n in names]]
+    epochs = epoch_causal(lambda a, b: meg[:, a:b], meg.shape[1], len(names), sfreq, onsets, params).data
+    center, scale = np.median(epochs, axis=(0, 2)), np.ptp(epochs, axis=(0, 2)) / 4
+    torch.manual_seed(0)
+    cfg = brain_config(spatial_channels=8, fourier_freqs=2, hidden=8, n_blocks=1, out_channels=8)
+    brain = BrainModule(cfg, torch.rand(len(names), 2), 1, params.n_times(), (4,)).eval()
+    gallery = Gallery([f"img{i}" for i in range(6)], np.eye(6, 4))
+    events = [Event(int(s), "exp") for s in onsets]
+    decoder = OnlineDecoder(
+        brain, 0, params, sfreq, raw.ch_names, names, center, scale, gallery, events=events
+    )
+    _feed(decoder, stream, [12])
+    apply_scaler(epochs, center, scale, params.clamp)
+    with torch.no_grad():
+        offline = brain(torch.from_numpy(epochs), torch.zeros(len(epochs), dtype=torch.long))["clip"].numpy()
+    assert [t.onset_sample for t in decoder.decoded] == onsets.tolist() and not decoder.skipped
+    assert max(_rel(t.latent, offline[k]) for k, t in enumerate(decoder.decoded)) <= 1e-5
+
+
+def test_push_schedules_give_the_same_latents():
+    stream, _, _ = _recording()
+    base = _feed(_decoder(), stream, [12])
+    for options in ({"push_lead": 1, "push_every": 1}, {"push_lead": 180}, {"push_every": 50}):
+        other = _feed(_decoder(**options), stream, [12])
+        for a, b in zip(base.decoded, other.decoded, strict=True):
+            assert _rel(a.latent, b.latent) <= 1e-5
+
+
+def test_replay_feeds_contiguous_chunks_and_paces_at_the_recording_rate():
+    import time
+
+    import mne
+
+    from megdecode.online.replay import replay_run
+
+    raw = mne.io.RawArray(np.zeros((2, 180)), mne.create_info(2, 360.0, "misc"), verbose="error")
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def feed(self, chunk, first_sample=None):
+            self.calls.append((first_sample, chunk.shape[1]))
+
+        def close(self):
+            pass
+
+    fast, paced = Recorder(), Recorder()
+    replay_run(fast, raw, chunk=12, pace=False, block_s=0.1)
+    tic = time.perf_counter()
+    stats = replay_run(paced, raw, chunk=12, pace=True, block_s=0.1)
+    assert time.perf_counter() - tic >= 0.5 - 1e-3 and stats["stream_s"] == 0.5
+    assert fast.calls == paced.calls and [c[0] for c in fast.calls] == list(range(0, 180, 12))
+
+
+def test_causal_workflow_in_miniature_trains_and_replays_equal_to_offline(tmp_path):
+    """Run jobs (phase: causal) -> subject job (scaler) -> brain-module training -> replay: the online
+    latents of the large-test-set trials equal the training job's saved predictions (same top-5)."""
+    import pandas as pd
+    from test_preprocessing import _run_job, _stimuli, _write_run
+    from test_training import FAST, SMALL, _outputs
+
+    from megdecode import io
+    from megdecode.config import section_defaults
+    from megdecode.online.replay import ReplaySettings, replay_subject
+    from megdecode.preprocessing.subject import OUTPUT_KEYS, preprocess_subject
+    from megdecode.training.brain import train_brain_module
+
+    stimuli = tmp_path / "stimuli.tsv"
+    _stimuli(stimuli)
+    table = pd.read_csv(stimuli, sep="\t")
+    table.assign(file=table["image_id"] + ".png").to_csv(stimuli, sep="\t", index=False)  # no image files
+    cfg = {"phase": "causal", "val_fraction": 0.25}
+    runs = [_write_run(tmp_path / "bids", ses, seed) for ses, seed in (("01", 1), ("02", 2))]
+    outs = [_run_job(tmp_path, raw, events, stimuli, cfg) for raw, events in runs]
+    names = {"meg": "meg.npy", "report": "report.html", "info": "info.json"}
+    pre = {k: tmp_path / "pre" / names.get(k, f"{k}.tsv") for k in OUTPUT_KEYS}
+    paths = {k: [o[k] for o in outs] for k in ("e", "q", "p")}
+    preprocess_subject(paths["e"], paths["q"], paths["p"], "01", pre, pre_cfg(**cfg), seed=0)
+    ids = pd.read_csv(stimuli, sep="\t")["image_id"].astype(str)
+    latents = tmp_path / "latents"
+    io.save_npy(
+        np.random.default_rng(0).standard_normal((len(ids), 6)).astype(np.float32), latents / "latents.npy"
+    )
+    io.write_tsv(pd.DataFrame({"image_id": ids}), latents / "index.tsv")
+    model = _outputs(tmp_path / "model")
+    train_brain_module({"01": tmp_path / "pre"}, latents, model, SMALL, {**FAST, "max_epochs": 2}, seed=0)
+    settings = ReplaySettings.from_config({**section_defaults("realtime"), "enabled": True})
+    summary = replay_subject(
+        [r for r, _ in runs], [e for _, e in runs], stimuli, tmp_path / "images", model.model,
+        tmp_path / "pre", model.predictions["01"], latents, "01", settings,
+        {"stim_channel": "STI", "trigger_codes": None}, tmp_path / "replay",
+    )  # fmt: skip
+    value = summary.set_index("metric")["value"]
+    assert value["phase"] == "causal" and int(value["trials_skipped"]) == 0
+    assert int(value["trials_decoded"]) == 38  # 2 runs x (20 events - 1 catch)
+    assert int(value["n_compared_offline"]) == 4  # img10, exp image of a test concept, twice per run
+    assert float(value["online_offline_max_rel_diff"]) <= 1e-5
+    assert value["online_top5_acc_compared"] == value["offline_top5_acc_compared"]
+    assert (tmp_path / "replay" / "replay.png").is_file()

@@ -107,3 +107,13 @@ def test_layout_checkpoints_sit_outside_the_outputs() -> None:
     study.update(subjects=["1"], sessions=["1"], runs=["1"])
     real = Layout.from_config(config(study=study))
     assert (real.bids_root, real.stimuli_images) == ("/data/ds", "/img")
+
+
+def test_realtime_replay_choice() -> None:
+    assert make_plan(config()).realtime is None  # off by default in the schema
+    assert make_plan(config(realtime={"enabled": True})).realtime == ("attributes", 0)
+    assert make_plan(config(realtime={"enabled": True, "seed": 1})).realtime == ("attributes", 1)
+    with pytest.raises(ConfigError, match="realtime.backbone 'hog' has no brain module"):
+        make_plan(config(realtime={"enabled": True, "backbone": "hog"}))
+    with pytest.raises(ConfigError, match="realtime.seed 3 is not trained"):
+        make_plan(config(realtime={"enabled": True, "seed": 3}))

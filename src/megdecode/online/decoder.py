@@ -121,9 +121,10 @@ class OnlineDecoder:
     ``decode_types`` are decoded; other known types are ignored. ``streaming=False`` runs
     :class:`~megdecode.models.RealtimeDecoder` on each completed window instead of the streaming decoder
     (same outputs to ~1e-6: fewer weight reads per trial, more work after the last sample).
-    ``push_every``: decimated samples gathered before they are pushed through the streaming decoder
-    (each push reads every layer's weights once: pushing single rows is memory-bound; the last push
-    of a window carries at most this many rows plus the receptive-field tail).
+    Push schedule of the streaming decoder (each push reads every layer's weights once, so pushing
+    single rows is memory-bound): one bulk push when the window has all but ``push_lead`` decimated
+    samples, then the rest when its last sample arrives (that push computes the new rows and each
+    layer's receptive-field tail); ``push_every`` > 0 adds a push whenever that many samples wait.
     ``allow_zero_phase`` runs the causal front end for a model trained on zero-phase preprocessing
     (a logged mismatch, for replays of such models), instead of refusing it.
     """
@@ -148,7 +149,8 @@ class OnlineDecoder:
         onset_shift: int = 0,
         settle_s: float = 1.0,
         streaming: bool = True,
-        push_every: int = 8,
+        push_lead: int = 6,
+        push_every: int = 0,
         block: int = 4096,
         name: str = "stream",
         allow_zero_phase: bool = False,
@@ -193,6 +195,8 @@ class OnlineDecoder:
         if (stim_channel is None) == (events is None):
             raise ValueError(f"{name}: give either stim_channel (with trigger_codes) or events, not both")
         self.rows = np.array([position[c] for c in model_channels])
+        self.model_channels = [str(c) for c in model_channels]
+        self.params = params
         self.n_stream_channels = len(stream_channels)
         self.stim_row = None
         if stim_channel is not None:
@@ -215,7 +219,8 @@ class OnlineDecoder:
         self.gallery = gallery
         self.subject_index = int(subject_index)
         self.streaming = streaming
-        self.push_every = max(1, int(push_every))
+        self.push_lead = max(1, int(push_lead))
+        self.push_every = max(0, int(push_every))
         self.brain = brain.eval()
         self._template = StreamingDecoder(brain, subject_index) if streaming else None
         self._whole = None if streaming else RealtimeDecoder(brain, subject_index)
@@ -286,26 +291,27 @@ class OnlineDecoder:
         start, n = self.n_received, x.shape[1]
         if n == 0:
             return []
-        meg = np.asarray(x[self.rows], dtype=np.float64)
-        bad = ~np.isfinite(meg).all(axis=0)
-        if bad.any():
+        meg = np.asarray(x[self.rows], dtype=np.float64)  # a copy (fancy index): filtered in place
+        if not np.isfinite(meg.sum()):  # NaN/inf propagate into the sum: one cheap pass
+            bad = ~np.isfinite(meg).all(axis=0)
             where = np.flatnonzero(bad)
             log.warning(
                 "%s: %d sample(s) with NaN/inf between %d and %d", self.name, len(where), start + where[0],
                 start + where[-1],
             )  # fmt: skip
             self.corrupt.append((start + int(where[0]), start + int(where[-1]) + 1 + self.settle, SKIP_NAN))
-            meg = meg.copy()
             for i in where:  # hold the last good sample
                 meg[:, i] = meg[:, i - 1] if i > 0 else self._last_good(meg)
         if not held:
             self._onsets_from_stim(x, start)
         self._onsets_from_events(start + n)
-        self.epocher.feed(meg)
+        last = np.array(x[:, -1], dtype=np.float64)
+        last[self.rows] = meg[:, -1]
+        self.epocher.feed(meg, in_place=True)
         self._t_filtered = time.perf_counter()
         self.n_received += n
-        self._last_raw = np.nan_to_num(np.asarray(x[:, -1], dtype=np.float64))
-        self._last_raw[self.rows] = meg[:, -1]
+        last[~np.isfinite(last)] = 0.0
+        self._last_raw = last
         return self._advance(arrived)
 
     def _last_good(self, meg: np.ndarray) -> np.ndarray:
@@ -317,7 +323,8 @@ class OnlineDecoder:
     def _onsets_from_stim(self, x: np.ndarray, start: int) -> None:
         if self.stim_row is None:
             return
-        stim = np.nan_to_num(np.asarray(x[self.stim_row], dtype=np.float64)).round().astype(np.int64)
+        stim = np.asarray(x[self.stim_row], dtype=np.float64)
+        stim = np.where(np.isfinite(stim), stim, 0.0).round().astype(np.int64)
         previous = np.concatenate([[self._last_stim], stim[:-1]])
         for i in np.flatnonzero((stim != previous) & (stim != 0)):
             code = int(stim[i])
@@ -392,7 +399,13 @@ class OnlineDecoder:
                 if trial.decoder is None:
                     trial.decoder = self._template.fork()
                 heads = None
-                if n_avail - trial.pushed >= self.push_every or (complete and n_avail > trial.pushed):
+                pending = n_avail - trial.pushed
+                bulk = w.n_times - self.push_lead
+                if pending > 0 and (
+                    complete
+                    or (trial.pushed < bulk <= n_avail)
+                    or (self.push_every and pending >= self.push_every)
+                ):
                     x = self._scaled(trial, trial.pushed, n_avail)
                     heads = trial.decoder.push(torch.from_numpy(x))
                     trial.pushed = n_avail

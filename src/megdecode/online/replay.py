@@ -49,6 +49,9 @@ class ReplaySettings:
     seed: int | None
     gallery: str
     chunk_samples: int
+    streaming: bool
+    push_lead: int
+    push_every: int
     pace: bool
     onsets: str
     settle_s: float
@@ -101,9 +104,10 @@ def replay_run(decoder, raw, chunk: int, pace: bool, block_s: float = 10.0) -> d
 def _offline_rows(preprocessed_dir: Path | str, predictions) -> pd.DataFrame:
     """test_large rows of trials.tsv with their offline CLIP prediction's row (session, run, k-th
     occurrence of the image in the run)."""
-    from megdecode.artifacts.preprocessed import read_subject
+    from megdecode.artifacts.preprocessed import TRIALS as TRIALS_TSV
 
-    trials = read_subject(preprocessed_dir).trials
+    labels = {"subject": str, "session": str, "run": str, "image_id": str, "concept": str}
+    trials = read_tsv(Path(preprocessed_dir) / TRIALS_TSV, dtype=labels)
     large = trials[trials["split"] == "test_large"].reset_index(drop=True)
     ids = predictions.image_ids.get("test_large", np.array([]))
     if len(ids) != len(large) or not (large["image_id"].astype(str).to_numpy() == ids).all():
@@ -171,7 +175,13 @@ def replay_subject(
             Event(int(s), str(t), None if pd.isna(i) else str(i))
             for s, t, i in zip(events["sample"], events["trial_type"], events["image_id"], strict=True)
         ]
-        options: dict[str, Any] = {"settle_s": settings.settle_s, "name": stem}
+        options: dict[str, Any] = {
+            "settle_s": settings.settle_s,
+            "name": stem,
+            "streaming": settings.streaming,
+            "push_lead": settings.push_lead,
+            "push_every": settings.push_every,
+        }
         if settings.onsets == "events":
             options["events"] = listed
         else:
@@ -337,7 +347,7 @@ def replay_figure(table, timeline, stimuli, images_root: Path, settings, out: Pa
                     thumb = np.asarray(im.convert("RGB").resize((48, 48)))
                 ax_time.add_artist(AnnotationBbox(OffsetImage(thumb, zoom=0.6), (x, 0.6), frameon=False))
         ax_time.set(xlim=(0, span), ylim=(0, 1), yticks=[], xlabel=f"{timeline['stem']}: time (s)",
-                    title="triggers (blue exp, orange test, grey catch); green: window; "
+                    title="image onsets (blue exp, orange test, grey catch); green: onset -> window end; "
                     "top-1 image drawn when decoded")  # fmt: skip
     fig.tight_layout()
     with atomic_output(out) as tmp:
