@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -177,21 +178,24 @@ def test_workflow_runs_the_fmri_companion_and_compares(tiny_results: Path, tmp_p
     }
     path = tmp_path / "tiny-fmri.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    proc = run_snakemake(tiny_results, "all", configfile=path)
+    # a copy: the session's tiny run is compared with other runs (tests/test_slurm.py) and must stay as it is
+    results = tmp_path / "results"
+    shutil.copytree(tiny_results, results, symlinks=True)
+    proc = run_snakemake(results, "all", configfile=path)
     ran = proc.stdout + proc.stderr
     assert "rule train_brain:" not in ran and "rule preprocess_subject:" not in ran  # MEG results reused
-    table = pd.read_csv(tiny_results / "tables" / "meg_vs_fmri.tsv", sep="\t")
+    table = pd.read_csv(results / "tables" / "meg_vs_fmri.tsv", sep="\t")
     small = table.query("test_set == 'test_small' and metric == 'top5_acc'")
     assert set(zip(small["modality"], small["model"], strict=True)) == {
         ("MEG", "brain"), ("MEG", "ridge"), ("fMRI", "mlp"), ("fMRI", "ridge")
     }  # fmt: skip
     assert set(small.loc[small["modality"] == "MEG", "backbone"]) == {"colour_hist", "attributes"}
-    assert (tiny_results / "figures" / "meg_vs_fmri.png").stat().st_size > 0
-    recon = pd.read_csv(tiny_results / "tables" / "meg_vs_fmri_reconstruction.tsv", sep="\t")
+    assert (results / "figures" / "meg_vs_fmri.png").stat().st_size > 0
+    recon = pd.read_csv(results / "tables" / "meg_vs_fmri_reconstruction.tsv", sep="\t")
     assert set(recon["modality"]) == {"MEG", "fMRI"} and {"pixcorr", "ssim"} <= set(recon["metric"])
     assert set(recon.loc[recon["metric"] == "pixcorr", "level"]) == {"low"}
-    assert read_json(tiny_results / "fmri" / "ground_truth" / "sub-01.json")["subject"] == "01"
-    dry = run_snakemake(tiny_results, "all", "-n", configfile=path)
+    assert read_json(results / "fmri" / "ground_truth" / "sub-01.json")["subject"] == "01"
+    dry = run_snakemake(results, "all", "-n", configfile=path)
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
 
