@@ -4,11 +4,16 @@
 # job writes the tables and the figure. Adding a size reruns only the new size's jobs and the summary.
 LC_CFG = config["learning_curve"]
 # keys that choose which jobs exist, and the summary's statistics, are not passed to the jobs
-LC_JOB_CFG = {
-    k: v
-    for k, v in LC_CFG.items()
-    if k not in ("worlds", "subjects", "seeds", "train_sizes", "n_bootstrap", "ci_level", "runtime")
-}
+LC_NOT_JOB_KEYS = (
+    "worlds",
+    "subjects",
+    "seeds",
+    "train_sizes",
+    "n_bootstrap",
+    "ci_level",
+    "runtime",
+)
+LC_JOB_CFG = {k: v for k, v in LC_CFG.items() if k not in LC_NOT_JOB_KEYS}
 LC_EPOCHS = {
     k: config["preprocessing"][k] for k in ("tmin", "tmax", "sfreq", "l_freq", "h_freq")
 }
