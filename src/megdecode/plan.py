@@ -31,6 +31,21 @@ def _chosen(all_names: Sequence[str], chosen: Sequence[str] | None, key: str) ->
     return [b for b in all_names if b in chosen]
 
 
+def _retrieval_job(
+    layout: Layout, model: str, backbone: str, prediction_files: dict[str, list[str]], table_pattern: str
+) -> dict[str, Any]:
+    """One retrieval job: ``model backbone latent_dir prediction_files outputs`` (one table per subject)."""
+    return dict(
+        model=model,
+        backbone=backbone,
+        latent_dir=layout.latents.format(backbone=backbone),
+        prediction_files=prediction_files,
+        outputs={
+            s: table_pattern.format(model=model, backbone=backbone, subject=s) for s in prediction_files
+        },
+    )
+
+
 @dataclass(frozen=True)
 class FmriPlan:
     """The fMRI companion study's jobs (config ``fmri``): subjects, backbones and decoders."""
@@ -47,15 +62,12 @@ class FmriPlan:
     def retrieval_jobs(self, layout: Layout) -> list[dict[str, Any]]:
         """One dict per (decoder, backbone), in the form of :meth:`Plan.retrieval_jobs`."""
         return [
-            dict(
-                model=m,
-                backbone=b,
-                latent_dir=layout.latents.format(backbone=b),
-                prediction_files={s: [self.prediction_file(layout, m, b, s)] for s in self.subjects},
-                outputs={
-                    s: layout.fmri_retrieval_table.format(model=m, backbone=b, subject=s)
-                    for s in self.subjects
-                },
+            _retrieval_job(
+                layout,
+                m,
+                b,
+                {s: [self.prediction_file(layout, m, b, s)] for s in self.subjects},
+                layout.fmri_retrieval_table,
             )
             for b in self.backbones
             for m in self.models
@@ -141,14 +153,12 @@ class Plan:
     def retrieval_jobs(self, layout: Layout) -> list[dict[str, Any]]:
         """One dict per (model, backbone): ``model backbone latent_dir prediction_files outputs``."""
         return [
-            dict(
-                model=m,
-                backbone=b,
-                latent_dir=layout.latents.format(backbone=b),
-                prediction_files={s: self.prediction_files(layout, m, b, s) for s in self.subjects},
-                outputs={
-                    s: layout.retrieval_table.format(model=m, backbone=b, subject=s) for s in self.subjects
-                },
+            _retrieval_job(
+                layout,
+                m,
+                b,
+                {s: self.prediction_files(layout, m, b, s) for s in self.subjects},
+                layout.retrieval_table,
             )
             for b in self.evaluated_backbones
             for m in self.models_for(b)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from megdecode.models import BrainModule, RealtimeDecoder, StreamingDecoder
-from megdecode.preprocessing.causal import CausalEpocher, Window, causal_sos
+from megdecode.preprocessing.causal import CausalEpocher, causal_sos, causal_window
 from megdecode.preprocessing.params import PreprocessingParams
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ class OnlineDecoder:
                 f"{name}: stream sampled at {raw_sfreq} Hz but the model's recordings were at {rate} Hz; "
                 "resample the stream at the source or train on recordings at this rate"
             )
-        self.window = Window.from_params(params, float(raw_sfreq), name)
+        self.window = causal_window(params, float(raw_sfreq), name)
         stream_channels = [str(c) for c in stream_channels]
         position = {c: i for i, c in enumerate(stream_channels)}
         missing = [c for c in model_channels if c not in position]

@@ -28,6 +28,7 @@ import numpy as np
 
 from megdecode.preprocessing.params import PreprocessingParams
 from megdecode.preprocessing.reader import BadRunError
+from megdecode.preprocessing.signal import Window
 
 
 def causal_sos(params: PreprocessingParams, raw_sfreq: float) -> np.ndarray:
@@ -72,41 +73,16 @@ def filter_response(sos: np.ndarray, sfreq: float, freqs: np.ndarray | None = No
     return FilterResponse(freqs, gain, 1e3 * delay / sfreq)
 
 
-@dataclass(frozen=True)
-class Window:
-    """An epoch window in raw samples relative to the onset, and its decimation."""
-
-    t0: int  # first sample (tmin * raw_sfreq)
-    t1: int  # last sample (inclusive)
-    factor: int  # decimation factor
-    b0: int  # baseline window, inclusive, relative to the onset
-    b1: int
-    n_times: int  # output samples
-
-    @classmethod
-    def from_params(cls, params: PreprocessingParams, raw_sfreq: float, run: str) -> Window:
-        from megdecode.preprocessing.signal import decimation_factor
-
-        factor = decimation_factor(raw_sfreq, params.sfreq, run)
-        t0, t1 = round(params.tmin * raw_sfreq), round(params.tmax * raw_sfreq)
-        n_times = params.n_times()
-        if t0 + factor * (n_times - 1) != t1:
-            raise BadRunError(
-                f"run {run}: tmin/tmax ({params.tmin}, {params.tmax}) are not on the {params.sfreq} Hz grid"
-            )
-        b0 = t0 if params.baseline_tmin is None else round(params.baseline_tmin * raw_sfreq)
-        b1 = round(params.baseline_tmax * raw_sfreq)
-        if b1 > 0:
-            raise BadRunError(
-                f"run {run}: preprocessing.baseline_tmax ({params.baseline_tmax} s) is after the onset; "
-                "phase: causal takes the baseline from pre-stimulus samples only (set baseline_tmax <= 0)"
-            )
-        return cls(t0, t1, factor, b0, b1, n_times)
-
-    @property
-    def span(self) -> int:
-        """Raw samples a trial needs, from the first of its window or baseline to the last."""
-        return self.t1 - min(self.t0, self.b0) + 1
+def causal_window(params: PreprocessingParams, raw_sfreq: float, run: str) -> Window:
+    """The epoch window (:class:`~megdecode.preprocessing.signal.Window`) of the causal chain, whose
+    baseline must end by the onset."""
+    window = Window.from_params(params, raw_sfreq, run)
+    if window.b1 > 0:
+        raise BadRunError(
+            f"run {run}: preprocessing.baseline_tmax ({params.baseline_tmax} s) is after the onset; "
+            "phase: causal takes the baseline from pre-stimulus samples only (set baseline_tmax <= 0)"
+        )
+    return window
 
 
 class CausalEpocher:
@@ -230,7 +206,7 @@ def epoch_causal(
     """
     from megdecode.preprocessing.signal import _channel_names, _nonfinite_message, epoch_windows
 
-    window = Window.from_params(params, raw_sfreq, run)
+    window = causal_window(params, raw_sfreq, run)
     rows = np.arange(n_channels) if rows is None else np.asarray(rows, dtype=np.int64)
     samples = np.asarray(samples, dtype=np.int64)
     epoch_windows(samples, n_samples, window.t0, window.t1, run)

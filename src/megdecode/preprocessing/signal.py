@@ -112,6 +112,36 @@ def _odd_reflect_pad(x: np.ndarray, left: int, right: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (left, right)), mode="reflect", reflect_type="odd")
 
 
+@dataclass(frozen=True)
+class Window:
+    """An epoch window in raw samples relative to the onset, and its decimation (both phases)."""
+
+    t0: int  # first sample (tmin * raw_sfreq)
+    t1: int  # last sample (inclusive)
+    factor: int  # decimation factor
+    b0: int  # baseline window, inclusive, relative to the onset
+    b1: int
+    n_times: int  # output samples
+
+    @classmethod
+    def from_params(cls, params: PreprocessingParams, raw_sfreq: float, run: str) -> Window:
+        """The window of ``params`` at ``raw_sfreq``; an error if tmin/tmax are off the output grid."""
+        factor = decimation_factor(raw_sfreq, params.sfreq, run)
+        t0, t1 = round(params.tmin * raw_sfreq), round(params.tmax * raw_sfreq)
+        n_times = params.n_times()
+        if t0 + factor * (n_times - 1) != t1:
+            raise BadRunError(
+                f"run {run}: tmin/tmax ({params.tmin}, {params.tmax}) are not on the {params.sfreq} Hz grid"
+            )
+        b0 = t0 if params.baseline_tmin is None else round(params.baseline_tmin * raw_sfreq)
+        return cls(t0, t1, factor, b0, round(params.baseline_tmax * raw_sfreq), n_times)
+
+    @property
+    def span(self) -> int:
+        """Raw samples a trial needs, from the first of its window or baseline to the last."""
+        return self.t1 - min(self.t0, self.b0) + 1
+
+
 def epoch_windows(samples: np.ndarray, n_samples: int, t0: int, t1: int, run: str) -> None:
     """Fail when any epoch window ``[sample + t0, sample + t1]`` leaves the recording."""
     bad = (samples + t0 < 0) | (samples + t1 >= n_samples)
@@ -146,17 +176,17 @@ def epoch_continuous(
     """
     from tqdm import tqdm
 
-    factor = decimation_factor(raw_sfreq, params.sfreq, run)
+    window = Window.from_params(params, raw_sfreq, run)
+    factor, t0, t1, n_times, b0, b1 = (
+        window.factor,
+        window.t0,
+        window.t1,
+        window.n_times,
+        window.b0,
+        window.b1,
+    )
     kernel = lowpass_kernel(raw_sfreq, params.h_freq, params.sfreq, run)
     half = kernel.size // 2
-    t0, t1 = round(params.tmin * raw_sfreq), round(params.tmax * raw_sfreq)
-    n_times = params.n_times()
-    if t0 + factor * (n_times - 1) != t1:
-        raise BadRunError(
-            f"run {run}: tmin/tmax ({params.tmin}, {params.tmax}) are not on the {params.sfreq} Hz grid"
-        )
-    b0 = t0 if params.baseline_tmin is None else round(params.baseline_tmin * raw_sfreq)
-    b1 = round(params.baseline_tmax * raw_sfreq)
     samples = np.asarray(samples, dtype=np.int64)
     rows = np.arange(n_channels) if rows is None else np.asarray(rows, dtype=np.int64)
     epoch_windows(samples, n_samples, t0, t1, run)
