@@ -4,6 +4,6 @@ simulator's linear and nonlinear worlds, for the brain module, ridge and an orac
 
 - :mod:`.epochs`: epochs drawn directly at the preprocessed rate, with a noise covariance known exactly;
 - :mod:`.oracle`: retrieval by the generative model (Mahalanobis distance to the noiseless responses);
-- :mod:`.experiment`: one job (world, subject, replicate seed), every size and decoder;
+- :mod:`.experiment`: one job (world, subject, replicate seed, training-set size), every decoder;
 - :mod:`.summary`: means and CIs over (subject, seed) units, the paired test, slopes, the figure.
 """

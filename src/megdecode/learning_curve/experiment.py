@@ -1,4 +1,4 @@
-"""One job of the learning curve: one world, one subject, one replicate seed, every training-set size.
+"""One job of the learning curve: one world, one subject, one replicate seed, one training-set size.
 
 The replicate seed draws everything that is random in an experiment: which images are shown (and in which
 order they enter the nested training sets), the trials' gains, latency shifts and noise, the decoders'
@@ -7,7 +7,8 @@ the validation set (early stopping, ridge alpha), the target and channel scaling
 (:func:`~megdecode.artifacts.splits.check_no_leakage` checks every size).
 
 Decoders, per backbone and size: ridge on time bins of each ``ridge_time_bins`` (1 = full temporal
-resolution), the brain module scored on its CLIP head, and once per job the oracle (trains on nothing).
+resolution), the brain module scored on its CLIP head, and the oracle (trains on nothing: the same rows in
+every size's job of a replicate).
 """
 
 from __future__ import annotations
