@@ -29,6 +29,18 @@ def brain_config(**changes: object):
     return BrainModuleConfig.from_dict({**section_defaults("brain_module"), **changes})
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests (tiny models and batch-1 decoding are fastest on one; the CI
+    cores are shared); the previous count is restored after the module."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def snakemake_cmd() -> list[str]:
     """The snakemake of this interpreter's environment."""
     return [sys.executable, "-m", "snakemake"]

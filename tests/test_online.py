@@ -34,13 +34,7 @@ def _brain() -> BrainModule:
     return brain.eval()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Batch-1 decoding of a tiny model: one thread is fastest (and the CI cores are shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 BRAIN = _brain()

@@ -24,15 +24,7 @@ PIXELS = {"kind": "handcrafted", "options": {"features": ["pixels"], "pixels_siz
 COLOUR_HIST = {"kind": "handcrafted", "options": {"features": ["colour_histogram"], "image_size": 32}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models: one thread is fastest (and the 2 CI cores are shared)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _render(colour: tuple[int, int, int], square: bool, shift: int, size: int = 32) -> np.ndarray:

@@ -21,14 +21,7 @@ from megdecode.reconstruction.versatile_diffusion import VDParams, VersatileDiff
 TOKENS, DIM, TEXT_TOKENS, SIDE = 17, 32, 5, 8  # CLIP-vision tokens x dim, text tokens, VAE latent side
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
