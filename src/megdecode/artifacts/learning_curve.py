@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
 import pandas as pd
 
 from megdecode import io
+from megdecode.artifacts.paths import Layout
 
 SCORE_COLUMNS = [
     "world",
@@ -33,6 +35,13 @@ EXTRA_COLUMNS = ["epochs", "best_epoch"]  # the brain module's training length (
 
 def write_scores(scores: pd.DataFrame, path: Path | str) -> None:
     io.write_tsv(scores.reindex(columns=SCORE_COLUMNS + EXTRA_COLUMNS), path)
+
+
+def find_scores(results_dir: Path | str) -> list[Path]:
+    """Every job's scores file of one run (the Layout's pattern with each wildcard matching anything)."""
+    layout = Layout(results=str(results_dir), bids_root="", stimuli_images="")
+    pattern = layout.learning_curve_scores.format(world="*", subject="*", seed="*", n_train="*")
+    return [Path(p) for p in sorted(glob.glob(pattern))]
 
 
 def read_scores(path: Path | str) -> pd.DataFrame:
