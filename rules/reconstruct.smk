@@ -97,6 +97,34 @@ rule reconstruction_metrics:
         "../workflow/scripts/reconstruct_metrics.py"
 
 
+if PLAN.recon_semantic_readout:
+
+    rule semantic_readout:
+        input:
+            table=STIMULI_TABLE,
+        output:
+            **SEMANTIC_READOUT_FILES,
+        log:
+            f"{R}/logs/semantic_readout/semantic_readout.log",
+        benchmark:
+            f"{R}/benchmarks/semantic_readout/semantic_readout.tsv"
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        params:
+            cfg=RECON_CFG["metrics"]["semantic_readout"],
+            image_px=RECON_CFG["metrics"]["image_size"],
+            images_root=STIMULI_IMAGES,
+            seed=config["seed"],
+        script:
+            "../workflow/scripts/reconstruct_semantic_readout.py"
+
+    ALL_TARGETS.extend(SEMANTIC_READOUT_FILES.values())
+
+
 rule reconstruction_summary:
     input:
         expand(

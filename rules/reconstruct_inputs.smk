@@ -56,4 +56,14 @@ def recon_metrics_inputs(wildcards):
     for b in PLAN.recon_feature_backbones:
         if b in RANDOM_BACKBONES:
             inputs[f"weights_{b}"] = PRETRAINED.format(backbone=b)
-    return inputs
+    return inputs | semantic_readout_inputs()
+
+
+def semantic_readout_inputs():
+    """The semantic readout's model and accuracy table, when it scores reconstructions (MEG and fMRI)."""
+    if not PLAN.recon_semantic_readout:
+        return {}
+    return {
+        "readout_model": SEMANTIC_READOUT_FILES["model"],
+        "readout_accuracy": SEMANTIC_READOUT_FILES["accuracy"],
+    }

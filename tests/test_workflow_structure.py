@@ -72,6 +72,7 @@ OWN_SLICE = {
     "train_decoder": {"reconstruction", "seed"},
     "reconstruct": {"reconstruction", "seed"},
     "reconstruction_metrics": {"reconstruction", "backbones", "study"},
+    "semantic_readout": {"reconstruction", "seed"},
     "reconstruction_summary": set(),
     "report_tables": {"report"},
     "report_figures": {"report", "bids.stimulus_duration_s"},

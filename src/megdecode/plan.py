@@ -110,6 +110,8 @@ class Plan:
     learning_curve: dict[str, Any]  # the learning_curve section and whether the study is simulated
     realtime: tuple[str, int] | None = None  # (backbone, seed) of the online replay, when enabled
     fmri: FmriPlan | None = None  # the fMRI companion study, when ``fmri.enabled``
+    #: whether the semantic readout (reconstruction.metrics.semantic_readout) scores reconstructions
+    recon_semantic_readout: bool = False
 
     # ---- the learning-curve experiment (checked only when it is asked for: other configs need not name its
     # backbones)
@@ -258,6 +260,23 @@ def make_plan(config: Mapping[str, Any]) -> Plan:
         example_subject=subject,
         realtime=_realtime_choice(plan, config),
         fmri=fmri,
+        recon_semantic_readout=bool(plan.generators)
+        and semantic_readout_on(
+            recon["metrics"]["semantic_readout"]["enabled"], config["study"]["source"] == "simulated"
+        ),
+    )
+
+
+def semantic_readout_on(setting: str | bool, simulated: bool) -> bool:
+    """``reconstruction.metrics.semantic_readout.enabled``: ``auto`` -> on for a simulated study (its
+    stimulus table has the attribute columns), off for a real one (pretrained vision backbones give
+    high-level metrics)."""
+    if setting == "auto":
+        return simulated
+    if isinstance(setting, bool):
+        return setting
+    raise ConfigError(
+        f"reconstruction.metrics.semantic_readout.enabled must be auto, true or false, got {setting!r}"
     )
 
 

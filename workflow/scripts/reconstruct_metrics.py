@@ -18,4 +18,6 @@ with job_logging(snakemake) as log:  # noqa: F821
         backbones=snakemake.params.backbones,  # noqa: F821
         weights_dirs={k[len("weights_") :]: v for k, v in inputs.items() if k.startswith("weights_")},
         threads=snakemake.threads,  # noqa: F821
+        readout_model=inputs.get("readout_model"),
+        readout_accuracy=inputs.get("readout_accuracy"),
     )

@@ -127,6 +127,11 @@ class Layout:
         return f"{self.reconstruction}/{{generator}}/sub-{{subject}}"
 
     @property
+    def semantic_readout(self) -> str:
+        """The attribute readout scoring MEG and fMRI reconstructions (:mod:`~.semantic_readout`)."""
+        return f"{self.reconstruction}/semantic_readout"
+
+    @property
     def realtime(self) -> str:
         """The online replay of one (backbone, subject, seed): per-trial TSV, summary, figure."""
         return f"{self.results}/realtime/{{backbone}}/sub-{{subject}}/seed-{{seed}}"

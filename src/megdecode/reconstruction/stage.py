@@ -23,6 +23,7 @@ from megdecode.io import atomic_output, load_npz, read_tsv, save_npz, write_tsv
 from megdecode.metrics import image as im
 from megdecode.plan import NON_IMAGE_KINDS
 from megdecode.reconstruction.base import Predicted, load_images, load_predictions, resize_images
+from megdecode.reconstruction.semantic_readout import METRIC_NAME as SEMANTIC_READOUT
 from megdecode.seeds import derive_seed
 
 log = logging.getLogger(__name__)
@@ -185,12 +186,17 @@ def score_subjects(
     backbones: Mapping[str, Mapping[str, Any]],
     weights_dirs: Mapping[str, str],
     threads: int = 1,
+    readout_model: str | None = None,
+    readout_accuracy: str | None = None,
 ) -> None:
     """Rule ``reconstruction_metrics`` (one job per generator: feature models load once): for every subject,
     a per-image metrics TSV and the best/median/worst figure. Lists are aligned on ``subjects``.
 
     Like with like: seen and reconstructed images are brought to ``cfg['image_size']`` pixels, and every
     feature (two-way identification, distances) is computed from those pixels by the same extractor for both.
+    ``readout_model``: the semantic readout (rule ``semantic_readout``), whose class probabilities give
+    ``two_way_semantic_readout`` and ``semantic_readout_distance``; None = not scored. ``readout_accuracy``:
+    its accuracy table, logged so the log shows whether the readout reads held-out training images.
     """
     if not len(subjects) == len(recon_npzs) == len(recon_images) == len(out_metrics) == len(out_figures):
         raise ValueError("score_subjects: one npz, image folder, metrics and figure path per subject")
@@ -201,10 +207,32 @@ def score_subjects(
         if extract is not None:
             extractors[name] = extract
     log_optional_extractors(cfg["optional_extractors"])
+    readout = None
+    if readout_model is not None:
+        from megdecode.reconstruction.semantic_readout import load_readout
+
+        readout = load_readout(readout_model)
+        log.info(
+            "semantic readout %s: attributes %s, fitted on %d training images at %d px",
+            readout_model,
+            readout.attributes,
+            len(readout.fit_ids),
+            readout.image_px,
+        )
+        if readout_accuracy is not None:
+            from megdecode.artifacts.semantic_readout import read_accuracy
+            from megdecode.reconstruction.semantic_readout import accuracy_summary
+
+            log.info(
+                "semantic readout accuracy on held-out training images: %s",
+                accuracy_summary(read_accuracy(readout_accuracy)),
+            )
     for subject, npz, png_dir, out_tsv, out_png in zip(
         subjects, recon_npzs, recon_images, out_metrics, out_figures, strict=True
     ):
-        _score_one(generator, subject, npz, png_dir, out_tsv, out_png, stimuli, images_root, cfg, extractors)
+        _score_one(
+            generator, subject, npz, png_dir, out_tsv, out_png, stimuli, images_root, cfg, extractors, readout
+        )
 
 
 def _score_one(
@@ -218,6 +246,7 @@ def _score_one(
     images_root: str,
     cfg: Mapping[str, Any],
     extractors: Mapping[str, Any],
+    readout: Any = None,
 ) -> None:
     data = load_npz(recon_npz)
     ids = data["image_id"].astype(str).tolist()
@@ -234,6 +263,9 @@ def _score_one(
                     extract(str(Path(tmp) / "seen"), ids),
                     extract(str(Path(tmp) / "recon"), ids),
                 )
+    if readout is not None:
+        features[SEMANTIC_READOUT] = (readout.vector(seen), readout.vector(recon))
+        log_readout_hits(readout, stimuli, ids, features[SEMANTIC_READOUT], subject, generator)
     scores = score_images(seen, recon, features)
     scores.insert(0, "image_id", ids)
     scores.insert(0, "generator", generator)
@@ -248,6 +280,31 @@ def _score_one(
     if rank_by != cfg["rank_by"]:
         log.info("rank_by %s is not a metric column here; ranking the figure by pixcorr", cfg["rank_by"])
     plot_best_median_worst(seen, recon, scores, rank_by, f"sub-{subject} · {generator}", out_figure)
+
+
+def log_readout_hits(
+    readout: Any,
+    stimuli: pd.DataFrame,
+    ids: Sequence[str],
+    vectors: tuple[np.ndarray, np.ndarray],
+    subject: str,
+    generator: str,
+) -> None:
+    """Log, per attribute, how often the readout's top class on the seen test images and on their
+    reconstructions is the seen image's attribute (a description of the metric's input, not a metric)."""
+    parts = []
+    for kind, vector in zip(("seen", "reconstructed"), vectors, strict=True):
+        start, hits = 0, []
+        for a in readout.attributes:
+            k = len(readout.classes[a])
+            top = np.asarray(readout.classes[a])[vector[:, start : start + k].argmax(axis=1)]
+            start += k
+            if a in stimuli.columns:
+                truth = stimuli.loc[list(ids), a].astype(str).to_numpy()
+                hits.append(f"{a} {np.mean(top == truth):.2f}")
+        parts.append(f"{kind}: " + ", ".join(hits))
+    log.info("sub-%s %s: semantic readout matches the seen image's attributes; %s", subject, generator,
+             "; ".join(parts))  # fmt: skip
 
 
 def best_median_worst(values: np.ndarray, higher_is_better: bool) -> list[int]:

@@ -204,6 +204,10 @@ def write_comparison(
 #: the field's feature nets (reconstruction.metrics.optional_extractors): AlexNet's early layer is low-level
 EXTRACTOR_LEVELS = {"alexnet2": "low", "alexnet5": "high", "inception": "high", "clip": "high"}
 EXTRACTOR_LEVELS |= {"effnet": "high", "swav": "high"}
+#: the simulated world's semantic readout (megdecode.reconstruction.semantic_readout) is high-level: from
+#: pixels it reads the concept's attributes (shape, colour, texture), the simulated world's semantics, as
+#: Inception and CLIP features read object categories in the paper: image statistics in, categories out.
+EXTRACTOR_LEVELS |= {"semantic_readout": "high"}
 RECON_COLUMNS = ["modality", "decoder", "generator", "metric", "level", "higher_is_better", "mean", "sd"]
 RECON_COLUMNS += ["n_subjects"]
 
