@@ -194,6 +194,8 @@ def test_workflow_runs_the_fmri_companion_and_compares(tiny_results: Path, tmp_p
     recon = pd.read_csv(results / "tables" / "meg_vs_fmri_reconstruction.tsv", sep="\t")
     assert set(recon["modality"]) == {"MEG", "fMRI"} and {"pixcorr", "ssim"} <= set(recon["metric"])
     assert set(recon.loc[recon["metric"] == "pixcorr", "level"]) == {"low"}
+    readout = recon[recon["metric"] == "two_way_semantic_readout"]  # the high-level half, both modalities
+    assert set(readout["modality"]) == {"MEG", "fMRI"} and set(readout["level"]) == {"high"}
     assert read_json(results / "fmri" / "ground_truth" / "sub-01.json")["subject"] == "01"
     dry = run_snakemake(results, "all", "-n", configfile=path)
     assert "Nothing to be done" in dry.stdout + dry.stderr

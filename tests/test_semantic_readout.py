@@ -126,7 +126,9 @@ def test_two_way_on_identical_probabilities_is_one(world: dict[str, Path], fitte
     assert im.two_way_identification(vectors, np.roll(vectors, 1, axis=0)) < 1.0  # wrong pairings fail
 
 
-def test_deterministic_and_round_trips(world: dict[str, Path], opts: ReadoutOptions, fitted, tmp_path) -> None:
+def test_deterministic_and_round_trips(
+    world: dict[str, Path], opts: ReadoutOptions, fitted, tmp_path
+) -> None:
     readout, accuracy = fitted
     out = {k: str(tmp_path / f) for k, f in (("model", "readout.npz"), ("accuracy", "accuracy.tsv"))}
     fit_and_write(str(world["table"]), str(world["images"]), dict(vars(opts)), PX, 0, out["model"],
@@ -146,7 +148,9 @@ def test_deterministic_and_round_trips(world: dict[str, Path], opts: ReadoutOpti
 
 def test_missing_attribute_column_is_a_clear_error(world: dict[str, Path], opts: ReadoutOptions) -> None:
     stimuli = read_stimuli(world["table"]).drop(columns=["texture"])
-    with pytest.raises(ValueError, match=r"stimuli\.tsv: the semantic readout needs attribute column\(s\) texture"):
+    with pytest.raises(
+        ValueError, match=r"stimuli\.tsv: the semantic readout needs attribute column\(s\) texture"
+    ):
         readout_images(stimuli, opts, seed=0, where=str(world["table"]))
     with pytest.raises(ValueError, match="semantic_readout.enabled: false"):
         readout_images(stimuli, opts, seed=0)
