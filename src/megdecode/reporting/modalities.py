@@ -300,7 +300,11 @@ def plot_reconstruction(table: pd.DataFrame) -> plt.Figure:
                 label=f"{modality} ({sel['decoder'].iloc[0] if len(sel) else '?'})",
             )
         levels = sub.groupby("metric")["level"].first()
-        ax.set_xticks(x, [f"{m.removeprefix('two_way_')}\n({levels[m]})" for m in metrics], fontsize=6)
+        for i, m in enumerate(metrics):  # the high-level half on a grey background
+            if levels[m] == "high":
+                ax.axvspan(i - 0.5, i + 0.5, color="0.92", zorder=0)
+        labels = [f"{m.removeprefix('two_way_').replace('_', chr(10))}\n({levels[m]})" for m in metrics]
+        ax.set_xticks(x, labels, fontsize=6)
         ax.set_title(f"Reconstruction: {generator}")
         ax.set_ylabel("score (higher is better)")
         ax.legend(frameon=False, fontsize=6)
