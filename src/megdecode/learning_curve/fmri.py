@@ -72,10 +72,6 @@ class FmriCurveParams:
         return dataclass_from_section(cls, values, "learning_curve")
 
 
-#: The ``learning_curve`` keys an fMRI job reads (the rule passes only these).
-JOB_KEYS = tuple(f.name for f in dataclasses.fields(FmriCurveParams))
-
-
 def curve_images(table: pd.DataFrame) -> np.ndarray:
     """Every image the curve can show (the ``exp`` and ``test`` roles), sorted."""
     return np.sort(table.loc[table["role"].isin(["exp", "test"]), "image_id"].to_numpy(str))
