@@ -32,7 +32,7 @@ from megdecode.artifacts.learning_curve import FMRI, MEG
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, VAL
 from megdecode.evaluation.retrieval import chance_level
 from megdecode.learning_curve.experiment import BRAIN, ORACLE
-from megdecode.learning_curve.fmri import MLP
+from megdecode.learning_curve.fmri import MLP, RIDGE
 from megdecode.metrics import retrieval as rm
 
 if TYPE_CHECKING:
@@ -228,8 +228,10 @@ def markdown_report(summary: pd.DataFrame, paired: pd.DataFrame, slopes: pd.Data
     return "\n".join(lines) + "\n"
 
 
-# (colour, line style, marker) per decoder: deep decoders blue, ridge variants C1.., fMRI's lines dashed
-DECODER_STYLE = {BRAIN: ("C0", "-", "o"), MLP: ("C0", "--", "o"), ORACLE: ("k", "--", None)}
+# (colour, line style, marker) per decoder: deep decoders blue, MEG's ridge variants C1, C2.. (in name
+# order), fMRI's ridge C1; fMRI's lines dashed
+DECODER_STYLE = {BRAIN: ("C0", "-", "o"), MLP: ("C0", "--", "o"), RIDGE: ("C1", "--", "s")}
+DECODER_STYLE[ORACLE] = ("k", "--", None)
 
 
 def plot_learning_curve(summary: pd.DataFrame, png: Path | str, pdf: Path | str, dpi: int = 150) -> None:
@@ -255,7 +257,7 @@ def draw_learning_curve(summary: pd.DataFrame) -> Figure:
     )
     ridge_colours = iter(["C1", "C2", "C3", "C4", "C5"])
     styles = dict(DECODER_STYLE)
-    for decoder in sorted(d for d in top5["decoder"].unique() if d.startswith("ridge")):
+    for decoder in sorted(d for d in top5["decoder"].unique() if d.startswith("ridge_")):
         styles[decoder] = (next(ridge_colours), "-", "s")
     for i, test_set in enumerate(test_sets):
         for j, (modality, world) in enumerate(columns):
