@@ -2,9 +2,12 @@
 # One job per (world, subject, replicate seed, training-set size) draws that subject's epochs directly at the
 # preprocessed rate from the study's stimuli and ground truth, and fits and scores every decoder; one summary
 # job writes the tables and the figure. Adding a size reruns only the new size's jobs and the summary.
+# With `learning_curve.modalities` [meg, fmri], the simulated 7T fMRI study's decoders get the same curve
+# (megdecode.learning_curve.fmri): one voxel-code job per subject, one job per (subject, seed, size).
 LC_CFG = config["learning_curve"]
 # keys that choose which jobs exist, and the summary's statistics, are not passed to the jobs
 LC_NOT_JOB_KEYS = (
+    "modalities",
     "worlds",
     "subjects",
     "seeds",
@@ -16,6 +19,31 @@ LC_NOT_JOB_KEYS = (
 LC_JOB_CFG = {k: v for k, v in LC_CFG.items() if k not in LC_NOT_JOB_KEYS}
 LC_EPOCHS = {
     k: config["preprocessing"][k] for k in ("tmin", "tmax", "sfreq", "l_freq", "h_freq")
+}
+# the learning_curve keys an fMRI job reads (megdecode.learning_curve.fmri.FmriCurveParams checks them)
+LC_FMRI_JOB_KEYS = (
+    "n_val",
+    "min_train_samples",
+    "test_repeats",
+    "backbones",
+    "threads",
+)
+LC_FMRI_SIM = config["fmri"]["simulation"]
+LC_FMRI_DECODERS = {k: config["fmri"][k] for k in ("ridge", "mlp", "mlp_training")}
+LC_SCORES = {
+    "meg": expand(
+        L.learning_curve_scores,
+        world=LC_CFG["worlds"],
+        subject=LC_CFG["subjects"],
+        seed=LC_CFG["seeds"],
+        n_train=LC_CFG["train_sizes"],
+    ),
+    "fmri": expand(
+        L.learning_curve_fmri_scores,
+        subject=LC_CFG["subjects"],
+        seed=LC_CFG["seeds"],
+        n_train=LC_CFG["train_sizes"],
+    ),
 }
 LC_SUMMARY_FILES = {
     "summary": L.learning_curve_summary("summary.tsv"),
@@ -62,15 +90,59 @@ rule learning_curve_job:
         "../workflow/scripts/learning_curve_job.py"
 
 
+rule learning_curve_fmri_voxels:
+    input:
+        stimuli=STIMULI_TABLE,
+        images=STIMULI_IMAGES,
+    output:
+        code=L.learning_curve_fmri_voxels,
+        truth=L.learning_curve_fmri_truth,
+    log:
+        f"{LOGS}/learning_curve_fmri_voxels/sub-{{subject}}.log",
+    benchmark:
+        f"{BENCHMARKS}/learning_curve_fmri_voxels/sub-{{subject}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        simulation=LC_FMRI_SIM,
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/learning_curve_fmri_voxels.py"
+
+
+rule learning_curve_fmri_job:
+    input:
+        stimuli=STIMULI_TABLE,
+        code=L.learning_curve_fmri_voxels,
+        latents=lambda wc: latent_files(PLAN.learning_curve_backbones(), "latents"),
+    output:
+        scores=L.learning_curve_fmri_scores,
+        trials=L.learning_curve_fmri_trials,
+    log:
+        f"{LOGS}/learning_curve_fmri_job/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}.log",
+    benchmark:
+        f"{BENCHMARKS}/learning_curve_fmri_job/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: LC_CFG["threads"]
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        learning_curve={k: LC_CFG[k] for k in LC_FMRI_JOB_KEYS},
+        fmri={"simulation": LC_FMRI_SIM, **LC_FMRI_DECODERS},
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/learning_curve_fmri_job.py"
+
+
 rule learning_curve_summary:
     input:
-        expand(
-            L.learning_curve_scores,
-            world=LC_CFG["worlds"],
-            subject=LC_CFG["subjects"],
-            seed=LC_CFG["seeds"],
-            n_train=LC_CFG["train_sizes"],
-        ),
+        [f for modality in LC_CFG["modalities"] for f in LC_SCORES[modality]],
     output:
         **LC_SUMMARY_FILES,
     log:

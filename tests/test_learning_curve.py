@@ -23,14 +23,22 @@ from megdecode.learning_curve.experiment import (
     max_epochs,
     world_truth,
 )
+from megdecode.learning_curve.fmri import (
+    Sessions,
+    decoder_inputs,
+    draw_betas,
+)
+from megdecode.learning_curve.fmri import oracle_similarity as fmri_oracle_similarity
 from megdecode.learning_curve.oracle import oracle_similarity
 from megdecode.learning_curve.summary import (
     draw_learning_curve,
+    markdown_report,
     paired_table,
     slopes_table,
     summary_table,
     unit_means,
 )
+from megdecode.simulate.fmri import FmriSimParams
 from megdecode.simulate.params import SimulationParams
 from megdecode.simulate.stimuli import build_stimuli
 
@@ -155,7 +163,8 @@ def test_target_scaler_only_centres_constant_dimensions():
 
 def test_unit_means_average_items_and_count_the_gallery():
     items = pd.DataFrame(
-        dict(world="linear", backbone="b", decoder="brain", test_set=TEST_LARGE, n_train=10, subject="01")
+        dict(modality="MEG", world="linear", backbone="b", decoder="brain", test_set=TEST_LARGE, n_train=10)
+        | dict(subject="01")
         | dict(seed=0, image_id=["x", "y", "z", "z"], top5_acc=[1.0, 0.0, 1.0, 1.0], top1_acc=0.0)
         | dict(median_rank=[0.1, 0.9, 0.2, 0.4])
     )
@@ -163,15 +172,19 @@ def test_unit_means_average_items_and_count_the_gallery():
     assert unit.top5_acc == 0.75 and unit.median_rank == pytest.approx(0.3) and unit.gallery == 3
 
 
-def _units(slope: float = 0.1) -> pd.DataFrame:
+def _units(slope: float = 0.1, modality: str = "MEG") -> pd.DataFrame:
     rows = []
+    world, deep, ridges = ("linear", "brain", ("ridge_bin10", "ridge_bin1"))
+    if modality == "fMRI":
+        world, deep, ridges = ("7T", "mlp", ("ridge", "ridge_unused"))
     for subject, seed, n in ((s, k, n) for s in ("01", "02") for k in (0, 1) for n in (100, 1000)):
-        for decoder, offset in (("brain", 0.05), ("ridge_bin10", 0.0), ("ridge_bin1", -0.02)):
+        for decoder, offset in ((deep, 0.05), (ridges[0], 0.0), (ridges[1], -0.02)):
             for test_set in (VAL, TEST_LARGE):
                 noise = 0.01 * (int(subject) + seed)
                 value = 0.2 + offset + slope * np.log10(n / 100) + noise
                 rows.append(
-                    dict(world="linear", backbone="attributes", decoder=decoder, test_set=test_set)
+                    dict(modality=modality, world=world, backbone="attributes", decoder=decoder)
+                    | dict(test_set=test_set)
                     | dict(n_train=n, subject=subject, seed=seed, top5_acc=value, top1_acc=value / 2)
                     | dict(median_rank=0.3, gallery=96)
                 )
@@ -183,8 +196,8 @@ def test_paired_difference_and_slope_have_known_values():
     paired = paired_table(units, 200, 0.95, 0)
     large = paired[paired.test_set == TEST_LARGE]
     assert set(large.best_ridge) == {"ridge_bin10"}  # chosen on validation
-    np.testing.assert_allclose(large.brain_minus_ridge, 0.05)
-    assert (large.brain_wins == 1.0).all()
+    np.testing.assert_allclose(large.deep_minus_ridge, 0.05)
+    assert (large.deep_wins == 1.0).all() and set(large.deep) == {"brain"}
     slopes = slopes_table(units, 200, 0.95, 0).set_index(["decoder", "test_set"])
     assert slopes.loc[("brain", TEST_LARGE), "points_per_decade"] == pytest.approx(10.0)
     summary = summary_table(units, 200, 0.95, 0)
@@ -206,6 +219,68 @@ def test_figure_draws_each_decoder_mean_on_a_log_axis():
     assert {"oracle", "chance"} <= labels
 
 
+def test_both_modalities_share_the_tables_and_get_their_own_panels():
+    """fMRI rows (world 7T, mlp vs ridge) beside MEG's: paired per modality, slopes per decoder x modality,
+    a column of panels per (modality, world), fMRI dashed."""
+    units = pd.concat([_units(0.1), _units(0.05, modality="fMRI")], ignore_index=True)
+    paired = paired_table(units, 100, 0.95, 0)
+    fmri = paired[(paired.modality == "fMRI") & (paired.test_set == TEST_LARGE)]
+    assert set(fmri.deep) == {"mlp"} and set(fmri.best_ridge) == {"ridge"}
+    np.testing.assert_allclose(fmri.deep_minus_ridge, 0.05)
+    slopes = slopes_table(units, 100, 0.95, 0).set_index(["modality", "decoder", "test_set"])
+    assert slopes.loc[("fMRI", "mlp", TEST_LARGE), "points_per_decade"] == pytest.approx(5.0)
+    assert slopes.loc[("MEG", "brain", TEST_LARGE), "points_per_decade"] == pytest.approx(10.0)
+    summary = summary_table(units, 50, 0.95, 0)
+    fig = draw_learning_curve(summary)
+    assert [ax.get_title() for ax in fig.axes] == [
+        "MEG, linear world, test large",
+        "fMRI, simulated 7T, test large",
+    ]
+    mlp = {line.get_label(): line for line in fig.axes[1].get_lines()}["mlp"]
+    assert mlp.get_linestyle() == "--"
+    report = markdown_report(summary, paired, slopes_table(units, 10, 0.95, 0), 0.95)
+    assert "## fMRI, simulated 7T, attributes, test large" in report and "| mlp - best ridge |" in report
+
+
+def test_fmri_oracle_is_the_mahalanobis_distance_under_the_global_noise_covariance():
+    rng = np.random.default_rng(0)
+    x, means, g = rng.standard_normal((3, 6)), rng.standard_normal((4, 6)), 0.3
+    inv = np.linalg.inv((1 - g) * np.eye(6) + g * np.ones((6, 6)))
+    expected = np.array([[-(a - m) @ inv @ (a - m) for m in means] for a in x])
+    np.testing.assert_allclose(fmri_oracle_similarity(x, means, g), expected, rtol=1e-10)
+
+
+def test_fmri_trials_depend_only_on_their_own_generator_and_have_the_noise_model():
+    p = FmriSimParams.from_dict(section_defaults("fmri")["simulation"])
+    sessions = Sessions.draw(p, 50, (0, "test"))
+    responses = np.zeros((4000, 50))
+    betas, session = draw_betas(responses, sessions, p, [np.random.default_rng(k) for k in range(4000)])
+    again, _ = draw_betas(responses[:1], sessions, p, [np.random.default_rng(0)])
+    np.testing.assert_array_equal(again[0], betas[0])
+    assert set(session) == set(range(p.n_sessions))
+    clean = (betas - sessions.offset[session]) / sessions.gain[session]  # the simulator's noise
+    cov = np.cov(clean.T)
+    assert np.diag(cov).mean() == pytest.approx(1.0, abs=0.05)
+    assert cov[~np.eye(50, dtype=bool)].mean() == pytest.approx(p.global_noise, abs=0.03)
+
+
+def test_fmri_zscoring_never_sees_test_trials():
+    trials = pd.DataFrame(
+        dict(image_id=["a", "b", "c", "d", "t1", "t2", "t2"], session="01")
+        | dict(role=["train", "train", "val", "val", TEST_LARGE, TEST_SMALL, TEST_SMALL])
+    )
+    betas = np.random.default_rng(0).standard_normal((7, 3)).astype(np.float32)
+    x, ids = decoder_inputs(betas, trials)
+    moved = betas.copy()
+    moved[4:] += 100.0  # test trials far away: training inputs unchanged
+    x2, _ = decoder_inputs(moved, trials)
+    np.testing.assert_array_equal(x["train"], x2["train"])
+    np.testing.assert_allclose(
+        x["train"].tolist() + x["val"].tolist(), (betas[:4] - betas[:4].mean(0)) / betas[:4].std(0), rtol=1e-5
+    )
+    assert ids[TEST_SMALL].tolist() == ["t2"] and x[TEST_SMALL].shape == (1, 3)
+
+
 def test_tiny_learning_curve_workflow(tmp_path: Path):
     """The figure/table contract of `snakemake learning_curve`; oracle >= ridge >= chance (linear world)."""
     cfg = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
@@ -220,7 +295,9 @@ def test_tiny_learning_curve_workflow(tmp_path: Path):
         "min_train_samples": 0,
         "ridge_time_bins": [10],
         "n_bootstrap": 100,
+        "modalities": ["meg", "fmri"],
     }
+    cfg["fmri"] = {"mlp_training": {"max_epochs": 15, "patience": 4}}
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
     results = tmp_path / "results"
@@ -240,6 +317,20 @@ def test_tiny_learning_curve_workflow(tmp_path: Path):
     assert set(summary.n_units[summary.decoder != "oracle"]) == {2}
     report = (lc / "learning_curve.md").read_text()
     assert "nonlinear world, attributes, test large" in report and "Log-linear slopes" in report
+    # the fMRI curve: its own files (with a modality column; MEG's keep their columns), both modalities in
+    # every table, and the fMRI ridge above chance on the large set at the largest size
+    assert "modality" not in pd.read_csv(lc / "linear" / "sub-01_seed-0_n-200_scores.tsv", sep="\t").columns
+    fmri_scores = read_scores(lc / "fmri" / "sub-01_seed-1_n-200_scores.tsv")
+    assert set(fmri_scores.decoder) == {"ridge", "mlp", "oracle"} and set(fmri_scores.modality) == {"fMRI"}
+    fmri_trials = pd.read_csv(lc / "fmri" / "sub-01_seed-1_n-200_trials.tsv", sep="\t")
+    assert {"session", "role"} <= set(fmri_trials.columns)
+    for name in ("summary.tsv", "paired.tsv", "slopes.tsv"):
+        table = pd.read_csv(lc / name, sep="\t", keep_default_na=False)
+        assert set(table.modality) == {"MEG", "fMRI"}, name
+    fmri = top5[top5.modality == "fMRI"].set_index(["decoder", "n_train"])["mean"]
+    assert fmri[("ridge", 200)] > top5.loc[top5.modality == "fMRI", "chance"].iloc[0]
+    assert {("mlp", 100), ("mlp", 200), ("oracle", 0)} <= set(fmri.index)
+    assert "fMRI, simulated 7T, attributes, test large" in report
     # a finished experiment has nothing left to do
     dry = run_snakemake(results, "learning_curve", "-n", configfile=config)
     assert "Nothing to be done" in dry.stdout + dry.stderr

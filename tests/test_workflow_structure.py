@@ -88,6 +88,8 @@ OWN_SLICE = {
         "seed",
     },
     "learning_curve_summary": {"learning_curve", "seed"},
+    "learning_curve_fmri_voxels": {"fmri", "seed"},
+    "learning_curve_fmri_job": {"learning_curve", "fmri", "seed"},
     "simulate_fmri": {"fmri", "seed"},
     "fmri_train_ridge": {"fmri"},
     "fmri_train_mlp": {"fmri", "seed"},

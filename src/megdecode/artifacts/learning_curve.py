@@ -4,6 +4,11 @@
   (decoder, backbone, scored set, item) with the item's retrieval scores (:data:`SCORE_COLUMNS`); the oracle
   has ``n_train`` 0 and no backbone (the same rows in every size's file: it trains on nothing);
 - trials ``..._trials.tsv``: one row per simulated trial with the variables that generated it.
+
+The fMRI curve (``learning_curve.modalities`` with ``fmri``; :mod:`megdecode.learning_curve.fmri`) writes the
+same two files under ``{R}/learning_curve/fmri/`` (scores with a ``modality`` column ``fMRI`` and world
+``7T``; files without that column are MEG's), and per subject its voxels' noiseless code
+``sub-{subject}_voxels.npz`` (:data:`VOXEL_ARRAYS`) beside their ground truth ``sub-{subject}_truth.json``.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from megdecode import io
@@ -29,12 +35,16 @@ SCORE_COLUMNS = [
     "top5_acc",
     "median_rank",
 ]
-ITEM_KEYS = SCORE_COLUMNS[:8]  # what identifies one row
-EXTRA_COLUMNS = ["epochs", "best_epoch"]  # the brain module's training length (empty for the others)
+MODALITY = "modality"  # MEG or fMRI: written by the fMRI jobs only (MEG's files predate it)
+MEG, FMRI = "MEG", "fMRI"
+ITEM_KEYS = [MODALITY, *SCORE_COLUMNS[:8]]  # what identifies one row
+EXTRA_COLUMNS = ["epochs", "best_epoch"]  # the deep decoder's training length (empty for the others)
+VOXEL_ARRAYS = ("image_ids", "signal", "snr")  # (images,) str; (images, voxels) standardised; (voxels,)
 
 
 def write_scores(scores: pd.DataFrame, path: Path | str) -> None:
-    io.write_tsv(scores.reindex(columns=SCORE_COLUMNS + EXTRA_COLUMNS), path)
+    columns = SCORE_COLUMNS + EXTRA_COLUMNS + ([MODALITY] if MODALITY in scores else [])
+    io.write_tsv(scores.reindex(columns=columns), path)
 
 
 def find_scores(results_dir: Path | str) -> list[Path]:
@@ -51,8 +61,30 @@ def read_scores(path: Path | str) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path} lacks columns {missing}; rerun its learning_curve_job")
     table["backbone"] = table["backbone"].fillna("")
+    if MODALITY not in table:
+        table[MODALITY] = MEG
     return table
 
 
 def write_trials(trials: pd.DataFrame, path: Path | str) -> None:
     io.write_tsv(trials, path)
+
+
+def write_voxel_code(
+    arrays: dict[str, np.ndarray], truth: dict, path: Path | str, truth_path: Path | str
+) -> None:
+    """One subject's voxel code (:data:`VOXEL_ARRAYS`) and the ground truth that drew it."""
+    io.write_json(truth, truth_path)
+    io.save_npz({k: arrays[k] for k in VOXEL_ARRAYS}, path)
+
+
+def read_voxel_code(path: Path | str) -> dict[str, np.ndarray]:
+    arrays = io.load_npz(path)
+    missing = [k for k in VOXEL_ARRAYS if k not in arrays]
+    shapes_ok = not missing and arrays["signal"].shape == (len(arrays["image_ids"]), len(arrays["snr"]))
+    if missing or not shapes_ok:
+        raise ValueError(
+            f"{path}: expected arrays {list(VOXEL_ARRAYS)} with signal (images, voxels); rerun its "
+            "learning_curve_fmri_voxels job"
+        )
+    return arrays

@@ -195,6 +195,27 @@ class Layout:
         """The generating variables of every trial of one job (image, role, gain, latency shifts)."""
         return f"{self.learning_curve}/{{world}}/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}_trials.tsv"
 
+    # the fMRI curve (learning_curve.modalities with fmri): its own folder, no world
+    @property
+    def learning_curve_fmri_scores(self) -> str:
+        """Per-item retrieval scores of one fMRI job (:mod:`megdecode.artifacts.learning_curve`)."""
+        return f"{self.learning_curve}/fmri/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}_scores.tsv"
+
+    @property
+    def learning_curve_fmri_trials(self) -> str:
+        """The design of one fMRI job's trials (image, role, session)."""
+        return f"{self.learning_curve}/fmri/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}_trials.tsv"
+
+    @property
+    def learning_curve_fmri_voxels(self) -> str:
+        """One simulated fMRI subject's noiseless voxel code for every image the curve can show."""
+        return f"{self.learning_curve}/fmri/sub-{{subject}}_voxels.npz"
+
+    @property
+    def learning_curve_fmri_truth(self) -> str:
+        """The ground truth of that code (pRFs, attribute read-out, SNRs, parameters)."""
+        return f"{self.learning_curve}/fmri/sub-{{subject}}_truth.json"
+
     def learning_curve_summary(self, name: str) -> str:
         """One of the experiment's summary files (``summary.tsv``, ``paired.tsv``, ``slopes.tsv``,
         ``learning_curve.md``, ``learning_curve.png`` / ``.pdf``)."""

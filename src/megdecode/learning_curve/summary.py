@@ -1,16 +1,22 @@
-"""Summary of the learning curve: means with CIs, the paired brain-vs-ridge test, log-linear slopes, figure.
+"""Summary of the learning curve: means with CIs, the paired deep-vs-ridge test, log-linear slopes, figure.
+
+Both modalities when the fMRI curve is on (``modality`` MEG: worlds ``linear`` / ``nonlinear``, decoders
+brain module and ridge variants; ``modality`` fMRI: world ``7T``, decoders ``mlp`` and ``ridge``): every table
+has a ``modality`` column and the figure a column of panels per (modality, world).
 
 The unit of replication is one (subject, seed) pair: each is an independent draw of a subject's trials and
 of the decoders' training. Every interval is a percentile bootstrap over these units (items within a unit
 are averaged first), so it reflects how much a result varies from one simulated experiment to the next.
 
-- ``summary.tsv``: per (world, backbone, decoder, test set, size, metric) the mean over units, its CI and
-  chance;
-- ``paired.tsv``: per (world, backbone, test set, size) the brain module minus the best ridge *of the same
-  unit*, where "best ridge" is the ridge variant with the higher mean validation top-5 at that size (chosen
-  on validation trials, never on a test set);
-- ``slopes.tsv``: per (world, backbone, decoder, test set) the least-squares slope of top-5 accuracy against
-  log10(training trials), in points per tenfold more data (the log-linear scaling of Banville et al. 2025).
+- ``summary.tsv``: per (modality, world, backbone, decoder, test set, size, metric) the mean over units, its
+  CI and chance;
+- ``paired.tsv``: per (modality, world, backbone, test set, size) the deep decoder (``deep``: the brain module
+  for MEG, the voxel MLP for fMRI) minus the best ridge *of the same unit*, where "best ridge" is the ridge
+  variant with the higher mean validation top-5 at that size (chosen on validation trials, never on a test
+  set);
+- ``slopes.tsv``: per (modality, world, backbone, decoder, test set) the least-squares slope of top-5
+  accuracy against log10(training trials), in points per tenfold more data (the log-linear scaling of
+  Banville et al. 2025).
 """
 
 from __future__ import annotations
@@ -22,16 +28,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from megdecode.artifacts.learning_curve import FMRI, MEG
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, VAL
 from megdecode.evaluation.retrieval import chance_level
 from megdecode.learning_curve.experiment import BRAIN, ORACLE
+from megdecode.learning_curve.fmri import MLP, RIDGE
 from megdecode.metrics import retrieval as rm
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 UNIT = ["subject", "seed"]
-CELL = ["world", "backbone", "decoder", "test_set", "n_train"]
+CELL = ["modality", "world", "backbone", "decoder", "test_set", "n_train"]
+DEEP = {MEG: BRAIN, FMRI: MLP}  # the deep decoder of each modality (paired against its best ridge)
+PANEL = ["modality", "world"]
 METRICS = ("top5_acc", "top1_acc", "median_rank")
 PRIMARY = ("top5_acc", TEST_LARGE)
 
@@ -72,29 +82,32 @@ def summary_table(units: pd.DataFrame, n_boot: int, level: float, seed: int) -> 
 
 
 def best_ridge(units: pd.DataFrame) -> pd.DataFrame:
-    """Per (world, backbone, size): the ridge variant with the highest mean validation top-5."""
+    """Per (modality, world, backbone, size): the ridge variant with the highest mean validation top-5."""
     val = units[(units["test_set"] == VAL) & units["decoder"].str.startswith("ridge")]
-    means = val.groupby(["world", "backbone", "n_train", "decoder"])["top5_acc"].mean().reset_index()
-    best = means.sort_values(["top5_acc", "decoder"], ascending=[False, True]).drop_duplicates(
-        ["world", "backbone", "n_train"]
-    )
+    keys = [*PANEL, "backbone", "n_train"]
+    means = val.groupby([*keys, "decoder"])["top5_acc"].mean().reset_index()
+    best = means.sort_values(["top5_acc", "decoder"], ascending=[False, True]).drop_duplicates(keys)
     return best.rename(columns={"decoder": "best_ridge", "top5_acc": "best_ridge_val_top5"})
 
 
 def paired_table(
     units: pd.DataFrame, n_boot: int, level: float, seed: int, metrics: Sequence[str] = ("top5_acc",)
 ) -> pd.DataFrame:
-    """Brain minus best ridge per unit; mean difference with bootstrap CI and the share of units it wins."""
+    """Deep decoder (:data:`DEEP`) minus best ridge per unit; mean difference with bootstrap CI and the share
+    of units it wins."""
     best = best_ridge(units)
     rng = np.random.default_rng(seed)
     rows = []
     tests = units[units["test_set"].isin([TEST_SMALL, TEST_LARGE])]
+    # MEG's rows first, in their own order: its bootstrap draws are the same with or without the fMRI curve
+    best = best.sort_values("modality", key=lambda m: m != MEG, kind="stable")
     for _, pick in best.iterrows():
-        key = (tests["world"] == pick.world) & (tests["backbone"] == pick.backbone)
-        key &= tests["n_train"] == pick.n_train
+        key = (tests["modality"] == pick.modality) & (tests["world"] == pick.world)
+        key &= (tests["backbone"] == pick.backbone) & (tests["n_train"] == pick.n_train)
+        deep = DEEP.get(pick.modality, BRAIN)
         for test_set in (TEST_LARGE, TEST_SMALL):
             at = tests[key & (tests["test_set"] == test_set)]
-            brain = at[at["decoder"] == BRAIN].set_index(UNIT)
+            brain = at[at["decoder"] == deep].set_index(UNIT)
             ridge = at[at["decoder"] == pick.best_ridge].set_index(UNIT)
             common = brain.index.intersection(ridge.index)
             if common.empty:
@@ -105,9 +118,10 @@ def paired_table(
                     diff = -diff  # positive = brain better, for every metric
                 low, high = _bootstrap(diff, n_boot, level, rng)
                 rows.append(
-                    dict(world=pick.world, backbone=pick.backbone, test_set=test_set, n_train=pick.n_train)
-                    | dict(metric=metric, best_ridge=pick.best_ridge, brain_minus_ridge=diff.mean())
-                    | dict(ci_low=low, ci_high=high, brain_wins=float((diff > 0).mean()), n_units=len(diff))
+                    dict(modality=pick.modality, world=pick.world, backbone=pick.backbone, test_set=test_set)
+                    | dict(n_train=pick.n_train, metric=metric, deep=deep, best_ridge=pick.best_ridge)
+                    | dict(deep_minus_ridge=diff.mean(), ci_low=low, ci_high=high)
+                    | dict(deep_wins=float((diff > 0).mean()), n_units=len(diff))
                 )
     return pd.DataFrame(rows)
 
@@ -121,7 +135,8 @@ def slopes_table(units: pd.DataFrame, n_boot: int, level: float, seed: int) -> p
     rng = np.random.default_rng(seed)
     rows = []
     trained = units[(units["decoder"] != ORACLE) & units["test_set"].isin([TEST_SMALL, TEST_LARGE])]
-    for key, part in trained.groupby(["world", "backbone", "decoder", "test_set"], sort=True):
+    groups = [*PANEL, "backbone", "decoder", "test_set"]
+    for key, part in trained.groupby(groups, sort=True):
         curves = part.pivot_table(index=UNIT, columns="n_train", values="top5_acc").dropna()
         log_n = np.log10(curves.columns.to_numpy(float))
         values = 100 * curves.to_numpy(float)  # (units, sizes)
@@ -133,7 +148,7 @@ def slopes_table(units: pd.DataFrame, n_boot: int, level: float, seed: int) -> p
         alpha = (1 - level) / 2
         low, high = np.quantile(draws, [alpha, 1 - alpha]) if draws else (float("nan"), float("nan"))
         rows.append(
-            dict(zip(["world", "backbone", "decoder", "test_set"], key, strict=True))
+            dict(zip(groups, key, strict=True))
             | dict(points_per_decade=slope, ci_low=float(low), ci_high=float(high), n_units=len(values))
         )
     return pd.DataFrame(rows)
@@ -147,58 +162,78 @@ def _signed(value: float) -> str:
     return "–" if not np.isfinite(value) else f"{value:+.1f}"
 
 
+def panel_title(modality: str, world: str) -> str:
+    """``MEG, linear world`` / ``fMRI, simulated 7T``: a (modality, world) panel or section."""
+    return f"{modality}, simulated {world}" if modality == FMRI else f"{modality}, {world} world"
+
+
+def panels(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """The (modality, world) pairs of ``frame``: MEG first, then fMRI."""
+    pairs = frame[PANEL].drop_duplicates().itertuples(index=False, name=None)
+    return sorted(pairs, key=lambda mw: (mw[0] != MEG, mw[0], mw[1]))
+
+
 def markdown_report(summary: pd.DataFrame, paired: pd.DataFrame, slopes: pd.DataFrame, level: float) -> str:
     """The experiment's tables in Markdown: top-5 per size (both test sets), the paired test, the slopes."""
     ci = f"{round(100 * level)}% CI"
     lines = ["# Learning curve", ""]
     top5 = summary[summary["metric"] == "top5_acc"]
     for test_set in (TEST_LARGE, TEST_SMALL):
-        for (world, backbone), part in top5[top5["test_set"] == test_set].groupby(["world", "backbone"]):
-            if backbone == "":
-                continue
-            oracle = top5[(top5.world == world) & (top5.decoder == ORACLE) & (top5.test_set == test_set)]
-            decoders = sorted(part["decoder"].unique(), key=lambda d: (d != BRAIN, d))
-            lines += [
-                f"## {world} world, {backbone}, {test_set.replace('_', ' ')}: top-5 accuracy (%)",
-                "",
-                f"Mean over (subject, seed) units [{ci}]. Oracle (trains on nothing): "
-                f"{_pct(oracle['mean'].mean())}; chance {_pct(part['chance'].iloc[0])}.",
-                "",
-                "| training trials | " + " | ".join(decoders) + " | brain - best ridge |",
-                "|---:|" + "---:|" * (len(decoders) + 1),
-            ]
-            pair = paired[
-                (paired.world == world) & (paired.backbone == backbone) & (paired.test_set == test_set)
-            ]
-            for n_train, row in part.groupby("n_train"):
-                cells = []
-                for decoder in decoders:
-                    r = row[row.decoder == decoder].iloc[0]
-                    cells.append(f"{_pct(r['mean'])} [{_pct(r.ci_low)}, {_pct(r.ci_high)}]")
-                p = pair[(pair.n_train == n_train) & (pair.metric == "top5_acc")]
-                diff = (
-                    f"{_pct(p.brain_minus_ridge.iloc[0], '+')} [{_pct(p.ci_low.iloc[0], '+')}, "
-                    f"{_pct(p.ci_high.iloc[0], '+')}] vs {p.best_ridge.iloc[0]}"
-                    if len(p)
-                    else "–"
-                )
-                lines.append(f"| {n_train} | " + " | ".join(cells) + f" | {diff} |")
-            lines.append("")
+        at = top5[top5["test_set"] == test_set]
+        for modality, world in panels(at):
+            in_panel = at[(at.modality == modality) & (at.world == world)]
+            oracle = in_panel[in_panel.decoder == ORACLE]
+            deep = DEEP.get(modality, BRAIN)
+            for backbone, part in in_panel[in_panel.backbone != ""].groupby("backbone"):
+                decoders = sorted(part["decoder"].unique(), key=lambda d: (d != deep, d))
+                lines += [
+                    f"## {panel_title(modality, world)}, {backbone}, {test_set.replace('_', ' ')}: "
+                    "top-5 accuracy (%)",
+                    "",
+                    f"Mean over (subject, seed) units [{ci}]. Oracle (trains on nothing): "
+                    f"{_pct(oracle['mean'].mean())}; chance {_pct(part['chance'].iloc[0])}.",
+                    "",
+                    "| training trials | " + " | ".join(decoders) + f" | {deep} - best ridge |",
+                    "|---:|" + "---:|" * (len(decoders) + 1),
+                ]
+                pair = paired[
+                    (paired.modality == modality)
+                    & (paired.world == world)
+                    & (paired.backbone == backbone)
+                    & (paired.test_set == test_set)
+                ]
+                for n_train, row in part.groupby("n_train"):
+                    cells = []
+                    for decoder in decoders:
+                        r = row[row.decoder == decoder].iloc[0]
+                        cells.append(f"{_pct(r['mean'])} [{_pct(r.ci_low)}, {_pct(r.ci_high)}]")
+                    p = pair[(pair.n_train == n_train) & (pair.metric == "top5_acc")]
+                    diff = (
+                        f"{_pct(p.deep_minus_ridge.iloc[0], '+')} [{_pct(p.ci_low.iloc[0], '+')}, "
+                        f"{_pct(p.ci_high.iloc[0], '+')}] vs {p.best_ridge.iloc[0]}"
+                        if len(p)
+                        else "–"
+                    )
+                    lines.append(f"| {n_train} | " + " | ".join(cells) + f" | {diff} |")
+                lines.append("")
     lines += [
         "## Log-linear slopes: top-5 points per tenfold more training trials",
         "",
-        f"| world | backbone | decoder | test set | slope [{ci}] |",
-        "|---|---|---|---|---:|",
+        f"| modality | world | backbone | decoder | test set | slope [{ci}] |",
+        "|---|---|---|---|---|---:|",
     ]
     for r in slopes.itertuples():
         lines.append(
-            f"| {r.world} | {r.backbone} | {r.decoder} | {r.test_set} | "
+            f"| {r.modality} | {r.world} | {r.backbone} | {r.decoder} | {r.test_set} | "
             f"{_signed(r.points_per_decade)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}] |"
         )
     return "\n".join(lines) + "\n"
 
 
-DECODER_STYLE = {BRAIN: ("C0", "-", "o"), ORACLE: ("k", "--", None)}
+# (colour, line style, marker) per decoder: deep decoders blue, MEG's ridge variants C1, C2.. (in name
+# order), fMRI's ridge C1; fMRI's lines dashed
+DECODER_STYLE = {BRAIN: ("C0", "-", "o"), MLP: ("C0", "--", "o"), RIDGE: ("C1", "--", "s")}
+DECODER_STYLE[ORACLE] = ("k", "--", None)
 
 
 def plot_learning_curve(summary: pd.DataFrame, png: Path | str, pdf: Path | str, dpi: int = 150) -> None:
@@ -209,29 +244,31 @@ def plot_learning_curve(summary: pd.DataFrame, png: Path | str, pdf: Path | str,
 
 
 def draw_learning_curve(summary: pd.DataFrame) -> Figure:
-    """Top-5 accuracy vs training trials (log x), a panel per (test set, world): CI bands, oracle, chance."""
+    """Top-5 accuracy vs training trials (log x), a panel per (test set, (modality, world)): CI bands, oracle,
+    chance. MEG's worlds first, then fMRI's (its lines dashed)."""
     import matplotlib.pyplot as plt
 
     from megdecode.reporting.common import style
 
     style()
     top5 = summary[summary["metric"] == "top5_acc"]
-    worlds = sorted(top5["world"].unique())
+    columns = panels(top5)
     test_sets = [t for t in (TEST_LARGE, TEST_SMALL) if t in set(top5["test_set"])]
     fig, axes = plt.subplots(
-        len(test_sets), len(worlds), figsize=(4.2 * len(worlds), 3.4 * len(test_sets)), squeeze=False
+        len(test_sets), len(columns), figsize=(4.2 * len(columns), 3.4 * len(test_sets)), squeeze=False
     )
-    ridge_colours = iter(["C1", "C2", "C3", "C4"])
+    ridge_colours = iter(["C1", "C2", "C3", "C4", "C5"])
     styles = dict(DECODER_STYLE)
-    for decoder in sorted(d for d in top5["decoder"].unique() if d.startswith("ridge")):
+    for decoder in sorted(d for d in top5["decoder"].unique() if d.startswith("ridge_")):
         styles[decoder] = (next(ridge_colours), "-", "s")
     for i, test_set in enumerate(test_sets):
-        for j, world in enumerate(worlds):
+        for j, (modality, world) in enumerate(columns):
             ax = axes[i, j]
-            part = top5[(top5.world == world) & (top5.test_set == test_set)]
+            part = top5[(top5.modality == modality) & (top5.world == world) & (top5.test_set == test_set)]
             sizes = sorted(n for n in part["n_train"].unique() if n > 0)
             for (decoder, backbone), curve in part[part.decoder != ORACLE].groupby(["decoder", "backbone"]):
                 colour, line, marker = styles[decoder]
+                line = "--" if modality == FMRI else line
                 curve = curve.sort_values("n_train")
                 label = decoder if part["backbone"].nunique() <= 2 else f"{decoder} ({backbone})"
                 ax.plot(curve.n_train, 100 * curve["mean"], line, color=colour, marker=marker, label=label)
@@ -259,11 +296,12 @@ def draw_learning_curve(summary: pd.DataFrame) -> Figure:
                 )
             ax.set_xscale("log")
             ax.set_xticks(sizes, [str(s) for s in sizes])
-            ax.set_title(f"{world} world, {test_set.replace('_', ' ')}")
+            ax.set_title(f"{panel_title(modality, world)}, {test_set.replace('_', ' ')}")
             ax.set_xlabel("training trials per subject")
             ax.set_ylabel("top-5 accuracy (%)")
             ax.set_ylim(0, 100)
-    axes[0, -1].legend(fontsize=7, loc="best")
+            if i == 0:
+                ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 
@@ -283,7 +321,7 @@ def learning_curve_summary(
     n_boot, level = int(cfg["n_bootstrap"]), float(cfg["ci_level"])
     scores = pd.concat([read_scores(p) for p in score_paths], ignore_index=True)
     # the oracle's rows repeat in every size's file of a unit
-    units = unit_means(scores.drop_duplicates(subset=ITEM_KEYS))
+    units = unit_means(scores.drop_duplicates(subset=ITEM_KEYS))  # MEG files lack modality: read_scores
     summary = summary_table(units, n_boot, level, seed)
     paired = paired_table(units, n_boot, level, seed, metrics=("top5_acc", "median_rank"))
     slopes = slopes_table(units, n_boot, level, seed)

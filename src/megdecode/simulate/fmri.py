@@ -127,6 +127,35 @@ def attribute_design(stimuli: pd.DataFrame, image_ids: np.ndarray) -> tuple[np.n
     return np.concatenate(blocks, axis=1), names
 
 
+@dataclass(frozen=True)
+class VoxelCode:
+    """The noiseless code of a set of images: ``signal`` (images, voxels; early voxels first, each column
+    standardised over the images), the voxels' single-trial ``snr``, the early voxels' pRFs and the high
+    voxels' attribute read-out weights."""
+
+    signal: np.ndarray
+    snr: np.ndarray
+    prf: dict[str, np.ndarray]
+    readout: np.ndarray
+
+
+def voxel_code(maps: np.ndarray, onehot: np.ndarray, p: FmriSimParams, rng: np.random.Generator) -> VoxelCode:
+    """Draw one subject's voxels (pRFs, attribute read-out, the known mixture, SNRs) and their signal for the
+    images of ``maps`` (:func:`feature_maps`) and ``onehot`` (:func:`attribute_design`), in that order."""
+    prf = _prfs(p.n_early_voxels, p.prf_size, rng)
+    low = _standardise(early_signal(maps, prf, p.css_exponent))
+    readout = rng.normal(size=(onehot.shape[1], p.n_high_voxels))
+    high = _standardise(onehot @ readout)
+    # the known mixture: each population carries a share ``cross_tuning`` of the other's code
+    low_for_high = _standardise(low[:, rng.integers(0, p.n_early_voxels, p.n_high_voxels)])
+    high_for_low = _standardise(high[:, rng.integers(0, p.n_high_voxels, p.n_early_voxels)])
+    c = p.cross_tuning
+    signal = np.concatenate([(1 - c) * low + c * high_for_low, (1 - c) * high + c * low_for_high], axis=1)
+    signal = _standardise(signal)
+    snr = p.snr_median * np.exp(p.snr_spread * rng.normal(size=signal.shape[1]))
+    return VoxelCode(signal, snr, prf, readout)
+
+
 def design(
     stimuli: pd.DataFrame, p: FmriSimParams, rng: np.random.Generator
 ) -> tuple[pd.DataFrame, np.ndarray]:
@@ -177,19 +206,10 @@ def simulate_fmri_subject(
             for i in shown
         ]
     )
-    prf = _prfs(p.n_early_voxels, p.prf_size, rng)
-    low = _standardise(early_signal(maps, prf, p.css_exponent))
     onehot, attribute_names = attribute_design(stimuli, shown)
-    readout = rng.normal(size=(onehot.shape[1], p.n_high_voxels))
-    high = _standardise(onehot @ readout)
-    # the known mixture: each population carries a share ``cross_tuning`` of the other's code
-    low_for_high = _standardise(low[:, rng.integers(0, p.n_early_voxels, p.n_high_voxels)])
-    high_for_low = _standardise(high[:, rng.integers(0, p.n_high_voxels, p.n_early_voxels)])
-    c = p.cross_tuning
-    signal = np.concatenate([(1 - c) * low + c * high_for_low, (1 - c) * high + c * low_for_high], axis=1)
-    signal = _standardise(signal)
+    code = voxel_code(maps, onehot, p, rng)
+    signal, snr, prf, readout, c = code.signal, code.snr, code.prf, code.readout, p.cross_tuning
     n_vox = signal.shape[1]
-    snr = p.snr_median * np.exp(p.snr_spread * rng.normal(size=n_vox))
     row = np.searchsorted(shown, trials["image_id"].to_numpy(str))
     n_trials = len(trials)
     noise = np.sqrt(1 - p.global_noise) * rng.normal(size=(n_trials, n_vox)) + np.sqrt(
