@@ -222,7 +222,9 @@ class OnlineDecoder:
         self.push_lead = max(1, int(push_lead))
         self.push_every = max(0, int(push_every))
         self.brain = brain.eval()
-        self._template = StreamingDecoder(brain, subject_index) if streaming else None
+        # only the CLIP head ranks images: the MSE head is never computed online
+        self._template = StreamingDecoder(brain, subject_index, heads=("clip",)) if streaming else None
+        self._spare: list[StreamingDecoder] = [self._template] if streaming else []  # free buffers
         self._whole = None if streaming else RealtimeDecoder(brain, subject_index)
         self.epocher = CausalEpocher(causal_sos(params, float(raw_sfreq)), len(self.rows), self.window, block)
         self.n_received = 0  # next expected sample counter
@@ -263,6 +265,7 @@ class OnlineDecoder:
         """End of stream: trials still waiting for samples are skipped (reason ``stream_end``)."""
         for trial in self.active:
             self._skip(trial.onset, trial.code, SKIP_END, "the stream ended before the window was complete")
+            self._release(trial)
         self.active = []
         for event in self.pending[self._next_event :]:
             self._skip(event.sample, event.code, SKIP_END, "the stream ended before the onset")
@@ -274,6 +277,13 @@ class OnlineDecoder:
         self.skipped.append(SkippedTrial(int(onset), code, reason, detail))
         self.skip_counts[reason] += 1
         log.warning("%s: trial at sample %d skipped (%s): %s", self.name, onset, reason, detail)
+
+    def _release(self, trial: _Trial) -> None:
+        """Give a trial's streaming buffers back for the next trial (no allocation per trial)."""
+        if trial.decoder is not None:
+            trial.decoder.reset()
+            self._spare.append(trial.decoder)
+            trial.decoder = None
 
     def _fill_gap(self, n_missing: int, arrived: float) -> None:
         """Missing samples: hold the last one through the filter (keeps the counters aligned)."""
@@ -387,6 +397,7 @@ class OnlineDecoder:
                     f"samples {span[0]}-{span[1]} (incl. {self.settle} settling) were "
                     f"{'NaN/inf' if span[2] == SKIP_NAN else 'missing'} in its window",
                 )  # fmt: skip
+                self._release(trial)
                 continue
             if trial.onset + w.b1 >= seen:  # baseline not complete yet
                 keep.append(trial)
@@ -397,7 +408,7 @@ class OnlineDecoder:
             complete = n_avail == w.n_times
             if self.streaming:
                 if trial.decoder is None:
-                    trial.decoder = self._template.fork()
+                    trial.decoder = self._spare.pop() if self._spare else self._template.fork()
                 heads = None
                 pending = n_avail - trial.pushed
                 bulk = w.n_times - self.push_lead
@@ -412,12 +423,14 @@ class OnlineDecoder:
                 if not complete:
                     keep.append(trial)
                     continue
+                self._release(trial)
             else:
                 if not complete:
                     keep.append(trial)
                     continue
                 with torch.inference_mode():
-                    heads = self._whole(torch.from_numpy(self._scaled(trial, 0, w.n_times))[None])
+                    x = torch.from_numpy(self._scaled(trial, 0, w.n_times))[None]
+                    heads = self._whole(x, heads=("clip",))
             latent = heads["clip"][0].float().numpy().copy()
             top = self.gallery.top(latent)
             done.append(
