@@ -4,6 +4,10 @@ A decoder that waits for the whole window pays for every layer at every time ste
 sample arrives. Here samples are pushed as the acquisition delivers them; each convolution computes
 the outputs whose receptive field is complete, so when the last sample arrives only the last few
 outputs of each layer (its half receptive field, padding included) and the heads are left to compute.
+Within a layer, each kernel tap is its own matrix product, added to an output row's pre-activation as
+soon as the input row it reads is in: the last push adds only the taps that read the newest rows of
+each layer's input (taps that read the zero padding are skipped): 12% fewer multiply-adds after
+the last sample than one product over the stacked taps (paper's width, 5 blocks, 6 samples left).
 The maths is that of :class:`~megdecode.models.realtime.RealtimeDecoder` with direct convolutions,
 which equals ``brain.eval()`` (tests: any chunking gives the same outputs to float rounding). With the
 ``conv_mlp`` output stage, its first 1x1 conv and GELU are one more stage (kernel 1: each row as soon
@@ -18,12 +22,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from megdecode.models.brain_module import BrainModule
 from megdecode.models.realtime import FoldedBlock, RealtimeDecoder
 
-PostOp = Callable[[Tensor, Tensor], Tensor]  # (conv output rows, the stage's input rows) -> output rows
+# (conv output rows, the stage's input rows, output rows): writes the output rows (no allocation)
+PostOp = Callable[[Tensor, Tensor, Tensor], None]
 
 
 @dataclass(frozen=True)
@@ -73,20 +77,21 @@ def _tap_plans(stage: _Stage, n: int) -> list[_TapPlan]:
     return plans
 
 
-def _glu(y: Tensor, _: Tensor) -> Tensor:
-    return F.glu(y, dim=-1)
+def _glu(y: Tensor, _: Tensor, out: Tensor) -> None:
+    torch._C._nn.glu(y, -1, out=out)  # F.glu, written in place
 
 
-def _residual_gelu(y: Tensor, x: Tensor) -> Tensor:
-    return x + F.gelu(y)
+def _residual_gelu(y: Tensor, x: Tensor, out: Tensor) -> None:
+    torch._C._nn.gelu(y, out=out)  # F.gelu, written in place
+    out.add_(x)
 
 
-def _gelu(y: Tensor, _: Tensor) -> Tensor:
-    return F.gelu(y)
+def _gelu(y: Tensor, _: Tensor, out: Tensor) -> None:
+    torch._C._nn.gelu(y, out=out)
 
 
-def _identity(y: Tensor, _: Tensor) -> Tensor:
-    return y
+def _identity(y: Tensor, _: Tensor, out: Tensor) -> None:
+    out.copy_(y)
 
 
 class StreamingDecoder:
@@ -192,7 +197,7 @@ class StreamingDecoder:
                     complete = min(complete, tap_done[j])
             start = self.done[i + 1]
             if complete > start:
-                self.buffers[i + 1][start:complete] = stage.post(acc[start:complete], x[start:complete])
+                stage.post(acc[start:complete], x[start:complete], self.buffers[i + 1][start:complete])
                 self.done[i + 1] = complete
         if self.done[-1] < n:
             return None
