@@ -10,7 +10,7 @@ from test_preprocessing import pre_cfg
 
 from megdecode.models import BrainModule
 from megdecode.online import Event, Gallery, OnlineDecoder
-from megdecode.online.decoder import SKIP_CODE, SKIP_GAP, SKIP_NAN
+from megdecode.online.decoder import SKIP_CODE, SKIP_DIODE, SKIP_GAP, SKIP_NAN
 from megdecode.preprocessing.assemble import apply_scaler
 from megdecode.preprocessing.causal import epoch_causal
 from megdecode.preprocessing.params import PreprocessingParams
@@ -172,6 +172,56 @@ def test_unknown_trigger_code_is_skipped_and_named():
     assert len(decoder.decoded) == 6
 
 
+def _with_photodiode(seed=6):
+    """The recording with its images shown 3-7 samples (8-19 ms) after their triggers, as a photodiode
+    on row 0 sees them (a step of 1 on 0.002 noise, as the simulator's): (stream, image onsets)."""
+    stream, onsets, types = _recording()
+    rng = np.random.default_rng(seed)
+    lags = rng.integers(3, 8, len(onsets))
+    triggers = onsets - lags
+    stream[-1] = 0
+    diode = 0.002 * rng.standard_normal(stream.shape[1])
+    for trigger, onset, trial_type in zip(triggers, onsets, types, strict=True):
+        stream[-1, trigger : trigger + 5] = CODES[trial_type]
+        diode[onset : onset + 180] += 1.0
+    stream[0] = diode
+    return stream, onsets, triggers, types
+
+
+@pytest.mark.parametrize("sizes", [[12], [7, 1, 40, 3, 200], [10**7]], ids=["12", "uneven", "whole"])
+def test_trigger_onsets_corrected_by_the_photodiode_equal_offline(sizes):
+    """Trigger mode with the photodiode: the onsets the offline conversion writes (bids.photodiode_onsets
+    on the whole run) and the latents of the offline chain at those onsets, for any chunking."""
+    from megdecode.bids import photodiode_onsets
+
+    stream, onsets, triggers, types = _with_photodiode()
+    assert photodiode_onsets(stream[0], triggers, SFREQ, 0.1, 0.5, "run").tolist() == onsets.tolist()
+    decoded = [i for i, t in enumerate(types) if t != "catch"]
+    offline = _offline(stream, onsets[decoded])
+    online = _feed(_decoder(photodiode_channel="UADC016-2104"), stream, sizes)
+    assert [t.onset_sample for t in online.decoded] == onsets[decoded].tolist() and not online.skipped
+    assert max(_rel(t.latent, offline[k]) for k, t in enumerate(online.decoded)) <= 1e-5
+    if sizes == [12]:  # without the correction, windows start at the triggers: not the offline latents
+        at_triggers = _feed(_decoder(), stream, sizes)
+        assert [t.onset_sample for t in at_triggers.decoded] == triggers[decoded].tolist()
+        assert max(_rel(t.latent, offline[k]) for k, t in enumerate(at_triggers.decoded)) > 1e-5
+
+
+def test_trigger_without_a_photodiode_edge_is_a_counted_skip():
+    stream, onsets, triggers, _ = _with_photodiode()
+    stream[0, onsets[3] : onsets[3] + 180] -= 1.0  # that image never lit the photodiode
+    stream[0, onsets[5] + 2] = np.nan  # a non-finite photodiode sample in another trial's search window
+    decoder = _feed(_decoder(photodiode_channel="UADC016-2104"), stream, [12])
+    assert {s.onset_sample: s.reason for s in decoder.skipped} == {
+        int(triggers[3]): SKIP_DIODE,
+        int(triggers[5]): SKIP_DIODE,
+    }
+    assert "no photodiode step within 100 ms" in decoder.skipped[0].detail
+    assert "non-finite" in decoder.skipped[1].detail
+    assert decoder.skip_counts[SKIP_DIODE] == 2 and len(decoder.decoded) == 7 - 2
+    assert decoder.decoded[-1].onset_sample == onsets[-1]
+
+
 def test_construction_errors_name_the_fix():
     center, scale = _center_scale()
     with pytest.raises(ValueError, match="lacks 1 of the model's 6 channels"):
@@ -181,6 +231,10 @@ def test_construction_errors_name_the_fix():
     zero = PreprocessingParams.from_config(pre_cfg())
     with pytest.raises(ValueError, match="phase: causal"):
         OnlineDecoder(BRAIN, 0, zero, SFREQ, STREAM, MEG, center, scale, GALLERY, events=[])
+    with pytest.raises(ValueError, match="photodiode channel 'UADC999' is not among"):
+        _decoder(photodiode_channel="UADC999")
+    with pytest.raises(ValueError, match="give stim_channel too"):
+        _decoder(events=[], photodiode_channel="UADC016-2104")
     with pytest.raises(ValueError, match="expected \\(8, n_samples\\)"):
         _decoder().feed(np.zeros((5, 3)))
 
