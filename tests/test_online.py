@@ -262,6 +262,36 @@ def test_replay_rule_in_the_tiny_workflow(tiny_results):
             assert "MODEL TRAINED ON preprocessing.phase: zero" in summary.loc["phase", "note"]
 
 
+def check_trigger_onsets_equal_events(results, subject: str, backbone: str = "attributes") -> None:
+    """A simulated run of ``results`` streamed in 12-sample chunks, onsets from UPPT001 moved by the
+    photodiode online: the decoded trials' onsets are the events.tsv samples the offline conversion
+    wrote (photodiode-corrected, on the whole run), every image trial decoded."""
+    from megdecode.io import read_json, read_tsv
+    from megdecode.online.build import gallery_from_files, load_online_decoder
+    from megdecode.online.replay import replay_run
+    from megdecode.preprocessing.reader import open_raw, run_stem
+
+    raw_path = sorted((results / "bids" / f"sub-{subject}").rglob("*_meg.fif"))[0]
+    events = read_tsv(str(raw_path).replace("_meg.fif", "_events.tsv"))
+    model = results / "models" / "brain" / backbone / f"sub-{subject}" / "seed-0"
+    gallery = gallery_from_files(model / "predictions.npz", results / "latents" / backbone)
+    raw = open_raw(raw_path, run_stem(raw_path))
+    decoder = load_online_decoder(
+        model / "model.safetensors", results / "preprocessed" / f"sub-{subject}", gallery, subject,
+        float(raw.info["sfreq"]), raw.ch_names, allow_zero_phase=True, stim_channel="UPPT001",
+        trigger_codes=read_json(results / "sourcedata" / "ground_truth.json")["trigger_codes"],
+        photodiode_channel="UADC016-2104", photodiode_max_lag_s=0.1, photodiode_threshold=0.5,
+    )  # fmt: skip
+    replay_run(decoder, raw, 12, pace=False)
+    images = events[events["trial_type"].isin(["exp", "test"])]
+    assert not decoder.skipped and len(decoder.decoded) == len(images) > 0
+    assert [t.onset_sample for t in decoder.decoded] == images["sample"].tolist()
+
+
+def test_trigger_onsets_in_the_tiny_workflow_equal_its_photodiode_corrected_events(tiny_results):
+    check_trigger_onsets_equal_events(tiny_results, "01")
+
+
 def test_real_ctf_recording_fed_chunk_by_chunk():
     """The real 2 s CTF-275 recording (../shared/ctf-sample), every channel streamed in 12-sample chunks:
     the online decoder picks the 273 axial gradiometers by name and equals the offline causal chain."""
