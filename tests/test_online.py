@@ -207,6 +207,35 @@ def test_trigger_onsets_corrected_by_the_photodiode_equal_offline(sizes):
         assert max(_rel(t.latent, offline[k]) for k, t in enumerate(at_triggers.decoded)) > 1e-5
 
 
+@pytest.mark.parametrize("polarity", [1.0, -1.0], ids=["rising", "falling"])
+def test_photodiode_search_fed_in_chunks_equals_the_offline_conversion(polarity):
+    """PhotodiodeOnsets alone: a photodiode that lights up or goes dark (inverted wiring) at 3-40 samples
+    after each trigger, fed in uneven chunks: the offline conversion's onsets, threshold 0.3 as well."""
+    from megdecode.bids import photodiode_onsets
+    from megdecode.online.photodiode import PhotodiodeOnsets
+
+    rng = np.random.default_rng(7)
+    triggers = np.arange(200, 3000, 300) + rng.integers(-20, 20, 10)
+    lit = triggers + rng.integers(3, 40, 10)
+    signal = 0.5 + 0.01 * rng.standard_normal(3300)
+    for onset in lit:
+        signal[onset : onset + 150] += polarity * 2.0
+    for threshold in (0.5, 0.3):
+        search = PhotodiodeOnsets(SFREQ, 0.12, threshold)
+        found, a = [], 0
+        for size in [7, 1, 40, 3, 200] * 100:
+            if a >= len(signal):
+                break
+            search.add(signal[a : a + size], a)
+            for trigger in triggers[(triggers >= a) & (triggers < a + size)]:
+                search.expect(int(trigger), None)
+            found += search.resolve(a + size)
+            a += size
+        offline = photodiode_onsets(signal, triggers, SFREQ, 0.12, threshold, "run")
+        assert [f.onset for f in found] == offline.tolist() == lit.tolist()
+        assert len(search.buffer) <= search.pre + 1 + 200  # only what a later trigger can read
+
+
 def test_trigger_without_a_photodiode_edge_is_a_counted_skip():
     stream, onsets, triggers, _ = _with_photodiode()
     stream[0, onsets[3] : onsets[3] + 180] -= 1.0  # that image never lit the photodiode
