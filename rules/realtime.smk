@@ -36,6 +36,9 @@ rule realtime_replay:
         bids={
             "stim_channel": config["bids"]["stim_channel"],
             "trigger_codes": config["bids"]["trigger_codes"],
+            "photodiode_channel": config["bids"]["photodiode_channel"],
+            "photodiode_max_lag_s": config["bids"]["photodiode_max_lag_s"],
+            "photodiode_threshold": config["bids"]["photodiode_threshold"],
         },
         images=STIMULI_IMAGES,
     script:

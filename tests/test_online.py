@@ -10,7 +10,7 @@ from test_preprocessing import pre_cfg
 
 from megdecode.models import BrainModule
 from megdecode.online import Event, Gallery, OnlineDecoder
-from megdecode.online.decoder import SKIP_CODE, SKIP_GAP, SKIP_NAN
+from megdecode.online.decoder import SKIP_CODE, SKIP_DIODE, SKIP_GAP, SKIP_NAN
 from megdecode.preprocessing.assemble import apply_scaler
 from megdecode.preprocessing.causal import epoch_causal
 from megdecode.preprocessing.params import PreprocessingParams
@@ -172,6 +172,85 @@ def test_unknown_trigger_code_is_skipped_and_named():
     assert len(decoder.decoded) == 6
 
 
+def _with_photodiode(seed=6):
+    """The recording with its images shown 3-7 samples (8-19 ms) after their triggers, as a photodiode
+    on row 0 sees them (a step of 1 on 0.002 noise, as the simulator's): (stream, image onsets)."""
+    stream, onsets, types = _recording()
+    rng = np.random.default_rng(seed)
+    lags = rng.integers(3, 8, len(onsets))
+    triggers = onsets - lags
+    stream[-1] = 0
+    diode = 0.002 * rng.standard_normal(stream.shape[1])
+    for trigger, onset, trial_type in zip(triggers, onsets, types, strict=True):
+        stream[-1, trigger : trigger + 5] = CODES[trial_type]
+        diode[onset : onset + 180] += 1.0
+    stream[0] = diode
+    return stream, onsets, triggers, types
+
+
+@pytest.mark.parametrize("sizes", [[12], [7, 1, 40, 3, 200], [10**7]], ids=["12", "uneven", "whole"])
+def test_trigger_onsets_corrected_by_the_photodiode_equal_offline(sizes):
+    """Trigger mode with the photodiode: the onsets the offline conversion writes (bids.photodiode_onsets
+    on the whole run) and the latents of the offline chain at those onsets, for any chunking."""
+    from megdecode.bids import photodiode_onsets
+
+    stream, onsets, triggers, types = _with_photodiode()
+    assert photodiode_onsets(stream[0], triggers, SFREQ, 0.1, 0.5, "run").tolist() == onsets.tolist()
+    decoded = [i for i, t in enumerate(types) if t != "catch"]
+    offline = _offline(stream, onsets[decoded])
+    online = _feed(_decoder(photodiode_channel="UADC016-2104"), stream, sizes)
+    assert [t.onset_sample for t in online.decoded] == onsets[decoded].tolist() and not online.skipped
+    assert max(_rel(t.latent, offline[k]) for k, t in enumerate(online.decoded)) <= 1e-5
+    if sizes == [12]:  # without the correction, windows start at the triggers: not the offline latents
+        at_triggers = _feed(_decoder(), stream, sizes)
+        assert [t.onset_sample for t in at_triggers.decoded] == triggers[decoded].tolist()
+        assert max(_rel(t.latent, offline[k]) for k, t in enumerate(at_triggers.decoded)) > 1e-5
+
+
+@pytest.mark.parametrize("polarity", [1.0, -1.0], ids=["rising", "falling"])
+def test_photodiode_search_fed_in_chunks_equals_the_offline_conversion(polarity):
+    """PhotodiodeOnsets alone: a photodiode that lights up or goes dark (inverted wiring) at 3-40 samples
+    after each trigger, fed in uneven chunks: the offline conversion's onsets, threshold 0.3 as well."""
+    from megdecode.bids import photodiode_onsets
+    from megdecode.online.photodiode import PhotodiodeOnsets
+
+    rng = np.random.default_rng(7)
+    triggers = np.arange(200, 3000, 300) + rng.integers(-20, 20, 10)
+    lit = triggers + rng.integers(3, 40, 10)
+    signal = 0.5 + 0.01 * rng.standard_normal(3300)
+    for onset in lit:
+        signal[onset : onset + 150] += polarity * 2.0
+    for threshold in (0.5, 0.3):
+        search = PhotodiodeOnsets(SFREQ, 0.12, threshold)
+        found, a = [], 0
+        for size in [7, 1, 40, 3, 200] * 100:
+            if a >= len(signal):
+                break
+            search.add(signal[a : a + size], a)
+            for trigger in triggers[(triggers >= a) & (triggers < a + size)]:
+                search.expect(int(trigger), None)
+            found += search.resolve(a + size)
+            a += size
+        offline = photodiode_onsets(signal, triggers, SFREQ, 0.12, threshold, "run")
+        assert [f.onset for f in found] == offline.tolist() == lit.tolist()
+        assert len(search.buffer) <= search.pre + 1 + 200  # only what a later trigger can read
+
+
+def test_trigger_without_a_photodiode_edge_is_a_counted_skip():
+    stream, onsets, triggers, _ = _with_photodiode()
+    stream[0, onsets[3] : onsets[3] + 180] -= 1.0  # that image never lit the photodiode
+    stream[0, onsets[5] + 2] = np.nan  # a non-finite photodiode sample in another trial's search window
+    decoder = _feed(_decoder(photodiode_channel="UADC016-2104"), stream, [12])
+    assert {s.onset_sample: s.reason for s in decoder.skipped} == {
+        int(triggers[3]): SKIP_DIODE,
+        int(triggers[5]): SKIP_DIODE,
+    }
+    assert "no photodiode step within 100 ms" in decoder.skipped[0].detail
+    assert "non-finite" in decoder.skipped[1].detail
+    assert decoder.skip_counts[SKIP_DIODE] == 2 and len(decoder.decoded) == 7 - 2
+    assert decoder.decoded[-1].onset_sample == onsets[-1]
+
+
 def test_construction_errors_name_the_fix():
     center, scale = _center_scale()
     with pytest.raises(ValueError, match="lacks 1 of the model's 6 channels"):
@@ -181,6 +260,10 @@ def test_construction_errors_name_the_fix():
     zero = PreprocessingParams.from_config(pre_cfg())
     with pytest.raises(ValueError, match="phase: causal"):
         OnlineDecoder(BRAIN, 0, zero, SFREQ, STREAM, MEG, center, scale, GALLERY, events=[])
+    with pytest.raises(ValueError, match="photodiode channel 'UADC999' is not among"):
+        _decoder(photodiode_channel="UADC999")
+    with pytest.raises(ValueError, match="give stim_channel too"):
+        _decoder(events=[], photodiode_channel="UADC016-2104")
     with pytest.raises(ValueError, match="expected \\(8, n_samples\\)"):
         _decoder().feed(np.zeros((5, 3)))
 
@@ -206,6 +289,36 @@ def test_replay_rule_in_the_tiny_workflow(tiny_results):
             assert value["online_top5_acc_compared"] == value["offline_top5_acc_compared"]
         else:
             assert "MODEL TRAINED ON preprocessing.phase: zero" in summary.loc["phase", "note"]
+
+
+def check_trigger_onsets_equal_events(results, subject: str, backbone: str = "attributes") -> None:
+    """A simulated run of ``results`` streamed in 12-sample chunks, onsets from UPPT001 moved by the
+    photodiode online: the decoded trials' onsets are the events.tsv samples the offline conversion
+    wrote (photodiode-corrected, on the whole run), every image trial decoded."""
+    from megdecode.io import read_json, read_tsv
+    from megdecode.online.build import gallery_from_files, load_online_decoder
+    from megdecode.online.replay import replay_run
+    from megdecode.preprocessing.reader import open_raw, run_stem
+
+    raw_path = sorted((results / "bids" / f"sub-{subject}").rglob("*_meg.fif"))[0]
+    events = read_tsv(str(raw_path).replace("_meg.fif", "_events.tsv"))
+    model = results / "models" / "brain" / backbone / f"sub-{subject}" / "seed-0"
+    gallery = gallery_from_files(model / "predictions.npz", results / "latents" / backbone)
+    raw = open_raw(raw_path, run_stem(raw_path))
+    decoder = load_online_decoder(
+        model / "model.safetensors", results / "preprocessed" / f"sub-{subject}", gallery, subject,
+        float(raw.info["sfreq"]), raw.ch_names, allow_zero_phase=True, stim_channel="UPPT001",
+        trigger_codes=read_json(results / "sourcedata" / "ground_truth.json")["trigger_codes"],
+        photodiode_channel="UADC016-2104", photodiode_max_lag_s=0.1, photodiode_threshold=0.5,
+    )  # fmt: skip
+    replay_run(decoder, raw, 12, pace=False)
+    images = events[events["trial_type"].isin(["exp", "test"])]
+    assert not decoder.skipped and len(decoder.decoded) == len(images) > 0
+    assert [t.onset_sample for t in decoder.decoded] == images["sample"].tolist()
+
+
+def test_trigger_onsets_in_the_tiny_workflow_equal_its_photodiode_corrected_events(tiny_results):
+    check_trigger_onsets_equal_events(tiny_results, "01")
 
 
 def test_real_ctf_recording_fed_chunk_by_chunk():

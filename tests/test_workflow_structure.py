@@ -77,7 +77,14 @@ OWN_SLICE = {
     "report_tables": {"report"},
     "report_figures": {"report", "bids.stimulus_duration_s"},
     "report_examples": {"report"},
-    "realtime_replay": {"realtime", "bids.stim_channel", "bids.trigger_codes"},
+    "realtime_replay": {
+        "realtime",
+        "bids.stim_channel",
+        "bids.trigger_codes",
+        "bids.photodiode_channel",
+        "bids.photodiode_max_lag_s",
+        "bids.photodiode_threshold",
+    },
     "learning_curve_job": {
         "learning_curve",
         "simulation",

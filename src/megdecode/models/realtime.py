@@ -285,17 +285,19 @@ class RealtimeDecoder(nn.Module):
         """
         return torch.compile(self, dynamic=False, options={"freezing": True})
 
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
+    def forward(self, x: Tensor, heads: tuple[str, ...] = ("clip", "mse")) -> dict[str, Tensor]:
         h = x.transpose(1, 2)  # time-major from here on
         h = h if self.front is None else torch.matmul(h, self.front.T) + self.front_bias
         h = self.blocks(h)
-        return self.readout(h if self.pointwise is None else self.pointwise(h))
+        return self.readout(h if self.pointwise is None else self.pointwise(h), heads)
 
-    def readout(self, features: Tensor) -> dict[str, Tensor]:
-        """Time-major features (batch, time, channels) -> aggregation, linear map, heads.
+    def readout(self, features: Tensor, heads: tuple[str, ...] = ("clip", "mse")) -> dict[str, Tensor]:
+        """Time-major features (batch, time, channels) -> aggregation, linear map, the ``heads``.
 
         ``features``: the conv blocks' output (``linear`` stage), or that through the first 1x1 conv
-        and GELU of the ``conv_mlp`` stage (:attr:`pointwise`).
+        and GELU of the ``conv_mlp`` stage (:attr:`pointwise`). ``heads``: which of ``clip`` and
+        ``mse`` to compute (an online decoder that ranks images needs only ``clip``).
         """
         z = self.readout_map(features)
-        return {"clip": self.clip_head(z), "mse": self.mse_head(z)}
+        modules = {"clip": self.clip_head, "mse": self.mse_head}
+        return {head: modules[head](z) for head in heads}

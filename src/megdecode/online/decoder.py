@@ -6,7 +6,8 @@ event-aligned decimation, pre-stimulus baseline), the training-fitted robust sca
 module (:class:`~megdecode.models.StreamingDecoder`: each window's samples are pushed while it is being
 recorded, so only the last few outputs of each layer are left when its last sample arrives) and a
 :class:`Gallery` for the top-5. Onsets come from a trigger channel (rising edges, codes mapped to trial
-types) or from a given events list.
+types), optionally moved to the first photodiode edge after each trigger as the offline conversion
+does (:class:`~megdecode.online.photodiode.PhotodiodeOnsets`), or from a given events list.
 
 Bad input never stops the stream: a chunk with NaNs or a gap in the sample counter skips the trials
 whose window (and the filter's settling time after it) it touches, with the reason logged and counted; a
@@ -27,18 +28,20 @@ import numpy as np
 import torch
 
 from megdecode.models import BrainModule, RealtimeDecoder, StreamingDecoder
+from megdecode.online.photodiode import PhotodiodeOnsets
 from megdecode.preprocessing.causal import CausalEpocher, causal_sos, causal_window
 from megdecode.preprocessing.params import PreprocessingParams
 
 log = logging.getLogger(__name__)
 
 # reasons a trial is skipped (the keys of OnlineDecoder.skip_counts)
-SKIP_NAN, SKIP_GAP, SKIP_CODE, SKIP_EDGE, SKIP_END = (
+SKIP_NAN, SKIP_GAP, SKIP_CODE, SKIP_EDGE, SKIP_END, SKIP_DIODE = (
     "nan",
     "gap",
     "unknown_code",
     "before_stream",
     "stream_end",
+    "no_photodiode_edge",
 )
 
 
@@ -117,7 +120,11 @@ class OnlineDecoder:
 
     ``stream_channels`` names the rows of every chunk; the model's channels (``model_channels``, the
     order of the preprocessed ``channels.tsv``) are picked from them by name. Onsets: ``stim_channel``
-    (one of ``stream_channels``) with ``trigger_codes`` (trial type -> code), or ``events``. Trials of
+    (one of ``stream_channels``) with ``trigger_codes`` (trial type -> code), or ``events``; with
+    ``photodiode_channel`` each trigger's onset is its first photodiode edge within
+    ``photodiode_max_lag_s`` (``photodiode_threshold``: the edge level, as in the ``bids`` config; a
+    trigger without an edge is a logged, counted skip, reason ``no_photodiode_edge``); ``onset_shift``
+    (samples) is added to every trigger or photodiode onset. Trials of
     ``decode_types`` are decoded; other known types are ignored. ``streaming=False`` runs
     :class:`~megdecode.models.RealtimeDecoder` on each completed window instead of the streaming decoder
     (same outputs to ~1e-6: fewer weight reads per trial, more work after the last sample).
@@ -147,6 +154,9 @@ class OnlineDecoder:
         events: Sequence[Event] | None = None,
         decode_types: Sequence[str] | None = ("exp", "test"),
         onset_shift: int = 0,
+        photodiode_channel: str | None = None,
+        photodiode_max_lag_s: float = 0.1,
+        photodiode_threshold: float = 0.5,
         settle_s: float = 1.0,
         streaming: bool = True,
         push_lead: int = 6,
@@ -207,6 +217,17 @@ class OnlineDecoder:
             if not trigger_codes:
                 raise ValueError(f"{name}: reading triggers from {stim_channel!r} needs trigger_codes")
             self.stim_row = position[stim_channel]
+        self.diode_row, self.diode = None, None
+        if photodiode_channel is not None:
+            if stim_channel is None:
+                raise ValueError(f"{name}: photodiode_channel corrects trigger onsets: give stim_channel too")
+            if photodiode_channel not in position:
+                raise ValueError(
+                    f"{name}: photodiode channel {photodiode_channel!r} is not among the stream's channels; "
+                    "stream it, or set bids.photodiode_channel: null (onsets at the triggers)"
+                )
+            self.diode_row = position[photodiode_channel]
+            self.diode = PhotodiodeOnsets(float(raw_sfreq), photodiode_max_lag_s, photodiode_threshold)
         self.type_of_code = {int(v): str(k) for k, v in (trigger_codes or {}).items()}
         self.decode_types = None if decode_types is None else set(decode_types)
         self.pending = sorted(events or [], key=lambda e: e.sample)
@@ -222,7 +243,9 @@ class OnlineDecoder:
         self.push_lead = max(1, int(push_lead))
         self.push_every = max(0, int(push_every))
         self.brain = brain.eval()
-        self._template = StreamingDecoder(brain, subject_index) if streaming else None
+        # only the CLIP head ranks images: the MSE head is never computed online
+        self._template = StreamingDecoder(brain, subject_index, heads=("clip",)) if streaming else None
+        self._spare: list[StreamingDecoder] = [self._template] if streaming else []  # free buffers
         self._whole = None if streaming else RealtimeDecoder(brain, subject_index)
         self.epocher = CausalEpocher(causal_sos(params, float(raw_sfreq)), len(self.rows), self.window, block)
         self.n_received = 0  # next expected sample counter
@@ -263,9 +286,14 @@ class OnlineDecoder:
         """End of stream: trials still waiting for samples are skipped (reason ``stream_end``)."""
         for trial in self.active:
             self._skip(trial.onset, trial.code, SKIP_END, "the stream ended before the window was complete")
+            self._release(trial)
         self.active = []
         for event in self.pending[self._next_event :]:
             self._skip(event.sample, event.code, SKIP_END, "the stream ended before the onset")
+        if self.diode is not None:
+            for trigger, (code, _) in self.diode.waiting:
+                self._skip(trigger, code, SKIP_END, "the stream ended before the photodiode search window")
+            self.diode.waiting = []
         self._next_event = len(self.pending)
         return self.skipped
 
@@ -274,6 +302,13 @@ class OnlineDecoder:
         self.skipped.append(SkippedTrial(int(onset), code, reason, detail))
         self.skip_counts[reason] += 1
         log.warning("%s: trial at sample %d skipped (%s): %s", self.name, onset, reason, detail)
+
+    def _release(self, trial: _Trial) -> None:
+        """Give a trial's streaming buffers back for the next trial (no allocation per trial)."""
+        if trial.decoder is not None:
+            trial.decoder.reset()
+            self._spare.append(trial.decoder)
+            trial.decoder = None
 
     def _fill_gap(self, n_missing: int, arrived: float) -> None:
         """Missing samples: hold the last one through the filter (keeps the counters aligned)."""
@@ -302,8 +337,12 @@ class OnlineDecoder:
             self.corrupt.append((start + int(where[0]), start + int(where[-1]) + 1 + self.settle, SKIP_NAN))
             for i in where:  # hold the last good sample
                 meg[:, i] = meg[:, i - 1] if i > 0 else self._last_good(meg)
+        if self.diode is not None:
+            self.diode.add(x[self.diode_row], start)
         if not held:
             self._onsets_from_stim(x, start)
+        if self.diode is not None:
+            self._onsets_from_photodiode(start + n)
         self._onsets_from_events(start + n)
         last = np.array(x[:, -1], dtype=np.float64)
         last[self.rows] = meg[:, -1]
@@ -336,8 +375,20 @@ class OnlineDecoder:
                     onset, code, SKIP_CODE, f"trigger code {code} is not in the study (codes: {known})"
                 )
                 continue
+            if self.diode is not None and self._decoded_type(trial_type):  # started at its photodiode edge
+                self.diode.expect(start + int(i), (code, trial_type))
+                continue
             self._start(_Trial(onset, code, trial_type, None))
         self._last_stim = int(stim[-1])
+
+    def _onsets_from_photodiode(self, stop: int) -> None:
+        """Start the trials whose photodiode search window ends before ``stop`` at their light edge."""
+        for found in self.diode.resolve(stop):
+            code, trial_type = found.payload
+            if found.onset is None:
+                self._skip(found.trigger + self.onset_shift, code, SKIP_DIODE, found.detail)
+                continue
+            self._start(_Trial(found.onset + self.onset_shift, code, trial_type, None))
 
     def _onsets_from_events(self, stop: int) -> None:
         """Start the listed trials whose baseline window begins before ``stop``."""
@@ -347,9 +398,12 @@ class OnlineDecoder:
             self._next_event += 1
             self._start(_Trial(int(e.sample), e.code, e.trial_type, e.image_id))
 
-    def _start(self, trial: _Trial) -> None:
+    def _decoded_type(self, trial_type: str | None) -> bool:
         types = self.decode_types
-        if types is not None and trial.trial_type is not None and trial.trial_type not in types:
+        return types is None or trial_type is None or trial_type in types
+
+    def _start(self, trial: _Trial) -> None:
+        if not self._decoded_type(trial.trial_type):
             self.n_ignored += 1
             return
         if trial.onset + min(self.window.t0, self.window.b0) < 0:
@@ -387,6 +441,7 @@ class OnlineDecoder:
                     f"samples {span[0]}-{span[1]} (incl. {self.settle} settling) were "
                     f"{'NaN/inf' if span[2] == SKIP_NAN else 'missing'} in its window",
                 )  # fmt: skip
+                self._release(trial)
                 continue
             if trial.onset + w.b1 >= seen:  # baseline not complete yet
                 keep.append(trial)
@@ -397,7 +452,7 @@ class OnlineDecoder:
             complete = n_avail == w.n_times
             if self.streaming:
                 if trial.decoder is None:
-                    trial.decoder = self._template.fork()
+                    trial.decoder = self._spare.pop() if self._spare else self._template.fork()
                 heads = None
                 pending = n_avail - trial.pushed
                 bulk = w.n_times - self.push_lead
@@ -412,12 +467,14 @@ class OnlineDecoder:
                 if not complete:
                     keep.append(trial)
                     continue
+                self._release(trial)
             else:
                 if not complete:
                     keep.append(trial)
                     continue
                 with torch.inference_mode():
-                    heads = self._whole(torch.from_numpy(self._scaled(trial, 0, w.n_times))[None])
+                    x = torch.from_numpy(self._scaled(trial, 0, w.n_times))[None]
+                    heads = self._whole(x, heads=("clip",))
             latent = heads["clip"][0].float().numpy().copy()
             top = self.gallery.top(latent)
             done.append(

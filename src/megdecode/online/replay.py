@@ -186,6 +186,12 @@ def replay_subject(
             options["events"] = listed
         else:
             options.update(stim_channel=bids_cfg["stim_channel"], trigger_codes=codes)
+            if bids_cfg.get("photodiode_channel") is not None:  # the offline conversion's correction
+                options.update(
+                    photodiode_channel=bids_cfg["photodiode_channel"],
+                    photodiode_max_lag_s=bids_cfg["photodiode_max_lag_s"],
+                    photodiode_threshold=bids_cfg["photodiode_threshold"],
+                )
         decoder = load_online_decoder(
             model_path, preprocessed_dir, gallery, subject, sfreq, raw.ch_names,
             allow_zero_phase=zero_phase, **options,
