@@ -295,7 +295,8 @@ def draw_learning_curve(summary: pd.DataFrame) -> Figure:
                     label="chance",
                 )
             ax.set_xscale("log")
-            ax.set_xticks(sizes, [str(s) for s in sizes])
+            ax.set_xticks(sizes, [f"{s:,}" for s in sizes])
+            ax.set_xticks([], minor=True)  # the log axis' minor labels (3x10^2, ...) overlap the sizes
             ax.set_title(f"{panel_title(modality, world)}, {test_set.replace('_', ' ')}")
             ax.set_xlabel("training trials per subject")
             ax.set_ylabel("top-5 accuracy (%)")
