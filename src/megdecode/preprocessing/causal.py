@@ -28,7 +28,7 @@ import numpy as np
 
 from megdecode.preprocessing.params import PreprocessingParams
 from megdecode.preprocessing.reader import BadRunError
-from megdecode.preprocessing.signal import Window
+from megdecode.preprocessing.signal import EpochResult, Window
 
 
 def causal_sos(params: PreprocessingParams, raw_sfreq: float) -> np.ndarray:
@@ -179,16 +179,6 @@ def _inplace_sosfilt():
         return fallback
 
 
-@dataclass
-class CausalResult:
-    """What :func:`epoch_causal` returns (the fields of ``signal.EpochResult``)."""
-
-    data: np.ndarray
-    times: np.ndarray
-    stream: np.ndarray
-    raw_ptp: np.ndarray
-
-
 def epoch_causal(
     read: Callable[[int, int], np.ndarray],
     n_samples: int,
@@ -199,7 +189,7 @@ def epoch_causal(
     run: str = "run",
     rows: np.ndarray | None = None,
     names: list[str] | None = None,
-) -> CausalResult:
+) -> EpochResult:
     """Epoch a whole recording with the causal front end (offline; chunk by chunk like an online system).
 
     Same arguments as :func:`megdecode.preprocessing.signal.epoch_continuous`.
@@ -237,4 +227,4 @@ def epoch_causal(
             f"preprocessing.bad_channels, e.g. bad_channels: [{', '.join(flat_names[:10])}]"
         )
     times = (window.t0 + window.factor * np.arange(window.n_times)) / raw_sfreq
-    return CausalResult(data=epochs, times=times, stream=stream, raw_ptp=ptp)
+    return EpochResult(data=epochs, times=times, stream=stream, raw_ptp=ptp)
