@@ -47,7 +47,7 @@ from megdecode.evaluation.retrieval import gallery, item_scores, sim_scores
 from megdecode.learning_curve.experiment import ORACLE, SCORE_SETS, Design, max_epochs
 from megdecode.ridge import fit_ridge
 from megdecode.seeds import derive_rng, derive_seed
-from megdecode.simulate.fmri import FmriSimParams, attribute_design, feature_maps, voxel_code
+from megdecode.simulate.fmri import FmriSimParams, images_voxel_code
 
 log = logging.getLogger(__name__)
 
@@ -82,21 +82,10 @@ def draw_voxel_code(
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """One subject's voxel code for :func:`curve_images` (arrays of
     :data:`~megdecode.artifacts.learning_curve.VOXEL_ARRAYS`) and its ground truth."""
-    from PIL import Image
-
     p = FmriSimParams.from_dict(cfg)
     ids = curve_images(table)
-    maps = np.stack(
-        [
-            feature_maps(
-                np.asarray(Image.open(Path(images_root) / table.loc[i, "file"]).convert("RGB")),
-                p.feature_size,
-            )
-            for i in ids
-        ]
-    )
-    onehot, attribute_names = attribute_design(table, ids)
-    code = voxel_code(maps, onehot, p, derive_rng(int(seed), "learning-curve", "fmri", subject, "voxels"))
+    rng = derive_rng(int(seed), "learning-curve", "fmri", subject, "voxels")
+    code, attribute_names = images_voxel_code(table, ids, images_root, p, rng)
     n_early = p.n_early_voxels
     truth = {
         "subject": subject,

@@ -156,6 +156,28 @@ def voxel_code(maps: np.ndarray, onehot: np.ndarray, p: FmriSimParams, rng: np.r
     return VoxelCode(signal, snr, prf, readout)
 
 
+def images_voxel_code(
+    stimuli: pd.DataFrame,
+    image_ids: np.ndarray,
+    images_root: Path | str,
+    p: FmriSimParams,
+    rng: np.random.Generator,
+) -> tuple[VoxelCode, list[str]]:
+    """:func:`voxel_code` of the images ``image_ids`` (their files under ``images_root``), with the names of
+    the attribute values of its read-out rows."""
+    maps = np.stack(
+        [
+            feature_maps(
+                np.asarray(Image.open(Path(images_root) / stimuli.loc[i, "file"]).convert("RGB")),
+                p.feature_size,
+            )
+            for i in image_ids
+        ]
+    )
+    onehot, attribute_names = attribute_design(stimuli, image_ids)
+    return voxel_code(maps, onehot, p, rng), attribute_names
+
+
 def design(
     stimuli: pd.DataFrame, p: FmriSimParams, rng: np.random.Generator
 ) -> tuple[pd.DataFrame, np.ndarray]:
@@ -197,17 +219,7 @@ def simulate_fmri_subject(
         raise ValueError(f"{stimuli_table} lacks attribute columns {missing}; rerun simulate_stimuli")
     trials, shown = design(stimuli, p, rng)
     # signal per image: early (pRF over feature maps) and high (attribute read-out), standardised over images
-    maps = np.stack(
-        [
-            feature_maps(
-                np.asarray(Image.open(Path(images_root) / stimuli.loc[i, "file"]).convert("RGB")),
-                p.feature_size,
-            )
-            for i in shown
-        ]
-    )
-    onehot, attribute_names = attribute_design(stimuli, shown)
-    code = voxel_code(maps, onehot, p, rng)
+    code, attribute_names = images_voxel_code(stimuli, shown, images_root, p, rng)
     signal, snr, prf, readout, c = code.signal, code.snr, code.prf, code.readout, p.cross_tuning
     n_vox = signal.shape[1]
     row = np.searchsorted(shown, trials["image_id"].to_numpy(str))
