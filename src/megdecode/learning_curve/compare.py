@@ -19,8 +19,7 @@ import pandas as pd
 
 from megdecode.artifacts.learning_curve import ITEM_KEYS, find_scores, read_scores
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL
-from megdecode.learning_curve.summary import CELL, UNIT, unit_means
-from megdecode.metrics import retrieval as rm
+from megdecode.learning_curve.summary import CELL, UNIT, bootstrap_mean_ci, percent, unit_means
 
 RUNS = ("base", "probe")
 
@@ -56,9 +55,7 @@ def compare_runs(
     rows = []
     for cell, part in merged.groupby(CELL, sort=True):
         diff = (part["top5_acc_probe"] - part["top5_acc_base"]).to_numpy(float)
-        low, high = (
-            rm.bootstrap_ci(diff, np.mean, n_boot, level, rng) if len(diff) > 1 else (float("nan"),) * 2
-        )
+        low, high = bootstrap_mean_ci(diff, n_boot, level, rng)
         rows.append(
             dict(zip(CELL, cell, strict=True))
             | dict(top5_base=part["top5_acc_base"].mean(), top5_probe=part["top5_acc_probe"].mean())
@@ -73,9 +70,6 @@ def compare_runs(
 def markdown_table(table: pd.DataFrame, level: float = 0.95) -> str:
     """The comparison as Markdown, top-5 in percent."""
 
-    def pct(value: float, sign: str = "") -> str:
-        return "–" if not np.isfinite(value) else f"{100 * value:{sign}.1f}"
-
     def num(value: float) -> str:
         return "–" if not np.isfinite(value) else f"{value:.1f}"
 
@@ -88,8 +82,9 @@ def markdown_table(table: pd.DataFrame, level: float = 0.95) -> str:
     for row in table.itertuples(index=False):
         lines.append(
             f"| {row.world} | {row.backbone or '–'} | {row.decoder} | {row.test_set} | {row.n_train} "
-            f"| {pct(row.top5_base)} | {pct(row.top5_probe)} "
-            f"| {pct(row.probe_minus_base, '+')} [{pct(row.ci_low, '+')}, {pct(row.ci_high, '+')}] "
+            f"| {percent(row.top5_base)} | {percent(row.top5_probe)} "
+            f"| {percent(row.probe_minus_base, '+')} "
+            f"[{percent(row.ci_low, '+')}, {percent(row.ci_high, '+')}] "
             f"| {'identical' if row.identical else f'{round(row.probe_better * row.n_units)}/{row.n_units}'} "
             f"| {num(row.epochs_base)} ({num(row.best_epoch_base)}) "
             f"| {num(row.epochs_probe)} ({num(row.best_epoch_probe)}) |"

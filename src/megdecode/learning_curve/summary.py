@@ -55,9 +55,10 @@ def unit_means(scores: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _bootstrap(
+def bootstrap_mean_ci(
     values: np.ndarray, n_boot: int, level: float, rng: np.random.Generator
 ) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean over units; NaNs with fewer than 2 units or no draws."""
     if len(values) < 2 or n_boot < 1:
         return float("nan"), float("nan")
     return rm.bootstrap_ci(values, np.mean, n_boot, level, rng)
@@ -71,7 +72,7 @@ def summary_table(units: pd.DataFrame, n_boot: int, level: float, seed: int) -> 
         gallery = int(part["gallery"].max())
         for metric in METRICS:
             values = part[metric].to_numpy(float)
-            low, high = _bootstrap(values, n_boot, level, rng)
+            low, high = bootstrap_mean_ci(values, n_boot, level, rng)
             chance = chance_level(metric, gallery)
             rows.append(
                 dict(zip(CELL, cell, strict=True))
@@ -116,7 +117,7 @@ def paired_table(
                 diff = (brain.loc[common, metric] - ridge.loc[common, metric]).to_numpy(float)
                 if metric == "median_rank":
                     diff = -diff  # positive = brain better, for every metric
-                low, high = _bootstrap(diff, n_boot, level, rng)
+                low, high = bootstrap_mean_ci(diff, n_boot, level, rng)
                 rows.append(
                     dict(modality=pick.modality, world=pick.world, backbone=pick.backbone, test_set=test_set)
                     | dict(n_train=pick.n_train, metric=metric, deep=deep, best_ridge=pick.best_ridge)
@@ -154,7 +155,8 @@ def slopes_table(units: pd.DataFrame, n_boot: int, level: float, seed: int) -> p
     return pd.DataFrame(rows)
 
 
-def _pct(value: float, sign: str = "") -> str:
+def percent(value: float, sign: str = "") -> str:
+    """A fraction as a percentage with one decimal (``sign='+'`` for differences); NaN as a dash."""
     return "–" if not np.isfinite(value) else f"{100 * value:{sign}.1f}"
 
 
@@ -191,7 +193,7 @@ def markdown_report(summary: pd.DataFrame, paired: pd.DataFrame, slopes: pd.Data
                     "top-5 accuracy (%)",
                     "",
                     f"Mean over (subject, seed) units [{ci}]. Oracle (trains on nothing): "
-                    f"{_pct(oracle['mean'].mean())}; chance {_pct(part['chance'].iloc[0])}.",
+                    f"{percent(oracle['mean'].mean())}; chance {percent(part['chance'].iloc[0])}.",
                     "",
                     "| training trials | " + " | ".join(decoders) + f" | {deep} - best ridge |",
                     "|---:|" + "---:|" * (len(decoders) + 1),
@@ -206,11 +208,11 @@ def markdown_report(summary: pd.DataFrame, paired: pd.DataFrame, slopes: pd.Data
                     cells = []
                     for decoder in decoders:
                         r = row[row.decoder == decoder].iloc[0]
-                        cells.append(f"{_pct(r['mean'])} [{_pct(r.ci_low)}, {_pct(r.ci_high)}]")
+                        cells.append(f"{percent(r['mean'])} [{percent(r.ci_low)}, {percent(r.ci_high)}]")
                     p = pair[(pair.n_train == n_train) & (pair.metric == "top5_acc")]
                     diff = (
-                        f"{_pct(p.deep_minus_ridge.iloc[0], '+')} [{_pct(p.ci_low.iloc[0], '+')}, "
-                        f"{_pct(p.ci_high.iloc[0], '+')}] vs {p.best_ridge.iloc[0]}"
+                        f"{percent(p.deep_minus_ridge.iloc[0], '+')} [{percent(p.ci_low.iloc[0], '+')}, "
+                        f"{percent(p.ci_high.iloc[0], '+')}] vs {p.best_ridge.iloc[0]}"
                         if len(p)
                         else "–"
                     )
