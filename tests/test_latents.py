@@ -256,3 +256,21 @@ def test_job_resources_by_kind_and_override() -> None:
     assert latents_job_resources(hub) == {"mem_mb": 16000, "runtime": 240, "gpu": 1}
     assert latents_job_resources({**hub, "mem_mb": 64000, "runtime": 0})["mem_mb"] == 64000
     assert latents_job_resources({**hub, "gpu": 0})["gpu"] == 0
+
+
+@pytest.mark.parametrize(("tokens", "bad"), [(0, np.nan), (3, np.inf)])
+def test_latents_reader_rejects_non_finite_rows_naming_file_and_image(tmp_path, tokens, bad) -> None:
+    """A NaN row in latents.npy used to flow into training and retrieval and score 100% top-5."""
+    from train_fixtures import make_latents
+
+    from megdecode.artifacts.latents import read_latents
+
+    folder = make_latents(tmp_path / "lat", n_images=40, tokens=tokens)
+    values = load_npy(folder / "latents.npy")
+    values[[7, 30]] = bad
+    np.save(folder / "latents.npy", values)
+    with pytest.raises(ValueError) as err:
+        read_latents(folder)
+    msg = str(err.value)
+    assert str(folder / "latents.npy") in msg and "2 of 40 image(s)" in msg and "'img007'" in msg
+    assert f"Delete {folder} and run the same snakemake command again" in msg

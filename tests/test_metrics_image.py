@@ -86,3 +86,24 @@ def test_metric_directions_and_shape_errors() -> None:
         im.pixcorr(_images(size=8), _images(size=16))
     with pytest.raises(ValueError, match="at least 2"):
         im.two_way_identification(np.ones((1, 3)), np.ones((1, 3)))
+
+
+@pytest.mark.parametrize("metric", [im.pixcorr, im.ssim])
+def test_non_finite_reconstructions_raise_instead_of_scoring(metric) -> None:
+    seen = _images().astype(np.float64) / 255.0
+    recon = seen.copy()
+    recon[3, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"reconstructed images contain 1 NaN or infinite.*first: row 3"):
+        metric(seen, recon)
+    with pytest.raises(ValueError, match="seen images contain"):
+        metric(np.full_like(seen, np.inf), seen)
+
+
+@pytest.mark.parametrize("metric", [im.two_way_identification, im.correlation_distance])
+def test_non_finite_features_raise_instead_of_scoring(metric) -> None:
+    # NaN features used to give a zero correlation: two-way 0.0, distance 1.0, as if they were numbers
+    rng = np.random.default_rng(0)
+    seen, recon = rng.standard_normal((5, 16)), rng.standard_normal((5, 16))
+    recon[1] = np.nan
+    with pytest.raises(ValueError, match=r"reconstruction features contain 16 NaN.*first: row 1"):
+        metric(seen, recon)

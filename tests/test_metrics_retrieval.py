@@ -103,3 +103,42 @@ def test_bad_inputs() -> None:
         rm.target_ranks(SIM, np.array([0, 1, 4]))
     with pytest.raises(ValueError):
         rm.topk_hits(SIM, TARGET, 0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize(
+    "metric",
+    [
+        rm.target_ranks,
+        rm.relative_ranks,
+        rm.median_rank,
+        rm.top1_acc,
+        rm.top5_acc,
+        lambda s, t: rm.topk_hits(s, t, 2),
+        lambda s, t: rm.topk_acc(s, t, 3),
+    ],
+)
+def test_non_finite_similarities_raise_instead_of_scoring(metric, bad) -> None:
+    # a NaN row compares neither greater nor equal: it used to score a perfect rank and top-k 1.0
+    sim = SIM.copy()
+    sim[1, 2] = bad
+    with pytest.raises(rm.NonFiniteError, match=r"similarities contain 1 NaN or infinite.*first: row 1"):
+        metric(sim, TARGET)
+    sim[:] = np.nan
+    with pytest.raises(rm.NonFiniteError):
+        metric(sim, TARGET)
+
+
+def test_non_finite_predictions_or_candidates_raise() -> None:
+    pred, cand = np.ones((3, 4)), np.eye(4)
+    pred[2] = np.nan
+    with pytest.raises(rm.NonFiniteError, match=r"predictions contain 4 NaN.*1 of 3 rows \(first: row 2\)"):
+        rm.cosine_similarity(pred, cand)
+    cand[0, 0] = np.inf
+    with pytest.raises(rm.NonFiniteError, match="candidate latents"):
+        rm.cosine_similarity(np.ones((3, 4)), cand)
+
+
+def test_bootstrap_of_non_finite_scores_raises() -> None:
+    with pytest.raises(rm.NonFiniteError, match="per-item scores"):
+        rm.bootstrap_ci(np.array([0.5, np.nan, 1.0]), rng=np.random.default_rng(0))

@@ -383,3 +383,38 @@ def test_tiny_workflow_shared_model_rule(tiny_results, tmp_path):
                 torch.from_numpy(np.array(data.meg[rows]))
             )
         np.testing.assert_allclose(got["mse"].numpy(), pred["test_small_pred"], rtol=1e-4, atol=1e-5)
+
+
+def _copy_with_nan_rows(src: Path, dst: Path, split: str) -> Path:
+    """Copy subject ``src`` to ``dst`` with NaN in one sample of the first trial of ``split``."""
+    dst.mkdir()
+    for name in ("trials.tsv", "channels.tsv", "info.json"):
+        (dst / name).write_bytes((src / name).read_bytes())
+    meg = io.load_npy(src / "meg.npy").copy()
+    trials = io.read_tsv(dst / "trials.tsv", dtype={"image_id": str})
+    meg[np.flatnonzero(trials["split"] == split)[0], 2, 5] = np.nan
+    io.save_npy(meg, dst / "meg.npy")
+    return dst
+
+
+@pytest.mark.parametrize(("split", "phase"), [("train", "training"), ("val", "validation")])
+def test_non_finite_loss_stops_training_naming_epoch_learning_rate_and_file(study, tmp_path, split, phase):
+    """A NaN input used to give losses 'n/a', val_top5_acc 1.0 and a model written with exit 0."""
+    sub = _copy_with_nan_rows(study["01"], tmp_path / "sub-01", split)
+    out = _outputs(tmp_path / "m")
+    with pytest.raises(FloatingPointError) as err:
+        train_brain_module({"01": sub}, study["latents"], out, SMALL, FAST, seed=0)
+    msg = str(err.value)
+    assert f"epoch 0: the {phase} loss is nan" in msg and "learning rate 0.003" in msg
+    assert f"{sub / 'meg.npy'} holds NaN or infinite values in 1 {split} trial(s)" in msg
+    assert not out.model.exists() and not out.predictions["01"].exists()
+
+
+def test_diverging_training_stops_naming_epoch_and_learning_rate(study, tmp_path):
+    out = _outputs(tmp_path / "m")
+    cfg = {**FAST, "lr": 1e35}
+    diverged = r"epoch \d+: the (training|validation) loss is (nan|inf)"
+    with pytest.raises(FloatingPointError, match=diverged) as err:
+        train_brain_module({"01": study["01"]}, study["latents"], out, SMALL, cfg, seed=0)
+    assert "learning rate 1e+35" in str(err.value) and "lower training.lr" in str(err.value)
+    assert not out.model.exists()

@@ -110,6 +110,25 @@ def load_npy(path: Path | str, mmap: bool = False) -> np.ndarray:
         raise ValueError(f"{path} is not a readable .npy array ({err}); rerun the job that makes it") from err
 
 
+def non_finite_rows(values: np.ndarray, chunk_bytes: int = 64 << 20) -> np.ndarray:
+    """Indices of the rows (axis 0) of ``values`` holding a NaN or infinite value.
+
+    Reads a memory-mapped array in blocks of about ``chunk_bytes``; a row's float64 sum carries any NaN/inf
+    (float32 values cannot overflow it), so each block costs one pass.
+    """
+    values = values if isinstance(values, np.ndarray) else np.asarray(values)
+    if values.dtype.kind != "f" or len(values) == 0:
+        return np.zeros(0, np.int64)
+    row_bytes = max(1, values[:1].nbytes)
+    step = max(1, chunk_bytes // row_bytes)
+    bad = []
+    for start in range(0, len(values), step):
+        block = np.asarray(values[start : start + step])
+        sums = block.reshape(len(block), -1).sum(axis=1, dtype=np.float64)
+        bad.append(start + np.flatnonzero(~np.isfinite(sums)))
+    return np.concatenate(bad)
+
+
 def save_npz(arrays: Mapping[str, np.ndarray], path: Path | str) -> None:
     """Save named arrays as ``.npz`` atomically (string arrays as fixed-width unicode, no pickle)."""
     with atomic_output(path) as tmp, open(tmp, "wb") as f:

@@ -87,14 +87,24 @@ def read_meta(directory: Path | str) -> dict[str, Any]:
 
 
 def read_latents(directory: Path | str) -> Latents:
-    """Read and check a backbone folder (``latents.npy`` memory-mapped)."""
+    """Read and check a backbone folder (``latents.npy`` memory-mapped); NaN or infinite rows are errors."""
     directory = Path(directory)
     values = io.load_npy(directory / VALUES, mmap=True)
     index = io.read_tsv(directory / INDEX, dtype={"image_id": str})
     if "image_id" not in index:
         raise ValueError(f"{directory / INDEX} has no image_id column; rerun the latents job")
     meta = read_meta(directory) if (directory / META).is_file() else {}
-    return Latents(index["image_id"].to_numpy(str), values, meta, directory)
+    latents = Latents(index["image_id"].to_numpy(str), values, meta, directory)
+    bad = io.non_finite_rows(values)
+    if len(bad):
+        shown = ", ".join(repr(i) for i in latents.image_ids[bad[:3]])
+        raise ValueError(
+            f"{directory / VALUES} holds NaN or infinite latents for {len(bad)} of {len(values)} image(s) "
+            f"(first: {shown}); the latents job never writes such values, so the file was changed or "
+            f"damaged after it. Delete {directory} and run the same snakemake command again: the latents "
+            "job writes it anew"
+        )
+    return latents
 
 
 def write_latents(

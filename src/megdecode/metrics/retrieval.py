@@ -11,6 +11,8 @@ Conventions (all functions are pure and take the same inputs):
   never a perfect 1.0 or an unfair 0.0.
 - ``median_rank`` is the *relative* rank (rank / gallery size), lower is better; chance is
   ``(n + 1) / (2 n)``, perfect is ``1 / n``.
+- **Non-finite values are errors**, never scores: a NaN compares neither greater nor equal, so it would
+  count as a perfect rank. Every function raises :class:`NonFiniteError` on NaN or infinite inputs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from collections.abc import Callable
 import numpy as np
 
 __all__ = [
+    "NonFiniteError",
     "bootstrap_ci",
+    "check_finite",
     "chance_median_rank",
     "chance_topk_acc",
     "cosine_similarity",
@@ -34,10 +38,29 @@ __all__ = [
 ]
 
 
+class NonFiniteError(ValueError):
+    """NaN or infinite values where a metric needs numbers; the message says where."""
+
+
+def check_finite(values: np.ndarray, what: str) -> None:
+    """Raise :class:`NonFiniteError` naming ``what``, the count and the first bad row of ``values``."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "fc" or np.isfinite(values).all():
+        return
+    bad = ~np.isfinite(values.reshape(len(values), -1) if values.ndim > 1 else values)
+    rows = np.flatnonzero(bad.any(axis=1) if bad.ndim > 1 else bad)
+    raise NonFiniteError(
+        f"{what} contain {int(bad.sum())} NaN or infinite value(s) in {len(rows)} of {len(values)} rows "
+        f"(first: row {rows[0]}); a non-finite value has no rank and cannot be scored"
+    )
+
+
 def cosine_similarity(pred: np.ndarray, candidates: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Cosine similarity between each row of ``pred`` (n, d) and each row of ``candidates`` (m, d)."""
     pred = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1)
     candidates = np.asarray(candidates, dtype=np.float64).reshape(len(candidates), -1)
+    check_finite(pred, "predictions")
+    check_finite(candidates, "candidate latents")
     if pred.shape[1] != candidates.shape[1]:
         raise ValueError(
             f"dimension mismatch: predictions have {pred.shape[1]}, candidates {candidates.shape[1]}"
@@ -54,6 +77,7 @@ def _greater_and_tied(sim: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, 
         raise ValueError(f"need sim (n, m) and target (n,), got {sim.shape} and {target.shape}")
     if target.size and (target.min() < 0 or target.max() >= sim.shape[1]):
         raise ValueError(f"target index out of range for a gallery of {sim.shape[1]}")
+    check_finite(sim, "similarities")
     true = sim[np.arange(len(sim)), target][:, None]
     greater = (sim > true).sum(axis=1)
     tied = (sim == true).sum(axis=1)  # includes the true candidate itself
@@ -124,6 +148,7 @@ def bootstrap_ci(
     per_item = np.asarray(per_item, dtype=np.float64)
     if per_item.ndim != 1 or per_item.size == 0:
         raise ValueError(f"need a non-empty 1-D array of per-item scores, got shape {per_item.shape}")
+    check_finite(per_item, "per-item scores")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     if rng is None:

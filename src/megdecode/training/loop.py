@@ -1,11 +1,14 @@
 """The training loop of the brain module: model with its CLIP temperature, epochs, early stopping, inference.
 
-Only ``train`` trials take gradient steps; only ``val`` trials decide early stopping.
+Only ``train`` trials take gradient steps; only ``val`` trials decide early stopping. A NaN or infinite loss
+stops training with :class:`NonFiniteLossError` naming the epoch, the learning rate and, when the inputs are
+to blame, the file that holds them.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from megdecode.metrics.retrieval import check_finite
 from megdecode.models import BrainModule, BrainModuleConfig
 from megdecode.models.losses import combined_loss
 from megdecode.training.config import TrainingConfig
@@ -81,6 +85,47 @@ class EarlyStopping:
         return self.bad_epochs >= self.patience
 
 
+class NonFiniteLossError(FloatingPointError):
+    """A NaN or infinite loss: training stops rather than keep or score a model that learnt nothing.
+
+    ``args``: what happened (``"the training loss is nan"``), then its likely cause and fix.
+    """
+
+    def __str__(self) -> str:
+        return ": ".join(str(a) for a in self.args)
+
+
+def _non_finite_input_files(data: TrialSet, chunk: int = 512) -> list[str]:
+    """Per subject file of ``data`` with non-finite trials of its split: ``"<meg.npy> holds ..."``."""
+    found = []
+    for s, subject in enumerate(getattr(data, "subjects", [])):
+        rows = np.sort(data.rows[data.subject_index == s])
+        bad = sum(
+            int((~np.isfinite(np.asarray(subject.meg[rows[i : i + chunk]]))).any(axis=(1, 2)).sum())
+            for i in range(0, len(rows), chunk)
+        )
+        if bad:
+            path = subject.path / "meg.npy"
+            found.append(f"{path} holds NaN or infinite values in {bad} {data.split} trial(s)")
+    return found
+
+
+def _loss_error(value: float, phase: str, data: TrialSet, x: Tensor, y: Tensor) -> NonFiniteLossError:
+    """The error for a non-finite ``phase`` loss on a batch ``(x, y)`` of ``data``, with its likely cause."""
+    if not bool(torch.isfinite(x).all()):
+        split = getattr(data, "split", "batch")
+        files = _non_finite_input_files(data) or [f"the {split} inputs hold NaN or infinite values"]
+        cause = "; ".join(files) + ". Delete that file and run the same snakemake command again"
+    elif not bool(torch.isfinite(y).all()):
+        cause = "the target latents hold NaN or infinite values; delete the latents folder and run again"
+    else:
+        cause = (
+            "the inputs are finite, so the model diverged: lower training.lr in the config (or check the "
+            "scale of the inputs) and run again"
+        )
+    return NonFiniteLossError(f"the {phase} loss is {value}", cause)
+
+
 def cpu_state(module: torch.nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
@@ -108,6 +153,9 @@ def run_epoch(
             x, subj, mask, y = data.batch(idx, device)
             out = model(x, subj, mask, generator if train else None)
             losses = combined_loss(out, y, model.logit_scale, cfg)
+            value = float(losses["loss"].detach())
+            if not math.isfinite(value):
+                raise _loss_error(value, "training" if train else "validation", data, x, y)
             if train:
                 optimizer.zero_grad(set_to_none=True)
                 losses["loss"].backward()
@@ -139,6 +187,7 @@ def val_top5(model: BrainWithTemperature, data: TrialSet, device: torch.device) 
     if len(data) == 0:
         return float("nan")
     pred = predict(model, data, device)["clip"]
+    check_finite(pred, "validation predictions of the CLIP head")
     ids, first, inverse = np.unique(data.image_ids, return_index=True, return_inverse=True)
     candidates = data.targets[first]
     p = pred / np.maximum(np.linalg.norm(pred, axis=1, keepdims=True), 1e-12)
@@ -195,8 +244,15 @@ def fit_epochs(
         if run.stopper.stop:
             break
         tic = time.perf_counter()
-        tr = run_epoch(model, train, cfg, device, run.optimizer, run.generator)
-        va = run_epoch(model, val, cfg, device)
+        try:
+            tr = run_epoch(model, train, cfg, device, run.optimizer, run.generator)
+            va = run_epoch(model, val, cfg, device)
+        except NonFiniteLossError as err:
+            what, cause = err.args
+            lr = run.optimizer.param_groups[0]["lr"]
+            raise NonFiniteLossError(
+                f"training stopped at epoch {epoch}: {what} (learning rate {lr:g})", cause
+            ) from None
         improved = run.stopper.update(va["loss"], epoch)
         if improved:
             run.best_state = cpu_state(model)
