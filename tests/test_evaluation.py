@@ -309,3 +309,19 @@ def test_brain_module_is_scored_on_its_clip_head(tmp_path: Path) -> None:
     t1 = table1(long, ReportSettings.from_config(section_defaults("report")))
     top5 = t1.query("model == 'brain' and metric == 'top5_acc' and test_set == 'test_large'")
     assert float(top5["mean"].iloc[0]) == 1.0
+
+
+def test_non_finite_predictions_name_the_file(tmp_path: Path) -> None:
+    """NaN predictions used to be ranked first (top-5 1.0); reading them is an error naming the file."""
+    from megdecode.artifacts.predictions import MSE, read_predictions, write_predictions
+
+    ids = {s: np.array([f"img{i}" for i in range(4)]) for s in ("val", "test_small", "test_large")}
+    preds = {s: np.ones((4, 3), np.float32) for s in ids}
+    preds["test_large"][2, 1] = np.nan
+    path = tmp_path / "predictions.npz"
+    write_predictions(path, ids, {MSE: preds}, np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError) as err:
+        read_predictions(path)
+    msg = str(err.value)
+    assert f"{path}: test_large_pred holds NaN or infinite values for 1 of 4 trial(s) (first: 'img2')" in msg
+    assert f"delete {path} and run the same snakemake command again" in msg

@@ -272,5 +272,9 @@ def test_latents_reader_rejects_non_finite_rows_naming_file_and_image(tmp_path, 
     with pytest.raises(ValueError) as err:
         read_latents(folder)
     msg = str(err.value)
-    assert str(folder / "latents.npy") in msg and "2 of 40 image(s)" in msg and "'img007'" in msg
+    assert (
+        str(folder / "latents.npy") in msg
+        and "2 of 40 image(s)" in msg
+        and "(first: 'img007', 'img030')" in msg
+    )
     assert f"Delete {folder} and run the same snakemake command again" in msg

@@ -128,3 +128,35 @@ def test_cholesky_and_eigh_solvers_agree(n, p):
     assert a.alpha == b.alpha and np.allclose(a.scores, b.scores) and np.allclose(a.coef, b.coef, atol=1e-5)
     with pytest.raises(ValueError, match="validation"):
         fit_ridge(X, Y, [1.0], solver="cholesky")
+
+
+@pytest.mark.parametrize("name", ["X_train", "Y_train", "X_val", "Y_val"])
+def test_fit_ridge_refuses_non_finite_data(name):
+    X, Y = _data(40, 6)
+    data = {
+        "X_train": X[:30].copy(),
+        "Y_train": Y[:30].copy(),
+        "X_val": X[30:].copy(),
+        "Y_val": Y[30:].copy(),
+    }
+    data[name][3, 1] = np.nan
+    with pytest.raises(ValueError, match=rf"{name} contain 1 NaN or infinite value\(s\).*first: row 3"):
+        fit_ridge(data["X_train"], data["Y_train"], [1.0, 10.0], data["X_val"], data["Y_val"])
+
+
+@pytest.mark.parametrize("split", ["train", "test_large"])
+def test_train_ridge_job_names_the_file_with_non_finite_trials(tmp_path, split):
+    """NaN trials used to give NaN predictions (and 100% top-5 further down), with exit 0."""
+    lat = make_latents(tmp_path / "lat", n_images=30, dim=4)
+    sub = make_subject(tmp_path / "sub", lat, repeats=2, n_test=6)
+    meg = io.load_npy(sub / "meg.npy").copy()
+    trials = io.read_tsv(sub / "trials.tsv")
+    meg[np.flatnonzero(trials["split"] == split)[[0, 1]], 0, 3] = np.inf
+    io.save_npy(meg, sub / "meg.npy")
+    out = tmp_path / "r"
+    with pytest.raises(ValueError) as err:
+        train_ridge(sub, lat, out / "predictions.npz", out / "model.npz", section_defaults("ridge"))
+    msg = str(err.value)
+    assert f"{sub / 'meg.npy'} holds NaN or infinite values in 2 {split} trial(s)" in msg
+    assert "Delete that file and run the same snakemake command again" in msg
+    assert not out.exists()

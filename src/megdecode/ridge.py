@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from megdecode.metrics.retrieval import check_finite
+
 log = logging.getLogger(__name__)
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-1, 7, 9))
@@ -89,12 +91,15 @@ def fit_ridge(
 ) -> RidgeModel:
     """Ridge over a grid of ``alphas``, features z-scored on ``X_train``.
 
-    X: (n, features) float32; Y: (n, targets). Alpha: lowest validation MSE when ``X_val``/``Y_val``
+    X: (n, features) float32; Y: (n, targets); NaN or inf raise. Alpha: lowest validation MSE when ``X_val``/``Y_val``
     are given, else lowest generalised cross-validation error on the training set. ``solver``:
     ``eigh`` (one eigendecomposition for all alphas), ``cholesky`` (one factorisation per alpha;
     validation selection only) or ``auto`` (cholesky when the Gram matrix exceeds 2048).
     """
     X_train, Y_train = _as_2d(X_train, "X_train"), _as_2d(Y_train, "Y_train")
+    for name, values in (("X_train", X_train), ("Y_train", Y_train), ("X_val", X_val), ("Y_val", Y_val)):
+        if values is not None:
+            check_finite(values, name, "ridge cannot be fitted on them")
     if len(X_train) != len(Y_train) or len(X_train) < 2:
         raise ValueError(f"X_train ({len(X_train)}) and Y_train ({len(Y_train)}) need the same n >= 2")
     alphas = np.asarray(sorted(float(a) for a in alphas))

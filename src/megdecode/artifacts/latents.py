@@ -97,7 +97,7 @@ def read_latents(directory: Path | str) -> Latents:
     latents = Latents(index["image_id"].to_numpy(str), values, meta, directory)
     bad = io.non_finite_rows(values)
     if len(bad):
-        shown = ", ".join(repr(i) for i in latents.image_ids[bad[:3]])
+        shown = ", ".join(repr(str(i)) for i in latents.image_ids[bad[:3]])
         raise ValueError(
             f"{directory / VALUES} holds NaN or infinite latents for {len(bad)} of {len(values)} image(s) "
             f"(first: {shown}); the latents job never writes such values, so the file was changed or "

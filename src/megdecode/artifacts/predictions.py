@@ -108,7 +108,7 @@ def write_predictions(
 
 
 def read_predictions(path: Path | str) -> Predictions:
-    """Read and check a ``predictions.npz``; a missing or inconsistent array names the file."""
+    """Read and check a ``predictions.npz``; a missing, inconsistent or non-finite array names the file."""
     path = Path(path)
     data = io.load_npz(path)
     missing = [k for k in ("target_mean", "target_std") if k not in data]
@@ -132,6 +132,14 @@ def read_predictions(path: Path | str) -> Predictions:
                 raise ValueError(
                     f"{path}: {key} has shape {pred.shape} for {len(ids)} image ids and "
                     f"{len(mean)} target dims; rerun the training job"
+                )
+            bad = io.non_finite_rows(pred)
+            if len(bad):
+                raise ValueError(
+                    f"{path}: {key} holds NaN or infinite values for {len(bad)} of {len(pred)} trial(s) "
+                    f"(first: {str(ids[bad[0]])!r}); they cannot be scored. The MEG of those trials or the model "
+                    "that predicted them is not finite: check the subject's preprocessed meg.npy, then "
+                    f"delete {path} and run the same snakemake command again"
                 )
             heads.setdefault(head, {})[split] = pred
     return Predictions(image_ids, heads, mean, std, path)

@@ -71,6 +71,14 @@ def read_subject(directory: Path | str, name: str | None = None, in_memory_below
     return SubjectData(subject, meg, trials, channels["name"].astype(str).tolist(), pos, info, path)
 
 
+def non_finite_trials_message(directory: Path | str, n_bad: int, split: str) -> str:
+    """What to say when ``n_bad`` trials of ``split`` in a subject's ``meg.npy`` hold NaN or inf."""
+    return (
+        f"{Path(directory) / MEG} holds NaN or infinite values in {n_bad} {split} trial(s). Delete that file "
+        "and run the same snakemake command again"
+    )
+
+
 def read_channels(directory: Path | str) -> pd.DataFrame:
     """``channels.tsv`` alone (name, x, y), for figures of the sensor layout."""
     return io.read_tsv(Path(directory) / CHANNELS, dtype={"name": str})

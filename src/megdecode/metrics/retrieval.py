@@ -42,7 +42,9 @@ class NonFiniteError(ValueError):
     """NaN or infinite values where a metric needs numbers; the message says where."""
 
 
-def check_finite(values: np.ndarray, what: str) -> None:
+def check_finite(
+    values: np.ndarray, what: str, consequence: str = "a non-finite value has no rank and cannot be scored"
+) -> None:
     """Raise :class:`NonFiniteError` naming ``what``, the count and the first bad row of ``values``."""
     values = np.asarray(values)
     if values.dtype.kind not in "fc" or np.isfinite(values).all():
@@ -51,7 +53,7 @@ def check_finite(values: np.ndarray, what: str) -> None:
     rows = np.flatnonzero(bad.any(axis=1) if bad.ndim > 1 else bad)
     raise NonFiniteError(
         f"{what} contain {int(bad.sum())} NaN or infinite value(s) in {len(rows)} of {len(values)} rows "
-        f"(first: row {rows[0]}); a non-finite value has no rank and cannot be scored"
+        f"(first: row {rows[0]}); {consequence}"
     )
 
 

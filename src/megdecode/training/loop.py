@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from megdecode.artifacts.preprocessed import non_finite_trials_message
 from megdecode.metrics.retrieval import check_finite
 from megdecode.models import BrainModule, BrainModuleConfig
 from megdecode.models.losses import combined_loss
@@ -96,7 +97,7 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def _non_finite_input_files(data: TrialSet, chunk: int = 512) -> list[str]:
-    """Per subject file of ``data`` with non-finite trials of its split: ``"<meg.npy> holds ..."``."""
+    """Per subject of ``data`` whose ``meg.npy`` has non-finite trials of the split: what to say about it."""
     found = []
     for s, subject in enumerate(getattr(data, "subjects", [])):
         rows = np.sort(data.rows[data.subject_index == s])
@@ -105,8 +106,7 @@ def _non_finite_input_files(data: TrialSet, chunk: int = 512) -> list[str]:
             for i in range(0, len(rows), chunk)
         )
         if bad:
-            path = subject.path / "meg.npy"
-            found.append(f"{path} holds NaN or infinite values in {bad} {data.split} trial(s)")
+            found.append(non_finite_trials_message(subject.path, bad, data.split))
     return found
 
 
@@ -115,7 +115,7 @@ def _loss_error(value: float, phase: str, data: TrialSet, x: Tensor, y: Tensor) 
     if not bool(torch.isfinite(x).all()):
         split = getattr(data, "split", "batch")
         files = _non_finite_input_files(data) or [f"the {split} inputs hold NaN or infinite values"]
-        cause = "; ".join(files) + ". Delete that file and run the same snakemake command again"
+        cause = "; ".join(files)
     elif not bool(torch.isfinite(y).all()):
         cause = "the target latents hold NaN or infinite values; delete the latents folder and run again"
     else:

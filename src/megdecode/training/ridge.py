@@ -15,7 +15,7 @@ import numpy as np
 from megdecode import io
 from megdecode.artifacts.latents import read_latents
 from megdecode.artifacts.predictions import MSE, TargetScaler, write_predictions
-from megdecode.artifacts.preprocessed import TRIALS, read_subject
+from megdecode.artifacts.preprocessed import TRIALS, non_finite_trials_message, read_subject
 from megdecode.artifacts.splits import PRED_SPLITS, TRAIN, VAL, check_no_leakage
 from megdecode.ridge import RidgeModel, bin_time, fit_ridge
 
@@ -56,9 +56,11 @@ def _train_ridge(
 
     def xy(name: str) -> tuple[np.ndarray, np.ndarray]:
         rows = np.flatnonzero(split == name)
-        return bin_time(subject.meg, rows, time_bin), scaler.transform(
-            latents.values[latents.rows(ids[rows])]
-        )
+        X = bin_time(subject.meg, rows, time_bin)
+        n_bad = len(io.non_finite_rows(X))
+        if n_bad:
+            raise ValueError(non_finite_trials_message(subject.path, n_bad, name))
+        return X, scaler.transform(latents.values[latents.rows(ids[rows])])
 
     X_tr, Y_tr = xy(TRAIN)
     X_va, Y_va = xy(VAL)
