@@ -91,8 +91,8 @@ def fit_ridge(
 ) -> RidgeModel:
     """Ridge over a grid of ``alphas``, features z-scored on ``X_train``.
 
-    X: (n, features) float32; Y: (n, targets); NaN or inf raise. Alpha: lowest validation MSE when ``X_val``/``Y_val``
-    are given, else lowest generalised cross-validation error on the training set. ``solver``:
+    X: (n, features) float32; Y: (n, targets); NaN or inf raise. Alpha: lowest validation MSE when
+    ``X_val``/``Y_val`` are given, else lowest generalised cross-validation error on the training set. ``solver``:
     ``eigh`` (one eigendecomposition for all alphas), ``cholesky`` (one factorisation per alpha;
     validation selection only) or ``auto`` (cholesky when the Gram matrix exceeds 2048).
     """

@@ -137,8 +137,8 @@ def read_predictions(path: Path | str) -> Predictions:
             if len(bad):
                 raise ValueError(
                     f"{path}: {key} holds NaN or infinite values for {len(bad)} of {len(pred)} trial(s) "
-                    f"(first: {str(ids[bad[0]])!r}); they cannot be scored. The MEG of those trials or the model "
-                    "that predicted them is not finite: check the subject's preprocessed meg.npy, then "
+                    f"(first: {str(ids[bad[0]])!r}); they cannot be scored. The MEG of those trials or the "
+                    "model that predicted them is not finite: check the subject's preprocessed meg.npy, then "
                     f"delete {path} and run the same snakemake command again"
                 )
             heads.setdefault(head, {})[split] = pred
