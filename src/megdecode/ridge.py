@@ -92,8 +92,8 @@ def fit_ridge(
     """Ridge over a grid of ``alphas``, features z-scored on ``X_train``.
 
     X: (n, features) float32; Y: (n, targets); NaN or inf raise. Alpha: lowest validation MSE when
-    ``X_val``/``Y_val`` are given, else lowest generalised cross-validation error on the training set. ``solver``:
-    ``eigh`` (one eigendecomposition for all alphas), ``cholesky`` (one factorisation per alpha;
+    ``X_val``/``Y_val`` are given, else lowest generalised cross-validation error on the training set.
+    ``solver``: ``eigh`` (one eigendecomposition for all alphas), ``cholesky`` (one factorisation per alpha;
     validation selection only) or ``auto`` (cholesky when the Gram matrix exceeds 2048).
     """
     X_train, Y_train = _as_2d(X_train, "X_train"), _as_2d(Y_train, "Y_train")
