@@ -285,8 +285,8 @@ def _stimuli(path: Path) -> None:
     )
 
 
-def _write_run(root: Path, session: str, seed: int, **spec_kw) -> tuple[Path, Path]:
-    spec = SynthSpec(n_meg=8, n_ref=2, sfreq=360.0, duration=40.0, n_events=20, seed=seed, **spec_kw)
+def _write_run(root: Path, session: str, seed: int, sfreq: float = 360.0, **spec_kw) -> tuple[Path, Path]:
+    spec = SynthSpec(n_meg=8, n_ref=2, sfreq=sfreq, duration=40.0, n_events=20, seed=seed, **spec_kw)
     raw, samples = make_raw(spec)
     meg = root / f"sub-01/ses-{session}/meg"
     meg.mkdir(parents=True, exist_ok=True)
@@ -532,3 +532,54 @@ def test_zero_byte_events_file_names_the_file(tmp_path):
     path.write_text("")
     with pytest.raises(BadRunError, match=rf"run r: events file {re.escape(str(path))} is empty"):
         read_events(path, 600.0, "r", ("exp", "test", "catch"))
+
+
+def test_qc_mean_psd_of_runs_at_600_and_1200_hz(tmp_path):
+    """raw_sfreq: null accepts runs at several rates; their spectra used to crash the QC report (ragged)."""
+    from megdecode.io import save_npz
+    from megdecode.preprocessing.qc import mean_psd
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, sfreq in enumerate((600.0, 1200.0)):
+        x = rng.standard_normal((3, int(20 * sfreq))).astype(np.float32)
+        freqs, psd = welch_psd(x, sfreq)
+        clean_freqs, clean = welch_psd(x[:, ::10], sfreq / 10)
+        paths.append(tmp_path / f"run{i}_psd.npz")
+        save_npz(
+            {"freqs_raw": freqs, "psd_raw": psd, "freqs_clean": clean_freqs, "psd_clean": clean}, paths[-1]
+        )
+    freqs, curve = mean_psd(paths, "raw")
+    # the common band: up to the lower Nyquist frequency (300 Hz), 0.5 Hz apart
+    np.testing.assert_allclose(freqs, np.arange(0, 300.5, 0.5))
+    # white noise of unit variance: one-sided density 2 / sfreq, here the mean of 2/600 and 2/1200
+    assert np.median(curve[1:-1]) == pytest.approx((2 / 600 + 2 / 1200) / 2, rel=0.05)
+    freqs, curve = mean_psd(paths, "clean")
+    assert freqs[-1] == 30.0 and np.all(np.isfinite(curve))
+
+
+def test_subject_job_with_runs_at_two_sampling_rates(tmp_path):
+    """The schema accepts raw_sfreq: null (any rate that sfreq divides): the QC report must be written."""
+    from megdecode.preprocessing.subject import OUTPUT_KEYS, preprocess_subject
+
+    stimuli = tmp_path / "stimuli.tsv"
+    _stimuli(stimuli)
+    cfg = {"raw_sfreq": None}
+    outs = [
+        _run_job(tmp_path, *_write_run(tmp_path / "bids", ses, seed, sfreq=rate), stimuli, cfg)
+        for ses, seed, rate in (("01", 1, 360.0), ("02", 2, 720.0))
+    ]
+    assert [read_tsv(o["q"]).loc[0, "raw_sfreq"] for o in outs] == [360.0, 720.0]
+    names = {"meg": "meg.npy", "report": "report.html", "info": "info.json"}
+    outputs = {k: tmp_path / "pre" / names.get(k, f"{k}.tsv") for k in OUTPUT_KEYS}
+    trials = preprocess_subject(
+        [o["e"] for o in outs],
+        [o["q"] for o in outs],
+        [o["p"] for o in outs],
+        "01",
+        outputs,
+        pre_cfg(**cfg),
+        0,
+    )
+    assert {"01", "02"} <= set(trials["session"])  # ("n/a": test images averaged over both)
+    assert "PSD before/after" in outputs["report"].read_text()

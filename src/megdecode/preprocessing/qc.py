@@ -28,16 +28,20 @@ def peak_times(gfp: np.ndarray, times: np.ndarray, n: int = 3, min_gap: float = 
 
 
 def mean_psd(paths: Sequence[Path | str], key: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """Channel-averaged PSD over the runs that have one (skipped runs store none)."""
-    freqs, curves = None, []
+    """Channel-averaged PSD over the runs that have one (skipped runs store none).
+
+    Runs recorded at different rates (``raw_sfreq: null``) have different frequency grids: the mean is taken
+    on the grid that ends lowest (up to the lowest Nyquist frequency), each run interpolated onto it.
+    """
+    spectra = []
     for path in paths:
         arrays = load_npz(path)
         if arrays[f"psd_{key}"].size:
-            freqs = arrays[f"freqs_{key}"]
-            curves.append(arrays[f"psd_{key}"].mean(axis=0))
-    if not curves:
+            spectra.append((arrays[f"freqs_{key}"], arrays[f"psd_{key}"].mean(axis=0)))
+    if not spectra:
         return None
-    return freqs, np.mean(curves, axis=0)
+    grid = min((freqs for freqs, _ in spectra), key=lambda freqs: freqs[-1])
+    return grid, np.mean([np.interp(grid, freqs, curve) for freqs, curve in spectra], axis=0)
 
 
 def butterfly(times: np.ndarray, data: np.ndarray, title: str):
