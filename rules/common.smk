@@ -11,15 +11,15 @@ from megdecode.cluster import grow_with_attempt
 from megdecode.config import (
     ConfigError,
     apply_runtime_environment,
-    check_config_files,
     run_grid,
-    validate_config,
+    validate_workflow_config,
 )
 from megdecode.plan import make_plan
 
 try:
-    check_config_files(workflow.configfiles)
-    config = validate_config(config)
+    config = validate_workflow_config(
+        config, workflow.configfiles, workflow.config_settings.config
+    )
     PLAN = make_plan(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None

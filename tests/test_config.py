@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 from conftest import REPO, run_snakemake
@@ -44,18 +46,19 @@ def test_workflow_fails_before_any_job_on_misspelled_key(tmp_path):
     proc = run_snakemake(tmp_path / "results", "-n", configfile=path, check=False)
     assert proc.returncode != 0
     assert "did you mean 'sessions'?" in proc.stdout + proc.stderr
+    assert f"(set in {path})" in proc.stdout + proc.stderr  # the file the bad key comes from
     assert not (tmp_path / "results").exists()
 
 
 def test_duplicate_yaml_key_is_rejected_with_both_lines(tmp_path):
-    from megdecode.config import check_config_files
+    from megdecode.config import validate_workflow_config
 
     path = tmp_path / "dup.yaml"
     path.write_text("seed: 1\nstudy:\n  subjects: ['01']\nseed: 2\n")
     with pytest.raises(ConfigError, match=r"dup.yaml: key 'seed' is given twice.*line 1 and line 4"):
         load_config(path)
     with pytest.raises(ConfigError, match=r"dup.yaml: key 'seed'"):
-        check_config_files([path])
+        validate_workflow_config({}, [path], None)
 
 
 def test_duplicate_backbone_labels_name_both_backbones():
@@ -113,3 +116,38 @@ def test_reordered_config_leaves_nothing_to_rerun(tmp_path):
     reordered.write_text(yaml.safe_dump(config, sort_keys=False))
     proc = run_snakemake(results, "-n", target, configfile=reordered)
     assert "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-2000:]
+
+
+def test_schema_errors_name_the_config_file_or_the_command_line(tmp_path):
+    from megdecode.config import validate_workflow_config
+
+    base, overlay = tmp_path / "base.yaml", tmp_path / "overlay.yaml"
+    base.write_text("seed: 1\nstudy:\n  subjects: ['01']\n")
+    overlay.write_text("study:\n  subjets: ['02']\n")
+    overrides = {"sede": 3, "seed": "x"}
+    config = {"seed": "x", "sede": 3, "study": {"subjects": ["01"], "subjets": ["02"]}}
+    with pytest.raises(ConfigError) as err:
+        validate_workflow_config(config, [base, overlay], overrides)
+    msg = str(err.value)
+    assert f"unknown key 'subjets' in 'study': did you mean 'subjects'? (set in {overlay})" in msg
+    assert "unknown key 'sede' in '<top level>': did you mean 'seed'? (set in --config)" in msg
+    assert "'seed': 'x' is not of type 'integer' (set in --config)" in msg
+    assert f"invalid config from {base}, {overlay} and --config" in msg
+
+
+@pytest.mark.parametrize("folder", ["my results", "results\tnew", " results"])
+def test_results_dir_with_whitespace_is_refused_in_words(folder):
+    with pytest.raises(ConfigError) as err:
+        validate_config({"results_dir": folder})
+    msg = str(err.value)
+    assert f"'results_dir': {folder!r} contains whitespace" in msg and "without spaces" in msg
+    assert "does not match" not in msg and "\\S" not in msg
+
+
+@pytest.mark.parametrize(("config", "words"), [
+    ({"study": {"subjects": ["0-1"]}}, "'study.subjects.0': '0-1' may contain only letters and digits"),
+    ({"backbones": {"a b": {"kind": "attributes"}}}, "may contain only letters, digits and underscores"),
+])  # fmt: skip
+def test_label_patterns_are_said_in_words(config, words):
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        validate_config(config)

@@ -11,7 +11,7 @@ import copy
 import dataclasses
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -94,13 +94,6 @@ def load_yaml(path: Path | str) -> Any:
         return yaml.load(f, Loader=StrictLoader)  # noqa: S506 - StrictLoader is a SafeLoader subclass
 
 
-def check_config_files(paths: Iterable[Path | str]) -> None:
-    """Reject duplicate keys in the config files Snakemake read (its own loader lets the last one win)."""
-    for path in paths:
-        if Path(path).is_file():
-            load_yaml(path)
-
-
 def load_schema(path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:
     """Load a schema file and inline every ``$ref`` to a sibling schema file."""
     path = Path(path)
@@ -141,7 +134,45 @@ def _fill_defaults(instance: Any, schema: Mapping[str, Any]) -> Any:
     return filled
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
+# The schema's name patterns, said in words (the regex alone is no message for a user).
+PATTERN_WORDS = {
+    r"^\S+$": (
+        "contains whitespace (a space, tab or newline); jobs run through the shell, where a space splits a path "
+        "in two: choose a folder name without spaces, e.g. 'my_results'"
+    ),
+    r"^[A-Za-z0-9]+$": "may contain only letters and digits (A-Z, a-z, 0-9; at least one)",
+    r"^[A-Za-z0-9_]+$": "may contain only letters, digits and underscores (at least one)",
+    r"^[A-Za-z0-9_.-]+$": "may contain only letters, digits, '_', '.' and '-' (at least one)",
+}
+
+
+def _error_path(error: jsonschema.ValidationError) -> list[list[Any]]:
+    """The config keys an error is about: its location, or location + key for each unknown key."""
+    location = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        return [[*location, key] for key in sorted(set(error.instance) - allowed)] or [location]
+    return [location]
+
+
+def _has_path(tree: Any, path: Sequence[Any]) -> bool:
+    for key in path:
+        if isinstance(tree, dict) and key in tree:
+            tree = tree[key]
+        elif isinstance(tree, list) and isinstance(key, int) and key < len(tree):
+            tree = tree[key]
+        else:
+            return False
+    return True
+
+
+def _origin(path: Sequence[Any], sources: Sequence[tuple[str, Any]]) -> str:
+    """`` (set in <source>)`` for the last source (later ones override earlier) that sets ``path``."""
+    found = [name for name, tree in sources if _has_path(tree, path)]
+    return f" (set in {found[-1]})" if found else ""
+
+
+def _describe(error: jsonschema.ValidationError, sources: Sequence[tuple[str, Any]] = ()) -> str:
     location = ".".join(str(p) for p in error.absolute_path) or "<top level>"
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
@@ -151,10 +182,14 @@ def _describe(error: jsonschema.ValidationError) -> str:
         for key in unknown:
             close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
             hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(allowed)}"
-            hints.append(f"unknown key '{key}' in '{location}': {hint}")
+            origin = _origin([*error.absolute_path, key], sources)
+            hints.append(f"unknown key '{key}' in '{location}': {hint}{origin}")
         if hints:
             return "; ".join(hints)
-    return f"'{location}': {error.message}"
+    origin = _origin(list(error.absolute_path), sources)
+    if error.validator == "pattern" and error.validator_value in PATTERN_WORDS:
+        return f"'{location}': {error.instance!r} {PATTERN_WORDS[error.validator_value]}{origin}"
+    return f"'{location}': {error.message}{origin}"
 
 
 # YAML 1.1 reads ``3e-4`` (no dot) as a string; these are numbers wherever the schema asks for one
@@ -224,21 +259,42 @@ def _check_unique_labels(config: Mapping[str, Any]) -> None:
         seen[label] = name
 
 
-def validate_config(config: Mapping[str, Any], schema_path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:
+def validate_config(
+    config: Mapping[str, Any],
+    schema_path: Path | str = DEFAULT_SCHEMA,
+    sources: Sequence[tuple[str, Any]] = (),
+) -> dict[str, Any]:
     """Validate ``config`` and return a new dict with schema defaults filled in.
 
-    Raises ``ConfigError`` listing every problem, unknown keys with the closest valid key. Numbers written
-    as ``3e-4`` (a string to YAML 1.1) are read as numbers; keys come back in a canonical order.
+    Raises ``ConfigError`` listing every problem, unknown keys with the closest valid key. ``sources``:
+    ``(name, raw mapping)`` of what was merged into ``config``, in order; each problem names the last one
+    that sets its key. Numbers written as ``3e-4`` (a string to YAML 1.1) are read as numbers; keys come
+    back in a canonical order.
     """
     schema = load_schema(schema_path)
     filled = _fill_defaults(_coerce_numbers(copy.deepcopy(dict(config)), schema), schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = "\n  - ".join(_describe(e) for e in errors)
-        raise ConfigError(f"invalid config (schema {Path(schema_path).name}):\n  - {lines}")
+        lines = "\n  - ".join(_describe(e, sources) for e in errors)
+        names = [name for name, _ in sources]
+        origin = f" from {', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else ""
+        origin = f" from {names[0]}" if len(names) == 1 else origin
+        raise ConfigError(f"invalid config{origin} (schema {Path(schema_path).name}):\n  - {lines}")
     _check_unique_labels(filled)
     return _canonical_order(filled, schema)
+
+
+def validate_workflow_config(
+    config: Mapping[str, Any], configfiles: Iterable[Path | str], overrides: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """:func:`validate_config` of Snakemake's merged ``config``, each problem naming the config file (or
+    ``--config``) it comes from; duplicate keys in a file are rejected first (Snakemake's loader keeps the last).
+    """
+    sources: list[tuple[str, Any]] = [(str(p), load_yaml(p) or {}) for p in configfiles if Path(p).is_file()]
+    if overrides:
+        sources.append(("--config", dict(overrides)))
+    return validate_config(config, sources=sources)
 
 
 def load_config(path: Path | str, schema_path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:
