@@ -137,8 +137,8 @@ def _fill_defaults(instance: Any, schema: Mapping[str, Any]) -> Any:
 # The schema's name patterns, said in words (the regex alone is no message for a user).
 PATTERN_WORDS = {
     r"^\S+$": (
-        "contains whitespace (a space, tab or newline); jobs run through the shell, where a space splits a path "
-        "in two: choose a folder name without spaces, e.g. 'my_results'"
+        "contains whitespace (a space, tab or newline); jobs run through the shell, where a space splits a "
+        "path in two: choose a folder name without spaces, e.g. 'my_results'"
     ),
     r"^[A-Za-z0-9]+$": "may contain only letters and digits (A-Z, a-z, 0-9; at least one)",
     r"^[A-Za-z0-9_]+$": "may contain only letters, digits and underscores (at least one)",
@@ -157,12 +157,10 @@ def _error_path(error: jsonschema.ValidationError) -> list[list[Any]]:
 
 def _has_path(tree: Any, path: Sequence[Any]) -> bool:
     for key in path:
-        if isinstance(tree, dict) and key in tree:
-            tree = tree[key]
-        elif isinstance(tree, list) and isinstance(key, int) and key < len(tree):
-            tree = tree[key]
-        else:
+        in_list = isinstance(tree, list) and isinstance(key, int) and key < len(tree)
+        if not (in_list or (isinstance(tree, dict) and key in tree)):
             return False
+        tree = tree[key]
     return True
 
 
@@ -289,7 +287,7 @@ def validate_workflow_config(
     config: Mapping[str, Any], configfiles: Iterable[Path | str], overrides: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """:func:`validate_config` of Snakemake's merged ``config``, each problem naming the config file (or
-    ``--config``) it comes from; duplicate keys in a file are rejected first (Snakemake's loader keeps the last).
+    ``--config``) it comes from; duplicate keys in a file are rejected first (Snakemake keeps the last).
     """
     sources: list[tuple[str, Any]] = [(str(p), load_yaml(p) or {}) for p in configfiles if Path(p).is_file()]
     if overrides:
