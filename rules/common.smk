@@ -8,15 +8,19 @@ from megdecode.artifacts.preprocessed import subject_files
 from megdecode.artifacts.semantic_readout import readout_files
 from megdecode.bids_layout import run_stem
 from megdecode.cluster import grow_with_attempt
+import sys
+
 from megdecode.config import (
     ConfigError,
     apply_runtime_environment,
+    check_interpreter_path,
     run_grid,
     validate_workflow_config,
 )
 from megdecode.plan import make_plan
 
 try:
+    check_interpreter_path(sys.executable)
     config = validate_workflow_config(
         config, workflow.configfiles, workflow.config_settings.config
     )

@@ -151,3 +151,57 @@ def test_results_dir_with_whitespace_is_refused_in_words(folder):
 def test_label_patterns_are_said_in_words(config, words):
     with pytest.raises(ConfigError, match=re.escape(words)):
         validate_config(config)
+
+
+def test_interpreter_path_with_a_space_is_refused_in_one_sentence():
+    from megdecode.config import check_interpreter_path
+
+    with pytest.raises(ConfigError) as err:
+        check_interpreter_path("/home/me/sp ace ü é/megdecode/.venv/bin/python")
+    msg = str(err.value)
+    assert "/home/me/sp ace ü é/megdecode/.venv/bin/python" in msg and "space" in msg
+    assert msg.count(". ") == 0 and msg.endswith(".")  # one plain sentence
+    check_interpreter_path("/home/me/ü_é/megdecode/.venv/bin/python")  # letters outside ASCII are fine
+
+
+def _copy_checkout(dst):
+    """The working tree (no venv, results, git or Snakemake state) copied to ``dst``."""
+    import shutil
+
+    ignore = shutil.ignore_patterns(".venv", ".git", ".snakemake", "results", "__pycache__", "*.egg-info")
+    shutil.copytree(REPO, dst, ignore=ignore)
+    return dst
+
+
+def _venv(path):
+    """A virtual environment at ``path`` that sees this environment's packages (no pip: fast)."""
+    import site
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    (purelib,) = {p for p in site.getsitepackages() if p.endswith("site-packages")}
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    (path / "lib" / version / "site-packages" / "deps.pth").write_text(f"{purelib}\n{REPO / 'src'}\n")
+    return path / "bin" / "python"
+
+
+def test_checkout_in_a_folder_with_a_space_refuses_at_start_or_runs(tmp_path):
+    """A clone in 'sp ace ü é' with its venv inside: every job used to exit 127 ('<parent>/sp: No such file')."""
+    import subprocess
+
+    checkout = _copy_checkout(tmp_path / "sp ace ü é" / "megdecode")
+    results = tmp_path / "results"
+    target = str(results / "stimuli" / "stimuli.tsv")
+    args = ["-m", "snakemake", "--cores", "1", target, "--configfile=config/tiny.yaml"]
+    args.append(f"--config=results_dir={results}")
+    python = _venv(checkout / ".venv")
+    proc = subprocess.run([python, *args], cwd=checkout, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"The Python interpreter {python}" in out, out[-3000:]
+    assert "No such file" not in out and not results.exists()
+    # the same checkout with an environment in a folder without spaces runs
+    python = _venv(tmp_path / "venv")
+    proc = subprocess.run([python, *args], cwd=checkout, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert (results / "stimuli" / "stimuli.tsv").is_file()

@@ -313,6 +313,22 @@ def apply_runtime_environment(config: Mapping[str, Any]) -> None:
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
+# what a shell would split or interpret in an unquoted path (letters outside ASCII are fine)
+_SHELL_SPECIAL = re.compile(r"[\s'\"`$\\|&;<>(){}*?\[\]#~!]")
+
+
+def check_interpreter_path(executable: str) -> None:
+    """Refuse an interpreter whose path a shell would split: Snakemake starts every job's script with it,
+    unquoted (``<python> <script>``), so a space in a parent folder makes every job fail with exit 127."""
+    if _SHELL_SPECIAL.search(executable):
+        raise ConfigError(
+            f"The Python interpreter {executable} lies in a folder whose name has a space or another character "
+            "that the shell splits on, and Snakemake starts every job with that path unquoted, so every job "
+            "would fail: create the virtual environment in a folder without spaces (for example python3 -m "
+            "venv ~/venvs/megdecode, then install there) or move the checkout with its .venv to such a folder."
+        )
+
+
 def run_grid(subjects: list[str], sessions: list[str], runs: list[str]) -> dict[str, list[str]]:
     """Every (subject, session, run) as ``expand(..., zip, **grid)`` keyword lists."""
     combos = [(sub, ses, run) for sub in subjects for ses in sessions for run in runs]
