@@ -187,7 +187,7 @@ def _venv(path):
 
 
 def test_checkout_in_a_folder_with_a_space_refuses_at_start_or_runs(tmp_path):
-    """A clone in 'sp ace ü é' with its venv inside: every job used to exit 127 ('<parent>/sp: No such file')."""
+    """A clone in 'sp ace ü é' with its venv inside: every job used to exit 127 ('.../sp: No such file')."""
     import subprocess
 
     checkout = _copy_checkout(tmp_path / "sp ace ü é" / "megdecode")

@@ -322,10 +322,11 @@ def check_interpreter_path(executable: str) -> None:
     unquoted (``<python> <script>``), so a space in a parent folder makes every job fail with exit 127."""
     if _SHELL_SPECIAL.search(executable):
         raise ConfigError(
-            f"The Python interpreter {executable} lies in a folder whose name has a space or another character "
-            "that the shell splits on, and Snakemake starts every job with that path unquoted, so every job "
-            "would fail: create the virtual environment in a folder without spaces (for example python3 -m "
-            "venv ~/venvs/megdecode, then install there) or move the checkout with its .venv to such a folder."
+            f"The Python interpreter {executable} lies in a folder whose name has a space or another "
+            "character that the shell splits on, and Snakemake starts every job with that path unquoted, so "
+            "every job would fail: create the virtual environment in a folder without spaces (for example "
+            "python3 -m venv ~/venvs/megdecode, then install there) or move the checkout with its .venv to "
+            "such a folder."
         )
 
 
