@@ -106,19 +106,11 @@ def latent_files(backbones, *kinds):
     return expand([LATENT_FILES[k] for k in kinds], backbone=backbones)
 
 
-# --- one run per results directory (a lock file in it), and no duplicate of a previous run's cluster jobs ---
+# --- one run per results directory (a lock file in it), and no duplicate of a previous run's cluster jobs;
+# checked before Snakemake builds its executor (a SLURM executor refused later deletes the old jobs' log folders)
 from megdecode import run_lock
 
-
-onstart:
-    try:
-        if getattr(workflow.executor_plugin, "name", None) == "slurm":
-            run_lock.refuse_if_previous_jobs_run(
-                workflow.workdir_init, {r.name for r in workflow.rules}
-            )
-        run_lock.acquire(R)
-    except run_lock.RunLockError as err:
-        raise WorkflowError(str(err)) from None
+run_lock.check_before_jobs_start(workflow, R)
 
 
 onsuccess:

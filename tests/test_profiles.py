@@ -102,3 +102,63 @@ def test_readme_says_how_to_resume_after_kill_9():
     section = text.split("## Resuming after a crash", 1)[1].split("\n## ", 1)[0]
     for needed in ("--unlock", "the same command", "squeue --me", "scancel", ".megdecode-run.lock"):
         assert needed in section or needed in text, needed
+
+
+def _fake_tools(tmp_path, sacct_ok: bool, min_job_age: str, accounting: str = "accounting_storage/slurmdbd"):
+    """Fake ``sacct`` and ``scontrol`` in ``tmp_path``: sacct succeeds or fails as without slurmdbd."""
+    sacct = tmp_path / "sacct"
+    sacct.write_text(
+        "#!/bin/sh\nexit 0\n"
+        if sacct_ok
+        else "#!/bin/sh\necho 'sacct: error: Slurm accounting storage is disabled' >&2\nexit 1\n"
+    )
+    scontrol = tmp_path / "scontrol"
+    scontrol.write_text(
+        f"#!/bin/sh\necho 'AccountingStorageType   = {accounting}'\necho 'MinJobAge               = {min_job_age}'\n"
+    )
+    for tool in (sacct, scontrol):
+        tool.chmod(0o755)
+    return {"sacct": str(sacct), "scontrol": str(scontrol)}
+
+
+def _settings(status="sacct", init=20):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(status_command=status, init_seconds_before_status_checks=init)
+
+
+def test_cluster_without_accounting_uses_squeue_for_job_status(tmp_path, caplog):
+    """Without slurmdbd, sacct fails silently and the controller never saw jobs finish (it hung)."""
+    import logging
+
+    from megdecode.cluster import choose_slurm_status_command
+
+    settings = _settings()
+    with caplog.at_level(logging.WARNING, logger="megdecode.cluster"):
+        choose_slurm_status_command(settings, **_fake_tools(tmp_path, sacct_ok=False, min_job_age="300 sec"))
+    assert settings.status_command == "squeue"
+    assert "no job accounting" in caplog.text and "slurm-status-command: squeue" in caplog.text
+    # a config that says accounting_storage/none is believed even when sacct exits 0 (some versions do)
+    settings = _settings()
+    tools = _fake_tools(tmp_path, sacct_ok=True, min_job_age="300", accounting="accounting_storage/none")
+    choose_slurm_status_command(settings, **tools)
+    assert settings.status_command == "squeue"
+
+
+def test_cluster_with_accounting_keeps_sacct(tmp_path):
+    from megdecode.cluster import choose_slurm_status_command
+
+    settings = _settings()
+    choose_slurm_status_command(settings, **_fake_tools(tmp_path, sacct_ok=True, min_job_age="300 sec"))
+    assert settings.status_command == "sacct"
+
+
+def test_cluster_without_accounting_and_short_min_job_age_says_what_to_set(tmp_path):
+    """squeue forgets finished jobs after MinJobAge; the plugin then falls back to sacct, which cannot work."""
+    from megdecode.cluster import SlurmSettingsError, choose_slurm_status_command
+
+    with pytest.raises(SlurmSettingsError) as err:
+        choose_slurm_status_command(_settings(init=40), **_fake_tools(tmp_path, False, min_job_age="60 sec"))
+    msg = str(err.value)
+    assert "MinJobAge 60 s" in msg and "slurm-init-seconds-before-status-checks: 20" in msg
+    assert "slurm-status-command: squeue" in msg

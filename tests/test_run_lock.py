@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_snakemake
+from conftest import REPO, run_snakemake, snakemake_cmd
 
 from megdecode import run_lock
 from megdecode.run_lock import RunLockError
@@ -96,3 +96,49 @@ def test_previous_runs_live_slurm_jobs_are_detected(tmp_path):
         run_lock.refuse_if_previous_jobs_run(here, {"train_brain", "latents"}, squeue=squeue)
     run_lock.refuse_if_previous_jobs_run(here, {"other_rule"}, squeue=squeue)  # not this workflow's
     assert run_lock.live_slurm_jobs(here, None, squeue=str(tmp_path / "missing")) == []
+
+
+@pytest.mark.parametrize("state", ["PENDING", "RUNNING"])
+def test_previous_runs_jobs_are_refused_before_the_slurm_executor_exists(tmp_path, state):
+    """The check used to run in onstart, after the SLURM executor was built; on the refused run's exit the
+    executor deleted the empty log folders of the old run's queued jobs, which then failed at launch."""
+    import os
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    job_line = f"4242|{state}|{REPO}|rule_simulate_stimuli"
+    (bin_dir / "squeue").write_text(f"#!/bin/sh\necho '{job_line}'\n")
+    (bin_dir / "sbatch").write_text("#!/bin/sh\necho 'sbatch must not be called' >&2\nexit 1\n")
+    for tool in ("squeue", "sbatch"):
+        (bin_dir / tool).chmod(0o755)
+    logs = tmp_path / "slurm_logs"
+    queued_log_dir = logs / "rule_simulate_stimuli"  # SLURM creates the job's log file only when it starts
+    queued_log_dir.mkdir(parents=True)
+    results = tmp_path / "results"
+    cmd = [
+        *snakemake_cmd(), "--executor", "slurm", "--jobs", "1", f"--slurm-logdir={logs}",
+        str(results / "stimuli" / "stimuli.tsv"), f"--configfile={REPO / 'config' / 'tiny.yaml'}",
+        f"--config=results_dir={results}",
+    ]  # fmt: skip
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert f"1 SLURM job(s) of a previous run" in out and f"4242 (rule_simulate_stimuli, {state})" in out
+    assert "scancel 4242" in out and "sbatch must not be called" not in out
+    assert queued_log_dir.is_dir(), "the queued job's log folder was deleted: it would fail at launch"
+    assert not (results / run_lock.LOCK_NAME).exists()
+
+
+def test_dry_run_does_not_check_for_previous_jobs(tmp_path):
+    import os
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text(f"#!/bin/sh\necho '4242|PENDING|{REPO}|rule_simulate_stimuli'\n")
+    (bin_dir / "squeue").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    cmd = [*snakemake_cmd(), "-n", "--executor", "slurm", "--jobs", "1"]
+    cmd += [f"--configfile={REPO / 'config' / 'tiny.yaml'}", f"--config=results_dir={tmp_path / 'results'}"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "previous run" not in proc.stdout + proc.stderr, proc.stderr[-3000:]

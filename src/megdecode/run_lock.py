@@ -6,8 +6,12 @@ would rerun each other's jobs. :func:`acquire` puts a lock file in ``results_dir
 gone (a ``kill -9``ed run on this host) is stale: it is removed with a warning. A lock from another host
 cannot be checked from here, so the message says how to remove it by hand.
 
-:func:`live_slurm_jobs` lists SLURM jobs that a previous controller (killed with ``kill -9``) left running
-in this working directory, so that a rerun does not submit the same jobs again beside them.
+:func:`live_slurm_jobs` lists SLURM jobs that a previous controller (killed with ``kill -9``) left queued or
+running in this working directory, so that a rerun does not submit the same jobs again beside them.
+
+:func:`check_before_jobs_start` runs these checks before Snakemake builds its executor: a run refused after
+that point lets the SLURM executor's shutdown delete the (still empty) log folders of the old run's queued
+jobs, which then fail at launch.
 """
 
 from __future__ import annotations
@@ -200,3 +204,35 @@ def refuse_if_previous_jobs_run(workdir: Path | str, rules: set[str], squeue: st
         "the same outputs. Either wait until they have finished (`squeue --me`) or cancel them "
         f"(`scancel {ids}`), then run the same command again: finished outputs are kept, the rest rerun."
     )
+
+
+def check_before_jobs_start(workflow: Any, results_dir: Path | str) -> None:
+    """Check, before Snakemake builds any executor, that this run may start jobs; raise ``WorkflowError``.
+
+    Wraps ``workflow.execute`` (called once per run, with the executor plugin chosen but not yet built).
+    A run that starts jobs (not a dry run, not a job spawned by another run) is refused while a previous
+    run's SLURM jobs are queued or running here, gets a SLURM status command that works on this cluster
+    (:func:`megdecode.cluster.choose_slurm_status_command`), then takes the results directory's lock.
+    """
+    from snakemake.exceptions import WorkflowError
+    from snakemake_interface_executor_plugins.settings import ExecMode
+
+    from megdecode.cluster import SlurmSettingsError, choose_slurm_status_command
+
+    execute = workflow.execute
+
+    def checked_execute(*args: Any, **kwargs: Any) -> Any:
+        plugin = kwargs.get("executor_plugin", args[0] if args else None)
+        settings = kwargs.get("executor_settings", args[1] if len(args) > 1 else None)
+        dry = plugin is None or plugin.common_settings.dryrun_exec
+        if not dry and workflow.exec_mode == ExecMode.DEFAULT:
+            try:
+                if plugin.name == "slurm":
+                    refuse_if_previous_jobs_run(workflow.workdir_init, {r.name for r in workflow.rules})
+                    choose_slurm_status_command(settings)
+                acquire(results_dir)
+            except (RunLockError, SlurmSettingsError) as err:
+                raise WorkflowError(str(err)) from None
+        return execute(*args, **kwargs)
+
+    workflow.execute = checked_execute
