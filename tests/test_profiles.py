@@ -114,7 +114,7 @@ def _fake_tools(tmp_path, sacct_ok: bool, min_job_age: str, accounting: str = "a
     )
     scontrol = tmp_path / "scontrol"
     scontrol.write_text(
-        f"#!/bin/sh\necho 'AccountingStorageType   = {accounting}'\necho 'MinJobAge               = {min_job_age}'\n"
+        f"#!/bin/sh\necho 'AccountingStorageType = {accounting}'\necho 'MinJobAge = {min_job_age}'\n"
     )
     for tool in (sacct, scontrol):
         tool.chmod(0o755)
@@ -154,7 +154,7 @@ def test_cluster_with_accounting_keeps_sacct(tmp_path):
 
 
 def test_cluster_without_accounting_and_short_min_job_age_says_what_to_set(tmp_path):
-    """squeue forgets finished jobs after MinJobAge; the plugin then falls back to sacct, which cannot work."""
+    """squeue forgets finished jobs after MinJobAge; the plugin then goes back to sacct, which cannot work."""
     from megdecode.cluster import SlurmSettingsError, choose_slurm_status_command
 
     with pytest.raises(SlurmSettingsError) as err:

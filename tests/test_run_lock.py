@@ -124,7 +124,7 @@ def test_previous_runs_jobs_are_refused_before_the_slurm_executor_exists(tmp_pat
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]
-    assert f"1 SLURM job(s) of a previous run" in out and f"4242 (rule_simulate_stimuli, {state})" in out
+    assert "1 SLURM job(s) of a previous run" in out and f"4242 (rule_simulate_stimuli, {state})" in out
     assert "scancel 4242" in out and "sbatch must not be called" not in out
     assert queued_log_dir.is_dir(), "the queued job's log folder was deleted: it would fail at launch"
     assert not (results / run_lock.LOCK_NAME).exists()

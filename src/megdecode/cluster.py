@@ -107,17 +107,18 @@ def choose_slurm_status_command(settings: Any, sacct: str = "sacct", scontrol: s
     init = int(getattr(settings, "init_seconds_before_status_checks", 40) or 40)
     if min_age is None or min_age < 3 * init:
         age = "unknown (scontrol show config did not say)" if min_age is None else f"{min_age} s"
-        fix = (
-            f"set slurm-init-seconds-before-status-checks: {min_age // 3} and slurm-status-command: squeue in "
-            "your profile"
-            if min_age is not None and min_age >= 3
-            else "ask the cluster's administrators for job accounting (slurmdbd) or a MinJobAge of 120 s or more"
-        )
+        if min_age is not None and min_age >= 3:
+            fix = (
+                f"Set slurm-init-seconds-before-status-checks: {min_age // 3} and slurm-status-command: squeue "
+                "in your profile"
+            )
+        else:
+            fix = "Ask the cluster's administrators for job accounting (slurmdbd) or a MinJobAge of 120 s or more"
         raise SlurmSettingsError(
-            f"this SLURM cluster has no job accounting ({problem}), so sacct cannot tell when a job finished, "
-            f"and squeue lists a finished job for MinJobAge {age} only, less than 3 x "
+            f"this SLURM cluster has no job accounting ({problem}), so sacct cannot tell when a job "
+            f"finished, and squeue lists a finished job for MinJobAge {age} only, less than 3 x "
             f"slurm-init-seconds-before-status-checks ({init} s): the run would never see its jobs finish. "
-            f"{fix[0].upper()}{fix[1:]}, then run the same command again"
+            f"{fix}, then run the same command again"
         )
     if getattr(settings, "status_command", None) != "squeue":
         log.warning(
