@@ -109,11 +109,14 @@ def choose_slurm_status_command(settings: Any, sacct: str = "sacct", scontrol: s
         age = "unknown (scontrol show config did not say)" if min_age is None else f"{min_age} s"
         if min_age is not None and min_age >= 3:
             fix = (
-                f"Set slurm-init-seconds-before-status-checks: {min_age // 3} and slurm-status-command: squeue "
-                "in your profile"
+                f"Set slurm-init-seconds-before-status-checks: {min_age // 3} and "
+                "slurm-status-command: squeue in your profile"
             )
         else:
-            fix = "Ask the cluster's administrators for job accounting (slurmdbd) or a MinJobAge of 120 s or more"
+            fix = (
+                "Ask the cluster's administrators for job accounting (slurmdbd) or a MinJobAge of 120 s "
+                "or more"
+            )
         raise SlurmSettingsError(
             f"this SLURM cluster has no job accounting ({problem}), so sacct cannot tell when a job "
             f"finished, and squeue lists a finished job for MinJobAge {age} only, less than 3 x "
