@@ -1,13 +1,16 @@
 """The tiny workflow on a real (one-node, loopback) SLURM cluster through profiles/slurm.
 
 Opt-in (MEGDECODE_TEST_SLURM=1; CI sets it). Installs slurm-wlm and munge when absent, starts the
-daemons, runs config/tiny.yaml with `snakemake --profile`, compares the results with a local run
-and stops the daemons it started.
+daemons (once for the module), runs config/tiny.yaml with `snakemake --profile`, compares the results with a
+local run and stops the daemons it started. The cluster has no job accounting (no slurmdbd): the workflow
+must notice it and take job status from squeue.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -40,12 +43,13 @@ def test_profile_is_documented_and_grows_memory_with_attempts():
 
 
 def write_test_profile(path: Path) -> Path:
-    """profiles/slurm with what a one-node test cluster needs: no GPUs, little memory, squeue status."""
+    """profiles/slurm with what a one-node test cluster needs: no GPUs, little memory, quick status checks.
+
+    The status command is left to the workflow: the cluster has no accounting, so sacct cannot work."""
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     profile["jobs"] = 4
     profile["retries"] = 0
     profile["latency-wait"] = 5
-    profile["slurm-status-command"] = "squeue"
     profile["slurm-init-seconds-before-status-checks"] = 8
     profile["default-resources"] = {"mem_mb": 1000, "runtime": 30}
     profile["set-resources"] = {rule: {"mem_mb": 1000} for rule in profile["set-resources"]}
@@ -74,17 +78,40 @@ def comparable_files(root: Path) -> dict[str, bytes]:
     }
 
 
-def _start_cluster(**kwargs) -> tuple[LocalSlurm, Path]:
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """One cluster for the module, memory enforced (jobacct_gather/linux + OverMemoryKill), no accounting."""
     # the daemons' folder must be reachable by user munge, which pytest's private tmp_path is not
     cluster_root = Path(tempfile.mkdtemp(prefix="megdecode-slurm-"))
     try:
         ensure_installed()
-        cluster = LocalSlurm(cluster_root, **kwargs)
+        cluster = LocalSlurm(cluster_root, enforce_memory=True)
         cluster.__enter__()
     except ClusterUnavailable as err:
         shutil.rmtree(cluster_root, ignore_errors=True)
         pytest.skip(f"SLURM cannot start here: {err}")
-    return cluster, cluster_root
+    yield cluster, cluster_root
+    cluster.__exit__(None, None, None)
+    shutil.rmtree(cluster_root, ignore_errors=True)
+
+
+def _jobs(cluster: LocalSlurm) -> dict[str, list[str]]:
+    """Every job SLURM still lists (MinJobAge keeps finished ones): id -> [state, comment, memory]."""
+    out = subprocess.run(
+        ["squeue", "--noheader", "--states=all", "--format=%i|%T|%k|%m"],
+        capture_output=True, text=True, env=cluster.env(),
+    ).stdout  # fmt: skip
+    return {line.split("|")[0]: line.split("|")[1:] for line in out.split()}
+
+
+def _wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"{what} not seen within {timeout} s")
 
 
 def _cancel_first_running(cluster: LocalSlurm, rule: str, proc: subprocess.Popen, timeout: float = 600):
@@ -106,46 +133,90 @@ def _cancel_first_running(cluster: LocalSlurm, rule: str, proc: subprocess.Popen
 
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_tiny_workflow_on_slurm_with_retries_matches_local_run(tmp_path, tiny_results):
+def test_rerun_refused_while_previous_runs_jobs_are_queued_and_those_jobs_still_run(tmp_path, slurm_cluster):
+    """kill -9 of the controller while its job is PENDING (the node is drained); the rerun is refused, and
+    the queued job later runs and COMPLETES. The refusal used to come after the SLURM executor was built,
+    whose shutdown deleted the queued job's empty log folder: it failed at launch (JobLaunchFailure)."""
+    cluster, _ = slurm_cluster
+    node = ["scontrol", "update", f"NodeName={cluster.host}"]
+    results = tmp_path / "results"
+    cmd = [
+        *snakemake_cmd(), "--profile", str(write_test_profile(tmp_path / "profile")),
+        str(results / "stimuli" / "stimuli.tsv"), f"--configfile={REPO / 'config' / 'tiny.yaml'}",
+        f"--config=results_dir={results}",
+    ]  # fmt: skip
+    subprocess.run([*node, "State=DRAIN", "Reason=megdecode-test"], check=True, env=cluster.env())
+    try:
+        log = tmp_path / "first.log"
+        with open(log, "w") as out:
+            first = subprocess.Popen(
+                cmd, cwd=REPO, env=cluster.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        queued = _wait_for(
+            lambda: [i for i, j in _jobs(cluster).items() if j[:2] == ["PENDING", "rule_simulate_stimuli"]],
+            120,
+            f"a PENDING simulate_stimuli job ({log.read_text()[-2000:]})",
+        )
+        time.sleep(2)  # the controller has recorded the submission
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        again = subprocess.run(cmd, cwd=REPO, env=cluster.env(), capture_output=True, text=True, timeout=300)
+        text = again.stdout + again.stderr
+        assert again.returncode != 0, text[-4000:]
+        assert "still queued or running" in text and f"{queued[0]} (rule_simulate_stimuli, PENDING)" in text
+    finally:
+        subprocess.run([*node, "State=RESUME"], check=True, env=cluster.env())
+    state = _wait_for(
+        lambda: (
+            _jobs(cluster)[queued[0]][0] not in ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING")
+            and _jobs(cluster)[queued[0]][0]
+        ),
+        300,
+        "the queued job's end",
+    )
+    assert state == "COMPLETED", f"{state}: {cluster.logs()}"
+    assert (results / "stimuli" / "stimuli.tsv").is_file()
+    # the killed controller left Snakemake's lock of the working directory: remove it for the next test
+    subprocess.run([*cmd, "--unlock"], cwd=REPO, env=cluster.env(), capture_output=True, check=True)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_tiny_workflow_on_slurm_with_retries_matches_local_run(tmp_path, tiny_results, slurm_cluster):
     """config/tiny.yaml through the SLURM profile equals a local run byte for byte, although a job is
     cancelled while running and a job is killed for memory: both are retried (one cluster run checks it all).
 
     The cluster enforces memory (jobacct_gather/linux + OverMemoryKill). report_tables asks for 50 MB on its
     first attempt (far less than Python alone) and 2000 MB on the next; train_brain is scancel-ed mid-run.
+    The cluster has no job accounting: a run with the default status command (sacct) used to hang.
     """
-    cluster, cluster_root = _start_cluster(enforce_memory=True)
-    try:
-        profile_dir = write_test_profile(tmp_path / "profile")
-        profile = yaml.safe_load((profile_dir / "config.yaml").read_text())
-        profile["retries"] = 2
-        profile["set-resources"]["report_tables"] = {"mem_mb": "50 if attempt == 1 else 2000"}
-        (profile_dir / "config.yaml").write_text(yaml.safe_dump(profile))
-        results = tmp_path / "results"
-        cmd = [
-            "timeout", "-k", "20", "1200", *snakemake_cmd(), "--profile", str(profile_dir),
-            "all", f"--configfile={REPO / 'config' / 'tiny.yaml'}", f"--config=results_dir={results}",
-        ]  # fmt: skip
-        log = tmp_path / "snakemake.log"
-        with open(log, "w") as out:
-            proc = subprocess.Popen(cmd, cwd=REPO, env=cluster.env(), stdout=out, stderr=subprocess.STDOUT)
-            cancelled = _cancel_first_running(cluster, "train_brain", proc)
-            proc.wait()
-        text = log.read_text()
-        assert proc.returncode == 0, f"{text[-6000:]}\n{cluster.logs()}"
-        assert "slurm" in text.lower()
-        jobs = subprocess.run(
-            ["squeue", "--noheader", "--states=all", "--format=%i|%T|%k|%m"],
-            capture_output=True, text=True, env=cluster.env(),
-        ).stdout.split()  # fmt: skip
-        slurmd_log = (cluster_root / "slurmd.log").read_text()
-    finally:
-        cluster.__exit__(None, None, None)
-        shutil.rmtree(cluster_root, ignore_errors=True)
-    by_id = {j.split("|")[0]: j.split("|")[1:] for j in jobs}
+    cluster, cluster_root = slurm_cluster
+    profile_dir = write_test_profile(tmp_path / "profile")
+    profile = yaml.safe_load((profile_dir / "config.yaml").read_text())
+    profile["retries"] = 2
+    profile["set-resources"]["report_tables"] = {"mem_mb": "50 if attempt == 1 else 2000"}
+    (profile_dir / "config.yaml").write_text(yaml.safe_dump(profile))
+    results = tmp_path / "results"
+    cmd = [
+        "timeout", "-k", "20", "1200", *snakemake_cmd(), "--profile", str(profile_dir),
+        "all", f"--configfile={REPO / 'config' / 'tiny.yaml'}", f"--config=results_dir={results}",
+    ]  # fmt: skip
+    log = tmp_path / "snakemake.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=cluster.env(), stdout=out, stderr=subprocess.STDOUT)
+        cancelled = _cancel_first_running(cluster, "train_brain", proc)
+        proc.wait()
+    text = log.read_text()
+    assert proc.returncode == 0, f"{text[-6000:]}\n{cluster.logs()}"
+    assert "slurm" in text.lower()
+    assert "no job accounting" in text and "job status comes from squeue" in text
+    by_id = _jobs(cluster)
+    slurmd_log = (cluster_root / "slurmd.log").read_text()
+    jobs = list(by_id.values())
     state, comment, _ = by_id[cancelled]
     assert state == "CANCELLED", jobs
-    assert [j for j in by_id.values() if j[:2] == ["COMPLETED", comment]], f"{comment} not retried: {jobs}"
-    tables = [j for j in by_id.values() if j[1] == "rule_report_tables"]
+    assert [j for j in jobs if j[:2] == ["COMPLETED", comment]], f"{comment} not retried: {jobs}"
+    tables = [j for j in jobs if j[1] == "rule_report_tables"]
     # killed for memory on the first attempt (FAILED with jobacct_gather, OUT_OF_MEMORY with cgroups) ...
     assert any(j[0] in ("FAILED", "OUT_OF_MEMORY") and j[2] == "50M" for j in tables), tables
     assert "exceeded memory limit" in slurmd_log
