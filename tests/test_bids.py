@@ -340,6 +340,33 @@ def test_truncated_recording_is_named_as_truncated(tmp_path: Path) -> None:
     assert str(raw_path) in str(err.value)
 
 
+def test_truncated_simulated_recording_says_delete_and_rerun(tmp_path: Path) -> None:
+    """The simulator's own sourcedata cannot be re-copied, and a plain rerun fails again: name the command."""
+    raw_path, log_path, _ = make_source_run(tmp_path / "src", "01", "01", "01")
+    truth = tmp_path / "src" / "ground_truth.json"
+    truth.write_text(json.dumps({"trigger_codes": CODES}))
+    data = raw_path.read_bytes()
+    raw_path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError) as err:
+        bids.convert_run(
+            raw_path,
+            log_path,
+            tmp_path / "bids",
+            "01",
+            "01",
+            "01",
+            "main",
+            bids_params(),
+            ground_truth_json=truth,
+        )
+    msg = str(err.value)
+    assert f"recording {raw_path} is truncated or corrupt" in msg and "re-copy" not in msg
+    assert (
+        f"the simulate_subject job wrote it: delete {raw_path} and run the same snakemake command again"
+        in msg
+    )
+
+
 def test_stale_staging_folder_of_a_killed_run_is_removed(tmp_path: Path) -> None:
     """A kill -9 during bids_run leaves .tmp-bids-<run>-*; the run's next start removes it."""
     stale = tmp_path / ".tmp-bids-sub-01_ses-01_task-main_run-01-abc123"

@@ -354,7 +354,8 @@ def convert_run(
         raise FileNotFoundError(f"{raw_fif}: raw recording of {run_name} not found; run the simulate rule")
     params = params.with_codes_from(ground_truth_json)
     log_table = read_stimulus_log(log_tsv)
-    raw = read_raw_checked(raw_fif)
+    # the simulated study's sourcedata (it comes with ground_truth.json) is the simulate_subject job's output
+    raw = read_raw_checked(raw_fif, written_by="simulate_subject" if ground_truth_json is not None else None)
     try:
         events = find_events(raw, log_table, params, run_name)
     except ValueError as err:  # TriggerLogMismatch too: name the files and keep the type

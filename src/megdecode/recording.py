@@ -15,28 +15,47 @@ _CORRUPT_HINTS = ("invalid tag", "truncated", "file is corrupt", "unexpected end
 
 
 class CorruptRecordingError(ValueError):
-    """A recording whose bytes end early or do not parse; the message names the file and says re-copy it."""
+    """A recording whose bytes end early or do not parse; the message names the file and the fix: re-copy it
+    from its source, or, for a file this workflow wrote (``written_by`` its rule), delete it and rerun."""
+
+    def __init__(self, path: Path | str, detail: str, written_by: str | None = None) -> None:
+        self.path, self.detail, self.written_by = path, detail, written_by
+        super().__init__(corrupt_message(path, detail, written_by))
 
 
 class MisnamedRecordingError(ValueError):
     """A CTF ``.ds`` folder whose files do not carry the folder's name; the message says how to rename."""
 
 
-def corrupt_message(path: Path | str, detail: str) -> str:
+def corrupt_message(path: Path | str, detail: str, written_by: str | None = None) -> str:
+    if written_by is not None:  # a plain rerun would find the file up to date and fail again
+        return (
+            f"recording {path} is truncated or corrupt ({detail}); the {written_by} job wrote it: delete "
+            f"{path} and run the same snakemake command again, which writes it anew"
+        )
     return (
         f"recording {path} is truncated or corrupt ({detail}); re-copy it from its source (for example "
         "compare its size or checksum with the original and download or copy it again), then rerun"
     )
 
 
-def read_raw_checked(path: Path | str, **kwargs):
+def read_raw_checked(path: Path | str, written_by: str | None = None, **kwargs):
     """``mne.io.read_raw(path, preload=False)`` that raises :class:`CorruptRecordingError` for a damaged file.
 
+    ``written_by``: the rule of this workflow that wrote the file (its fix is then: delete it and rerun).
     Other reader errors propagate unchanged.
     """
+    try:
+        return _read_raw_checked(Path(path), **kwargs)
+    except CorruptRecordingError as err:
+        if written_by is None:
+            raise
+        raise CorruptRecordingError(err.path, err.detail, written_by) from err
+
+
+def _read_raw_checked(path: Path, **kwargs):
     import mne
 
-    path = Path(path)
     if path.suffix == ".ds" and path.is_dir():
         check_ctf_complete(path)
     with warnings.catch_warnings(record=True) as caught:
@@ -45,11 +64,11 @@ def read_raw_checked(path: Path | str, **kwargs):
             raw = mne.io.read_raw(path, preload=False, verbose="warning", **kwargs)
         except ValueError as err:
             if "buffer size" in str(err) or any(_is_corrupt(w) for w in caught):
-                raise CorruptRecordingError(corrupt_message(path, str(err))) from err
+                raise CorruptRecordingError(path, str(err)) from err
             raise
     bad = [str(w.message) for w in caught if _is_corrupt(w)]
     if bad:
-        raise CorruptRecordingError(corrupt_message(path, bad[0]))
+        raise CorruptRecordingError(path, bad[0])
     check_fif_complete(raw)
     return raw
 
@@ -64,9 +83,7 @@ def check_fif_complete(raw) -> None:
         for tag in extra["ent"] or []:
             end = int(tag.pos) + 16 + int(tag.size)  # 16-byte tag header, then the data
             if end > size:
-                raise CorruptRecordingError(
-                    corrupt_message(fname, f"its data buffers need {end} bytes, the file has {size}")
-                )
+                raise CorruptRecordingError(fname, f"its data buffers need {end} bytes, the file has {size}")
 
 
 #: bytes before the samples in every CTF ``.meg4`` / ``.N_meg4`` file
@@ -117,20 +134,15 @@ def check_ctf_complete(ds: Path | str) -> None:
         whole, rest = divmod(max(body, 0), trial_bytes)
         if body < 0 or rest:
             raise CorruptRecordingError(
-                corrupt_message(
-                    f, f"its {max(body, 0)} data bytes are not whole trials of {trial_bytes} bytes "
-                    f"({n_samp} samples x {n_chan} channels); the header {res4.name} promises "
-                    f"{n_trials} trials"
-                )
+                f, f"its {max(body, 0)} data bytes are not whole trials of {trial_bytes} bytes "
+                f"({n_samp} samples x {n_chan} channels); the header {res4.name} promises {n_trials} trials"
             )  # fmt: skip
         found += whole
     if n_trials > 0 and found != n_trials:
         names = ", ".join(str(f) for f in data)
         raise CorruptRecordingError(
-            corrupt_message(
-                names, f"the header {res4.name} promises {n_trials} trials of {n_samp} samples, the data "
-                f"file(s) hold {found} ({found * n_samp} of {n_trials * n_samp} samples)"
-            )
+            names, f"the header {res4.name} promises {n_trials} trials of {n_samp} samples, the data "
+            f"file(s) hold {found} ({found * n_samp} of {n_trials * n_samp} samples)"
         )  # fmt: skip
 
 
