@@ -418,3 +418,16 @@ def test_diverging_training_stops_naming_epoch_and_learning_rate(study, tmp_path
         train_brain_module({"01": study["01"]}, study["latents"], out, SMALL, cfg, seed=0)
     assert "learning rate 1e+35" in str(err.value) and "lower training.lr" in str(err.value)
     assert not out.model.exists()
+
+
+def test_truncated_model_file_says_delete_it_and_run_again(study, tmp_path):
+    """'Rerun the training rule' alone fails again: Snakemake finds the file up to date. Give the command."""
+    out = _outputs(tmp_path / "m")
+    train_brain_module({"01": study["01"]}, study["latents"], out, SMALL, {**FAST, "max_epochs": 1}, seed=0)
+    data = out.model.read_bytes()
+    out.model.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError) as err:
+        load_trained_brain(out.model)
+    msg = str(err.value)
+    assert f"cannot read {out.model}" in msg
+    assert f"delete {out.model} and run the same snakemake command again" in msg and "--forcerun" in msg

@@ -76,7 +76,11 @@ def read_state(path: Path | str) -> tuple[dict[str, str], dict[str, torch.Tensor
             meta = handle.metadata() or {}
             state = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except (FileNotFoundError, SafetensorError) as err:
-        raise ValueError(f"cannot read {path}: {err}; rerun the training rule that writes it") from err
+        raise ValueError(
+            f"cannot read {path}: {err}. Snakemake finds the file up to date, so a plain rerun fails again: "
+            f"delete {path} and run the same snakemake command again (or rerun its rule with --forcerun "
+            "<rule>, e.g. --forcerun train_brain), which trains and writes it anew"
+        ) from err
     if METADATA_KEY in meta:
         meta = json.loads(meta[METADATA_KEY])
     return meta, state
