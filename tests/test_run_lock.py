@@ -142,3 +142,22 @@ def test_dry_run_does_not_check_for_previous_jobs(tmp_path):
     cmd += [f"--configfile={REPO / 'config' / 'tiny.yaml'}", f"--config=results_dir={tmp_path / 'results'}"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "previous run" not in proc.stdout + proc.stderr, proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("method", "error"),
+    [("write_text", PermissionError(13, "Permission denied")), ("mkdir", OSError(30, "Read-only file system"))],
+)
+def test_results_dir_that_cannot_be_written_is_named_with_why(tmp_path, monkeypatch, method, error):
+    """A read-only results directory used to fail in acquire with a bare OSError (as root, permissions
+    cannot make a folder read-only, so the file system's answer is simulated)."""
+
+    def refuse(self, *args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(Path, method, refuse)
+    with pytest.raises(RunLockError) as err:
+        run_lock.acquire(tmp_path / "results", release_at_exit=False)
+    msg = str(err.value)
+    assert f"results directory {(tmp_path / 'results').resolve()} cannot be written ({error.strerror})" in msg
+    assert "--config results_dir=" in msg

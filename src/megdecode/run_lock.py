@@ -92,16 +92,25 @@ def describe(holder: dict[str, Any]) -> str:
 
 
 def acquire(results_dir: Path | str, pid: int | None = None, release_at_exit: bool = True) -> Path:
-    """Take the results directory's lock for this process, or raise :class:`RunLockError` naming the holder.
+    """Take the results directory's lock for this process, or raise :class:`RunLockError` naming the holder
+    (or saying why the directory cannot be written).
 
     A stale lock (its process on this host is gone) is replaced, with a warning.
     """
     path = lock_path(results_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
     mine = _holder(pid)
     for _ in range(3):
         tmp = path.with_name(f"{LOCK_NAME}.{mine['host']}.{mine['pid']}")
-        tmp.write_text(json.dumps(mine, indent=2) + "\n")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(mine, indent=2) + "\n")
+        except OSError as err:
+            raise RunLockError(
+                f"results directory {path.parent} cannot be written ({err.strerror or err}): every output of "
+                "the workflow goes there. Give a results_dir you can write to (in your config, or "
+                f"--config results_dir=<folder>), or make {path.parent} writable, then run the same command "
+                "again"
+            ) from None
         try:
             os.link(tmp, path)  # atomic: fails when the lock exists
             taken = True
