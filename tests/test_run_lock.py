@@ -144,10 +144,10 @@ def test_dry_run_does_not_check_for_previous_jobs(tmp_path):
     assert proc.returncode == 0 and "previous run" not in proc.stdout + proc.stderr, proc.stderr[-3000:]
 
 
-@pytest.mark.parametrize(
-    ("method", "error"),
-    [("write_text", PermissionError(13, "Permission denied")), ("mkdir", OSError(30, "Read-only file system"))],
-)
+DENIED, READ_ONLY = PermissionError(13, "Permission denied"), OSError(30, "Read-only file system")
+
+
+@pytest.mark.parametrize(("method", "error"), [("write_text", DENIED), ("mkdir", READ_ONLY)])
 def test_results_dir_that_cannot_be_written_is_named_with_why(tmp_path, monkeypatch, method, error):
     """A read-only results directory used to fail in acquire with a bare OSError (as root, permissions
     cannot make a folder read-only, so the file system's answer is simulated)."""
