@@ -583,3 +583,25 @@ def test_subject_job_with_runs_at_two_sampling_rates(tmp_path):
     )
     assert {"01", "02"} <= set(trials["session"])  # ("n/a": test images averaged over both)
     assert "PSD before/after" in outputs["report"].read_text()
+
+
+def test_channel_missing_from_one_run_names_the_run_and_the_channel(tmp_path):
+    """It used to be reported on the derived _epo.fif of whichever run came second, with counts only."""
+    import mne
+
+    from megdecode.preprocessing.subject import OUTPUT_KEYS, preprocess_subject
+
+    stimuli = tmp_path / "stimuli.tsv"
+    _stimuli(stimuli)
+    runs = [_write_run(tmp_path / "bids", ses, seed) for ses, seed in (("01", 1), ("02", 2), ("03", 3))]
+    raw = mne.io.read_raw_fif(runs[0][0], preload=True, verbose="error")
+    lost = raw.ch_names[4]
+    raw.drop_channels([lost]).save(runs[0][0], overwrite=True, verbose="error")  # the first run lacks it
+    outs = [_run_job(tmp_path, *run, stimuli, {}) for run in runs]
+    outputs = {k: tmp_path / "pre" / f"{k}.out" for k in OUTPUT_KEYS}
+    epochs, qc, psd = ([o[k] for o in outs] for k in "eqp")
+    with pytest.raises(ValueError) as err:
+        preprocess_subject(epochs, qc, psd, "01", outputs, pre_cfg(), seed=0)
+    msg = str(err.value)
+    assert f"run sub-01_ses-01_task-main_run-01 lacks {lost}" in msg and "ses-02" not in msg
+    assert f"add {lost} to preprocessing.bad_channels" in msg

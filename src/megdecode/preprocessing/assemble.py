@@ -124,6 +124,39 @@ def _recording_rate(runs: pd.DataFrame) -> float | None:
     return float(rates[0]) if len(rates) == 1 else None
 
 
+def _run_name(epochs_path: Path | str) -> str:
+    """The run of a derived ``..._epo.fif``: its BIDS stem, ``sub-X_ses-Y_task-T_run-Z``."""
+    return Path(epochs_path).name.removesuffix("_epo.fif")
+
+
+def check_same_channels(subject: str, channels: dict[str, list[str]]) -> None:
+    """Every run of a subject must keep the same MEG channels, in one order; name each run that differs."""
+    names = list(channels)
+    union = [c for chans in channels.values() for c in chans]
+    union = list(dict.fromkeys(union))
+    lacking = {
+        run: [c for c in union if c not in set(chans)]
+        for run, chans in channels.items()
+        if set(chans) != set(union)
+    }
+    if lacking:
+        lines = [f"run {run} lacks {', '.join(missing)}" for run, missing in lacking.items()]
+        every = sorted({c for missing in lacking.values() for c in missing}, key=union.index)
+        raise ValueError(
+            f"sub-{subject}: the runs do not keep the same MEG channels: {'; '.join(lines)} (present in the "
+            f"other runs). A model needs the same channels in every run: add {', '.join(every)} to "
+            "preprocessing.bad_channels in your config, which drops them from every run, then run the same "
+            "snakemake command again"
+        )
+    reordered = [run for run in names if channels[run] != channels[names[0]]]
+    if reordered:
+        raise ValueError(
+            f"sub-{subject}: run(s) {', '.join(reordered)} hold the MEG channels of run {names[0]} in "
+            "another order; convert every run of a subject alike (the same acquisition settings), then run "
+            "again"
+        )
+
+
 def _read_epochs(path: Path | str, preload: bool):
     import mne
 
@@ -153,17 +186,10 @@ def assemble_subject(
         raise ValueError(f"sub-{subject}: every run was skipped as bad; see {out_runs}")
 
     # pass 1: metadata and channels, without loading data
-    tables, ch_names, info0 = [], None, None
-    for path, _ in good:
-        ep = _read_epochs(path, preload=False)
-        if ch_names is None:
-            ch_names, info0 = ep.ch_names, ep.info
-        elif ep.ch_names != ch_names:
-            raise ValueError(
-                f"{path}: channels differ from the subject's first run "
-                f"({len(ep.ch_names)} vs {len(ch_names)}); "
-                "every run of a subject must keep the same MEG channels (check preprocessing.bad_channels)"
-            )
+    epochs = [(path, _read_epochs(path, preload=False)) for path, _ in good]
+    check_same_channels(subject, {_run_name(path): ep.ch_names for path, ep in epochs})
+    tables, ch_names, info0 = [], epochs[0][1].ch_names, epochs[0][1].info
+    for path, ep in epochs:
         if abs(ep.info["sfreq"] - params.sfreq) > 1e-6 or len(ep.times) != params.n_times():
             raise ValueError(
                 f"{path}: epochs at {ep.info['sfreq']} Hz / {len(ep.times)} samples; rerun the run job"
