@@ -605,3 +605,22 @@ def test_channel_missing_from_one_run_names_the_run_and_the_channel(tmp_path):
     msg = str(err.value)
     assert f"run sub-01_ses-01_task-main_run-01 lacks {lost}" in msg and "ses-02" not in msg
     assert f"add {lost} to preprocessing.bad_channels" in msg
+
+
+def test_negative_onset_with_a_valid_sample_warns(tmp_path, caplog):
+    """events.tsv with onset < 0 but a usable sample column used to be accepted without a word."""
+    import logging
+
+    stimuli = tmp_path / "stimuli.tsv"
+    _stimuli(stimuli)
+    raw_path, events_path = _write_run(tmp_path / "bids", "01", 5)
+    events = pd.read_csv(events_path, sep="\t")
+    events.loc[[2, 5], "onset"] = -events.loc[[2, 5], "onset"]
+    events.to_csv(events_path, sep="\t", index=False, na_rep="n/a")
+    with caplog.at_level(logging.WARNING):
+        out = _run_job(tmp_path, raw_path, events_path, stimuli, {})
+    qc = read_tsv(out["q"])
+    assert qc.loc[0, "status"] == "ok"
+    note = f"2 event(s) in {events_path} have a negative onset (first: row 3, onset -"
+    assert note in qc.loc[0, "warnings"] and note in caplog.text
+    assert "their 'sample' column is used" in caplog.text

@@ -68,11 +68,18 @@ def read_channels_tsv(path: Path | str) -> pd.DataFrame:
     return table
 
 
-def read_events(path: Path | str, sfreq: float, run: str, trial_types: tuple[str, ...]) -> pd.DataFrame:
+def read_events(
+    path: Path | str,
+    sfreq: float,
+    run: str,
+    trial_types: tuple[str, ...],
+    warnings: list[str] | None = None,
+) -> pd.DataFrame:
     """events.tsv -> ``onset trial_type value sample`` (+ ``image_id concept`` if present), kept types only.
 
     ``sample`` (photodiode-corrected in THINGS-MEG) is used when present, else ``round(onset * sfreq)``.
-    ``value`` becomes a nullable integer (catch rows: missing).
+    ``value`` becomes a nullable integer (catch rows: missing). A negative onset beside a usable ``sample`` is
+    logged and noted in ``warnings``: the file contradicts itself.
     """
     path = Path(path)
     try:
@@ -88,15 +95,25 @@ def read_events(path: Path | str, sfreq: float, run: str, trial_types: tuple[str
         raise BadRunError(
             f"run {run}: {path} lacks column(s) {missing}; expected onset, trial_type, value, sample"
         )
-    events = events[events["trial_type"].isin(trial_types)].reset_index(drop=True)
+    events = events[events["trial_type"].isin(trial_types)]
     if events.empty:
         raise BadRunError(f"run {run}: {path} has no events of trial types {list(trial_types)}")
     if "sample" in events.columns and events["sample"].notna().all():
         sample = events["sample"].to_numpy(dtype=float)
+        negative = events.index[pd.to_numeric(events["onset"], errors="coerce") < 0]
+        if len(negative):
+            note = (
+                f"{len(negative)} event(s) in {path} have a negative onset (first: row {negative[0] + 1}, onset "
+                f"{events.loc[negative[0], 'onset']} s) although their 'sample' is valid"
+            )
+            log.warning("run %s: %s; their 'sample' column is used: check how the file was made", run, note)
+            if warnings is not None:
+                warnings.append(note)
     else:
         sample = events["onset"].to_numpy(dtype=float) * sfreq
     if not np.all(np.isfinite(sample)):
         raise BadRunError(f"run {run}: {path} has events without onset/sample")
+    events = events.reset_index(drop=True)
     out = pd.DataFrame(
         {
             "onset": events["onset"].astype(float),

@@ -148,7 +148,7 @@ def _process(raw_path, events_path, stimuli_path, params, stem, qc, warnings, th
         absent = sorted(set(pick.names) - set(tsv["name"]))
         if absent:
             warnings.append(f"{len(absent)} MEG channel(s) of the header missing from channels.tsv")
-    events = read_events(events_path, sfreq, stem, params.trial_types)
+    events = read_events(events_path, sfreq, stem, params.trial_types, warnings)
     events = attach_stimuli(events, read_tsv(stimuli_path, dtype={"image_id": str, "concept": str}), stem)
     counts = events["trial_type"].value_counts()
     qc.update(n_events=len(events), **{f"n_{t}": int(counts.get(t, 0)) for t in ("exp", "test", "catch")})
