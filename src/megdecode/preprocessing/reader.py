@@ -103,8 +103,8 @@ def read_events(
         negative = events.index[pd.to_numeric(events["onset"], errors="coerce") < 0]
         if len(negative):
             note = (
-                f"{len(negative)} event(s) in {path} have a negative onset (first: row {negative[0] + 1}, onset "
-                f"{events.loc[negative[0], 'onset']} s) although their 'sample' is valid"
+                f"{len(negative)} event(s) in {path} have a negative onset (first: row {negative[0] + 1}, "
+                f"onset {events.loc[negative[0], 'onset']} s) although their 'sample' is valid"
             )
             log.warning("run %s: %s; their 'sample' column is used: check how the file was made", run, note)
             if warnings is not None:
