@@ -4,7 +4,11 @@
 # Existing BIDS dataset (study.source 'bids'): a check step (inventory) and the stimuli table.
 from pathlib import Path
 
-from megdecode.bids_layout import DATASET_KEYS, run_files_function
+from megdecode.bids_layout import (
+    DATASET_KEYS,
+    check_dataset_complete,
+    run_files_function,
+)
 
 BIDS_MEG_DIR = f"{BIDS_ROOT}/sub-{{subject}}/ses-{{session}}/meg"
 BIDS_RUN = f"{BIDS_MEG_DIR}/{RUN_STEM}"
@@ -93,6 +97,14 @@ if SIMULATED:
     ALL_TARGETS.extend(expand(rules.bids_run.output, zip, **ALL_RUNS))
 
 else:
+
+    # every configured run's files must exist before Snakemake looks for a run's inputs (it would only say
+    # "missing input ..._meg.ds"): name each incomplete run, and a renamed recording, now
+    if STUDY["source"] == "bids":
+        try:
+            check_dataset_complete(BIDS_ROOT, SUBJECTS, SESSIONS, RUNS, TASK)
+        except FileNotFoundError as err:
+            raise WorkflowError(str(err)) from None
 
     # an existing dataset brings its own stimuli table (simulate_stimuli would make one otherwise)
     ruleorder: stimuli_table > simulate_stimuli

@@ -135,3 +135,21 @@ def test_reduced_twin_end_to_end(things_meg: Path, tmp_path: Path) -> None:
     test_concepts = set(table.loc[table["concept_split"] == "test", "concept"])
     assert not set(trials.loc[trials["split"].isin(["train", "val"]), "concept"]) & test_concepts
     assert list((results / "evaluation").rglob("sub-BIGMEG1.tsv"))
+
+
+def test_renamed_recording_is_explained_before_any_job(things_meg: Path, tmp_path: Path) -> None:
+    """A renamed _meg.fif used to stop `snakemake -n` with MissingInputException asking for _meg.ds, before
+    the inventory job that would have explained it could run."""
+    spec = TwinSpec(["BIGMEG1"], ["01"], ["01", "02"], recording="fif", duration_s=5.0)
+    bids = make_layout_twin(things_meg / "ds004212", tmp_path / "ds004212", spec)
+    folder = bids / "sub-BIGMEG1" / "ses-01" / "meg"
+    stem = "sub-BIGMEG1_ses-01_task-main_run-02"
+    (folder / f"{stem}_meg.fif").rename(folder / f"{stem}_meg_copy.fif")
+    study = {"subjects": ["BIGMEG1"], "sessions": ["01"], "runs": ["01", "02"]}
+    configfile = things_config(tmp_path, things_meg, bids, study=study)
+    proc = run_snakemake(tmp_path / "results", "-n", configfile=configfile, check=False, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "MissingInputException" not in out, out[-3000:]
+    assert f"1 configured run(s) are incomplete in {bids}" in out
+    assert "sub-BIGMEG1 ses-01 run-02: no recording (*_meg.ds / *_meg.fif)" in out
+    assert f"found {stem}_meg_copy.fif: rename it to {stem}_meg.fif" in out
