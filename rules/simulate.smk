@@ -1,4 +1,8 @@
 # Stage: simulate (see docs/ARCHITECTURE.md). Only for study.source 'simulated'.
+from snakemake_interface_executor_plugins.settings import ExecMode
+
+from megdecode.artifacts.stimuli import check_image_checksums
+
 SIM_GROUND_TRUTH = L.ground_truth
 SIM_SUBJECT_TRUTH = f"{SOURCEDATA}/sub-{{subject}}/sub-{{subject}}_ground_truth.json"
 SIM_RUN_DIR = f"{SOURCEDATA}/sub-{{subject}}/ses-{{session}}/meg"
@@ -72,6 +76,15 @@ rule simulate_subject:
         runs=RUNS,
     script:
         "../workflow/scripts/simulate_subject.py"
+
+
+# Images changed after simulate_stimuli wrote them (inside a directory output, Snakemake cannot see it):
+# refused when the workflow starts, dry runs included (not again in every job).
+if SIMULATED and workflow.exec_mode == ExecMode.DEFAULT:
+    try:
+        check_image_checksums(rules.simulate_stimuli.output.images)
+    except ValueError as err:
+        raise WorkflowError(str(err)) from None
 
 
 if SIMULATED:

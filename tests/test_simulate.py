@@ -367,3 +367,19 @@ def test_snakemake_rules_on_tiny_config(tmp_path):
     assert (results / "benchmarks" / "simulate_subject" / "sub-01.tsv").is_file()
     dry = run_snakemake(results, "-n", *targets, configfile=config)
     assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_damaged_stimulus_image_is_noticed_by_a_dry_run(tmp_path):
+    """Images damaged after the simulate_stimuli job used to go unnoticed (`snakemake -n`: nothing to do)."""
+    results = tmp_path / "results"
+    table = results / "stimuli" / "stimuli.tsv"
+    run_snakemake(results, str(table), cores=1)
+    assert "Nothing to be done" in run_snakemake(results, "-n", str(table)).stdout
+    image = sorted((results / "stimuli" / "images").rglob("*.png"))[3]
+    image.write_bytes(image.read_bytes()[:100])
+    proc = run_snakemake(results, "-n", str(table), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert f"1 stimulus image(s) in {results / 'stimuli' / 'images'} differ from what" in out
+    assert str(image.relative_to(results / "stimuli" / "images")) in out
+    assert f"Delete {results / 'stimuli' / 'images'} and run the same snakemake command again" in out
