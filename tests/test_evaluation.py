@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -325,3 +326,14 @@ def test_non_finite_predictions_name_the_file(tmp_path: Path) -> None:
     msg = str(err.value)
     assert f"{path}: test_large_pred holds NaN or infinite values for 1 of 4 trial(s) (first: 'img2')" in msg
     assert f"delete {path} and run the same snakemake command again" in msg
+
+
+def test_timeresolved_names_the_meg_file_with_non_finite_trials(tmp_path: Path) -> None:
+    pre, lat_dir = make_meg_study(tmp_path, 0.1)
+    meg = load_npy(pre / "meg.npy").copy()
+    meg[0, 1, 2] = np.nan
+    np.save(pre / "meg.npy", meg)
+    cfg = eval_cfg({"sliding": {"length": 0.05, "step": 0.05}, "alphas": [1.0, 100.0], "n_bootstrap": 5})
+    with pytest.raises(ValueError, match=rf"{re.escape(str(pre / 'meg.npy'))}.*X_train contain 1 NaN"):
+        tr.timeresolved_subject(pre, {"hog": lat_dir}, {"hog": tmp_path / "tr.tsv"}, "01", cfg, seed=0)
+    assert not (tmp_path / "tr.tsv").exists()

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from megdecode.artifacts.evaluation_tables import TIMERESOLVED_COLUMNS, write_timeresolved_table
 from megdecode.artifacts.latents import Latents, read_latents
 from megdecode.artifacts.predictions import MSE, standardise
-from megdecode.artifacts.preprocessed import read_subject
+from megdecode.artifacts.preprocessed import MEG, read_subject
 from megdecode.artifacts.splits import TEST_SPLITS, TRAIN, VAL, check_no_leakage
 from megdecode.artifacts.windows import Window, epoch_times, listed_windows, window_samples
 from megdecode.config import dataclass_from_section
@@ -30,6 +30,7 @@ from megdecode.evaluation.retrieval import (
     summarise_items,
     window_rows,
 )
+from megdecode.metrics.retrieval import NonFiniteError
 from megdecode.ridge import fit_ridge
 from megdecode.seeds import derive_rng
 
@@ -201,7 +202,12 @@ def timeresolved_subject(
     for backbone, output in outputs.items():
         latents = read_latents(latent_dirs[backbone])
         rng = derive_rng(int(seed), "timeresolved", backbone, subject)
-        df = timeresolved_retrieval(meg, trials, times, latents, settings, rng, fit_fn)
+        try:
+            df = timeresolved_retrieval(meg, trials, times, latents, settings, rng, fit_fn)
+        except NonFiniteError as err:  # the latents were checked when read: the MEG is not finite
+            raise NonFiniteError(
+                f"{data.path / MEG}: {err}. Delete that file and run the same snakemake command again"
+            ) from None
         brain_rows = []
         for name, path in (brain_window_files or {}).get(backbone, {}).items():
             if name not in windows:
