@@ -1,6 +1,8 @@
 # Config validation, the job plan and the output layout shared by every stage.
 # Path patterns come from megdecode.artifacts.paths (the package reads them there too); which jobs exist
 # comes from megdecode.plan.
+import sys
+
 from megdecode.artifacts.fmri import subject_files as fmri_subject_files
 from megdecode.artifacts.latents import latent_files as backbone_files
 from megdecode.artifacts.paths import Layout
@@ -8,8 +10,6 @@ from megdecode.artifacts.preprocessed import subject_files
 from megdecode.artifacts.semantic_readout import readout_files
 from megdecode.bids_layout import run_stem
 from megdecode.cluster import grow_with_attempt
-import sys
-
 from megdecode.config import (
     ConfigError,
     apply_runtime_environment,
