@@ -106,7 +106,7 @@ def choose_slurm_status_command(settings: Any, sacct: str = "sacct", scontrol: s
     min_age = min_job_age_seconds(config)
     init = int(getattr(settings, "init_seconds_before_status_checks", 40) or 40)
     if min_age is None or min_age < 3 * init:
-        age = "unknown (scontrol show config did not say)" if min_age is None else f"{min_age} s"
+        age = "unknown (scontrol show config does not say)" if min_age is None else f"{min_age} s"
         if min_age is not None and min_age >= 3:
             fix = (
                 f"Set slurm-init-seconds-before-status-checks: {min_age // 3} and "
@@ -119,9 +119,9 @@ def choose_slurm_status_command(settings: Any, sacct: str = "sacct", scontrol: s
             )
         raise SlurmSettingsError(
             f"this SLURM cluster has no job accounting ({problem}), so sacct cannot tell when a job "
-            f"finished, and squeue lists a finished job for MinJobAge {age} only, less than 3 x "
-            f"slurm-init-seconds-before-status-checks ({init} s): the run would never see its jobs finish. "
-            f"{fix}, then run the same command again"
+            "finished; squeue can if it lists finished jobs for at least 3 x "
+            f"slurm-init-seconds-before-status-checks ({3 * init} s), and its MinJobAge is {age}: the run "
+            f"would never see its jobs finish. {fix}, then run the same command again"
         )
     if getattr(settings, "status_command", None) != "squeue":
         log.warning(
