@@ -160,5 +160,5 @@ def test_cluster_without_accounting_and_short_min_job_age_says_what_to_set(tmp_p
     with pytest.raises(SlurmSettingsError) as err:
         choose_slurm_status_command(_settings(init=40), **_fake_tools(tmp_path, False, min_job_age="60 sec"))
     msg = str(err.value)
-    assert "(120 s), and its MinJobAge is 60 s" in msg and "slurm-init-seconds-before-status-checks: 20" in msg
-    assert "slurm-status-command: squeue" in msg
+    assert "(120 s), and its MinJobAge is 60 s" in msg
+    assert "slurm-init-seconds-before-status-checks: 20 and slurm-status-command: squeue" in msg
