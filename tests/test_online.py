@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from conftest import brain_config
 from test_preprocessing import pre_cfg
 
 from megdecode.models import BrainModule
-from megdecode.online import Event, Gallery, OnlineDecoder
+from megdecode.online import Event, Gallery, OnlineDecoder, OnlineSettings, SubjectModel
 from megdecode.online.decoder import SKIP_CODE, SKIP_DIODE, SKIP_GAP, SKIP_NAN
 from megdecode.preprocessing.assemble import apply_scaler
 from megdecode.preprocessing.causal import epoch_causal
@@ -72,12 +74,17 @@ def _offline(stream, onsets):
         return BRAIN(torch.from_numpy(data), torch.zeros(len(data), dtype=torch.long))["clip"].numpy()
 
 
-def _decoder(**options) -> OnlineDecoder:
-    center, scale = _center_scale()
-    if "events" not in options:
+MODEL = SubjectModel(BRAIN, 0, CAUSAL, MEG, *_center_scale())
+
+
+def _decoder(
+    events=None, on_record=None, model=MODEL, stream=STREAM, sfreq=SFREQ, **options
+) -> OnlineDecoder:
+    if events is None:
         options.setdefault("stim_channel", "UPPT001")
         options.setdefault("trigger_codes", CODES)
-    return OnlineDecoder(BRAIN, 0, CAUSAL, SFREQ, STREAM, MEG, center, scale, GALLERY, **options)
+    settings = OnlineSettings(**options)
+    return OnlineDecoder(model, GALLERY, sfreq, stream, settings, events=events, on_record=on_record)
 
 
 def _feed(decoder, stream, sizes):
@@ -252,14 +259,13 @@ def test_trigger_without_a_photodiode_edge_is_a_counted_skip():
 
 
 def test_construction_errors_name_the_fix():
-    center, scale = _center_scale()
-    with pytest.raises(ValueError, match="lacks 1 of the model's 6 channels"):
-        OnlineDecoder(BRAIN, 0, CAUSAL, SFREQ, STREAM[:-2], MEG, center, scale, GALLERY, events=[])
+    with pytest.raises(ValueError, match=r"1 of the model's 6 channels cannot be decoded \(1 absent"):
+        _decoder(events=[], stream=STREAM[:-2])
     with pytest.raises(ValueError, match="sampled at 1200.0 Hz but the model's recordings were at 360.0"):
-        OnlineDecoder(BRAIN, 0, CAUSAL, 1200.0, STREAM, MEG, center, scale, GALLERY, events=[])
-    zero = PreprocessingParams.from_config(pre_cfg())
-    with pytest.raises(ValueError, match="phase: causal"):
-        OnlineDecoder(BRAIN, 0, zero, SFREQ, STREAM, MEG, center, scale, GALLERY, events=[])
+        _decoder(events=[], sfreq=1200.0)
+    zero = dataclasses.replace(MODEL, params=PreprocessingParams.from_config(pre_cfg()))
+    with pytest.raises(ValueError, match="phase: causal.*allow_zero_phase"):
+        _decoder(events=[], model=zero)
     with pytest.raises(ValueError, match="photodiode channel 'UADC999' is not among"):
         _decoder(photodiode_channel="UADC999")
     with pytest.raises(ValueError, match="give stim_channel too"):
@@ -305,11 +311,14 @@ def check_trigger_onsets_equal_events(results, subject: str, backbone: str = "at
     model = results / "models" / "brain" / backbone / f"sub-{subject}" / "seed-0"
     gallery = gallery_from_files(model / "predictions.npz", results / "latents" / backbone)
     raw = open_raw(raw_path, run_stem(raw_path))
-    decoder = load_online_decoder(
-        model / "model.safetensors", results / "preprocessed" / f"sub-{subject}", gallery, subject,
-        float(raw.info["sfreq"]), raw.ch_names, allow_zero_phase=True, stim_channel="UPPT001",
+    settings = OnlineSettings(
+        allow_zero_phase=True, stim_channel="UPPT001",
         trigger_codes=read_json(results / "sourcedata" / "ground_truth.json")["trigger_codes"],
         photodiode_channel="UADC016-2104", photodiode_max_lag_s=0.1, photodiode_threshold=0.5,
+    )  # fmt: skip
+    decoder = load_online_decoder(
+        model / "model.safetensors", results / "preprocessed" / f"sub-{subject}", gallery, subject,
+        float(raw.info["sfreq"]), raw.ch_names, settings,
     )  # fmt: skip
     replay_run(decoder, raw, 12, pace=False)
     images = events[events["trial_type"].isin(["exp", "test"])]
@@ -344,9 +353,8 @@ def test_real_ctf_recording_fed_chunk_by_chunk():
     brain = BrainModule(cfg, torch.rand(len(names), 2), 1, params.n_times(), (4,)).eval()
     gallery = Gallery([f"img{i}" for i in range(6)], np.eye(6, 4))
     events = [Event(int(s), "exp") for s in onsets]
-    decoder = OnlineDecoder(
-        brain, 0, params, sfreq, raw.ch_names, names, center, scale, gallery, events=events
-    )
+    model = SubjectModel(brain, 0, params, names, center, scale)
+    decoder = OnlineDecoder(model, gallery, sfreq, raw.ch_names, events=events)
     _feed(decoder, stream, [12])
     apply_scaler(epochs, center, scale, params.clamp)
     with torch.no_grad():
@@ -392,15 +400,20 @@ def test_replay_feeds_contiguous_chunks_and_paces_at_the_recording_rate():
 
 
 def test_causal_workflow_in_miniature_trains_and_replays_equal_to_offline(tmp_path):
-    """Run jobs (phase: causal) -> subject job (scaler) -> brain-module training -> replay: the online
-    latents of the large-test-set trials equal the training job's saved predictions (same top-5)."""
+    """Run jobs (phase: causal) -> subject job (scaler) -> brain-module training -> online model -> replay:
+    the online latents of the large-test-set trials equal the training job's saved predictions (same
+    top-5). A replay whose second run cannot be decoded (channels renamed) fails naming them, and keeps
+    every trial of the first run in its trial log."""
+    import mne
     import pandas as pd
     from test_preprocessing import _run_job, _stimuli, _write_run
     from test_training import FAST, SMALL, _outputs
 
     from megdecode import io
+    from megdecode.artifacts.online_model import read_online_model, write_online_model
     from megdecode.config import section_defaults
-    from megdecode.online.replay import ReplaySettings, replay_subject
+    from megdecode.online.replay import TRIAL_COLUMNS, ReplayInputs, ReplaySettings, replay_subject
+    from megdecode.online.trial_log import read_trial_log
     from megdecode.preprocessing.subject import OUTPUT_KEYS, preprocess_subject
     from megdecode.training.brain import train_brain_module
 
@@ -423,16 +436,59 @@ def test_causal_workflow_in_miniature_trains_and_replays_equal_to_offline(tmp_pa
     io.write_tsv(pd.DataFrame({"image_id": ids}), latents / "index.tsv")
     model = _outputs(tmp_path / "model")
     train_brain_module({"01": tmp_path / "pre"}, latents, model, SMALL, {**FAST, "max_epochs": 2}, seed=0)
-    settings = ReplaySettings.from_config({**section_defaults("realtime"), "enabled": True})
-    summary = replay_subject(
-        [r for r, _ in runs], [e for _, e in runs], stimuli, tmp_path / "images", model.model,
-        tmp_path / "pre", model.predictions["01"], latents, "01", settings,
-        {"stim_channel": "STI", "trigger_codes": None}, tmp_path / "replay",
+    onsets = {"stim_channel": "STI", "trigger_codes": {"exp": 1, "test": 2, "catch": 4},
+              "photodiode_channel": None, "photodiode_max_lag_s": 0.1,
+              "photodiode_threshold": 0.5}  # fmt: skip
+    online_dir = tmp_path / "online_model"
+    write_online_model(
+        online_dir, model_path=model.model, preprocessed_dir=tmp_path / "pre",
+        predictions_path=model.predictions["01"], latents_dir=latents, stimuli_path=stimuli, subject="01",
+        backbone="test_latents", seed=0, gallery_split="test_large", onsets=onsets,
     )  # fmt: skip
+    online = read_online_model(online_dir)
+    assert (
+        online.phase == "causal" and online.onsets == onsets and online.subject_model.params.phase == "causal"
+    )
+    settings = ReplaySettings.from_config({**section_defaults("realtime"), "enabled": True})
+
+    def replay(raw_paths, out):
+        inputs = ReplayInputs(
+            raw_paths, [e for _, e in runs], stimuli, tmp_path / "images", online_dir,
+            model.predictions["01"], pre["trials"],
+        )  # fmt: skip
+        return replay_subject(inputs, settings, out, out / "trial_log.tsv")
+
+    summary = replay([r for r, _ in runs], tmp_path / "replay")
     value = summary.set_index("metric")["value"]
     assert value["phase"] == "causal" and int(value["trials_skipped"]) == 0
+    assert value["backbone"] == "test_latents"
     assert int(value["trials_decoded"]) == 38  # 2 runs x (20 events - 1 catch)
     assert int(value["n_compared_offline"]) == 4  # img10, exp image of a test concept, twice per run
     assert float(value["online_offline_max_rel_diff"]) <= 1e-5
     assert value["online_top5_acc_compared"] == value["offline_top5_acc_compared"]
+    n_gallery = len(online.gallery)
+    assert float(value["chance_top5"]) == round(min(5, n_gallery) / n_gallery, 4)
     assert (tmp_path / "replay" / "replay.png").is_file()
+    trials = read_trial_log(tmp_path / "replay" / "trials.tsv")
+    logged = read_trial_log(tmp_path / "replay" / "trial_log.tsv")
+    assert list(trials.columns) == list(logged.columns) == TRIAL_COLUMNS and len(logged) == len(trials) == 38
+    # the gallery's trials only are scored (the test images); training images can never be right
+    assert set(trials.dropna(subset=["online_top5_hit"])["image_id"]) <= set(online.gallery.image_ids)
+
+    # run 2 with 2 of the model's channels renamed: more than max_missing_fraction (0.1) cannot be decoded
+    raw = mne.io.read_raw_fif(runs[1][0], preload=True, verbose="error")
+    renamed = {name: f"{name}-renamed" for name in online.subject_model.channels[:2]}
+    bad = tmp_path / "bad" / runs[1][0].name
+    bad.parent.mkdir()
+    raw.rename_channels(renamed).save(bad, verbose="error")
+    n_channels = len(online.subject_model.channels)
+    with pytest.raises(ValueError, match=f"2 of the model's {n_channels} channels cannot be decoded") as failure:
+        replay([runs[0][0], bad], tmp_path / "failed")
+    assert "the 19 trials decoded or skipped before it are in" in "\n".join(failure.value.__notes__)
+    kept = read_trial_log(tmp_path / "failed" / "trial_log.tsv")
+    first_run = trials[trials["session"] == "01"]
+    assert len(kept) == 19 and (kept["status"] == "decoded").all()
+    pd.testing.assert_frame_equal(
+        kept.drop(columns="latency_ms"), first_run.drop(columns="latency_ms").reset_index(drop=True)
+    )
+    assert not (tmp_path / "failed" / "trials.tsv").exists()  # no output that looks complete
