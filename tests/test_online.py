@@ -12,7 +12,7 @@ from test_preprocessing import pre_cfg
 
 from megdecode.models import BrainModule
 from megdecode.online import Event, Gallery, OnlineDecoder, OnlineSettings, SubjectModel
-from megdecode.online.decoder import SKIP_CODE, SKIP_DIODE, SKIP_GAP, SKIP_NAN
+from megdecode.online.decoder import SKIP_CODE, SKIP_DIODE, SKIP_GAP, SKIP_NAN, settling_samples
 from megdecode.preprocessing.assemble import apply_scaler
 from megdecode.preprocessing.causal import epoch_causal
 from megdecode.preprocessing.params import PreprocessingParams
@@ -50,7 +50,8 @@ def _recording(seconds=9.0, seed=1):
     n = int(seconds * SFREQ)
     meg = 2e-13 * rng.standard_normal((len(MEG), n)) + 3e-11 + 1e-13 * np.linspace(0, 5, n)
     onsets = np.arange(300, n - 400, 340)  # windows (-0.5..1 s) overlap
-    types = ["exp", "test", "catch", "exp", "exp", "test", "exp", "exp", "exp"][: len(onsets)]
+    pattern = ["exp", "test", "catch", "exp", "exp", "test", "exp", "exp", "exp"]
+    types = [pattern[i % len(pattern)] for i in range(len(onsets))]
     for s in onsets:
         meg[:, s + 30 : s + 60] += 5e-13 * rng.standard_normal((len(MEG), 1))
     stim = np.zeros(n)
@@ -64,14 +65,15 @@ def _center_scale():
     return np.full(len(MEG), 1e-14), np.full(len(MEG), 4e-13)
 
 
-def _offline(stream, onsets):
-    """The workflow's chain: causal epochs of the run, the fitted scaler and clamp, the brain module."""
+def _offline(stream, onsets, mask=None):
+    """The workflow's chain: causal epochs of the run, the fitted scaler and clamp, the brain module
+    (with a channel ``mask``: True where the sensor exists)."""
     meg = stream[1:-1][::-1]
     data = epoch_causal(lambda a, b: meg[:, a:b], meg.shape[1], len(MEG), SFREQ, onsets, CAUSAL).data
     center, scale = _center_scale()
     apply_scaler(data, center, scale, CAUSAL.clamp)
     with torch.no_grad():
-        return BRAIN(torch.from_numpy(data), torch.zeros(len(data), dtype=torch.long))["clip"].numpy()
+        return BRAIN(torch.from_numpy(data), torch.zeros(len(data), dtype=torch.long), mask)["clip"].numpy()
 
 
 MODEL = SubjectModel(BRAIN, 0, CAUSAL, MEG, *_center_scale())
@@ -482,7 +484,9 @@ def test_causal_workflow_in_miniature_trains_and_replays_equal_to_offline(tmp_pa
     bad.parent.mkdir()
     raw.rename_channels(renamed).save(bad, verbose="error")
     n_channels = len(online.subject_model.channels)
-    with pytest.raises(ValueError, match=f"2 of the model's {n_channels} channels cannot be decoded") as failure:
+    with pytest.raises(
+        ValueError, match=f"2 of the model's {n_channels} channels cannot be decoded"
+    ) as failure:
         replay([runs[0][0], bad], tmp_path / "failed")
     assert "the 19 trials decoded or skipped before it are in" in "\n".join(failure.value.__notes__)
     kept = read_trial_log(tmp_path / "failed" / "trial_log.tsv")
@@ -492,3 +496,99 @@ def test_causal_workflow_in_miniature_trains_and_replays_equal_to_offline(tmp_pa
         kept.drop(columns="latency_ms"), first_run.drop(columns="latency_ms").reset_index(drop=True)
     )
     assert not (tmp_path / "failed" / "trials.tsv").exists()  # no output that looks complete
+
+
+# --- faults: missing channels, NaN in the trigger channel, the filter's settling time --------------------
+
+
+def test_missing_channels_are_decoded_through_the_mask_up_to_the_stated_fraction(caplog):
+    """A stream without one of the model's channels (or with it named bad) decodes with the channels
+    present, as the brain module does with that channel masked; past max_missing_fraction it is refused."""
+    stream, onsets, types = _recording()
+    decoded = [i for i, t in enumerate(types) if t != "catch"]
+    gone = MEG[2]
+    keep = [i for i, name in enumerate(STREAM) if name != gone]
+    mask = torch.tensor([name != gone for name in MEG])
+    offline = _offline(stream, onsets[decoded], mask=mask)
+    with caplog.at_level("WARNING", logger="megdecode.online.decoder"):
+        absent = _feed(
+            _decoder(max_missing_fraction=0.2, stream=[STREAM[i] for i in keep]), stream[keep], [12]
+        )
+    assert "decoding with 5 of the model's 6 channels" in caplog.text and gone in caplog.text
+    named_bad = _feed(_decoder(max_missing_fraction=0.2, bad_channels=(gone,)), stream, [12])
+    for online in (absent, named_bad):
+        assert [t.onset_sample for t in online.decoded] == onsets[decoded].tolist() and not online.skipped
+        assert max(_rel(t.latent, offline[k]) for k, t in enumerate(online.decoded)) <= 1e-5
+    with pytest.raises(ValueError, match=r"more than max_missing_fraction 0.1 allows"):
+        _decoder(stream=[STREAM[i] for i in keep])  # 1 of 6 > 10%
+    whole = _offline(stream, onsets[decoded])
+    assert max(_rel(t.latent, whole[k]) for k, t in enumerate(absent.decoded)) > 1e-4  # the mask mattered
+
+
+def test_nan_in_the_trigger_channel_inside_a_pulse_makes_no_phantom_onset():
+    stream, onsets, _ = _recording()
+    clean = _feed(_decoder(), stream, [12])
+    holed = stream.copy()
+    holed[-1, onsets[1] + 2] = np.nan  # inside the 5-sample pulse
+    holed[-1, onsets[4] + 4 : onsets[4] + 8] = np.nan  # across the pulse's falling edge
+    decoder = _feed(_decoder(), holed, [3])
+    assert [t.onset_sample for t in decoder.decoded] == [t.onset_sample for t in clean.decoded]
+    assert not decoder.skipped and decoder.n_ignored == clean.n_ignored
+
+
+def test_settling_samples_of_a_known_filter():
+    """One pole at a: h[n] = a**n, so the tail from n on holds a**n of the absolute sum."""
+    a = 0.9
+    sos = np.array([[1.0, 0.0, 0.0, 1.0, -a, 0.0]])
+    for tolerance in (1e-1, 1e-3):
+        assert settling_samples(sos, tolerance, 10_000) == int(np.ceil(np.log(tolerance) / np.log(a)))
+    assert settling_samples(sos, 1e-3, 20) == 20  # capped
+
+
+def test_trials_inside_the_filters_settling_time_after_nan_are_flagged():
+    """50 ms of NaN: trials touching it (plus settle_s) are skipped; later trials inside the causal
+    filter's settling time are decoded and flagged; after it they are not flagged, and they equal the
+    clean run's more closely than the flagged ones."""
+    from megdecode.preprocessing.causal import causal_sos
+
+    stream, onsets, types = _recording(seconds=40.0)
+    settle = settling_samples(causal_sos(CAUSAL, SFREQ), 1e-3, int(120 * SFREQ))
+    assert 13.5 * SFREQ < settle < 14.5 * SFREQ  # 0.1 Hz high-pass: ~14 s
+    clean = {t.onset_sample: t for t in _feed(_decoder(), stream, [12]).decoded}
+    fault = int(onsets[2]) + 200
+    holed = stream.copy()
+    holed[1:-1, fault : fault + int(0.05 * SFREQ)] = np.nan
+    decoder = _feed(_decoder(), holed, [12])
+    window = decoder.window
+    skipped = {s.onset_sample for s in decoder.skipped}
+    flagged = {t.onset_sample: t for t in decoder.decoded if t.settling}
+    unflagged = {t.onset_sample: t for t in decoder.decoded if not t.settling}
+    fault_end = fault + int(0.05 * SFREQ)
+    for onset in clean:
+        start = onset + min(window.t0, window.b0)
+        if onset + window.t1 < fault:
+            assert onset in unflagged and np.array_equal(unflagged[onset].latent, clean[onset].latent)
+        elif start < fault_end + decoder.settle:
+            assert onset in skipped
+        elif start < fault_end + settle:
+            assert flagged[onset].settling == SKIP_NAN
+        else:
+            assert onset in unflagged
+    late = [o for o in unflagged if o > fault]
+    assert flagged and late
+    worst_late = max(_rel(unflagged[o].latent, clean[o].latent) for o in late)
+    first_flagged = _rel(flagged[min(flagged)].latent, clean[min(flagged)].latent)
+    assert worst_late < first_flagged
+
+
+def test_the_decoder_sets_its_torch_thread_count():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        _decoder()
+        assert torch.get_num_threads() == 1  # the default setting
+        torch.set_num_threads(2)
+        _decoder(torch_threads=None)
+        assert torch.get_num_threads() == 2  # left alone
+    finally:
+        torch.set_num_threads(before)

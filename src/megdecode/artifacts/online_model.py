@@ -3,21 +3,24 @@ the acquisition computer: ``{R}/realtime/{backbone}/sub-{subject}/seed-{seed}/on
 
 - ``model.safetensors``: a copy of the trained brain module (:mod:`.brain_model`);
 - ``gallery.npz``: ``image_id`` (n,) and ``latent`` (n, dim) float32, the gallery's true latents
-  standardised like the model's predictions (the training images' statistics);
-- ``online.json`` (``trigger_codes`` null when the config has none: then only a replay with onsets
-  from ``events.tsv`` can use it; set ``bids.trigger_codes`` for live decoding): subject, backbone, seed and gallery split; the preprocessing record (parameters, phase)
-  and fitted robust scaler of the subject's ``info.json``; the training recordings' rate and the model's
-  channels (``channels.tsv`` order); the onsets (trigger channel, trigger codes, photodiode channel, lag
-  and threshold, decoded trial types); each gallery image's file, relative to the stimulus folder.
+  standardised like the model's predictions (the training images' statistics), then unit norm;
+- ``online.json``: subject, backbone, seed and gallery split; the preprocessing record (parameters,
+  phase) and fitted robust scaler of the subject's ``info.json``; the training recordings' rate and the
+  model's channels (``channels.tsv`` order); the onsets (trigger channel, trigger codes, photodiode
+  channel, lag and threshold, decoded trial types); each gallery image's file, relative to the stimulus
+  folder. ``trigger_codes`` is null when the config has none: then only a replay with onsets from
+  ``events.tsv`` can use it (set ``bids.trigger_codes`` for live decoding).
 
-:func:`write_online_model` is called by the ``realtime_model`` rule; :func:`read_online_model` by the
-replay and the ``megdecode online`` command.
+:func:`write_online_model` (from the workflow's files) is called by the ``realtime_model`` rule,
+:func:`save_online_model` (from the pieces) by it and by tests; :func:`read_online_model` by the replay and
+the ``megdecode online`` command.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +76,52 @@ class OnlineModel:
         ).replace(**overrides)
 
 
+@dataclass(frozen=True)
+class OnlineModelRecord:
+    """What ``online.json`` records besides the weights and the gallery (see the module docstring)."""
+
+    subject: str
+    backbone: str
+    seed: int
+    gallery_split: str
+    preprocessing: Mapping[str, Any]  # the preprocessing config section the model was trained with
+    recorded_sfreq: float | None
+    channels: Sequence[str]
+    center: Sequence[float]
+    scale: Sequence[float]
+    onsets: Mapping[str, Any]
+    images: Mapping[str, str]
+    decode_types: Sequence[str] = ("exp", "test")
+
+
+def save_online_model(
+    directory: Path | str, weights: Path | str, record: OnlineModelRecord, gallery: Any
+) -> None:
+    """Write an online model folder, atomically: a copy of ``weights`` (a ``model.safetensors``), the
+    ``gallery`` (a :class:`~megdecode.online.Gallery`) and ``record``."""
+    from megdecode.online.decoder import OnlineSettings
+    from megdecode.preprocessing.params import PreprocessingParams
+
+    missing = [k for k in ONSET_KEYS if k not in record.onsets]
+    if missing:
+        raise ValueError(f"online model of sub-{record.subject}: onsets lack {missing}")
+    params = PreprocessingParams.from_config(record.preprocessing)  # checked before anything is written
+    if not len(record.channels) == len(record.center) == len(record.scale):
+        raise ValueError(f"online model of sub-{record.subject}: channels, center and scale differ in length")
+    meta = {
+        "format": FORMAT,
+        **{k: v for k, v in dataclasses.asdict(record).items() if k not in ("center", "scale")},
+        "phase": params.phase,
+        "scaler": {"center": [float(v) for v in record.center], "scale": [float(v) for v in record.scale]},
+        "decode_types": list(record.decode_types or OnlineSettings().decode_types or ()),
+    }
+    with io.atomic_output(directory) as tmp:
+        tmp.mkdir(parents=True)
+        shutil.copyfile(weights, tmp / WEIGHTS)
+        io.save_npz({"image_id": gallery.image_ids.astype(str), "latent": gallery.unit}, tmp / GALLERY)
+        io.write_json(meta, tmp / METADATA)
+
+
 def write_online_model(
     directory: Path | str,
     *,
@@ -87,40 +136,29 @@ def write_online_model(
     gallery_split: str,
     onsets: Mapping[str, Any],
 ) -> None:
-    """Write the online model of ``subject`` (see the module docstring), atomically as a folder."""
+    """Write the online model of ``subject`` from the workflow's files (see the module docstring)."""
     from megdecode.artifacts.brain_model import load_trained_brain
     from megdecode.artifacts.stimuli import read_stimuli
     from megdecode.online.build import gallery_from_files, preprocessing_of
-    from megdecode.online.decoder import OnlineSettings
 
-    missing = [k for k in ONSET_KEYS if k not in onsets]
-    if missing:
-        raise ValueError(f"online model of sub-{subject}: onsets lack {missing}")
-    trained = load_trained_brain(model_path)
-    trained.subject_index(subject)  # the subject must be in the model
-    params, info, channels = preprocessing_of(preprocessed_dir)
+    load_trained_brain(model_path).subject_index(subject)  # the subject must be in the model
+    _, info, channels = preprocessing_of(preprocessed_dir)
     gallery = gallery_from_files(predictions_path, latents_dir, gallery_split)
     files = read_stimuli(stimuli_path)["file"]
-    meta = {
-        "format": FORMAT,
-        "subject": subject,
-        "backbone": backbone,
-        "seed": int(seed),
-        "gallery_split": gallery_split,
-        "preprocessing": info["preprocessing"],
-        "phase": params.phase,
-        "recorded_sfreq": info.get("raw_sfreq"),
-        "channels": list(channels),
-        "scaler": {"center": list(info["scaler"]["center"]), "scale": list(info["scaler"]["scale"])},
-        "onsets": {k: onsets[k] for k in ONSET_KEYS},
-        "decode_types": list(OnlineSettings().decode_types or ()),
-        "images": {str(i): str(files.get(i, "")) for i in gallery.image_ids},
-    }
-    with io.atomic_output(directory) as tmp:
-        tmp.mkdir(parents=True)
-        shutil.copyfile(model_path, tmp / WEIGHTS)
-        io.save_npz({"image_id": gallery.image_ids.astype(str), "latent": gallery.unit}, tmp / GALLERY)
-        io.write_json(meta, tmp / METADATA)
+    record = OnlineModelRecord(
+        subject=subject,
+        backbone=backbone,
+        seed=int(seed),
+        gallery_split=gallery_split,
+        preprocessing=info["preprocessing"],
+        recorded_sfreq=info.get("raw_sfreq"),
+        channels=list(channels),
+        center=info["scaler"]["center"],
+        scale=info["scaler"]["scale"],
+        onsets={k: onsets[k] for k in ONSET_KEYS if k in onsets},
+        images={str(i): str(files.get(i, "")) for i in gallery.image_ids},
+    )
+    save_online_model(directory, model_path, record, gallery)
 
 
 def read_online_model(directory: Path | str) -> OnlineModel:
