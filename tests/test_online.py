@@ -181,10 +181,10 @@ def test_unknown_trigger_code_is_skipped_and_named():
     assert len(decoder.decoded) == 6
 
 
-def _with_photodiode(seed=6):
+def _with_photodiode(seed=6, seconds=9.0):
     """The recording with its images shown 3-7 samples (8-19 ms) after their triggers, as a photodiode
     on row 0 sees them (a step of 1 on 0.002 noise, as the simulator's): (stream, image onsets)."""
-    stream, onsets, types = _recording()
+    stream, onsets, types = _recording(seconds)
     rng = np.random.default_rng(seed)
     lags = rng.integers(3, 8, len(onsets))
     triggers = onsets - lags

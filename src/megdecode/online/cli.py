@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     online.add_argument("--connect-timeout", type=float, default=10.0, help="LSL: seconds to find the stream")
     online.add_argument("--jitter", type=float, default=0.0, help="LSL: timestamp jitter of the source (s)")
+    online.add_argument(
+        "--bufsize", type=float, default=2.0, help="LSL: seconds of samples liblsl keeps for this reader"
+    )
     online.add_argument("--lsl-config", type=Path, help="lsl_api.cfg for liblsl (sets LSLAPICFG)")
     online.add_argument("--chunk", type=int, default=12, help="replay: samples per chunk (default 12)")
     online.add_argument("--pace", action="store_true", help="replay: at the recording's rate")
@@ -115,6 +118,7 @@ def _lsl_source(args: argparse.Namespace, sfreq: float | None) -> Source:
         connect_timeout=args.connect_timeout,
         max_samples=max_samples,
         jitter=args.jitter,
+        bufsize=args.bufsize,
     ).connect()
     return Source(f"LSL stream {args.lsl!r}", stream.ch_names, stream.sfreq, stream.chunks(), stream)
 
