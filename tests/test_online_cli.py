@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import colorsys
 import dataclasses
 import json
 import os
@@ -61,8 +62,9 @@ def write_test_online_model(folder: Path, phase: str = "causal", images_root: Pa
         from PIL import Image
 
         images_root.mkdir(parents=True, exist_ok=True)
-        for k, name in enumerate(images.values()):
-            Image.new("RGB", (16, 16), (12 * k, 255 - 12 * k, 90)).save(images_root / name)
+        for k, name in enumerate(images.values()):  # one colour each, around the hue circle
+            colour = tuple(int(255 * c) for c in colorsys.hsv_to_rgb(k / len(images), 0.8, 0.9))
+            Image.new("RGB", (16, 16), colour).save(images_root / name)
     record = OnlineModelRecord(
         subject="01", backbone="test_latents", seed=0, gallery_split="test_large",
         preprocessing=pre_cfg(phase=phase, raw_sfreq=SFREQ), recorded_sfreq=SFREQ, channels=MEG,

@@ -39,6 +39,8 @@ body { font-family: sans-serif; margin: 1em; background: #fafafa; }
 #score { font-size: 1.4em; }
 .trial { display: flex; align-items: center; gap: 6px; padding: 4px; border-bottom: 1px solid #ddd; }
 .trial .info { width: 14em; font-size: 0.85em; }
+#columns span { display: inline-block; width: 70px; text-align: center; font-size: 0.8em; color: #555; }
+#columns .info { width: 14em; text-align: left; }
 .trial img, .trial .noimg { width: 64px; height: 64px; border: 3px solid transparent; }
 .trial .noimg { display: inline-flex; align-items: center; justify-content: center; font-size: 9px;
   background: #eee; overflow: hidden; }
@@ -54,8 +56,10 @@ body { font-family: sans-serif; margin: 1em; background: #fafafa; }
   <div><h2 id="title">megdecode live</h2><div id="status">waiting for trials</div></div>
   <div id="score">running top-5: <span id="acc">n/a</span> (chance <span id="chance">n/a</span>,
     <span id="ngallery">0</span> gallery trials)</div>
-  <div><div id="bars"></div><div>latency (ms): <span id="latrange">n/a</span></div></div>
+  <div><div id="bars"></div><div>latency histogram (ms): <span id="latrange">n/a</span></div></div>
 </div>
+<div id="columns" class="trial"><span class="info">newest trial first</span><span>seen</span>
+  <span>top 1</span><span>top 2</span><span>top 3</span><span>top 4</span><span>top 5</span></div>
 <div id="trials"></div>
 <script>
 const state = {hits: 0, ngallery: 0, latencies: [], images: new Set()};
@@ -77,7 +81,9 @@ function histogram() {
   for (const v of lat) counts[Math.min(n - 1, Math.floor((v - lo) / width))] += 1;
   const top = Math.max(...counts);
   for (const c of counts) {
-    const bar = document.createElement("div"); bar.style.height = (80 * c / top) + "px"; bars.appendChild(bar);
+    const bar = document.createElement("div");
+    bar.style.height = (80 * c / top) + "px";
+    bars.appendChild(bar);
   }
   document.getElementById("latrange").textContent =
     lo.toFixed(2) + " to " + hi.toFixed(2) + " (" + lat.length + " trials)";
@@ -101,7 +107,9 @@ function addTrial(t) {
     (t.settling ? "<br>filter settling after " + t.settling : "");
   row.appendChild(info);
   row.appendChild(tile(t.image_id, "seen"));
-  for (const id of (t.top5 ? t.top5.split(",") : [])) row.appendChild(tile(id, id === t.image_id ? "match" : ""));
+  for (const id of (t.top5 ? t.top5.split(",") : [])) {
+    row.appendChild(tile(id, id === t.image_id ? "match" : ""));
+  }
   const list = document.getElementById("trials");
   list.insertBefore(row, list.firstChild);
   document.getElementById("ngallery").textContent = state.ngallery;
