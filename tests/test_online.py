@@ -592,3 +592,18 @@ def test_the_decoder_sets_its_torch_thread_count():
         assert torch.get_num_threads() == 2  # left alone
     finally:
         torch.set_num_threads(before)
+
+
+def test_replay_backbone_is_the_first_of_training_backbones():
+    """realtime.backbone null: the first of training.backbones as listed there (the schema's words), not
+    the first in the backbones section."""
+    from test_plan import config
+
+    from megdecode.plan import make_plan
+
+    both = {"backbones": ["attributes", "hog"], "seeds": [0]}
+    plan = make_plan(config(training=both, realtime={"enabled": True}))
+    assert plan.brain_backbones == ["hog", "attributes"]  # the backbones section's order
+    assert plan.realtime == ("attributes", 0)
+    every = make_plan(config(training={"backbones": None, "seeds": [0]}, realtime={"enabled": True}))
+    assert every.realtime == ("hog", 0)  # null: every backbone, in the backbones section's order
