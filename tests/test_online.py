@@ -279,7 +279,11 @@ def test_construction_errors_name_the_fix():
 def test_replay_rule_in_the_tiny_workflow(tiny_results):
     """The tiny workflow replays each subject's test runs: every image trial decoded, none skipped; with
     phase: causal, online latents equal the training job's saved predictions on the same trials."""
+    import pandas as pd
+
+    from megdecode.artifacts.online_model import read_online_model
     from megdecode.io import read_tsv
+    from megdecode.online.trial_log import read_trial_log
 
     for subject in ("01", "02"):
         out = tiny_results / "realtime" / "attributes" / f"sub-{subject}" / "seed-0"
@@ -292,6 +296,17 @@ def test_replay_rule_in_the_tiny_workflow(tiny_results):
         assert int(value["trials_skipped"]) == 0 and (out / "replay.png").stat().st_size > 10_000
         assert float(value["latency_ms_p50"]) > 0 and float(value["throughput_x_realtime"]) > 1
         assert int(value["n_compared_offline"]) > 0
+        assert value["backbone"] == "attributes" and float(value["chance_top5"]) == round(5 / 36, 4)
+        # every trial was logged as it came (the job's second log), the same rows as trials.tsv
+        logged = read_trial_log(
+            tiny_results / "logs" / "realtime_replay" / "attributes" / f"sub-{subject}_seed-0.trials.tsv"
+        )
+        key = ["session", "run", "onset_sample", "top5"]
+        pd.testing.assert_frame_equal(
+            logged.sort_values(key, ignore_index=True)[key], trials.sort_values(key, ignore_index=True)[key]
+        )
+        online = read_online_model(out / "online_model")
+        assert online.subject == subject and online.onsets["photodiode_channel"] == "UADC016-2104"
         if value["phase"] == "causal":
             assert float(value["online_offline_max_rel_diff"]) <= 1e-5
             assert value["online_top5_acc_compared"] == value["offline_top5_acc_compared"]

@@ -160,7 +160,9 @@ class OfflineComparison:
         top = self.gallery.image_ids[self.gallery.top(ref)]
         return {
             "offline_top5_hit": float(image in set(top)),
-            "online_offline_rel_diff": float(np.linalg.norm(latent - ref) / max(np.linalg.norm(ref), 1e-30)),
+            "online_offline_rel_diff": _sig(
+                float(np.linalg.norm(latent - ref) / max(np.linalg.norm(ref), 1e-30)), 3
+            ),
         }
 
 
@@ -223,7 +225,7 @@ class RunRecorder:
             "image_id": image, "status": "decoded", "skip_reason": "", "top1": trial.top5_ids[0],
             "top5": ",".join(trial.top5_ids),
             "online_top5_hit": float(image in trial.top5_ids) if image in self.in_gallery else np.nan,
-            "latency_ms": 1e3 * trial.latency_s, "settling": trial.settling,
+            "latency_ms": round(1e3 * trial.latency_s, 3), "settling": trial.settling,
         }  # fmt: skip
         if image is not None:
             k = self.seen[image]

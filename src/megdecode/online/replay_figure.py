@@ -9,6 +9,7 @@ and gives the online top-5 accuracy on the gallery trials against chance.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -84,7 +85,7 @@ def _examples_panel(fig, spec, table: pd.DataFrame, files: Mapping[str, str], im
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
-                ax.set_title(f"seen\n{seen}", fontsize=7)
+                ax.set_title("\n".join(textwrap.wrap(seen.replace("_", " "), 14)), fontsize=6)
                 for side in ax.spines.values():
                     side.set(color="k", lw=2)
             elif image_id == seen:
