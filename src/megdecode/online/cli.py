@@ -17,7 +17,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,19 +122,9 @@ def _lsl_source(args: argparse.Namespace, sfreq: float | None) -> Source:
     return Source(f"LSL stream {args.lsl!r}", stream.ch_names, stream.sfreq, stream.chunks(), stream)
 
 
-def _file_chunks(raw: Any, chunk: int, pace: bool, stop: int) -> Iterator[tuple[np.ndarray, int]]:
-    sfreq, step = float(raw.info["sfreq"]), max(chunk, 10 * int(raw.info["sfreq"]) // chunk * chunk)
-    start = time.perf_counter()
-    for a in range(0, stop, step):
-        block = raw.get_data(start=a, stop=min(stop, a + step))
-        for b in range(0, block.shape[1], chunk):
-            if pace:
-                time.sleep(max(0.0, start + (a + b + chunk) / sfreq - time.perf_counter()))
-            yield block[:, b : b + chunk], a + b
-
-
 def _file_source(args: argparse.Namespace) -> Source:
     from megdecode.online.lsl import read_recording
+    from megdecode.online.replay import recording_chunks
 
     if args.chunk < 1:
         raise UsageError(f"--chunk must be >= 1, got {args.chunk}")
@@ -145,7 +134,7 @@ def _file_source(args: argparse.Namespace) -> Source:
         raise UsageError(str(err)) from err
     sfreq = float(raw.info["sfreq"])
     stop = raw.n_times if args.duration is None else min(raw.n_times, int(round(args.duration * sfreq)))
-    chunks = _file_chunks(raw, args.chunk, args.pace, stop)
+    chunks = recording_chunks(raw, args.chunk, args.pace, stop=stop)
     return Source(f"recording {args.replay}", list(raw.ch_names), sfreq, chunks)
 
 

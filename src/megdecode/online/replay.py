@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,22 +105,38 @@ def runs_with_test_images(
     return runs[:max_runs] if max_runs is not None else runs
 
 
-def replay_run(decoder, raw, chunk: int, pace: bool, block_s: float = 10.0) -> dict[str, float]:
-    """Feed ``raw`` (an mne Raw) to ``decoder`` in chunks; returns feed time and stream duration (s)."""
-    sfreq, n = float(raw.info["sfreq"]), raw.n_times
+def recording_chunks(
+    raw, chunk: int, pace: bool, block_s: float = 10.0, stop: int | None = None
+) -> Iterator[tuple[np.ndarray, int]]:
+    """``(chunk, first_sample)`` of an mne Raw's first ``stop`` samples (all by default), read
+    ``block_s`` seconds at a time; with ``pace``, each chunk when its last sample would have been
+    recorded (counted from the first call)."""
+    sfreq = float(raw.info["sfreq"])
+    n = raw.n_times if stop is None else min(stop, raw.n_times)
     step = max(chunk, int(block_s * sfreq) // chunk * chunk)
-    feed_s, start = 0.0, time.perf_counter()
+    start = time.perf_counter()
     for a in range(0, n, step):
         data = raw.get_data(start=a, stop=min(n, a + step))
         for b in range(0, data.shape[1], chunk):
-            if pace:  # wait until the chunk's last sample would have been recorded
+            if pace:
                 due = start + (a + b + min(chunk, data.shape[1] - b)) / sfreq
                 time.sleep(max(0.0, due - time.perf_counter()))
-            tic = time.perf_counter()
-            decoder.feed(data[:, b : b + chunk], first_sample=a + b)
-            feed_s += time.perf_counter() - tic
+            yield data[:, b : b + chunk], a + b
+
+
+def replay_run(decoder, raw, chunk: int, pace: bool, block_s: float = 10.0) -> dict[str, float]:
+    """Feed ``raw`` (an mne Raw) to ``decoder`` in chunks; returns feed time and stream duration (s)."""
+    feed_s, start = 0.0, time.perf_counter()
+    for data, first in recording_chunks(raw, chunk, pace, block_s):
+        tic = time.perf_counter()
+        decoder.feed(data, first_sample=first)
+        feed_s += time.perf_counter() - tic
     decoder.close()
-    return {"feed_s": feed_s, "wall_s": time.perf_counter() - start, "stream_s": n / sfreq}
+    return {
+        "feed_s": feed_s,
+        "wall_s": time.perf_counter() - start,
+        "stream_s": raw.n_times / raw.info["sfreq"],
+    }
 
 
 class OfflineComparison:
