@@ -180,3 +180,31 @@ def test_live_view_in_headless_chromium_shows_each_trial_as_it_arrives(tmp_path)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
     finally:
         view.stop()
+
+
+@pytest.mark.netns
+def test_online_command_serves_the_live_view_on_loopback(tmp_path, capsys, monkeypatch):
+    """`megdecode online --view 0`: the view comes up on 127.0.0.1 (a free port), gets every trial and the
+    end of the session, and is shut down with it."""
+    from test_online_cli import write_recording
+
+    from megdecode.online.cli import main
+
+    model = write_test_online_model(tmp_path / "online_model", images_root=tmp_path / "images")
+    stream, _, _, _ = _with_photodiode()
+    write_recording(tmp_path / "run_raw.fif", stream)
+    published = []
+    real_publish = LiveView.publish
+
+    def spy(self, row, kind="trial"):
+        published.append(kind)
+        real_publish(self, row, kind)
+
+    monkeypatch.setattr(LiveView, "publish", spy)
+    argv = ["online", "--model", str(model), "--replay", str(tmp_path / "run_raw.fif"),
+            "--out", str(tmp_path / "out"), "--view", "0", "--images", str(tmp_path / "images")]  # fmt: skip
+    code = main(argv)
+    url = re.search(r"live view: (http://127\.0\.0\.1:\d+/)", capsys.readouterr().out)
+    assert code == 0 and url is not None and published == ["trial"] * 7 + ["end"]
+    with pytest.raises(urllib.error.URLError):  # stopped with the session
+        urllib.request.urlopen(url.group(1), timeout=5)
