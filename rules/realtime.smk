@@ -1,8 +1,38 @@
 # Stage: realtime (docs/realtime.md).
-# Per (backbone, subject, seed): the subject's test runs are replayed from the BIDS recordings through the
-# online decoder (megdecode.online), chunk by chunk, as fast as possible or paced at the recording's rate.
+# Per (backbone, subject, seed): the online model (everything `megdecode online` needs, in one folder), then
+# the subject's test runs replayed from the BIDS recordings through the online decoder built from it, chunk
+# by chunk, as fast as possible or paced at the recording's rate.
 # Which (backbone, seed): PLAN.realtime (realtime.backbone / realtime.seed, else the first trained ones).
 include: "realtime_inputs.smk"
+
+
+rule realtime_model:
+    """One folder with the model, scaler, channels, onsets and gallery of one subject, for live decoding."""
+    input:
+        unpack(realtime_model_inputs),
+    output:
+        directory(RT_ONLINE_MODEL),
+    log:
+        f"{LOGS}/realtime_model/{{backbone}}/sub-{{subject}}_seed-{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/realtime_model/{{backbone}}/sub-{{subject}}_seed-{{seed}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        gallery=config["realtime"]["gallery"],
+        onsets={
+            "stim_channel": config["bids"]["stim_channel"],
+            "trigger_codes": config["bids"]["trigger_codes"],
+            "photodiode_channel": config["bids"]["photodiode_channel"],
+            "photodiode_max_lag_s": config["bids"]["photodiode_max_lag_s"],
+            "photodiode_threshold": config["bids"]["photodiode_threshold"],
+        },
+    script:
+        "../workflow/scripts/realtime_model.py"
 
 
 rule realtime_replay:
@@ -22,7 +52,9 @@ rule realtime_replay:
             },
         ),
     log:
-        f"{LOGS}/realtime_replay/{{backbone}}/sub-{{subject}}_seed-{{seed}}.log",
+        # the job's log, then every trial as it was decoded (kept when the job fails)
+        main=f"{LOGS}/realtime_replay/{{backbone}}/sub-{{subject}}_seed-{{seed}}.log",
+        trials=f"{LOGS}/realtime_replay/{{backbone}}/sub-{{subject}}_seed-{{seed}}.trials.tsv",
     benchmark:
         f"{BENCHMARKS}/realtime_replay/{{backbone}}/sub-{{subject}}_seed-{{seed}}.tsv"
     conda:
@@ -33,13 +65,6 @@ rule realtime_replay:
         runtime=30,
     params:
         cfg=config["realtime"],
-        bids={
-            "stim_channel": config["bids"]["stim_channel"],
-            "trigger_codes": config["bids"]["trigger_codes"],
-            "photodiode_channel": config["bids"]["photodiode_channel"],
-            "photodiode_max_lag_s": config["bids"]["photodiode_max_lag_s"],
-            "photodiode_threshold": config["bids"]["photodiode_threshold"],
-        },
         images=STIMULI_IMAGES,
     script:
         "../workflow/scripts/realtime_replay.py"
@@ -50,7 +75,7 @@ if PLAN.realtime is not None:
         expand(
             [
                 f"{RT_DIR}/{name}"
-                for name in ("trials.tsv", "summary.tsv", "replay.png")
+                for name in ("online_model", "trials.tsv", "summary.tsv", "replay.png")
             ],
             backbone=PLAN.realtime[0],
             subject=SUBJECTS,

@@ -9,13 +9,16 @@ own namespace. Every wait is bounded (connect and idle timeouts, the child's har
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import SHARED
 from netns import inside, interfaces
@@ -260,9 +263,7 @@ def test_samples_missing_from_the_stream_advance_the_counter(lsl_config):
 def test_lsl_replay_decodes_the_trials_of_the_in_process_replay(lsl_config, tmp_path):
     """A recording streamed over LSL and decoded online gives the in-process replay's trials."""
     import mne
-    from test_online import BRAIN, CAUSAL, CODES, GALLERY, MEG, STREAM, _center_scale, _feed, _recording
-
-    from megdecode.online import OnlineDecoder
+    from test_online import CAUSAL, MEG, STREAM, _decoder, _feed, _recording
 
     rows, onsets, types = _recording(seconds=3.4)  # 2 onsets: exp, test
     sfreq = CAUSAL.raw_sfreq
@@ -270,13 +271,9 @@ def test_lsl_replay_decodes_the_trials_of_the_in_process_replay(lsl_config, tmp_
     path = tmp_path / "online_raw.fif"
     mne.io.RawArray(rows, info, verbose="error").save(path, verbose="error")
     recorded = mne.io.read_raw_fif(path, preload=True, verbose="error").get_data()  # float32 in the file
-    center, scale = _center_scale()
 
     def decoder(stream_channels, rate):
-        return OnlineDecoder(
-            BRAIN, 0, CAUSAL, rate, stream_channels, MEG, center, scale, GALLERY,
-            stim_channel="UPPT001", trigger_codes=CODES,
-        )  # fmt: skip
+        return _decoder(stream=stream_channels, sfreq=rate)
 
     in_process = _feed(decoder(STREAM, sfreq), recorded, [recorded.shape[1]])  # the whole run at once
     with publish_recording(path, "megdecode-test-online", chunk_size=12):
@@ -296,3 +293,97 @@ def test_lsl_replay_decodes_the_trials_of_the_in_process_replay(lsl_config, tmp_
     for a, b in zip(online.decoded, in_process.decoded, strict=True):
         assert a.trial_type == b.trial_type and a.top5_ids == b.top5_ids
         assert np.linalg.norm(a.latent - b.latent) <= 1e-5 * np.linalg.norm(b.latent)
+
+
+@pytest.mark.skipif(not HAS_MNE_LSL, reason="mne-lsl is not installed (extra 'realtime')")
+def test_the_mne_lsl_api_this_module_uses_is_there():
+    """megdecode.online.lsl uses mne-lsl's public API only; this names every class, method, property and
+    argument it relies on, so that a version where one moved fails here, loudly, before any stream opens."""
+    import inspect
+
+    from mne_lsl import __version__
+    from mne_lsl.lsl import StreamInfo, StreamOutlet, local_clock
+    from mne_lsl.stream import StreamLSL
+    from packaging.requirements import Requirement
+
+    from megdecode.online.lsl import REQUIREMENT
+
+    assert Requirement(REQUIREMENT).specifier.contains(__version__), (__version__, REQUIREMENT)
+    arguments = {
+        StreamInfo.__init__: ["name", "stype", "n_channels", "sfreq", "dtype", "source_id"],
+        StreamInfo.set_channel_info: ["info"],
+        StreamOutlet.__init__: ["sinfo", "chunk_size"],
+        StreamOutlet.push_chunk: ["x", "timestamp"],
+        StreamOutlet.wait_for_consumers: ["timeout"],
+        StreamLSL.__init__: ["bufsize", "name", "source_id"],
+        StreamLSL.connect: ["acquisition_delay", "timeout"],
+        StreamLSL.get_data: ["winsize", "picks", "exclude"],
+    }
+    for function, names in arguments.items():
+        missing = [n for n in names if n not in inspect.signature(function).parameters]
+        assert not missing, f"mne-lsl {__version__}: {function.__qualname__} lacks arguments {missing}"
+    for name in ("connected", "n_new_samples", "n_buffer", "info"):
+        assert isinstance(inspect.getattr_static(StreamLSL, name), property), f"StreamLSL.{name}"
+    for name in ("acquire", "disconnect"):
+        assert callable(getattr(StreamLSL, name)), f"StreamLSL.{name}"
+    assert isinstance(local_clock(), float)
+
+
+def _online_command(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "megdecode.online.cli", "online", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.netns
+def test_online_command_over_lsl_ends_at_its_duration_and_says_when_the_source_is_lost(lsl_config, tmp_path):
+    """`megdecode online --lsl NAME`: a whole recording streamed over LSL gives the trials the in-process
+    decoder gives (exit 0 at --duration); the same stream killed mid-session gives "source lost" with the
+    last sample's time and the count decoded, exit 3, and trials.tsv keeps every trial decoded before."""
+    from test_online import SFREQ as RATE
+    from test_online import _decoder, _feed, _with_photodiode
+    from test_online_cli import write_recording, write_test_online_model
+
+    model = write_test_online_model(tmp_path / "online_model")
+    stream, _, _, _ = _with_photodiode(seconds=5.0)
+    recorded = write_recording(tmp_path / "run_raw.fif", stream)
+    n = recorded.shape[1]
+    expected = _feed(_decoder(photodiode_channel="UADC016-2104"), recorded, [12]).decoded
+    common = ["--model", str(model), "--lsl-config", str(lsl_config), "--bufsize", str(BUFSIZE)]
+
+    with publish_recording(tmp_path / "run_raw.fif", "megdecode-test-cli", wait_for_consumer=60) as player:
+        proc = _online_command(*common, "--lsl", "megdecode-test-cli", "--out", str(tmp_path / "whole"),
+                               "--duration", str(n / RATE))  # fmt: skip
+        out, err = proc.communicate(timeout=90)
+        assert not player.running
+    assert proc.returncode == 0, err
+    whole = pd.read_csv(tmp_path / "whole" / "trials.tsv", sep="\t")
+    assert whole["onset_sample"].tolist() == [t.onset_sample for t in expected] and len(expected) == 3
+    assert whole["top5"].tolist() == [",".join(t.top5_ids) for t in expected]
+    assert json.loads((tmp_path / "whole" / "session.json").read_text())["status"] == "ended"
+
+    cut = int(0.7 * n)
+    with publish_recording(tmp_path / "run_raw.fif", "megdecode-test-lost", wait_for_consumer=60) as player:
+        proc = _online_command(*common, "--lsl", "megdecode-test-lost", "--out", str(tmp_path / "lost"),
+                               "--timeout", "1")  # fmt: skip
+        deadline = time.monotonic() + 60
+        while player.n_pushed < cut and time.monotonic() < deadline:
+            time.sleep(0.01)
+        player.stop()  # the source dies mid-session
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    session = json.loads((tmp_path / "lost" / "session.json").read_text())
+    received = session["samples_received"]
+    assert session["status"] == "source lost" and cut <= received < n
+    before = [t for t in expected if t.last_sample < received]
+    assert 0 < len(before) < len(expected)
+    lost = pd.read_csv(tmp_path / "lost" / "trials.tsv", sep="\t")
+    decoded = lost[lost["status"] == "decoded"]
+    assert decoded["onset_sample"].tolist() == [t.onset_sample for t in before]
+    assert decoded["top5"].tolist() == [",".join(t.top5_ids) for t in before]
+    message = f"last sample {(received - 1) / RATE:.3f} s into the session (sample {received - 1}); "
+    assert "source lost: LSL stream 'megdecode-test-lost': no sample for 1 s; " in err and message in err
+    assert f"{len(before)} trials decoded" in err

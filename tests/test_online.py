@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,8 +11,8 @@ from conftest import brain_config
 from test_preprocessing import pre_cfg
 
 from megdecode.models import BrainModule
-from megdecode.online import Event, Gallery, OnlineDecoder
-from megdecode.online.decoder import SKIP_CODE, SKIP_DIODE, SKIP_GAP, SKIP_NAN
+from megdecode.online import Event, Gallery, OnlineDecoder, OnlineSettings, SubjectModel
+from megdecode.online.decoder import SKIP_CODE, SKIP_DIODE, SKIP_GAP, SKIP_NAN, settling_samples
 from megdecode.preprocessing.assemble import apply_scaler
 from megdecode.preprocessing.causal import epoch_causal
 from megdecode.preprocessing.params import PreprocessingParams
@@ -48,7 +50,8 @@ def _recording(seconds=9.0, seed=1):
     n = int(seconds * SFREQ)
     meg = 2e-13 * rng.standard_normal((len(MEG), n)) + 3e-11 + 1e-13 * np.linspace(0, 5, n)
     onsets = np.arange(300, n - 400, 340)  # windows (-0.5..1 s) overlap
-    types = ["exp", "test", "catch", "exp", "exp", "test", "exp", "exp", "exp"][: len(onsets)]
+    pattern = ["exp", "test", "catch", "exp", "exp", "test", "exp", "exp", "exp"]
+    types = [pattern[i % len(pattern)] for i in range(len(onsets))]
     for s in onsets:
         meg[:, s + 30 : s + 60] += 5e-13 * rng.standard_normal((len(MEG), 1))
     stim = np.zeros(n)
@@ -62,22 +65,28 @@ def _center_scale():
     return np.full(len(MEG), 1e-14), np.full(len(MEG), 4e-13)
 
 
-def _offline(stream, onsets):
-    """The workflow's chain: causal epochs of the run, the fitted scaler and clamp, the brain module."""
+def _offline(stream, onsets, mask=None):
+    """The workflow's chain: causal epochs of the run, the fitted scaler and clamp, the brain module
+    (with a channel ``mask``: True where the sensor exists)."""
     meg = stream[1:-1][::-1]
     data = epoch_causal(lambda a, b: meg[:, a:b], meg.shape[1], len(MEG), SFREQ, onsets, CAUSAL).data
     center, scale = _center_scale()
     apply_scaler(data, center, scale, CAUSAL.clamp)
     with torch.no_grad():
-        return BRAIN(torch.from_numpy(data), torch.zeros(len(data), dtype=torch.long))["clip"].numpy()
+        return BRAIN(torch.from_numpy(data), torch.zeros(len(data), dtype=torch.long), mask)["clip"].numpy()
 
 
-def _decoder(**options) -> OnlineDecoder:
-    center, scale = _center_scale()
-    if "events" not in options:
+MODEL = SubjectModel(BRAIN, 0, CAUSAL, MEG, *_center_scale())
+
+
+def _decoder(
+    events=None, on_record=None, model=MODEL, stream=STREAM, sfreq=SFREQ, **options
+) -> OnlineDecoder:
+    if events is None:
         options.setdefault("stim_channel", "UPPT001")
         options.setdefault("trigger_codes", CODES)
-    return OnlineDecoder(BRAIN, 0, CAUSAL, SFREQ, STREAM, MEG, center, scale, GALLERY, **options)
+    settings = OnlineSettings(**options)
+    return OnlineDecoder(model, GALLERY, sfreq, stream, settings, events=events, on_record=on_record)
 
 
 def _feed(decoder, stream, sizes):
@@ -172,10 +181,10 @@ def test_unknown_trigger_code_is_skipped_and_named():
     assert len(decoder.decoded) == 6
 
 
-def _with_photodiode(seed=6):
+def _with_photodiode(seed=6, seconds=9.0):
     """The recording with its images shown 3-7 samples (8-19 ms) after their triggers, as a photodiode
     on row 0 sees them (a step of 1 on 0.002 noise, as the simulator's): (stream, image onsets)."""
-    stream, onsets, types = _recording()
+    stream, onsets, types = _recording(seconds)
     rng = np.random.default_rng(seed)
     lags = rng.integers(3, 8, len(onsets))
     triggers = onsets - lags
@@ -252,14 +261,13 @@ def test_trigger_without_a_photodiode_edge_is_a_counted_skip():
 
 
 def test_construction_errors_name_the_fix():
-    center, scale = _center_scale()
-    with pytest.raises(ValueError, match="lacks 1 of the model's 6 channels"):
-        OnlineDecoder(BRAIN, 0, CAUSAL, SFREQ, STREAM[:-2], MEG, center, scale, GALLERY, events=[])
+    with pytest.raises(ValueError, match=r"1 of the model's 6 channels cannot be decoded \(1 absent"):
+        _decoder(events=[], stream=STREAM[:-2])
     with pytest.raises(ValueError, match="sampled at 1200.0 Hz but the model's recordings were at 360.0"):
-        OnlineDecoder(BRAIN, 0, CAUSAL, 1200.0, STREAM, MEG, center, scale, GALLERY, events=[])
-    zero = PreprocessingParams.from_config(pre_cfg())
-    with pytest.raises(ValueError, match="phase: causal"):
-        OnlineDecoder(BRAIN, 0, zero, SFREQ, STREAM, MEG, center, scale, GALLERY, events=[])
+        _decoder(events=[], sfreq=1200.0)
+    zero = dataclasses.replace(MODEL, params=PreprocessingParams.from_config(pre_cfg()))
+    with pytest.raises(ValueError, match="phase: causal.*allow_zero_phase"):
+        _decoder(events=[], model=zero)
     with pytest.raises(ValueError, match="photodiode channel 'UADC999' is not among"):
         _decoder(photodiode_channel="UADC999")
     with pytest.raises(ValueError, match="give stim_channel too"):
@@ -271,7 +279,11 @@ def test_construction_errors_name_the_fix():
 def test_replay_rule_in_the_tiny_workflow(tiny_results):
     """The tiny workflow replays each subject's test runs: every image trial decoded, none skipped; with
     phase: causal, online latents equal the training job's saved predictions on the same trials."""
+    import pandas as pd
+
+    from megdecode.artifacts.online_model import read_online_model
     from megdecode.io import read_tsv
+    from megdecode.online.trial_log import read_trial_log
 
     for subject in ("01", "02"):
         out = tiny_results / "realtime" / "attributes" / f"sub-{subject}" / "seed-0"
@@ -284,6 +296,17 @@ def test_replay_rule_in_the_tiny_workflow(tiny_results):
         assert int(value["trials_skipped"]) == 0 and (out / "replay.png").stat().st_size > 10_000
         assert float(value["latency_ms_p50"]) > 0 and float(value["throughput_x_realtime"]) > 1
         assert int(value["n_compared_offline"]) > 0
+        assert value["backbone"] == "attributes" and float(value["chance_top5"]) == round(5 / 36, 4)
+        # every trial was logged as it came (the job's second log), the same rows as trials.tsv
+        logged = read_trial_log(
+            tiny_results / "logs" / "realtime_replay" / "attributes" / f"sub-{subject}_seed-0.trials.tsv"
+        )
+        key = ["session", "run", "onset_sample", "top5"]
+        pd.testing.assert_frame_equal(
+            logged.sort_values(key, ignore_index=True)[key], trials.sort_values(key, ignore_index=True)[key]
+        )
+        online = read_online_model(out / "online_model")
+        assert online.subject == subject and online.onsets["photodiode_channel"] == "UADC016-2104"
         if value["phase"] == "causal":
             assert float(value["online_offline_max_rel_diff"]) <= 1e-5
             assert value["online_top5_acc_compared"] == value["offline_top5_acc_compared"]
@@ -305,11 +328,14 @@ def check_trigger_onsets_equal_events(results, subject: str, backbone: str = "at
     model = results / "models" / "brain" / backbone / f"sub-{subject}" / "seed-0"
     gallery = gallery_from_files(model / "predictions.npz", results / "latents" / backbone)
     raw = open_raw(raw_path, run_stem(raw_path))
-    decoder = load_online_decoder(
-        model / "model.safetensors", results / "preprocessed" / f"sub-{subject}", gallery, subject,
-        float(raw.info["sfreq"]), raw.ch_names, allow_zero_phase=True, stim_channel="UPPT001",
+    settings = OnlineSettings(
+        allow_zero_phase=True, stim_channel="UPPT001",
         trigger_codes=read_json(results / "sourcedata" / "ground_truth.json")["trigger_codes"],
         photodiode_channel="UADC016-2104", photodiode_max_lag_s=0.1, photodiode_threshold=0.5,
+    )  # fmt: skip
+    decoder = load_online_decoder(
+        model / "model.safetensors", results / "preprocessed" / f"sub-{subject}", gallery, subject,
+        float(raw.info["sfreq"]), raw.ch_names, settings,
     )  # fmt: skip
     replay_run(decoder, raw, 12, pace=False)
     images = events[events["trial_type"].isin(["exp", "test"])]
@@ -344,9 +370,8 @@ def test_real_ctf_recording_fed_chunk_by_chunk():
     brain = BrainModule(cfg, torch.rand(len(names), 2), 1, params.n_times(), (4,)).eval()
     gallery = Gallery([f"img{i}" for i in range(6)], np.eye(6, 4))
     events = [Event(int(s), "exp") for s in onsets]
-    decoder = OnlineDecoder(
-        brain, 0, params, sfreq, raw.ch_names, names, center, scale, gallery, events=events
-    )
+    model = SubjectModel(brain, 0, params, names, center, scale)
+    decoder = OnlineDecoder(model, gallery, sfreq, raw.ch_names, events=events)
     _feed(decoder, stream, [12])
     apply_scaler(epochs, center, scale, params.clamp)
     with torch.no_grad():
@@ -392,15 +417,20 @@ def test_replay_feeds_contiguous_chunks_and_paces_at_the_recording_rate():
 
 
 def test_causal_workflow_in_miniature_trains_and_replays_equal_to_offline(tmp_path):
-    """Run jobs (phase: causal) -> subject job (scaler) -> brain-module training -> replay: the online
-    latents of the large-test-set trials equal the training job's saved predictions (same top-5)."""
+    """Run jobs (phase: causal) -> subject job (scaler) -> brain-module training -> online model -> replay:
+    the online latents of the large-test-set trials equal the training job's saved predictions (same
+    top-5). A replay whose second run cannot be decoded (channels renamed) fails naming them, and keeps
+    every trial of the first run in its trial log."""
+    import mne
     import pandas as pd
     from test_preprocessing import _run_job, _stimuli, _write_run
     from test_training import FAST, SMALL, _outputs
 
     from megdecode import io
+    from megdecode.artifacts.online_model import read_online_model, write_online_model
     from megdecode.config import section_defaults
-    from megdecode.online.replay import ReplaySettings, replay_subject
+    from megdecode.online.replay import TRIAL_COLUMNS, ReplayInputs, ReplaySettings, replay_subject
+    from megdecode.online.trial_log import read_trial_log
     from megdecode.preprocessing.subject import OUTPUT_KEYS, preprocess_subject
     from megdecode.training.brain import train_brain_module
 
@@ -423,16 +453,172 @@ def test_causal_workflow_in_miniature_trains_and_replays_equal_to_offline(tmp_pa
     io.write_tsv(pd.DataFrame({"image_id": ids}), latents / "index.tsv")
     model = _outputs(tmp_path / "model")
     train_brain_module({"01": tmp_path / "pre"}, latents, model, SMALL, {**FAST, "max_epochs": 2}, seed=0)
-    settings = ReplaySettings.from_config({**section_defaults("realtime"), "enabled": True})
-    summary = replay_subject(
-        [r for r, _ in runs], [e for _, e in runs], stimuli, tmp_path / "images", model.model,
-        tmp_path / "pre", model.predictions["01"], latents, "01", settings,
-        {"stim_channel": "STI", "trigger_codes": None}, tmp_path / "replay",
+    onsets = {"stim_channel": "STI", "trigger_codes": {"exp": 1, "test": 2, "catch": 4},
+              "photodiode_channel": None, "photodiode_max_lag_s": 0.1,
+              "photodiode_threshold": 0.5}  # fmt: skip
+    online_dir = tmp_path / "online_model"
+    write_online_model(
+        online_dir, model_path=model.model, preprocessed_dir=tmp_path / "pre",
+        predictions_path=model.predictions["01"], latents_dir=latents, stimuli_path=stimuli, subject="01",
+        backbone="test_latents", seed=0, gallery_split="test_large", onsets=onsets,
     )  # fmt: skip
+    online = read_online_model(online_dir)
+    assert (
+        online.phase == "causal" and online.onsets == onsets and online.subject_model.params.phase == "causal"
+    )
+    settings = ReplaySettings.from_config({**section_defaults("realtime"), "enabled": True})
+
+    def replay(raw_paths, out):
+        inputs = ReplayInputs(
+            raw_paths, [e for _, e in runs], stimuli, tmp_path / "images", online_dir,
+            model.predictions["01"], pre["trials"],
+        )  # fmt: skip
+        return replay_subject(inputs, settings, out, out / "trial_log.tsv")
+
+    summary = replay([r for r, _ in runs], tmp_path / "replay")
     value = summary.set_index("metric")["value"]
     assert value["phase"] == "causal" and int(value["trials_skipped"]) == 0
+    assert value["backbone"] == "test_latents"
     assert int(value["trials_decoded"]) == 38  # 2 runs x (20 events - 1 catch)
     assert int(value["n_compared_offline"]) == 4  # img10, exp image of a test concept, twice per run
     assert float(value["online_offline_max_rel_diff"]) <= 1e-5
     assert value["online_top5_acc_compared"] == value["offline_top5_acc_compared"]
+    n_gallery = len(online.gallery)
+    assert float(value["chance_top5"]) == round(min(5, n_gallery) / n_gallery, 4)
     assert (tmp_path / "replay" / "replay.png").is_file()
+    trials = read_trial_log(tmp_path / "replay" / "trials.tsv")
+    logged = read_trial_log(tmp_path / "replay" / "trial_log.tsv")
+    assert list(trials.columns) == list(logged.columns) == TRIAL_COLUMNS and len(logged) == len(trials) == 38
+    # the gallery's trials only are scored (the test images); training images can never be right
+    assert set(trials.dropna(subset=["online_top5_hit"])["image_id"]) <= set(online.gallery.image_ids)
+
+    # run 2 with 2 of the model's channels renamed: more than max_missing_fraction (0.1) cannot be decoded
+    raw = mne.io.read_raw_fif(runs[1][0], preload=True, verbose="error")
+    renamed = {name: f"{name}-renamed" for name in online.subject_model.channels[:2]}
+    bad = tmp_path / "bad" / runs[1][0].name
+    bad.parent.mkdir()
+    raw.rename_channels(renamed).save(bad, verbose="error")
+    n_channels = len(online.subject_model.channels)
+    with pytest.raises(
+        ValueError, match=f"2 of the model's {n_channels} channels cannot be decoded"
+    ) as failure:
+        replay([runs[0][0], bad], tmp_path / "failed")
+    assert "the 19 trials decoded or skipped before it are in" in "\n".join(failure.value.__notes__)
+    kept = read_trial_log(tmp_path / "failed" / "trial_log.tsv")
+    first_run = trials[trials["session"] == "01"]
+    assert len(kept) == 19 and (kept["status"] == "decoded").all()
+    pd.testing.assert_frame_equal(
+        kept.drop(columns="latency_ms"), first_run.drop(columns="latency_ms").reset_index(drop=True)
+    )
+    assert not (tmp_path / "failed" / "trials.tsv").exists()  # no output that looks complete
+
+
+# --- faults: missing channels, NaN in the trigger channel, the filter's settling time --------------------
+
+
+def test_missing_channels_are_decoded_through_the_mask_up_to_the_stated_fraction(caplog):
+    """A stream without one of the model's channels (or with it named bad) decodes with the channels
+    present, as the brain module does with that channel masked; past max_missing_fraction it is refused."""
+    stream, onsets, types = _recording()
+    decoded = [i for i, t in enumerate(types) if t != "catch"]
+    gone = MEG[2]
+    keep = [i for i, name in enumerate(STREAM) if name != gone]
+    mask = torch.tensor([name != gone for name in MEG])
+    offline = _offline(stream, onsets[decoded], mask=mask)
+    with caplog.at_level("WARNING", logger="megdecode.online.decoder"):
+        absent = _feed(
+            _decoder(max_missing_fraction=0.2, stream=[STREAM[i] for i in keep]), stream[keep], [12]
+        )
+    assert "decoding with 5 of the model's 6 channels" in caplog.text and gone in caplog.text
+    named_bad = _feed(_decoder(max_missing_fraction=0.2, bad_channels=(gone,)), stream, [12])
+    for online in (absent, named_bad):
+        assert [t.onset_sample for t in online.decoded] == onsets[decoded].tolist() and not online.skipped
+        assert max(_rel(t.latent, offline[k]) for k, t in enumerate(online.decoded)) <= 1e-5
+    with pytest.raises(ValueError, match=r"more than max_missing_fraction 0.1 allows"):
+        _decoder(stream=[STREAM[i] for i in keep])  # 1 of 6 > 10%
+    whole = _offline(stream, onsets[decoded])
+    assert max(_rel(t.latent, whole[k]) for k, t in enumerate(absent.decoded)) > 1e-4  # the mask mattered
+
+
+def test_nan_in_the_trigger_channel_inside_a_pulse_makes_no_phantom_onset():
+    stream, onsets, _ = _recording()
+    clean = _feed(_decoder(), stream, [12])
+    holed = stream.copy()
+    holed[-1, onsets[1] + 2] = np.nan  # inside the 5-sample pulse
+    holed[-1, onsets[4] + 4 : onsets[4] + 8] = np.nan  # across the pulse's falling edge
+    decoder = _feed(_decoder(), holed, [3])
+    assert [t.onset_sample for t in decoder.decoded] == [t.onset_sample for t in clean.decoded]
+    assert not decoder.skipped and decoder.n_ignored == clean.n_ignored
+
+
+def test_settling_samples_of_a_known_filter():
+    """One pole at a: h[n] = a**n, so the tail from n on holds a**n of the absolute sum."""
+    a = 0.9
+    sos = np.array([[1.0, 0.0, 0.0, 1.0, -a, 0.0]])
+    for tolerance in (1e-1, 1e-3):
+        assert settling_samples(sos, tolerance, 10_000) == int(np.ceil(np.log(tolerance) / np.log(a)))
+    assert settling_samples(sos, 1e-3, 20) == 20  # capped
+
+
+def test_trials_inside_the_filters_settling_time_after_nan_are_flagged():
+    """50 ms of NaN: trials touching it (plus settle_s) are skipped; later trials inside the causal
+    filter's settling time are decoded and flagged; after it they are not flagged, and they equal the
+    clean run's more closely than the flagged ones."""
+    from megdecode.preprocessing.causal import causal_sos
+
+    stream, onsets, types = _recording(seconds=40.0)
+    settle = settling_samples(causal_sos(CAUSAL, SFREQ), 1e-3, int(120 * SFREQ))
+    assert 13.5 * SFREQ < settle < 14.5 * SFREQ  # 0.1 Hz high-pass: ~14 s
+    clean = {t.onset_sample: t for t in _feed(_decoder(), stream, [12]).decoded}
+    fault = int(onsets[2]) + 200
+    holed = stream.copy()
+    holed[1:-1, fault : fault + int(0.05 * SFREQ)] = np.nan
+    decoder = _feed(_decoder(), holed, [12])
+    window = decoder.window
+    skipped = {s.onset_sample for s in decoder.skipped}
+    flagged = {t.onset_sample: t for t in decoder.decoded if t.settling}
+    unflagged = {t.onset_sample: t for t in decoder.decoded if not t.settling}
+    fault_end = fault + int(0.05 * SFREQ)
+    for onset in clean:
+        start = onset + min(window.t0, window.b0)
+        if onset + window.t1 < fault:
+            assert onset in unflagged and np.array_equal(unflagged[onset].latent, clean[onset].latent)
+        elif start < fault_end + decoder.settle:
+            assert onset in skipped
+        elif start < fault_end + settle:
+            assert flagged[onset].settling == SKIP_NAN
+        else:
+            assert onset in unflagged
+    late = [o for o in unflagged if o > fault]
+    assert flagged and late
+    worst_late = max(_rel(unflagged[o].latent, clean[o].latent) for o in late)
+    first_flagged = _rel(flagged[min(flagged)].latent, clean[min(flagged)].latent)
+    assert worst_late < first_flagged
+
+
+def test_the_decoder_sets_its_torch_thread_count():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        _decoder()
+        assert torch.get_num_threads() == 1  # the default setting
+        torch.set_num_threads(2)
+        _decoder(torch_threads=None)
+        assert torch.get_num_threads() == 2  # left alone
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_replay_backbone_is_the_first_of_training_backbones():
+    """realtime.backbone null: the first of training.backbones as listed there (the schema's words), not
+    the first in the backbones section."""
+    from test_plan import config
+
+    from megdecode.plan import make_plan
+
+    both = {"backbones": ["attributes", "hog"], "seeds": [0]}
+    plan = make_plan(config(training=both, realtime={"enabled": True}))
+    assert plan.brain_backbones == ["hog", "attributes"]  # the backbones section's order
+    assert plan.realtime == ("attributes", 0)
+    every = make_plan(config(training={"backbones": None, "seeds": [0]}, realtime={"enabled": True}))
+    assert every.realtime == ("hog", 0)  # null: every backbone, in the backbones section's order

@@ -287,7 +287,9 @@ def _realtime_choice(plan: Plan, config: Mapping[str, Any]) -> tuple[str, int] |
         return None
     if not plan.brain_backbones:
         raise ConfigError("realtime.enabled needs a brain module: set training.backbones")
-    backbone = rt.get("backbone") or plan.brain_backbones[0]
+    # null: the first of training.backbones as listed there (brain_backbones follows the backbones section)
+    listed = [b for b in (config.get("training", {}).get("backbones") or []) if b in plan.brain_backbones]
+    backbone = rt.get("backbone") or (listed or plan.brain_backbones)[0]
     if backbone not in plan.brain_backbones:
         raise ConfigError(
             f"realtime.backbone {backbone!r} has no brain module; choose one of {plan.brain_backbones}"

@@ -11,5 +11,6 @@ file and the job to rerun. Stages import these modules; nothing else opens these
 - :mod:`~megdecode.artifacts.latents`: one backbone's latents.
 - :mod:`~megdecode.artifacts.predictions`: one decoder's predictions for one subject.
 - :mod:`~megdecode.artifacts.brain_model`: a trained brain module's weights.
+- :mod:`~megdecode.artifacts.online_model`: one subject's online model (what live decoding needs).
 - :mod:`~megdecode.artifacts.evaluation_tables`: the long-format evaluation tables.
 """

@@ -12,7 +12,7 @@ from megdecode.artifacts.brain_model import load_trained_brain
 from megdecode.artifacts.latents import read_latents
 from megdecode.artifacts.predictions import read_predictions
 from megdecode.artifacts.preprocessed import read_subject
-from megdecode.online.decoder import Gallery, OnlineDecoder
+from megdecode.online.decoder import Gallery, OnlineDecoder, OnlineSettings, SubjectModel
 from megdecode.preprocessing.params import PreprocessingParams
 
 GALLERIES = ("test_large", "test_small", "test")  # "test": the union of both test sets' images
@@ -41,6 +41,22 @@ def preprocessing_of(preprocessed_dir: Path | str) -> tuple[PreprocessingParams,
     return PreprocessingParams.from_config(subject.info["preprocessing"]), subject.info, subject.channels
 
 
+def load_subject_model(model_path: Path | str, preprocessed_dir: Path | str, subject: str) -> SubjectModel:
+    """``subject``'s :class:`SubjectModel`: the trained ``model.safetensors`` with the subject's
+    preprocessing (``info.json``: parameters, fitted scaler, recording rate; ``channels.tsv``)."""
+    trained = load_trained_brain(model_path)
+    params, info, channels = preprocessing_of(preprocessed_dir)
+    return SubjectModel(
+        trained.brain,
+        trained.subject_index(subject),
+        params,
+        channels,
+        np.asarray(info["scaler"]["center"]),
+        np.asarray(info["scaler"]["scale"]),
+        info.get("raw_sfreq"),
+    )
+
+
 def load_online_decoder(
     model_path: Path | str,
     preprocessed_dir: Path | str,
@@ -48,25 +64,14 @@ def load_online_decoder(
     subject: str,
     raw_sfreq: float,
     stream_channels: Sequence[str],
+    settings: OnlineSettings | None = None,
     **options: Any,
 ) -> OnlineDecoder:
-    """The online decoder of ``subject`` with the trained ``model.safetensors``, the subject's
-    preprocessing (``info.json``: parameters, fitted scaler, recording rate; ``channels.tsv``) and
-    ``gallery``. ``options`` go to :class:`OnlineDecoder` (``events`` or ``stim_channel`` and
-    ``trigger_codes``, ``streaming``, ...)."""
-    trained = load_trained_brain(model_path)
-    params, info, channels = preprocessing_of(preprocessed_dir)
-    options.setdefault("expected_raw_sfreq", info.get("raw_sfreq"))
-    options.setdefault("name", f"sub-{subject}")
-    return OnlineDecoder(
-        trained.brain,
-        trained.subject_index(subject),
-        params,
-        raw_sfreq,
-        stream_channels,
-        channels,
-        np.asarray(info["scaler"]["center"]),
-        np.asarray(info["scaler"]["scale"]),
-        gallery,
-        **options,
-    )
+    """The online decoder of ``subject`` (:func:`load_subject_model`) with ``gallery``. ``options`` go
+    to :class:`OnlineDecoder` (``events``, ``on_record``); ``settings`` names the decoder
+    ``sub-<subject>`` unless it has a name of its own."""
+    settings = settings if settings is not None else OnlineSettings()
+    if settings.name == OnlineSettings.name:
+        settings = settings.replace(name=f"sub-{subject}")
+    model = load_subject_model(model_path, preprocessed_dir, subject)
+    return OnlineDecoder(model, gallery, raw_sfreq, stream_channels, settings, **options)

@@ -5,7 +5,8 @@
   The sample counter counts from the first sample this reader received; samples missing from the stream
   (a gap in its timestamps) advance it, so a consumer sees a gap as ``first_sample`` jumping ahead.
 - :func:`publish_recording` replays a recording (FIF, CTF ``.ds``, or an ``mne.io.Raw``) as a live stream
-  with ``mne_lsl.player.PlayerLSL``, so a replay and a real acquisition take the same code path.
+  (:class:`RecordingPublisher`, on mne-lsl's public ``StreamOutlet``), so a replay and a real acquisition
+  take the same code path.
 - :func:`write_lsl_api_config` writes an ``lsl_api.cfg`` (liblsl reads the file named by ``LSLAPICFG``).
 
 mne-lsl is an optional dependency (extra ``realtime``): it is imported only when a stream is opened.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +42,6 @@ def _mne_lsl() -> Any:
     """The mne-lsl modules, imported on first use, with a clear error when the package is absent."""
     try:
         import mne_lsl.lsl
-        import mne_lsl.player
         import mne_lsl.stream
     except ImportError as err:
         raise ImportError(
@@ -172,6 +173,10 @@ class LSLInput:
         self.poll_interval = float(poll_interval)
         self.gaps: list[Gap] = []
         self.n_received = 0
+        # why iteration ended: None (not ended), "max_samples", or "timeout" (no sample for `timeout` s:
+        # the source ended, died or stalled); the LSL time of the last sample received
+        self.end_reason: str | None = None
+        self.last_timestamp: float | None = None
         self._stream: Any = None
         self._picks: np.ndarray | None = None
         self.ch_names: list[str] = []
@@ -277,6 +282,7 @@ class LSLInput:
         last_arrival = time.monotonic()
         while self.max_samples is None or next_sample < self.max_samples:
             if not stream.connected:  # mne-lsl disconnects (and logs why) when a read fails
+                self.end_reason = "disconnected"
                 raise LSLStreamError(
                     f"LSL stream {self.stream_name!r}: the connection broke after {next_sample} samples "
                     "(mne-lsl logged the reason)"
@@ -285,7 +291,11 @@ class LSLInput:
             n_new = stream.n_new_samples
             if n_new == 0:
                 if time.monotonic() - last_arrival > self.timeout:
-                    log.info("LSL stream %r: no sample for %g s, stopping", self.stream_name, self.timeout)
+                    self.end_reason = "timeout"
+                    log.warning(
+                        "LSL stream %r: no sample for %g s after %d samples (the source ended, died or "
+                        "stalled); stopping", self.stream_name, self.timeout, next_sample,
+                    )  # fmt: skip
                     return
                 time.sleep(self.poll_interval)
                 continue
@@ -298,7 +308,7 @@ class LSLInput:
             cuts = find_gaps(timestamps, last_timestamp, self.sfreq, self.jitter)
             if n_new > n and not cuts:  # the ring buffer overflowed: the oldest new samples were overwritten
                 cuts = [(0, n_new - n)]
-            last_timestamp = float(timestamps[-1])
+            last_timestamp = self.last_timestamp = float(timestamps[-1])
             bounds = [(0, 0)] + cuts + [(n, 0)]
             for (start, missing), (stop, _) in zip(bounds[:-1], bounds[1:], strict=True):
                 if missing:
@@ -318,6 +328,7 @@ class LSLInput:
                 yield chunk, next_sample
                 next_sample += stop - start
                 self.n_received += stop - start
+        self.end_reason = "max_samples"
 
 
 def lsl_chunks(stream_name: str, **kwargs: Any) -> Iterator[tuple[np.ndarray, int]]:
@@ -346,57 +357,108 @@ def read_recording(path: str | Path) -> mne.io.BaseRaw:
         ) from err
 
 
-def _player_class() -> type:
-    """``PlayerLSL`` that plays a recording once, whole, from its first sample, one timestamp per sample.
+class RecordingPublisher:
+    """A recording played once as a live LSL stream, paced at its sampling rate, from a background thread.
 
-    Three changes to mne-lsl 1.14's player (the LSL tests check the result: every sample arrives, in
-    order, with contiguous timestamps): it waits for a consumer before pushing the first chunk (an inlet
-    receives only what is pushed after it connected, so the recording's first chunks would be lost); it
-    stamps a short last chunk by its true length (mne-lsl stamps it as a full chunk, which shifts its
-    timestamps and reads as a gap); and at the end it keeps the outlet open for ``linger`` seconds before
-    closing it (closing right after the last push drops what is still in the outlet's send queue).
+    Built on mne-lsl's public LSL API only (``StreamInfo``, ``StreamOutlet``, ``local_clock``): the
+    stream is announced at once; with ``wait_for_consumer`` (seconds) its first sample is pushed only
+    when a consumer has connected (an inlet receives only what is pushed after it connected; none in
+    time: nothing is streamed); each chunk of ``chunk_size`` samples is pushed when its last sample
+    would have been recorded, with one timestamp per sample (``t0 + i / sfreq``: contiguous, so a
+    consumer reads no gap); after the last chunk the stream stays open ``linger`` seconds (closing right
+    after the last push drops what is still in the send queue). :meth:`stop` ends the stream at once, as a
+    source that dies would.
     """
-    lsl = _mne_lsl()
 
-    class RecordingPlayer(lsl.player.PlayerLSL):
-        def __init__(
-            self, raw: Any, chunk_size: int, wait_for_consumer: float | None, linger: float, **kwargs: Any
-        ):
-            super().__init__(raw, chunk_size, n_repeat=1, **kwargs)
-            self.wait_for_consumer = wait_for_consumer
-            self.linger = linger
-            self.consumer_connected: bool | None = None
+    def __init__(
+        self,
+        raw: mne.io.BaseRaw,
+        stream_name: str,
+        chunk_size: int,
+        source_id: str,
+        wait_for_consumer: float | None,
+        linger: float,
+    ) -> None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        lsl = _mne_lsl().lsl
+        self._clock = lsl.local_clock
+        self.name = stream_name
+        self.sfreq = float(raw.info["sfreq"])
+        self.data = np.ascontiguousarray(raw.get_data().T)  # (n_samples, n_channels) float64
+        types = sorted(set(raw.get_channel_types()))
+        info = lsl.StreamInfo(
+            stream_name,
+            types[0] if len(types) == 1 else "",
+            len(raw.ch_names),
+            self.sfreq,
+            "float64",
+            source_id,
+        )
+        info.set_channel_info(raw.info)
+        self._outlet: Any = lsl.StreamOutlet(info, chunk_size)
+        self.chunk_size = int(chunk_size)
+        self.wait_for_consumer = wait_for_consumer
+        self.linger = float(linger)
+        self.consumer_connected: bool | None = None
+        self.n_pushed = 0
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"publish-{stream_name}", daemon=True)
 
-        def _end(self) -> None:
-            self._end_streaming = True
-            self._del_outlets()
-            self._reset_variables()
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
-        def _del_outlets(self) -> None:
-            if self._end_streaming:  # the recording ended (not stop()): let the last chunks leave
-                time.sleep(self.linger)
-            super()._del_outlets()
+    def start(self) -> RecordingPublisher:
+        self._thread.start()
+        return self
 
-        def _stream(self) -> None:
-            if self.consumer_connected is None and self.wait_for_consumer is not None:
-                self.consumer_connected = bool(self._outlet.wait_for_consumers(self.wait_for_consumer))
-                if not self.consumer_connected:
+    def stop(self) -> None:
+        """End the stream now (the outlet is destroyed: consumers see the source vanish)."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._close()
+
+    def _wait(self, until: float) -> bool:
+        """Sleep until LSL time ``until``; False when stopped meanwhile."""
+        delay = until - self._clock()
+        return not (delay > 0 and self._stopping.wait(delay))
+
+    def _connected(self) -> bool:
+        if self.wait_for_consumer is None:
+            return True
+        deadline = self._clock() + self.wait_for_consumer
+        while not self._stopping.is_set() and self._clock() < deadline:
+            if self._outlet.wait_for_consumers(min(0.1, max(deadline - self._clock(), 0.0))):
+                return True
+        return False
+
+    def _run(self) -> None:
+        try:
+            self.consumer_connected = self._connected()
+            if not self.consumer_connected:
+                if not self._stopping.is_set():
                     log.warning(
                         "%s: no consumer within %g s, not streaming", self.name, self.wait_for_consumer
                     )
-                    self._del_outlets()
-                    self._reset_variables()
-                    return
-                self._target_timestamp = lsl.lsl.local_clock()
-            remaining = self._raw.times.size - self._start_idx
-            if remaining <= 0:  # the recording was a whole number of chunks: end without an empty push
-                self._end()
                 return
-            if remaining < self._chunk_size:
-                self._target_timestamp -= (self._chunk_size - remaining) / self.info["sfreq"]
-            super()._stream()
+            n = len(self.data)
+            t0 = self._clock()
+            for start in range(0, n, self.chunk_size):
+                stop = min(n, start + self.chunk_size)
+                if not self._wait(t0 + stop / self.sfreq):
+                    return
+                stamps = t0 + np.arange(start, stop) / self.sfreq
+                self._outlet.push_chunk(self.data[start:stop], timestamp=stamps)
+                self.n_pushed = stop
+            self._wait(self._clock() + self.linger)
+        finally:
+            self._close()
 
-    return RecordingPlayer
+    def _close(self) -> None:
+        outlet, self._outlet = self._outlet, None
+        del outlet  # the last reference: the outlet is destroyed and the stream disappears
 
 
 @contextlib.contextmanager
@@ -408,34 +470,21 @@ def publish_recording(
     source_id: str | None = None,
     wait_for_consumer: float | None = 10.0,
     linger: float = 0.5,
-    annotations: bool = False,
-) -> Iterator[Any]:
+) -> Iterator[RecordingPublisher]:
     """Replay ``recording`` once as a live LSL stream named ``stream_name``, paced at its sampling rate.
 
-    ``chunk_size`` samples are pushed at a time (12 at 1200 Hz: every 10 ms). With ``wait_for_consumer``
-    (seconds) the stream is announced at once but its first sample is pushed only when a consumer has
-    connected (none in time: nothing is streamed); None streams right away. After the last chunk the
-    stream stays open ``linger`` seconds so that consumers receive it. Yields the running
-    ``mne_lsl.player.PlayerLSL`` (``.running`` turns False at the end of the recording); it is stopped
+    ``chunk_size`` samples are pushed at a time (12 at 1200 Hz: every 10 ms); see
+    :class:`RecordingPublisher` for ``wait_for_consumer`` and ``linger``. Yields the running publisher
+    (``.running`` turns False at the end of the recording; ``.stop()`` kills the stream); it is stopped
     on exit.
     """
     import mne
 
     raw = recording if isinstance(recording, mne.io.BaseRaw) else read_recording(recording)
-    player = _player_class()(
-        raw,
-        chunk_size,
-        wait_for_consumer,
-        linger,
-        name=stream_name,
-        source_id=source_id or stream_name,
-        annotations=annotations,
-    )
-    player.start()
+    publisher = RecordingPublisher(
+        raw, stream_name, chunk_size, source_id or stream_name, wait_for_consumer, linger
+    ).start()
     try:
-        yield player
+        yield publisher
     finally:
-        if player.running:
-            # the player may reach the end of the recording (and stop itself) between the check and the call
-            with contextlib.suppress(RuntimeError):
-                player.stop()
+        publisher.stop()
