@@ -41,7 +41,6 @@ from megdecode.learning_curve.epochs import EpochGrid, EpochSimulator, baseline_
 from megdecode.learning_curve.experiment import (
     _average_small_set,
     _candidates,
-    _oracle_rows,
     _ridge_rows,
     _score_rows,
     _subject_data,
@@ -218,13 +217,10 @@ class ConceptDesign:
 
 @dataclasses.dataclass
 class SubjectEpochs:
-    """One simulated subject's decoder inputs (baseline-corrected, small set averaged, channels scaled by
-    their SD over the training trials) and its simulator (for the ceilings)."""
+    """One simulated subject's decoder inputs: baseline-corrected, small set averaged, channels scaled by
+    their SD over the training trials."""
 
     data: SubjectData
-    simulator: EpochSimulator
-    raw: np.ndarray  # the epochs as drawn (oracle input), small set not averaged
-    raw_trials: pd.DataFrame
 
 
 def simulate_subject(
@@ -247,8 +243,7 @@ def simulate_subject(
     sim = EpochSimulator(params, truth, table, grid, seed, subject)
     key = (seed, "recipe-study", world, subject, replicate)
     rngs = [derive_rng(*key, i, int(k)) for i, k in zip(trials["image_id"], trials["index"], strict=True)]
-    raw, _ = sim.draw(trials["image_id"].tolist(), rngs)
-    epochs = baseline_correct(raw.copy(), grid.times)
+    epochs = baseline_correct(sim.draw(trials["image_id"].tolist(), rngs)[0], grid.times)
     if (trials["role"] == TEST_SMALL).any():
         epochs, kept = _average_small_set(epochs, trials)
     else:  # a selection job
@@ -259,7 +254,7 @@ def simulate_subject(
     check_selection_set(kept, where)
     train_rows = np.flatnonzero(kept["split"].to_numpy(str) == TRAIN)
     epochs /= epochs[train_rows].std(axis=(0, 2))[None, :, None].astype(np.float32)
-    return SubjectEpochs(_subject_data(epochs, kept, sim, subject), sim, raw, trials)
+    return SubjectEpochs(_subject_data(epochs, kept, sim, subject))
 
 
 def check_selection_set(trials: pd.DataFrame, where: str) -> None:
@@ -270,18 +265,15 @@ def check_selection_set(trials: pd.DataFrame, where: str) -> None:
         raise ValueError(f"{where}: selection concepts {sorted(sel & other)[:5]} also in other roles")
 
 
-def ridge_and_ceiling_rows(
+def ridge_rows(
     subject: SubjectEpochs,
     latents: Latents,
     p: RecipeParams,
     alphas: Sequence[float],
     labels: Mapping[str, Any],
 ) -> pd.DataFrame:
-    """Ridge (each time bin; alpha on this job's validation) and the image-level oracle of one unit."""
-    unit = {k: labels[k] for k in ("world", "subject", "seed")}  # the ceilings train on nothing: n_train 0
-    rows = [_oracle_rows(subject.simulator, subject.raw, subject.raw_trials, unit)]
-    rows += _ridge_rows(subject.data.meg, subject.data.trials, latents, p, alphas, labels)
-    return pd.concat(rows, ignore_index=True)
+    """Ridge of one unit at every time bin, alpha chosen on this job's validation set."""
+    return pd.concat(_ridge_rows(subject.data.meg, subject.data.trials, latents, p, alphas, labels))
 
 
 def training_config(
@@ -425,12 +417,12 @@ class StudyInputs:
 def ridge_job(
     inputs: StudyInputs, world: str, subject: str, replicate: int, n_train: int, validation: str
 ) -> pd.DataFrame:
-    """Ridge (every time bin, alpha on this validation type) and the image-level oracle of one unit."""
+    """Ridge of one unit (every time bin, alpha on this validation type)."""
     data = inputs.subject(world, subject, replicate, n_train, validation)
     labels = dict(
         world=world, subject=subject, seed=replicate, n_train=n_train, backbone=inputs.recipe.backbone
     )
-    rows = ridge_and_ceiling_rows(data, inputs.latents, inputs.recipe, inputs.params["alphas"], labels)
+    rows = ridge_rows(data, inputs.latents, inputs.recipe, inputs.params["alphas"], labels)
     return rows.assign(validation=validation, variant="")
 
 
