@@ -5,8 +5,8 @@ simulated study: the training set grows by concepts (every training concept cont
 ``exemplars_per_concept`` images, as THINGS-MEG's 12), and recipe *variants* of the brain module differ in
 their validation type (``trials``: unseen exemplars of the training concepts, the paper's; ``concepts``:
 held-out training concepts, which generalise the way the test sets do), early-stopping criterion, width,
-learning rate and whether one model is shared by the subjects. Ridge is fitted per unit and validation type and pairs with the variants of
-that type.
+learning rate and whether one model is shared by the subjects. Ridge is fitted per unit and validation type
+and pairs with the variants of that type.
 
 Jobs (rules/recipe_study.smk): per (world, subject, seed, size, validation type) ridge and the ceilings; per
 (world, subject, seed, size, variant) the brain module, or per (world, seed, size, variant) for a shared one;
