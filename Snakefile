@@ -23,6 +23,7 @@ include: "rules/evaluate.smk"
 include: "rules/reconstruct.smk"
 include: "rules/report.smk"
 include: "rules/learning_curve.smk"
+include: "rules/recipe_study.smk"
 include: "rules/realtime.smk"
 include: "rules/fmri.smk"
 
@@ -42,3 +43,9 @@ rule all:
 rule learning_curve:
     input:
         **LC_SUMMARY_FILES,
+
+
+# The preregistered recipe study (docs/recipe-study.md): its own target, not part of `all`.
+rule recipe_study:
+    input:
+        **RS_SUMMARY_FILES,

@@ -71,6 +71,7 @@ rule preprocess_subject:
     params:
         cfg=config["preprocessing"],
         seed=config["seed"],
+        validation=config["training"]["validation"],
     script:
         "../workflow/scripts/preprocess_subject.py"
 

@@ -431,3 +431,42 @@ def test_truncated_model_file_says_delete_it_and_run_again(study, tmp_path):
     msg = str(err.value)
     assert f"cannot read {out.model}" in msg
     assert f"delete {out.model} and run the same snakemake command again" in msg and "--forcerun" in msg
+
+
+def test_stop_on_top5_keeps_the_epoch_with_the_best_validation_top5(study, tmp_path):
+    cfg = {**FAST, "stop_on": "top5", "max_epochs": 5, "patience": 2}
+    hist = train_brain_module({"01": study["01"]}, study["latents"], _outputs(tmp_path), SMALL, cfg, seed=3)
+    best = hist.loc[hist["best"], "epoch"].max()
+    assert hist["val_top5_acc"].idxmax() == best  # the first epoch reaching the highest validation top-5
+
+
+def test_tracking_both_criteria_leaves_each_one_as_if_alone(study):
+    """One run stopping on the loss while tracking top-5 gives, for each criterion, the best epoch and weights
+    of a run stopping on that criterion alone (same seed, same batches)."""
+    from megdecode.artifacts.latents import read_latents
+    from megdecode.artifacts.predictions import TargetScaler
+    from megdecode.models import BrainModuleConfig
+    from megdecode.training.data import TrialSet, union_channels
+    from megdecode.training.loop import TrainingRun, fit_epochs
+
+    subject = load_subject(study["01"])
+    latents = read_latents(study["latents"])
+    scaler = TargetScaler.fit(latents, subject.trials.loc[subject.trials.split == "train", "image_id"])
+    names, positions = union_channels([subject])
+    sets = {s: TrialSet([subject], s, names, latents, scaler) for s in ("train", "val")}
+
+    def run(stop_on: str, track: tuple[str, ...]) -> TrainingRun:
+        cfg = TrainingConfig.from_dict({**FAST, "stop_on": stop_on, "max_epochs": 8, "patience": 2})
+        bcfg = BrainModuleConfig.from_dict(SMALL)
+        model = build_model(bcfg, cfg, positions, 1, subject.meg.shape[2], latents.shape, 7)
+        state = TrainingRun.start(model, cfg, 7, track=track)
+        fit_epochs(model, sets["train"], sets["val"], cfg, torch.device("cpu"), state, progress=False)
+        return state
+
+    both = run("loss", ("top5",))
+    assert list(both.stoppers) == ["loss", "top5"] and both.stop or len(both.history) == 8
+    for criterion in ("loss", "top5"):
+        alone = run(criterion, ())
+        assert alone.stopper.best_epoch == both.stoppers[criterion].best_epoch
+        a, b = alone.best_state, both.best_states[criterion]
+        assert all(torch.equal(a[k], b[k]) for k in a)

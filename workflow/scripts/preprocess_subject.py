@@ -13,5 +13,6 @@ with job_logging(snakemake) as log:  # noqa: F821
         outputs=dict(snakemake.output.items()),  # noqa: F821
         cfg=snakemake.params.cfg,  # noqa: F821
         seed=snakemake.params.seed,  # noqa: F821
+        validation=snakemake.params.validation,  # noqa: F821
     )
     log.info("rows per split: %s", trials["split"].value_counts().to_dict())

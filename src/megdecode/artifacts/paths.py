@@ -220,3 +220,41 @@ class Layout:
         """One of the experiment's summary files (``summary.tsv``, ``paired.tsv``, ``slopes.tsv``,
         ``learning_curve.md``, ``learning_curve.png`` / ``.pdf``)."""
         return f"{self.learning_curve}/{name}"
+
+    # ---- the recipe study (target ``recipe_study``; :mod:`megdecode.artifacts.recipe_study`)
+    @property
+    def recipe_study(self) -> str:
+        return f"{self.results}/recipe_study"
+
+    @property
+    def recipe_ridge_scores(self) -> str:
+        """Ridge and the ceilings of one unit, alpha chosen on one validation type."""
+        unit = "sub-{subject}_seed-{seed}_n-{n_train}"
+        return f"{self.recipe_study}/{{world}}/ridge/{unit}_val-{{validation}}_scores.tsv"
+
+    @property
+    def recipe_brain_scores(self) -> str:
+        """One variant's brain module on one unit (a per-subject variant)."""
+        unit = "sub-{subject}_seed-{seed}_n-{n_train}"
+        return f"{self.recipe_study}/{{world}}/brain-{{variant}}/{unit}_scores.tsv"
+
+    @property
+    def recipe_shared_scores(self) -> str:
+        """One variant's model shared by the subjects, scored per subject."""
+        return (
+            f"{self.recipe_study}/{{world}}/brain-{{variant}}/shared_seed-{{seed}}_n-{{n_train}}_scores.tsv"
+        )
+
+    @property
+    def recipe_choice(self) -> str:
+        """A variant's chosen (stop_on, lr) and the candidates' selection-set scores."""
+        return f"{self.recipe_study}/{{world}}/selection/{{variant}}_choice.json"
+
+    @property
+    def recipe_selection_scores(self) -> str:
+        """Per-item scores of every candidate of a variant's selection job (validation and selection sets)."""
+        return f"{self.recipe_study}/{{world}}/selection/{{variant}}_scores.tsv"
+
+    def recipe_summary(self, name: str) -> str:
+        """One of the study's summary files (``summary.tsv``, ``recipe_study.md``, ``recipe_study.png``)."""
+        return f"{self.recipe_study}/{name}"

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from megdecode.artifacts import preprocessed
+from megdecode.artifacts.splits import check_no_leakage
 from megdecode.io import read_tsv, write_tsv
 from megdecode.preprocessing.params import PreprocessingParams
 from megdecode.seeds import derive_rng
@@ -48,11 +49,16 @@ def sensor_layout(positions: np.ndarray) -> np.ndarray:
     return (xy - xy.min(axis=0)) / span
 
 
-def assign_splits(trials: pd.DataFrame, val_fraction: float, rng: np.random.Generator) -> pd.Series:
+def assign_splits(
+    trials: pd.DataFrame, val_fraction: float, rng: np.random.Generator, validation: str = "trials"
+) -> pd.Series:
     """Split of each single trial: train / val / test_small / test_large / catch.
 
-    ``trials`` needs ``trial_type``, ``image_id``, ``concept_split``. Validation is drawn among training
-    images (exp images of training concepts), never among test concepts.
+    ``trials`` needs ``trial_type``, ``image_id``, ``concept``, ``concept_split``. Validation is drawn among
+    training images (exp images of training concepts), never among test concepts: a random ``val_fraction`` of
+    the training images (``validation="trials"``), or every image of a random ``val_fraction`` of the
+    training concepts (``"concepts"``: pass the same ``rng`` state for every subject so that a model shared by
+    subjects never trains on a validation concept).
     """
     split = pd.Series("catch", index=trials.index, dtype=object)
     exp = trials["trial_type"] == "exp"
@@ -67,11 +73,14 @@ def assign_splits(trials: pd.DataFrame, val_fraction: float, rng: np.random.Gene
     split[exp & test_concept] = "test_large"
     train = exp & ~test_concept
     split[train] = "train"
-    images = np.sort(trials.loc[train, "image_id"].unique())
-    n_val = int(round(val_fraction * len(images)))
+    if validation not in ("trials", "concepts"):
+        raise ValueError(f"training.validation must be 'trials' or 'concepts', got {validation!r}")
+    column = "image_id" if validation == "trials" else "concept"
+    units = np.sort(trials.loc[train, column].astype(str).unique())
+    n_val = int(round(val_fraction * len(units)))
     if n_val:
-        val_images = set(rng.choice(images, size=n_val, replace=False).tolist())
-        split[train & trials["image_id"].isin(val_images)] = "val"
+        val_units = set(rng.choice(units, size=n_val, replace=False).tolist())
+        split[train & trials[column].astype(str).isin(val_units)] = "val"
     return split
 
 
@@ -171,9 +180,10 @@ def assemble_subject(
     out_runs: Path | str,
     cfg: dict[str, Any],
     seed: int,
+    validation: str = "trials",
 ) -> pd.DataFrame:
-    """Concatenate a subject's runs, split, scale, and write the training inputs (the preprocessed subject
-    folder ``out_dir``). Returns the trial table."""
+    """Concatenate a subject's runs, split (``validation``: ``training.validation``), scale, and write the
+    training inputs (the preprocessed subject folder ``out_dir``). Returns the trial table."""
     params = PreprocessingParams.from_config(cfg)
     runs = pd.concat([read_tsv(p, dtype={"subject": str, "session": str, "run": str}) for p in qc_paths])
     good = [
@@ -201,7 +211,13 @@ def assemble_subject(
         tables.append(meta)
     trials = pd.concat(tables, ignore_index=True)
     trials["subject"] = subject
-    trials["split"] = assign_splits(trials, params.val_fraction, derive_rng(int(seed), subject, "val"))
+    val_rng = (
+        derive_rng(int(seed), subject, "val")
+        if validation == "trials"
+        else derive_rng(int(seed), "val-concepts")
+    )
+    trials["split"] = assign_splits(trials, params.val_fraction, val_rng, validation)
+    check_no_leakage(trials, f"sub-{subject}", validation)
     single = trials[trials["split"].isin(["train", "val", "test_large"])].copy()
     single["n_averaged"] = 1
     single["_row"] = np.arange(len(single))

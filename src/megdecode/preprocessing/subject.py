@@ -22,6 +22,7 @@ def preprocess_subject(
     outputs: Mapping[str, Path | str],
     cfg: dict[str, Any],
     seed: int,
+    validation: str = "trials",
 ) -> pd.DataFrame:
     """``assemble_subject`` + ``build_report``; ``outputs`` maps each of OUTPUT_KEYS to its path."""
     missing = [k for k in OUTPUT_KEYS if k not in outputs]
@@ -35,6 +36,7 @@ def preprocess_subject(
         outputs["runs"],
         cfg,
         seed,
+        validation,
     )
     from megdecode.preprocessing.params import PreprocessingParams
 

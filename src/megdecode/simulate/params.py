@@ -8,10 +8,17 @@ from typing import Any
 
 from megdecode.config import dataclass_from_section
 
-#: Attribute values the renderer knows (config may choose a subset).
-SHAPES = ("circle", "square", "triangle", "star", "cross", "ring")
-COLOURS = ("red", "green", "blue", "yellow", "purple", "cyan")
-TEXTURES = ("solid", "stripes", "dots", "checker")
+#: Attribute values the renderer knows (config may choose a subset; the schema's enums list the same values,
+#: its defaults the first 6 shapes, 6 colours and 4 textures). 12 x 12 x 8 = 1,152 concepts in all.
+SHAPES = (
+    "circle", "square", "triangle", "star", "cross", "ring",
+    "diamond", "ellipse", "crescent", "heart", "arrow", "frame",
+)  # fmt: skip
+COLOURS = (
+    "red", "green", "blue", "yellow", "purple", "cyan",
+    "orange", "pink", "brown", "lime", "navy", "magenta",
+)  # fmt: skip
+TEXTURES = ("solid", "stripes", "dots", "checker", "grid", "rings", "waves", "rays")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,10 +19,12 @@ from tqdm import tqdm
 from megdecode.artifacts.stimuli import write_image_checksums, write_stimuli
 from megdecode.io import atomic_output, write_json
 from megdecode.seeds import derive_rng
-from megdecode.simulate.params import StimulusParams, StimulusWorldParams
+from megdecode.simulate.params import COLOURS, SHAPES, TEXTURES, StimulusParams, StimulusWorldParams
 
 log = logging.getLogger(__name__)
 
+#: Object colours (RGB in [0, 1]): saturated, none grey (backgrounds are grey), any two at least 0.34 apart,
+#: more than twice the largest exemplar colour jitter (0.06 per channel).
 RGB = {
     "red": (0.85, 0.12, 0.10),
     "green": (0.15, 0.70, 0.20),
@@ -30,8 +32,24 @@ RGB = {
     "yellow": (0.95, 0.85, 0.10),
     "purple": (0.55, 0.15, 0.75),
     "cyan": (0.10, 0.80, 0.85),
+    "orange": (0.95, 0.50, 0.05),
+    "pink": (0.98, 0.60, 0.78),
+    "brown": (0.50, 0.28, 0.08),
+    "lime": (0.62, 0.95, 0.15),
+    "navy": (0.05, 0.08, 0.45),
+    "magenta": (0.92, 0.10, 0.72),
 }
-TEXTURE_WORD = {"solid": "plain", "stripes": "striped", "dots": "dotted", "checker": "checkered"}
+#: Each texture's adjective in concept names (``{colour}_{word}_{shape}``).
+TEXTURE_WORD = {
+    "solid": "plain",
+    "stripes": "striped",
+    "dots": "dotted",
+    "checker": "checkered",
+    "grid": "gridded",
+    "rings": "ringed",
+    "waves": "wavy",
+    "rays": "rayed",
+}
 #: Low-level statistics computed from each rendered image; they drive the early component.
 LOW_LEVEL_FEATURES = (
     "mean_red",
@@ -113,7 +131,10 @@ def draw_exemplar(rng: np.random.Generator) -> Exemplar:
 
 
 def _shape_mask(shape: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Boolean membership of local coordinates (unit size) in a shape."""
+    """Boolean membership of local coordinates (unit size) in a shape (one of :data:`SHAPES`).
+
+    Exemplars rotate objects at random, so shapes differ by silhouette, not by orientation: the largest
+    overlap (intersection over union) of two shapes at any relative rotation is 0.78 (circle vs square)."""
     r = np.hypot(x, y)
     if shape == "circle":
         return r < 1.0
@@ -129,24 +150,51 @@ def _shape_mask(shape: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return ((np.abs(x) < 0.3) & (np.abs(y) < 0.95)) | ((np.abs(y) < 0.3) & (np.abs(x) < 0.95))
     if shape == "ring":
         return (r < 1.0) & (r > 0.55)
-    raise ValueError(f"unknown shape '{shape}' (known: circle, square, triangle, star, cross, ring)")
+    if shape == "diamond":  # a rhombus twice as tall as wide (a square would be a rotated square)
+        return np.abs(x) / 0.55 + np.abs(y) < 1.0
+    if shape == "ellipse":
+        return x * x + (y / 0.5) ** 2 < 1.0
+    if shape == "crescent":  # the unit disc minus a disc shifted to the right
+        return (r < 1.0) & (np.hypot(x - 0.5, y) > 0.8)
+    if shape == "heart":  # (u^2 + v^2 - 1)^3 < u^2 v^3, scaled and shifted into the unit disc
+        u, v = 1.15 * x, 1.15 * y + 0.15
+        return (u * u + v * v - 1) ** 3 < u * u * v**3
+    if shape == "arrow":  # a shaft and a triangular head, pointing right
+        shaft = (np.abs(y) < 0.22) & (x > -0.95) & (x < 0.2)
+        return shaft | ((x >= 0.05) & (np.abs(y) < 0.8 * (0.95 - x) / 0.9))
+    if shape == "frame":  # a square outline
+        side = np.maximum(np.abs(x), np.abs(y))
+        return (side < 0.8) & (side > 0.45)
+    raise ValueError(f"unknown shape '{shape}' (known: {', '.join(SHAPES)})")
 
 
 def _texture(texture: str, x: np.ndarray, y: np.ndarray, freq: float, phase: float) -> np.ndarray:
-    """Brightness modulation (1 or 0.35) inside the object, in the object's own coordinates."""
+    """Brightness modulation (1 or 0.35) inside the object, in the object's own coordinates (one of
+    :data:`TEXTURES`). Objects rotate at random, so a texture's orientation is not a feature: stripes at
+    another angle would be stripes."""
     hi, lo = np.float32(1.0), np.float32(0.35)
     if texture == "solid":
         return np.ones_like(x)
     u = x * np.float32(freq / 2) + np.float32(phase)
     if texture == "stripes":
         return np.where(u % 1 < 0.5, hi, lo)
+    if texture == "waves":  # stripes that undulate along their length
+        wavy = u + np.float32(0.3) * np.sin(np.float32(np.pi * freq / 2) * y)
+        return np.where(wavy % 1 < 0.5, hi, lo)
+    if texture == "rings":  # concentric rings around the object's centre
+        return np.where((np.hypot(x, y) * np.float32(freq / 2) + np.float32(phase)) % 1 < 0.5, hi, lo)
+    if texture == "rays":  # 6 to 10 sectors around the object's centre
+        sectors = np.float32(round(2 * freq) / (2 * np.pi))
+        return np.where((np.arctan2(y, x) * sectors + np.float32(phase)) % 1 < 0.5, hi, lo)
     v = y * np.float32(freq / 2) + np.float32(phase)
     if texture == "dots":
         gx, gy = u % 1 - 0.5, v % 1 - 0.5
         return np.where(gx * gx + gy * gy < 0.0625, lo, hi)
     if texture == "checker":
         return np.where((np.floor(u) + np.floor(v)) % 2 == 0, hi, lo)
-    raise ValueError(f"unknown texture '{texture}' (known: solid, stripes, dots, checker)")
+    if texture == "grid":  # thin dark lines along both axes
+        return np.where((u % 1 < 0.2) | (v % 1 < 0.2), lo, hi)
+    raise ValueError(f"unknown texture '{texture}' (known: {', '.join(TEXTURES)})")
 
 
 def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -174,6 +222,8 @@ def render_image(concept: Concept, ex: Exemplar, size: int = 128, supersample: i
     mask = _shape_mask(concept.shape, lx, ly).astype(np.float32)
     shade = _texture(concept.texture, lx, ly, ex.texture_freq, ex.texture_phase) * mask
     cover, shade = _downsample(mask, supersample), _downsample(shade, supersample)
+    if concept.colour not in RGB:
+        raise ValueError(f"unknown colour '{concept.colour}' (known: {', '.join(COLOURS)})")
     colour = np.clip(np.asarray(RGB[concept.colour]) + np.asarray(ex.colour_jitter), 0, 1)
     img = bg[..., None] * (1 - cover[..., None]) + shade[..., None] * colour[None, None, :]
     return np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)

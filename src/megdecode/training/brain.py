@@ -79,6 +79,8 @@ def train_brain_module(
         subjects = [crop_subject(s, crop) for s in subjects]
     for s in subjects:
         check_no_leakage(s.trials, str(s.path / TRIALS))
+    validation = str(training_cfg.get("validation", "trials"))
+    check_no_leakage(pd.concat([s.trials for s in subjects]), "the training subjects together", validation)
     n_times = {s.meg.shape[2] for s in subjects}
     if len(n_times) != 1:
         raise ValueError(
@@ -118,8 +120,8 @@ def train_brain_module(
         model.load_state_dict(state["model"])
         run.optimizer.load_state_dict(state["optimizer"])
         run.generator.set_state(state["generator"])
-        run.stopper = EarlyStopping(**state["stopper"])
-        run.history, run.best_state = list(state["history"]), state["best_model"]
+        run.stoppers = {c: EarlyStopping(**v) for c, v in state["stoppers"].items()}
+        run.history, run.best_states = list(state["history"]), dict(state["best_models"])
         run.start_epoch = int(state["epoch"]) + 1
         log.info("resumed from %s after epoch %d", outputs.checkpoint, run.start_epoch - 1)
 
@@ -131,16 +133,16 @@ def train_brain_module(
                 "epoch": epoch,
                 "model": cpu_state(model),
                 "optimizer": run.optimizer.state_dict(),
-                "best_model": run.best_state,
+                "best_models": run.best_states,
                 "generator": run.generator.get_state(),
-                "stopper": dataclasses.asdict(run.stopper),
+                "stoppers": {c: dataclasses.asdict(v) for c, v in run.stoppers.items()},
                 "history": run.history,
             },
         )
 
     model.load_state_dict(fit_epochs(model, sets[TRAIN], sets[VAL], cfg, device, run, after_epoch=save))
     stopper, history = run.stopper, run.history
-    log.info("best epoch %d (val loss %.4f)", stopper.best_epoch, stopper.best_loss)
+    log.info("best epoch %d (val %s %.4f)", stopper.best_epoch, stopper.criterion, stopper.best_value)
     write_brain_outputs(model, sets, subjects, scaler, outputs, device, bcfg, cfg, seed, history)
     if not cfg.keep_checkpoints:
         outputs.checkpoint.unlink(missing_ok=True)

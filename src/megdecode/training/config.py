@@ -10,6 +10,8 @@ from megdecode.config import dataclass_from_section
 
 # keys of the ``training`` section that choose which jobs exist; rules do not pass them to jobs
 JOB_KEYS = ("backbones", "seeds", "shared_model", "threads", "runtime", "gpu")
+# keys of the ``training`` section that choose the data (the validation split, made by preprocessing)
+DATA_KEYS = ("validation",)
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class TrainingConfig:
     batch_size: int
     max_epochs: int
     patience: int
+    stop_on: str
     min_delta: float
     clip_weight: float
     clip_symmetric: bool
@@ -31,5 +34,7 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainingConfig:
-        """From the validated ``training`` slice (job keys dropped); unknown or missing keys are errors."""
-        return dataclass_from_section(cls, {k: v for k, v in values.items() if k not in JOB_KEYS}, "training")
+        """From the validated ``training`` slice (job and data keys dropped); unknown or missing keys are
+        errors."""
+        skip = (*JOB_KEYS, *DATA_KEYS)
+        return dataclass_from_section(cls, {k: v for k, v in values.items() if k not in skip}, "training")

@@ -74,7 +74,13 @@ def train_fmri_mlp(
         history, stopper = run.history, run.stopper
         model.load_state_dict(best)
         preds = {s: predict(model, sets[s], device) for s in PRED_SPLITS}
-    log.info("best epoch %d (val loss %.4f) of %d", stopper.best_epoch, stopper.best_loss, len(history))
+    log.info(
+        "best epoch %d (val %s %.4f) of %d",
+        stopper.best_epoch,
+        stopper.criterion,
+        stopper.best_value,
+        len(history),
+    )
     write_fmri_predictions(
         data, predictions_path, {head: {s: preds[s][head] for s in PRED_SPLITS} for head in (MSE, CLIP)}
     )

@@ -1,8 +1,10 @@
 """The training loop of the brain module: model with its CLIP temperature, epochs, early stopping, inference.
 
-Only ``train`` trials take gradient steps; only ``val`` trials decide early stopping. A NaN or infinite loss
-stops training with :class:`NonFiniteLossError` naming the epoch, the learning rate and, when the inputs are
-to blame, the file that holds them.
+Only ``train`` trials take gradient steps; only ``val`` trials decide early stopping, on the validation loss
+(the paper's) or on the CLIP head's validation top-5 (``training.stop_on``). A run may track both criteria
+(each with its own patience and best weights) and stops when every tracked criterion has stopped. A NaN or
+infinite loss stops training with :class:`NonFiniteLossError` naming the epoch, the learning rate and, when the
+inputs are to blame, the file that holds them.
 """
 
 from __future__ import annotations
@@ -63,20 +65,40 @@ def build_model(
         return BrainWithTemperature(brain, cfg.temperature_init, cfg.learn_temperature)
 
 
+#: Early-stopping criteria: the history column each one reads and whether higher is better.
+STOP_CRITERIA = {"loss": ("val_loss", False), "top5": ("val_top5_acc", True)}
+
+
 @dataclass
 class EarlyStopping:
-    """Patience on the validation loss (lower is better)."""
+    """Patience on one validation criterion (``criterion``: a key of :data:`STOP_CRITERIA`)."""
 
     patience: int
     min_delta: float = 0.0
-    best_loss: float = float("inf")
+    criterion: str = "loss"
+    best_value: float = float("nan")
     best_epoch: int = -1
     bad_epochs: int = 0
 
-    def update(self, loss: float, epoch: int) -> bool:
-        """Record an epoch; True if it is the new best."""
-        if loss < self.best_loss - self.min_delta:
-            self.best_loss, self.best_epoch, self.bad_epochs = loss, epoch, 0
+    def __post_init__(self) -> None:
+        if self.criterion not in STOP_CRITERIA:
+            raise ValueError(
+                f"unknown early-stopping criterion {self.criterion!r}; use one of {list(STOP_CRITERIA)}"
+            )
+
+    @property
+    def column(self) -> str:
+        """The history column this criterion reads."""
+        return STOP_CRITERIA[self.criterion][0]
+
+    def update(self, value: float, epoch: int) -> bool:
+        """Record an epoch; True if it is the new best. A non-finite value is an error."""
+        if not np.isfinite(value):
+            raise FloatingPointError(f"epoch {epoch}: validation {self.criterion} is {value}")
+        higher_is_better = STOP_CRITERIA[self.criterion][1]
+        gain = (value - self.best_value) if higher_is_better else (self.best_value - value)
+        if self.best_epoch < 0 or gain > self.min_delta:
+            self.best_value, self.best_epoch, self.bad_epochs = float(value), epoch, 0
             return True
         self.bad_epochs += 1
         return False
@@ -199,23 +221,47 @@ def val_top5(model: BrainWithTemperature, data: TrialSet, device: torch.device) 
 
 @dataclass
 class TrainingRun:
-    """The state one training run carries from epoch to epoch (what a checkpoint saves)."""
+    """The state one training run carries from epoch to epoch (what a checkpoint saves).
+
+    ``stoppers`` holds one :class:`EarlyStopping` per tracked criterion, the configured one
+    (``training.stop_on``) first; ``best_states`` the best weights by each."""
 
     optimizer: torch.optim.Optimizer
     generator: torch.Generator  # batch order
-    stopper: EarlyStopping
+    stoppers: dict[str, EarlyStopping]
     history: list[dict[str, Any]]
-    best_state: dict[str, Tensor]
+    best_states: dict[str, dict[str, Tensor]]
     start_epoch: int = 0
 
     @classmethod
-    def start(cls, model: BrainWithTemperature, cfg: TrainingConfig, seed: int) -> TrainingRun:
-        """A fresh run: Adam on the trainable parameters, the batch order seeded with ``seed``."""
+    def start(
+        cls, model: BrainWithTemperature, cfg: TrainingConfig, seed: int, track: tuple[str, ...] = ()
+    ) -> TrainingRun:
+        """A fresh run: Adam on the trainable parameters, the batch order seeded with ``seed``; early stopping
+        on ``cfg.stop_on`` and on every other criterion in ``track``."""
         optimizer = torch.optim.Adam(
             [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
         )
         generator = torch.Generator().manual_seed(seed)
-        return cls(optimizer, generator, EarlyStopping(cfg.patience, cfg.min_delta), [], cpu_state(model))
+        criteria = dict.fromkeys((cfg.stop_on, *track))
+        stoppers = {c: EarlyStopping(cfg.patience, cfg.min_delta, c) for c in criteria}
+        state = cpu_state(model)
+        return cls(optimizer, generator, stoppers, [], {c: state for c in criteria})
+
+    @property
+    def stopper(self) -> EarlyStopping:
+        """The configured criterion's early stopping."""
+        return next(iter(self.stoppers.values()))
+
+    @property
+    def best_state(self) -> dict[str, Tensor]:
+        """The best weights by the configured criterion."""
+        return next(iter(self.best_states.values()))
+
+    @property
+    def stop(self) -> bool:
+        """Every tracked criterion has run out of patience."""
+        return all(s.stop for s in self.stoppers.values())
 
 
 def fit_epochs(
@@ -230,9 +276,11 @@ def fit_epochs(
     monitor_top5: bool = True,
 ) -> dict[str, Tensor]:
     """Epochs ``run.start_epoch``.. ``cfg.max_epochs`` with early stopping on ``val``; ``run`` is updated in
-    place (one history row per epoch, the best weights) and its best weights are returned.
-    ``after_epoch(epoch)`` runs after each epoch (the training job writes its checkpoint there);
-    ``monitor_top5`` adds the validation top-5 to each row (one more pass over ``val``; monitoring only)."""
+    place (one history row per epoch, the best weights by each tracked criterion) and the best weights by the
+    configured criterion are returned. ``after_epoch(epoch)`` runs after each epoch (the training job writes
+    its checkpoint there); ``monitor_top5`` adds the validation top-5 to each row (one more pass over
+    ``val``), which stopping on top-5 needs and turns on."""
+    monitor_top5 = monitor_top5 or "top5" in run.stoppers
     bar = tqdm(
         range(run.start_epoch, cfg.max_epochs),
         desc="epochs",
@@ -241,7 +289,7 @@ def fit_epochs(
         disable=not progress,
     )
     for epoch in bar:
-        if run.stopper.stop:
+        if run.stop:
             break
         tic = time.perf_counter()
         try:
@@ -253,9 +301,6 @@ def fit_epochs(
             raise NonFiniteLossError(
                 f"training stopped at epoch {epoch}: {what} (learning rate {lr:g})", cause
             ) from None
-        improved = run.stopper.update(va["loss"], epoch)
-        if improved:
-            run.best_state = cpu_state(model)
         row = {
             "epoch": epoch,
             **{f"train_{k}": v for k, v in tr.items()},
@@ -263,9 +308,17 @@ def fit_epochs(
         }
         if monitor_top5:
             row["val_top5_acc"] = val_top5(model, val, device)
+        improved = {}
+        for criterion, stopper in run.stoppers.items():
+            if stopper.stop:
+                continue
+            improved[criterion] = stopper.update(row[stopper.column], epoch)
+            if improved[criterion]:
+                run.best_states[criterion] = cpu_state(model)
         row.update(
             temperature=float(1.0 / model.logit_scale.detach()),
-            best=improved,
+            best=improved.get(next(iter(run.stoppers)), False),
+            **{f"best_by_{c}": v for c, v in improved.items() if len(run.stoppers) > 1},
             seconds=round(time.perf_counter() - tic, 3),
         )
         run.history.append(row)

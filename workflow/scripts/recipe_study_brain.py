@@ -1,0 +1,18 @@
+"""Rules recipe_study_brain / recipe_study_shared: one variant's brain module on one unit, or one model shared
+by the subjects (``params.subjects``)."""
+
+from megdecode.logs import job_logging
+
+with job_logging(snakemake) as log:  # noqa: F821
+    from megdecode.artifacts.recipe_study import write_scores
+    from megdecode.learning_curve.recipe import brain_job, read_choice, study_inputs
+
+    wc = snakemake.wildcards  # noqa: F821
+    params = dict(snakemake.params)  # noqa: F821
+    inputs = study_inputs(snakemake.input, params)  # noqa: F821
+    variant = inputs.variant(wc.variant)
+    choice = read_choice(snakemake.input.get("choice") or None, variant)  # noqa: F821
+    subjects = params.get("subjects") or [wc.subject]
+    scores = brain_job(inputs, wc.world, subjects, int(wc.seed), int(wc.n_train), variant, choice)
+    write_scores(scores, snakemake.output.scores)  # noqa: F821
+    log.info("%d score rows (stop on %s, lr %g)", len(scores), choice["stop_on"], choice["lr"])
