@@ -3,8 +3,8 @@
 Only ``train`` trials take gradient steps; only ``val`` trials decide early stopping, on the validation loss
 (the paper's) or on the CLIP head's validation top-5 (``training.stop_on``). A run may track both criteria
 (each with its own patience and best weights) and stops when every tracked criterion has stopped. A NaN or
-infinite loss stops training with :class:`NonFiniteLossError` naming the epoch, the learning rate and, when the
-inputs are to blame, the file that holds them.
+infinite loss stops training with :class:`NonFiniteLossError` naming the epoch, the learning rate and, when
+the inputs are to blame, the file that holds them.
 """
 
 from __future__ import annotations
