@@ -1,8 +1,8 @@
 # Stage: the Natural Scenes Dataset (docs/nsd.md). Only for study.source 'nsd': NSD's stimuli become the
 # study's stimuli table and images (for the latents stage), and each subject's single-trial betas become the
-# fMRI contract's files (megdecode.artifacts.fmri) for the fMRI decoders. Reads nsd.root (megdecode.nsd).
+# fMRI contract's files (megdecode.artifacts.fmri) for the fMRI decoders. Reads nsd.root (megdecode.datasets.nsd).
 from megdecode.artifacts.fmri import subject_files as nsd_fmri_subject_files
-from megdecode.nsd import NsdDataError, NsdLayout, settings_from_config
+from megdecode.datasets.nsd import NsdDataError, NsdLayout, settings_from_config
 
 NSD_SOURCE = STUDY["source"] == "nsd"
 

@@ -1,4 +1,4 @@
-"""The Natural Scenes Dataset reader (megdecode.nsd) on layout twins (tests/nsd_twin.py); no NSD data."""
+"""The Natural Scenes Dataset reader (megdecode.datasets.nsd) on layout twins (tests/nsd_twin.py); no NSD data."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from nsd_twin import (
     write_nifti,
 )
 
-from megdecode import nsd
+from megdecode.datasets import nsd
 from megdecode.artifacts.fmri import FmriSubject, read_fmri_subject, write_fmri_subject
 from megdecode.config import load_config, section_defaults
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import THINGS_MEG
 from things_twin import TwinSpec, label_trials, make_layout_twin, recording_path, split_summary
 
-from megdecode import things
+from megdecode.datasets import things
 from megdecode.config import load_config, section_defaults
 
 REPO = Path(__file__).resolve().parents[1]

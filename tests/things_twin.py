@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from megdecode.bids_layout import run_stem
-from megdecode.things import SIDECARS, ThingsDataError, find_recording, is_appledouble, meg_dir
+from megdecode.datasets.things import SIDECARS, ThingsDataError, find_recording, is_appledouble, meg_dir
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def write_simulated_fif(
     import mne
     from mne.io.constants import FIFF
 
-    from megdecode.things import read_events_tsv
+    from megdecode.datasets.things import read_events_tsv
 
     channels = pd.read_csv(channels_tsv, sep="\t", dtype=str)
     names = channels["name"].tolist()
