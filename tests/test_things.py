@@ -12,8 +12,8 @@ import pytest
 from conftest import THINGS_MEG
 from things_twin import TwinSpec, label_trials, make_layout_twin, recording_path, split_summary
 
-from megdecode.datasets import things
 from megdecode.config import load_config, section_defaults
+from megdecode.datasets import things
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_SESSIONS = [f"{i:02d}" for i in range(1, 13)]

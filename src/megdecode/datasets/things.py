@@ -347,7 +347,7 @@ def write_inventory(
     out_tsv: Path | str,
 ) -> pd.DataFrame:
     """Write the inventory TSV (one row per configured run) and return it."""
-    table = inventory(bids_root, subjects, sessions, runs, task)
+    table = ThingsMegReader(bids_root, None, subjects, sessions, runs, task).inventory()
     n_warn = int((table["warning"] != "n/a").sum())
     log.info("inventory: %d runs, %d with warnings", len(table), n_warn)
     write_tsv(table, out_tsv)
@@ -514,9 +514,36 @@ def write_stimuli_table(
             "numbers "
             "to files (e.g. things_meg_images.tsv: columns things_image_nr, file_path, concept)"
         )
-    events = read_study_events(bids_root, subjects, sessions, runs, task)
-    table = stimuli_from_events(events, read_image_table(image_table))
+    table = ThingsMegReader(bids_root, image_table, subjects, sessions, runs, task).stimuli_table()
     counts = table.groupby(["role", "concept_split"]).size().to_dict()
     log.info("stimuli table: %d images %s", len(table), counts)
     write_stimuli(table, out_tsv)
     return table
+
+
+# --- the dataset reader (megdecode.datasets.DatasetReader) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThingsMegReader:
+    """THINGS-MEG at ``bids_root`` for the configured runs; ``image_table`` maps image numbers to files."""
+
+    bids_root: Path | str
+    image_table: Path | str | None
+    subjects: Sequence[str]
+    sessions: Sequence[str]
+    runs: Sequence[str]
+    task: str
+
+    def inventory(self) -> pd.DataFrame:
+        return inventory(self.bids_root, self.subjects, self.sessions, self.runs, self.task)
+
+    def trials(self, subject: str) -> pd.DataFrame:
+        """The events of the subject's configured runs (catch trials included), with ``session``/``run``."""
+        return read_study_events(self.bids_root, [subject], self.sessions, self.runs, self.task)
+
+    def stimuli_table(self) -> pd.DataFrame:
+        if self.image_table is None:
+            raise ThingsDataError("no image table: set study.image_table (e.g. things_meg_images.tsv)")
+        events = read_study_events(self.bids_root, self.subjects, self.sessions, self.runs, self.task)
+        return stimuli_from_events(events, read_image_table(self.image_table))
