@@ -6,7 +6,6 @@ from megdecode.artifacts.latents import latent_files as backbone_files
 from megdecode.artifacts.paths import Layout
 from megdecode.artifacts.preprocessed import subject_files
 from megdecode.artifacts.semantic_readout import readout_files
-from megdecode.bids_layout import run_stem
 from megdecode.cluster import grow_with_attempt
 from megdecode.config import (
     ConfigError,
@@ -34,7 +33,6 @@ RUNS = STUDY["runs"]
 TASK = STUDY["task"]
 SIMULATED = STUDY["source"] == "simulated"
 
-R = config["results_dir"]
 L = Layout.from_config(config)
 CONDA_ENV = "../envs/megdecode.yaml"
 
@@ -53,12 +51,11 @@ wildcard_constraints:
 
 
 # --- layout: short names for the patterns of megdecode.artifacts.paths (see docs/ARCHITECTURE.md) ---
-RUN_STEM = run_stem("{subject}", "{session}", "{run}", TASK)
+# (every path, every job's log and benchmark included, comes from L: no rule file builds one by hand)
+RUN_STEM = L.run_stem
 STIMULI_TABLE = L.stimuli_table
 STIMULI_IMAGES = L.stimuli_images
-SOURCEDATA = L.sourcedata
 BIDS_ROOT = L.bids_root
-DERIVATIVES = L.derivatives
 PREPROCESSED = L.preprocessed
 LATENTS = L.latents
 # the files of one subject's preprocessed folder and of one backbone's latents, named by their owner modules
@@ -67,12 +64,7 @@ SUBJECT_FILES = subject_files(
 )  # meg, trials, channels, info ({subject} kept)
 LATENT_FILES = backbone_files(LATENTS)  # latents, index, meta ({backbone} kept)
 FMRI_SUBJECT_FILES = fmri_subject_files(L.fmri_subject)  # betas, trials, voxels, info
-RECONSTRUCTION = L.reconstruction
 SEMANTIC_READOUT_FILES = readout_files(L.semantic_readout)  # model, accuracy
-TABLES = L.tables
-FIGURES = L.figures
-LOGS = L.logs
-BENCHMARKS = L.benchmarks
 
 # Every (subject, session, run) of the study, as expand(..., zip, **ALL_RUNS) keyword lists.
 ALL_RUNS = run_grid(SUBJECTS, SESSIONS, RUNS)
@@ -112,14 +104,14 @@ onstart:
             run_lock.refuse_if_previous_jobs_run(
                 workflow.workdir_init, {r.name for r in workflow.rules}
             )
-        run_lock.acquire(R)
+        run_lock.acquire(L.results)
     except run_lock.RunLockError as err:
         raise WorkflowError(str(err)) from None
 
 
 onsuccess:
-    run_lock.release(R)
+    run_lock.release(L.results)
 
 
 onerror:
-    run_lock.release(R)
+    run_lock.release(L.results)

@@ -32,9 +32,9 @@ if NSD_SOURCE:
             table=STIMULI_TABLE,
             images=directory(STIMULI_IMAGES),
         log:
-            f"{LOGS}/nsd_stimuli/nsd_stimuli.log",
+            L.log("nsd_stimuli"),
         benchmark:
-            f"{BENCHMARKS}/nsd_stimuli/nsd_stimuli.tsv"
+            L.benchmark("nsd_stimuli")
         conda:
             CONDA_ENV
         threads: 1
@@ -56,9 +56,9 @@ if NSD_SOURCE:
         output:
             **NSD_SUBJECT_FILES,
         log:
-            f"{LOGS}/nsd_subject/sub-{{subject}}.log",
+            L.log("nsd_subject", "sub-{subject}"),
         benchmark:
-            f"{BENCHMARKS}/nsd_subject/sub-{{subject}}.tsv"
+            L.benchmark("nsd_subject", "sub-{subject}")
         wildcard_constraints:
             subject="|".join(SUBJECTS),
         conda:

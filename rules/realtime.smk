@@ -10,10 +10,10 @@ rule realtime_replay:
     input:
         unpack(realtime_inputs),
     output:
-        trials=f"{RT_DIR}/trials.tsv",
-        summary=f"{RT_DIR}/summary.tsv",
+        trials=L.realtime_file("trials.tsv"),
+        summary=L.realtime_file("summary.tsv"),
         figure=report(
-            f"{RT_DIR}/replay.png",
+            L.realtime_file("replay.png"),
             category="Online decoding",
             labels={
                 "subject": "{subject}",
@@ -22,9 +22,9 @@ rule realtime_replay:
             },
         ),
     log:
-        f"{LOGS}/realtime_replay/{{backbone}}/sub-{{subject}}_seed-{{seed}}.log",
+        L.log("realtime_replay", "{backbone}/sub-{subject}_seed-{seed}"),
     benchmark:
-        f"{BENCHMARKS}/realtime_replay/{{backbone}}/sub-{{subject}}_seed-{{seed}}.tsv"
+        L.benchmark("realtime_replay", "{backbone}/sub-{subject}_seed-{seed}")
     conda:
         CONDA_ENV
     threads: 1
@@ -48,10 +48,7 @@ rule realtime_replay:
 if PLAN.realtime is not None:
     ALL_TARGETS.extend(
         expand(
-            [
-                f"{RT_DIR}/{name}"
-                for name in ("trials.tsv", "summary.tsv", "replay.png")
-            ],
+            [L.realtime_file(name) for name in RT_FILES],
             backbone=PLAN.realtime[0],
             subject=SUBJECTS,
             seed=PLAN.realtime[1],

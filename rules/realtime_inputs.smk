@@ -1,23 +1,19 @@
 # Input helpers of rules/realtime.smk.
-from megdecode.bids_layout import run_files
-
-RT_DIR = L.realtime
+RT_FILES = ("trials.tsv", "summary.tsv", "replay.png")
 RT_GROUND_TRUTH = [L.ground_truth] if SIMULATED else []
 
 
 def realtime_inputs(wc):
     """The subject's runs (raw, events), its preprocessed folder, the model, predictions and latents."""
     runs = [
-        run_files(BIDS_ROOT, wc.subject, ses, run, TASK, SIMULATED)
-        for ses in SESSIONS
-        for run in RUNS
+        L.bids_input_files(wc.subject, ses, run) for ses in SESSIONS for run in RUNS
     ]
     keys = dict(wc.items())
     return {
         "raw": [r["raw"] for r in runs],
         "events": [r["events"] for r in runs],
         "stimuli": STIMULI_TABLE,
-        "model": f"{L.model_dir('brain')}/model.safetensors".format(**keys),
+        "model": L.model_file("brain", "weights").format(**keys),
         "predictions": L.predictions("brain").format(**keys),
         "ground_truth": RT_GROUND_TRUTH,
         **{

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from mne_bids import BIDSPath, read_raw_bids
 
-from megdecode import bids, bids_layout
+from megdecode import bids
 from megdecode.config import section_defaults
 from megdecode.io import read_tsv, write_json
 
@@ -170,29 +170,6 @@ def test_log_without_required_columns_names_file(tmp_path: Path) -> None:
     pd.DataFrame({"onset": [1.0], "trial_type": ["exp"]}).to_csv(path, sep="\t", index=False)
     with pytest.raises(ValueError, match=r"x_log.tsv.*lacks column\(s\) \['image_id', 'concept', 'value'\]"):
         bids.read_stimulus_log(path)
-
-
-def test_paths_follow_ds004212_naming(tmp_path: Path) -> None:
-    paths = bids.run_paths(tmp_path, "01", "02", "03", "main")
-    assert paths["raw"] == tmp_path / "sub-01/ses-02/meg/sub-01_ses-02_task-main_run-03_meg.fif"
-    assert paths["events"].name == "sub-01_ses-02_task-main_run-03_events.tsv"
-    assert (
-        bids.session_paths(tmp_path, "01", "02")["scans"]
-        == tmp_path / "sub-01/ses-02/sub-01_ses-02_scans.tsv"
-    )
-
-
-def test_layout_strings_agree_with_bidspath(tmp_path: Path) -> None:
-    paths = bids.run_paths(tmp_path, "A1", "02", "10", "main")
-    files = bids_layout.run_files(str(tmp_path), "A1", "02", "10", "main", simulated=True)
-    assert files == {"raw": str(paths["raw"]), "events": str(paths["events"])}
-    real = bids_layout.run_files("ds", "BIGMEG1", "01", "01", "main", simulated=False)
-    assert real["raw"] == "ds/sub-BIGMEG1/ses-01/meg/sub-BIGMEG1_ses-01_task-main_run-01_meg.ds"
-
-    class Wildcards:
-        subject, session, run = "A1", "02", "10"
-
-    assert bids_layout.run_files_function(str(tmp_path), "main", True)(Wildcards()) == files
 
 
 def test_trigger_codes_from_ground_truth(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from megdecode.preprocessing.reader import (
     pick_meg_channels,
     read_events,
 )
-from megdecode.preprocessing.run import derivative_epochs_path, preprocess_run, welch_psd
+from megdecode.preprocessing.run import preprocess_run, welch_psd
 from megdecode.preprocessing.signal import epoch_continuous, highpass_drift_kernel, lowpass_kernel
 from megdecode.preprocessing.synth import SynthSpec, helmet_positions, make_raw
 
@@ -254,11 +254,6 @@ def test_sensor_layout_in_unit_square():
     assert xy.shape == (40, 2) and xy.min() == 0.0 and xy.max() == 1.0
     with pytest.raises(ValueError, match="no sensor positions"):
         sensor_layout(np.zeros((10, 3)))
-
-
-def test_derivative_path_matches_rule_pattern(tmp_path):
-    path = derivative_epochs_path(tmp_path, "01", "02", "main", "03")
-    assert path == tmp_path / "sub-01/ses-02/meg/sub-01_ses-02_task-main_run-03_epo.fif"
 
 
 # --- run + subject end to end on synthetic BIDS-like files ---------------------------------------------

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from megdecode.artifacts.paths import bids_meg_dir, bids_run_file, run_stem
 from megdecode.artifacts.stimuli import write_stimuli
-from megdecode.bids_layout import run_stem
 from megdecode.io import read_json, read_tsv, write_tsv
 
 log = logging.getLogger(__name__)
@@ -67,10 +67,6 @@ def is_appledouble(path: Path | str) -> bool:
     return Path(path).name.startswith("._")
 
 
-def meg_dir(bids_root: Path | str, subject: str, session: str) -> Path:
-    return Path(bids_root) / f"sub-{subject}" / f"ses-{session}" / "meg"
-
-
 def find_recording(
     bids_root: Path | str,
     subject: str,
@@ -80,7 +76,7 @@ def find_recording(
     extensions: Sequence[str] = RECORDING_EXTENSIONS,
 ) -> Path | None:
     """The run's ``*_meg.<ext>`` recording (CTF ``.ds`` folder or ``.fif``), or None when absent."""
-    folder = meg_dir(bids_root, subject, session)
+    folder = bids_meg_dir(bids_root, subject, session)
     stem = run_stem(subject, session, run, task)
     for ext in extensions:
         candidate = folder / f"{stem}_meg{ext}"
@@ -193,7 +189,7 @@ def discover_runs(bids_root: Path | str, task: str) -> pd.DataFrame:
     rows = []
     for subject in get_entity_vals(root, "subject", ignore_subjects="emptyroom", ignore_hidden=True):
         for session in get_entity_vals(root / f"sub-{subject}", "session", ignore_hidden=True) or []:
-            folder = meg_dir(root, subject, session)
+            folder = bids_meg_dir(root, subject, session)
             if not folder.is_dir():
                 continue
             runs = {
@@ -220,7 +216,7 @@ class RunFiles:
 
 def run_files(bids_root: Path | str, subject: str, session: str, run: str, task: str) -> RunFiles:
     """Locate one run's recording and sidecars (AppleDouble twins are listed, never used)."""
-    folder = meg_dir(bids_root, subject, session)
+    folder = bids_meg_dir(bids_root, subject, session)
     stem = run_stem(subject, session, run, task)
     sidecars = {}
     for key, suffix in SIDECARS.items():
@@ -424,7 +420,7 @@ def read_study_events(
     for s in subjects:
         for ses in sessions:
             for r in runs:
-                path = meg_dir(bids_root, s, ses) / f"{run_stem(s, ses, r, task)}_events.tsv"
+                path = Path(bids_run_file(bids_root, s, ses, r, task, "events", ".tsv"))
                 if not path.is_file():
                     raise ThingsDataError(
                         f"events file missing: {path}; download it or drop the run from the config"

@@ -49,24 +49,6 @@ QC_COLUMNS = [
 ]
 
 
-def derivative_epochs_path(root: Path | str, subject: str, session: str, task: str, run: str) -> Path:
-    """Where the run's epochs go in the derivatives tree (mne-bids BIDSPath, suffix ``epo``)."""
-    from mne_bids import BIDSPath
-
-    path = BIDSPath(
-        root=root,
-        subject=subject,
-        session=session,
-        task=task,
-        run=run,
-        datatype="meg",
-        suffix="epo",
-        extension=".fif",
-        check=False,
-    )
-    return Path(path.fpath)
-
-
 def _entities(stem: str) -> dict[str, str]:
     return dict(part.split("-", 1) for part in stem.split("_") if "-" in part)
 
