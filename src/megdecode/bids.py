@@ -26,13 +26,13 @@ from mne_bids import make_dataset_description, update_sidecar_json, write_raw_bi
 
 from megdecode import __version__ as MEGDECODE_VERSION
 from megdecode.artifacts.paths import bids_dataset_files, bids_run_files, bids_run_path, bids_session_files
+from megdecode.artifacts.sourcedata import read_ground_truth, read_stimulus_log
 from megdecode.config import dataclass_from_section
-from megdecode.io import atomic_output, read_json, read_tsv, write_json, write_tsv
+from megdecode.io import atomic_output, write_json, write_tsv
 from megdecode.recording import read_raw_checked
 
 log = logging.getLogger(__name__)
 
-LOG_COLUMNS = ("onset", "trial_type", "image_id", "concept", "value")
 EVENTS_COLUMNS = ("onset", "duration", "trial_type", "value", "sample", "image_id", "concept")
 #: keys of the ``bids`` config section that only the dataset-level job reads
 DATASET_KEYS = ("dataset_name", "authors", "license")
@@ -62,7 +62,7 @@ class BidsParams:
         """Fill in ``trigger_codes`` from the simulator's ground_truth.json if the config has none."""
         if self.trigger_codes is not None or ground_truth_json is None:
             return self
-        codes = read_json(ground_truth_json).get("trigger_codes")
+        codes = read_ground_truth(ground_truth_json).get("trigger_codes")
         if not isinstance(codes, dict) or not codes:
             raise ValueError(
                 f"{ground_truth_json} has no 'trigger_codes' mapping; set bids.trigger_codes in the config"
@@ -90,20 +90,6 @@ class DatasetDescription:
 
 
 # --- triggers, photodiode, log ---------------------------------------------------------------------
-
-
-def read_stimulus_log(path: Path | str) -> pd.DataFrame:
-    """Read a stimulus log TSV and check its columns (``onset trial_type image_id concept value``)."""
-    table = read_tsv(path, dtype={"image_id": str, "concept": str, "trial_type": str})
-    missing = [c for c in LOG_COLUMNS if c not in table.columns]
-    if missing:
-        raise ValueError(
-            f"{path}: stimulus log lacks column(s) {missing}; expected at least {list(LOG_COLUMNS)} "
-            "(rerun the simulate rule that writes it)"
-        )
-    if table.empty:
-        raise ValueError(f"{path}: stimulus log has no rows")
-    return table
 
 
 def find_triggers(raw: mne.io.BaseRaw, stim_channel: str) -> np.ndarray:

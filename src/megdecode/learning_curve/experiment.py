@@ -351,16 +351,16 @@ def learning_curve_job(
     ``training``, ``alphas``, ``seed``); ``job``: see :func:`run_job`."""
     from threadpoolctl import threadpool_limits
 
-    from megdecode import io
     from megdecode.artifacts.latents import read_latents
     from megdecode.artifacts.learning_curve import write_scores, write_trials
+    from megdecode.artifacts.sourcedata import read_ground_truth
     from megdecode.artifacts.stimuli import read_stimuli
 
     lc = LearningCurveParams.from_config(params["learning_curve"])
     latents = {name: read_latents(path) for name, path in latents_dirs.items()}
     with threadpool_limits(limits=lc.threads):
         scores, trials = run_job(
-            io.read_json(ground_truth),
+            read_ground_truth(ground_truth),
             read_stimuli(stimuli_table),
             latents,
             params["simulation"],

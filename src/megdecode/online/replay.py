@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from megdecode.artifacts.sourcedata import read_ground_truth
+from megdecode.artifacts.stimuli import read_image
 from megdecode.config import dataclass_from_section
-from megdecode.io import atomic_output, read_json, read_tsv, write_tsv
+from megdecode.io import atomic_output, read_tsv, write_tsv
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +106,9 @@ def replay_run(decoder, raw, chunk: int, pace: bool, block_s: float = 10.0) -> d
 def _offline_rows(preprocessed_dir: Path | str, predictions) -> pd.DataFrame:
     """test_large rows of trials.tsv with their offline CLIP prediction's row (session, run, k-th
     occurrence of the image in the run)."""
-    from megdecode.artifacts.preprocessed import TRIALS as TRIALS_TSV
+    from megdecode.artifacts.preprocessed import read_trials
 
-    labels = {"subject": str, "session": str, "run": str, "image_id": str, "concept": str}
-    trials = read_tsv(Path(preprocessed_dir) / TRIALS_TSV, dtype=labels)
+    trials = read_trials(preprocessed_dir)
     large = trials[trials["split"] == "test_large"].reset_index(drop=True)
     ids = predictions.image_ids.get("test_large", np.array([]))
     if len(ids) != len(large) or not (large["image_id"].astype(str).to_numpy() == ids).all():
@@ -160,7 +161,7 @@ def replay_subject(
     if settings.onsets == "trigger":
         codes = bids_cfg.get("trigger_codes")
         if codes is None and ground_truth is not None:  # the simulator's codes
-            codes = read_json(ground_truth).get("trigger_codes")
+            codes = read_ground_truth(ground_truth).get("trigger_codes")
         if not codes:
             raise ValueError("realtime.onsets: trigger needs bids.trigger_codes (trial type -> code)")
     rows, stats, timeline = [], Counter(), None
@@ -322,7 +323,6 @@ def replay_figure(table, timeline, stimuli, images_root: Path, settings, out: Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
-    from PIL import Image
 
     lat = table.loc[table["status"] == "decoded", "latency_ms"].to_numpy(float)
     fig, (ax_lat, ax_time) = plt.subplots(2, 1, figsize=(10, 6), gridspec_kw={"height_ratios": [1, 1.3]})
@@ -349,8 +349,7 @@ def replay_figure(table, timeline, stimuli, images_root: Path, settings, out: Pa
             ax_time.plot([trial.onset_sample / sfreq, x], [0.2, 0.2], color="C2", lw=2)
             path = images_root / str(files.get(trial.top5_ids[0], ""))
             if path.is_file():
-                with Image.open(path) as im:
-                    thumb = np.asarray(im.convert("RGB").resize((48, 48)))
+                thumb = np.asarray(read_image(path).resize((48, 48)))
                 ax_time.add_artist(AnnotationBbox(OffsetImage(thumb, zoom=0.6), (x, 0.6), frameon=False))
         ax_time.set(xlim=(0, span), ylim=(0, 1), yticks=[], xlabel=f"{timeline['stem']}: time (s)",
                     title="image onsets (blue exp, orange test, grey catch); green: onset -> window end; "

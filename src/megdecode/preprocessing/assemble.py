@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from megdecode.artifacts import preprocessed
-from megdecode.io import read_tsv, write_tsv
+from megdecode.artifacts.epochs import read_epochs, read_qc_rows, write_runs_table
 from megdecode.preprocessing.params import PreprocessingParams
 from megdecode.seeds import derive_rng
 
@@ -124,12 +124,6 @@ def _recording_rate(runs: pd.DataFrame) -> float | None:
     return float(rates[0]) if len(rates) == 1 else None
 
 
-def _read_epochs(path: Path | str, preload: bool):
-    import mne
-
-    return mne.read_epochs(path, preload=preload, verbose="error")
-
-
 def assemble_subject(
     epochs_paths: Sequence[Path | str],
     qc_paths: Sequence[Path | str],
@@ -142,7 +136,7 @@ def assemble_subject(
     """Concatenate a subject's runs, split, scale, and write the training inputs (the preprocessed subject
     folder ``out_dir``). Returns the trial table."""
     params = PreprocessingParams.from_config(cfg)
-    runs = pd.concat([read_tsv(p, dtype={"subject": str, "session": str, "run": str}) for p in qc_paths])
+    runs = read_qc_rows(qc_paths)
     good = [
         (e, q) for e, q, status in zip(epochs_paths, qc_paths, runs["status"], strict=True) if status == "ok"
     ]
@@ -155,7 +149,7 @@ def assemble_subject(
     # pass 1: metadata and channels, without loading data
     tables, ch_names, info0 = [], None, None
     for path, _ in good:
-        ep = _read_epochs(path, preload=False)
+        ep = read_epochs(path, preload=False)
         if ch_names is None:
             ch_names, info0 = ep.ch_names, ep.info
         elif ep.ch_names != ch_names:
@@ -203,7 +197,7 @@ def assemble_subject(
         test_sum = np.zeros((len(small), n_ch, n_t), dtype=np.float64) if params.average_test else None
         small_index = {img: i for i, img in enumerate(small["image_id"])} if params.average_test else None
         for f, (path, _) in enumerate(good):
-            data = _read_epochs(path, preload=True).get_data(copy=False).astype(np.float32, copy=False)
+            data = read_epochs(path, preload=True).get_data(copy=False).astype(np.float32, copy=False)
             part = single[single["_file"] == f]
             meg[part["_row"].to_numpy()] = data[part["_epoch"].to_numpy()]
             these = tests[tests["_file"] == f]
@@ -229,7 +223,7 @@ def assemble_subject(
 
     table = pd.concat([single, small], ignore_index=True).sort_values("_row")[preprocessed.TRIAL_COLUMNS]
     positions = np.array([ch["loc"][:3] for ch in info0["chs"]])
-    write_tsv(runs, out_runs)
+    write_runs_table(runs, out_runs)
     import mne
 
     preprocessed.write_tables(

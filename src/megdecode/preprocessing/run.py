@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from megdecode.io import atomic_output, read_tsv, save_npz, write_json, write_tsv
+from megdecode.artifacts.epochs import QC_ARRAYS, QC_COLUMNS, write_run
+from megdecode.artifacts.stimuli import read_stimuli
+from megdecode.io import write_json
 from megdecode.preprocessing.causal import epoch_causal
 from megdecode.preprocessing.params import PreprocessingParams
 from megdecode.preprocessing.reader import (
@@ -25,28 +27,6 @@ from megdecode.preprocessing.reader import (
 from megdecode.preprocessing.signal import epoch_continuous
 
 log = logging.getLogger(__name__)
-
-# arrays of the per-run QC archive (``_psd.npz``): spectra before/after, and the image trials' evoked sum
-QC_ARRAYS = ("freqs_raw", "psd_raw", "freqs_clean", "psd_clean", "evoked_sum", "evoked_n", "times")
-
-QC_COLUMNS = [
-    "subject",
-    "session",
-    "run",
-    "status",
-    "problem",
-    "raw_sfreq",
-    "duration_s",
-    "n_meg_channels",
-    "n_channels_kept",
-    "dropped_channels",
-    "bad_channels_not_found",
-    "n_events",
-    "n_exp",
-    "n_test",
-    "n_catch",
-    "warnings",
-]
 
 
 def _entities(stem: str) -> dict[str, str]:
@@ -96,10 +76,7 @@ def preprocess_run(
         spectra = {k: np.zeros((0,), dtype=np.float32) for k in QC_ARRAYS}
     qc["warnings"] = "; ".join(warnings)
     table = pd.DataFrame([qc], columns=QC_COLUMNS)
-    with atomic_output(epochs_out) as tmp:
-        epochs.save(tmp, overwrite=True, verbose="error")
-    save_npz(spectra, psd_out)
-    write_tsv(table, qc_out)
+    write_run(epochs, table, spectra, epochs_out, qc_out, psd_out)
     return table
 
 
@@ -131,7 +108,7 @@ def _process(raw_path, events_path, stimuli_path, params, stem, qc, warnings, th
         if absent:
             warnings.append(f"{len(absent)} MEG channel(s) of the header missing from channels.tsv")
     events = read_events(events_path, sfreq, stem, params.trial_types)
-    events = attach_stimuli(events, read_tsv(stimuli_path, dtype={"image_id": str, "concept": str}), stem)
+    events = attach_stimuli(events, read_stimuli(stimuli_path), stem)
     counts = events["trial_type"].value_counts()
     qc.update(n_events=len(events), **{f"n_{t}": int(counts.get(t, 0)) for t in ("exp", "test", "catch")})
 

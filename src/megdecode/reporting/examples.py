@@ -14,7 +14,7 @@ from megdecode.artifacts.brain_model import read_state
 from megdecode.artifacts.latents import read_latents
 from megdecode.artifacts.predictions import read_predictions
 from megdecode.artifacts.preprocessed import read_channels
-from megdecode.artifacts.stimuli import read_stimuli
+from megdecode.artifacts.stimuli import read_image, read_stimuli
 from megdecode.evaluation.retrieval import gallery
 from megdecode.metrics import retrieval as rm
 from megdecode.reporting.common import ReportSettings, save_figure, style
@@ -66,8 +66,6 @@ def plot_topk_examples(
     k: int = 5,
 ) -> plt.Figure:
     """For the first ``n_trials`` items: the seen image, then the top-k retrieved (green frame = correct)."""
-    from PIL import Image
-
     style()
     sim = rm.cosine_similarity(pred[:n_trials], candidates)
     n = min(n_trials, len(pred))
@@ -77,8 +75,7 @@ def plot_topk_examples(
         shown = [(image_ids[i], "seen")] + [(gallery_ids[j], f"#{r + 1}") for r, j in enumerate(order)]
         for c, (img_id, title) in enumerate(shown):
             ax = axes[i][c]
-            with Image.open(image_paths[img_id]) as im:
-                ax.imshow(np.asarray(im.convert("RGB")))
+            ax.imshow(np.asarray(read_image(image_paths[img_id])))
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(title, fontsize=7)
