@@ -130,6 +130,7 @@ def _run_inputs(root: Path, folder: Path) -> tuple[Path, Path, Path]:
     pd.DataFrame(
         {
             "image_id": ["a", "b", "c"],
+            "file": ["a.png", "b.png", "c.png"],
             "concept": ["ca", "cb", "cc"],
             "role": ["exp", "exp", "test"],
             "value": [1, 2, 3],

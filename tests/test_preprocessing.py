@@ -269,15 +269,15 @@ def _stimuli(path: Path) -> None:
         rows.append(
             (
                 f"img{v:02d}",
+                f"img{v:02d}.png",
                 f"c{v if not test_concept else 10 + v % 2}",
                 role,
                 v,
                 "test" if test_concept else "train",
             )
         )
-    pd.DataFrame(rows, columns=["image_id", "concept", "role", "value", "concept_split"]).to_csv(
-        path, sep="\t", index=False
-    )
+    columns = ["image_id", "file", "concept", "role", "value", "concept_split"]
+    pd.DataFrame(rows, columns=columns).to_csv(path, sep="\t", index=False)
 
 
 def _write_run(root: Path, session: str, seed: int, **spec_kw) -> tuple[Path, Path]:

@@ -29,9 +29,9 @@ from megdecode.artifacts.predictions import RETRIEVAL_HEAD, TargetScaler
 from megdecode.artifacts.preprocessed import SubjectData
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, TRAIN, VAL, check_no_leakage
 from megdecode.config import dataclass_from_section
-from megdecode.evaluation.retrieval import gallery, item_scores, sim_scores
 from megdecode.learning_curve.epochs import EpochGrid, EpochSimulator, baseline_correct
 from megdecode.learning_curve.oracle import oracle_similarity
+from megdecode.metrics.retrieval import gallery, item_scores, sim_scores
 from megdecode.models import BrainModuleConfig
 from megdecode.ridge import bin_time, fit_ridge
 from megdecode.seeds import derive_rng, derive_seed

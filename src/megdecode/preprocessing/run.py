@@ -12,7 +12,7 @@ import pandas as pd
 from megdecode.artifacts.epochs import QC_ARRAYS, QC_COLUMNS, write_run
 from megdecode.artifacts.stimuli import read_stimuli
 from megdecode.io import write_json
-from megdecode.preprocessing.causal import epoch_causal
+from megdecode.preprocessing.epocher import epocher_for
 from megdecode.preprocessing.params import PreprocessingParams
 from megdecode.preprocessing.reader import (
     BadRunError,
@@ -24,7 +24,6 @@ from megdecode.preprocessing.reader import (
     read_events,
     run_stem,
 )
-from megdecode.preprocessing.signal import epoch_continuous
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +114,10 @@ def _process(raw_path, events_path, stimuli_path, params, stem, qc, warnings, th
     picks = pick.picks
     read, rows = block_reader(raw, picks)
 
-    if params.phase == "causal":
-        result = epoch_causal(
-            read, raw.n_times, int(rows.max()) + 1, sfreq, events["sample"].to_numpy(), params, stem,
-            rows=rows, names=pick.names,
-        )  # fmt: skip
-    else:
-        result = epoch_continuous(
-            read, raw.n_times, int(rows.max()) + 1, sfreq, events["sample"].to_numpy(), params, stem,
-            workers=threads, rows=rows, names=pick.names,
-        )  # fmt: skip
+    result = epocher_for(params.phase)(
+        read, raw.n_times, int(rows.max()) + 1, sfreq, events["sample"].to_numpy(), params, stem,
+        rows=rows, names=pick.names, workers=threads,
+    )  # fmt: skip
     mid = raw.n_times // 2
     half = int(min(params.qc_psd_seconds * sfreq, raw.n_times) // 2)
     freqs_raw, psd_raw = welch_psd(read(mid - half, mid + half)[rows], sfreq)

@@ -15,7 +15,6 @@ from megdecode.artifacts.latents import read_latents
 from megdecode.artifacts.predictions import read_predictions
 from megdecode.artifacts.preprocessed import read_channels
 from megdecode.artifacts.stimuli import read_image, read_stimuli
-from megdecode.evaluation.retrieval import gallery
 from megdecode.metrics import retrieval as rm
 from megdecode.reporting.common import ReportSettings, save_figure, style
 
@@ -113,7 +112,7 @@ def write_examples(
     stimuli = read_stimuli(stimuli_table)
     paths = {r.image_id: Path(images_root) / r.file for r in stimuli.itertuples()}
     ids = preds.image_ids["test_small"]
-    gallery_ids, _ = gallery(ids)
+    gallery_ids, _ = rm.gallery(ids)
     fig = plot_topk_examples(
         preds.pred("test_small", preds.head_names[0]),  # the retrieval head (brain: clip),
         ids,
