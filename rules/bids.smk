@@ -4,15 +4,11 @@
 # Existing BIDS dataset (study.source 'bids'): a check step (inventory) and the stimuli table.
 from pathlib import Path
 
-from megdecode.bids_layout import (
-    DATASET_KEYS,
-    check_dataset_complete,
-    run_files_function,
-)
+from megdecode.bids import DATASET_KEYS
+from megdecode.datasets.things import check_dataset_complete
 
-BIDS_MEG_DIR = f"{BIDS_ROOT}/sub-{{subject}}/ses-{{session}}/meg"
-BIDS_RUN = f"{BIDS_MEG_DIR}/{RUN_STEM}"
-SOURCE_RUN = f"{SOURCEDATA}/sub-{{subject}}/ses-{{session}}/meg/{RUN_STEM}"
+BIDS_RUN_FILES = L.bids_run_files  # raw, sidecar, channels, events of one run
+BIDS_SESSION_FILES = L.bids_session_files  # scans, coordsystem of one session
 BIDS_INVENTORY = L.bids_inventory
 # per-run jobs get the bids settings minus the dataset-level ones (renaming the dataset reruns one job)
 BIDS_RUN_CFG = {k: v for k, v in config["bids"].items() if k not in DATASET_KEYS}
@@ -21,7 +17,7 @@ BIDS_DATASET_CFG = {k: config["bids"][k] for k in DATASET_KEYS}
 
 # Input function for downstream rules (preprocessing): bids_run_files(wildcards) -> {"raw", "events"},
 # the run's ..._meg.fif (simulated) or ..._meg.ds (existing CTF dataset) and its ..._events.tsv.
-bids_run_files = run_files_function(BIDS_ROOT, TASK, SIMULATED)
+bids_run_files = L.bids_input_function()
 
 
 if SIMULATED:
@@ -29,18 +25,15 @@ if SIMULATED:
     rule bids_run:
         """Convert one sourcedata run to BIDS: triggers matched to the log, photodiode-corrected events."""
         input:
-            raw=f"{SOURCE_RUN}_raw.fif",
-            log=f"{SOURCE_RUN}_log.tsv",
+            raw=L.source_run("raw"),
+            log=L.source_run("log"),
             ground_truth=L.ground_truth,
         output:
-            raw=f"{BIDS_RUN}_meg.fif",
-            sidecar=f"{BIDS_RUN}_meg.json",
-            channels=f"{BIDS_RUN}_channels.tsv",
-            events=f"{BIDS_RUN}_events.tsv",
+            **BIDS_RUN_FILES,
         log:
-            f"{LOGS}/bids_run/{RUN_STEM}.log",
+            L.log("bids_run", RUN_STEM),
         benchmark:
-            f"{BENCHMARKS}/bids_run/{RUN_STEM}.tsv"
+            L.benchmark("bids_run", RUN_STEM)
         conda:
             CONDA_ENV
         threads: 1
@@ -57,28 +50,20 @@ if SIMULATED:
     rule bids_dataset:
         """Dataset-level BIDS files, written once after every run: description, participants, scans, README."""
         input:
-            raw=expand(f"{BIDS_RUN}_meg.fif", zip, **ALL_RUNS),
-            events=expand(f"{BIDS_RUN}_events.tsv", zip, **ALL_RUNS),
+            raw=expand(BIDS_RUN_FILES["raw"], zip, **ALL_RUNS),
+            events=expand(BIDS_RUN_FILES["events"], zip, **ALL_RUNS),
         output:
-            description=f"{BIDS_ROOT}/dataset_description.json",
-            participants=f"{BIDS_ROOT}/participants.tsv",
-            participants_json=f"{BIDS_ROOT}/participants.json",
-            readme=f"{BIDS_ROOT}/README",
-            events_json=f"{BIDS_ROOT}/task-{TASK}_events.json",
+            **L.bids_dataset_files,
             scans=expand(
-                f"{BIDS_ROOT}/sub-{{subject}}/ses-{{session}}/sub-{{subject}}_ses-{{session}}_scans.tsv",
-                subject=SUBJECTS,
-                session=SESSIONS,
+                BIDS_SESSION_FILES["scans"], subject=SUBJECTS, session=SESSIONS
             ),
             coordsystem=expand(
-                f"{BIDS_MEG_DIR}/sub-{{subject}}_ses-{{session}}_coordsystem.json",
-                subject=SUBJECTS,
-                session=SESSIONS,
+                BIDS_SESSION_FILES["coordsystem"], subject=SUBJECTS, session=SESSIONS
             ),
         log:
-            f"{LOGS}/bids_dataset/bids_dataset.log",
+            L.log("bids_dataset"),
         benchmark:
-            f"{BENCHMARKS}/bids_dataset/bids_dataset.tsv"
+            L.benchmark("bids_dataset")
         conda:
             CONDA_ENV
         threads: 1
@@ -114,9 +99,9 @@ else:
         output:
             BIDS_INVENTORY,
         log:
-            f"{LOGS}/bids_inventory/bids_inventory.log",
+            L.log("bids_inventory"),
         benchmark:
-            f"{BENCHMARKS}/bids_inventory/bids_inventory.tsv"
+            L.benchmark("bids_inventory")
         conda:
             CONDA_ENV
         threads: 1
@@ -140,9 +125,9 @@ else:
         output:
             STIMULI_TABLE,
         log:
-            f"{LOGS}/stimuli_table/stimuli_table.log",
+            L.log("stimuli_table"),
         benchmark:
-            f"{BENCHMARKS}/stimuli_table/stimuli_table.tsv"
+            L.benchmark("stimuli_table")
         conda:
             CONDA_ENV
         threads: 1

@@ -8,7 +8,6 @@ from megdecode.artifacts.latents import latent_files as backbone_files
 from megdecode.artifacts.paths import Layout
 from megdecode.artifacts.preprocessed import subject_files
 from megdecode.artifacts.semantic_readout import readout_files
-from megdecode.bids_layout import run_stem
 from megdecode.cluster import grow_with_attempt
 from megdecode.config import (
     ConfigError,
@@ -38,7 +37,6 @@ RUNS = STUDY["runs"]
 TASK = STUDY["task"]
 SIMULATED = STUDY["source"] == "simulated"
 
-R = config["results_dir"]
 L = Layout.from_config(config)
 CONDA_ENV = "../envs/megdecode.yaml"
 
@@ -57,12 +55,11 @@ wildcard_constraints:
 
 
 # --- layout: short names for the patterns of megdecode.artifacts.paths (see docs/ARCHITECTURE.md) ---
-RUN_STEM = run_stem("{subject}", "{session}", "{run}", TASK)
+# (every path, every job's log and benchmark included, comes from L: no rule file builds one by hand)
+RUN_STEM = L.run_stem
 STIMULI_TABLE = L.stimuli_table
 STIMULI_IMAGES = L.stimuli_images
-SOURCEDATA = L.sourcedata
 BIDS_ROOT = L.bids_root
-DERIVATIVES = L.derivatives
 PREPROCESSED = L.preprocessed
 LATENTS = L.latents
 # the files of one subject's preprocessed folder and of one backbone's latents, named by their owner modules
@@ -71,12 +68,7 @@ SUBJECT_FILES = subject_files(
 )  # meg, trials, channels, info ({subject} kept)
 LATENT_FILES = backbone_files(LATENTS)  # latents, index, meta ({backbone} kept)
 FMRI_SUBJECT_FILES = fmri_subject_files(L.fmri_subject)  # betas, trials, voxels, info
-RECONSTRUCTION = L.reconstruction
 SEMANTIC_READOUT_FILES = readout_files(L.semantic_readout)  # model, accuracy
-TABLES = L.tables
-FIGURES = L.figures
-LOGS = L.logs
-BENCHMARKS = L.benchmarks
 
 # Every (subject, session, run) of the study, as expand(..., zip, **ALL_RUNS) keyword lists.
 ALL_RUNS = run_grid(SUBJECTS, SESSIONS, RUNS)
@@ -110,12 +102,12 @@ def latent_files(backbones, *kinds):
 # checked before Snakemake builds its executor (a SLURM executor refused later deletes the old jobs' log folders)
 from megdecode import run_lock
 
-run_lock.check_before_jobs_start(workflow, R)
+run_lock.check_before_jobs_start(workflow, L.results)
 
 
 onsuccess:
-    run_lock.release(R)
+    run_lock.release(L.results)
 
 
 onerror:
-    run_lock.release(R)
+    run_lock.release(L.results)

@@ -12,7 +12,6 @@ EVAL_RETRIEVAL_FILES = [f for job in EVAL_JOBS for f in job["outputs"].values()]
 EVAL_TIMERESOLVED_FILES = expand(
     L.timeresolved_table, backbone=PLAN.timeresolved_backbones, subject=SUBJECTS
 )
-BRAIN_WINDOW_DIR = L.model_dir("brain_window")
 
 
 # The brain module on the epoch cropped to one listed window, per (backbone, subject, window).
@@ -20,13 +19,13 @@ rule train_brain_window:
     input:
         unpack(lambda wc: training_inputs([wc.subject], wc.backbone)),
     output:
-        model=f"{BRAIN_WINDOW_DIR}/model.safetensors",
-        history=f"{BRAIN_WINDOW_DIR}/history.tsv",
+        model=L.model_file("brain_window", "weights"),
+        history=L.model_file("brain_window", "history"),
         predictions=L.predictions("brain_window"),
     log:
-        f"{LOGS}/train_brain_window/{{backbone}}/sub-{{subject}}_{{window}}.log",
+        L.log("train_brain_window", "{backbone}/sub-{subject}_{window}"),
     benchmark:
-        f"{BENCHMARKS}/train_brain_window/{{backbone}}/sub-{{subject}}_{{window}}.tsv"
+        L.benchmark("train_brain_window", "{backbone}/sub-{subject}_{window}")
     wildcard_constraints:
         window="|".join(map(re.escape, PLAN.windows)) or "no-brain-window",
     conda:
@@ -63,9 +62,9 @@ rule evaluate_retrieval:
     output:
         EVAL_RETRIEVAL_FILES,
     log:
-        f"{LOGS}/evaluate_retrieval/evaluate_retrieval.log",
+        L.log("evaluate_retrieval"),
     benchmark:
-        f"{BENCHMARKS}/evaluate_retrieval/evaluate_retrieval.tsv"
+        L.benchmark("evaluate_retrieval")
     conda:
         CONDA_ENV
     threads: 1
@@ -100,9 +99,9 @@ rule evaluate_timeresolved:
             allow_missing=True,
         ),
     log:
-        f"{LOGS}/evaluate_timeresolved/sub-{{subject}}.log",
+        L.log("evaluate_timeresolved", "sub-{subject}"),
     benchmark:
-        f"{BENCHMARKS}/evaluate_timeresolved/sub-{{subject}}.tsv"
+        L.benchmark("evaluate_timeresolved", "sub-{subject}")
     conda:
         CONDA_ENV
     threads: 1

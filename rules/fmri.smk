@@ -16,9 +16,9 @@ rule simulate_fmri:
         **FMRI_SUBJECT_FILES,
         truth=L.fmri_ground_truth,
     log:
-        f"{LOGS}/simulate_fmri/sub-{{subject}}.log",
+        L.log("simulate_fmri", "sub-{subject}"),
     benchmark:
-        f"{BENCHMARKS}/simulate_fmri/sub-{{subject}}.tsv"
+        L.benchmark("simulate_fmri", "sub-{subject}")
     conda:
         CONDA_ENV
     threads: 1
@@ -37,11 +37,11 @@ rule fmri_train_ridge:
         unpack(fmri_decoder_inputs),
     output:
         predictions=L.fmri_predictions("ridge"),
-        model=f"{FMRI_RIDGE_DIR}/model.npz",
+        model=L.fmri_model_file("ridge", "coefficients"),
     log:
-        f"{LOGS}/fmri_train_ridge/{{backbone}}/sub-{{subject}}.log",
+        L.log("fmri_train_ridge", "{backbone}/sub-{subject}"),
     benchmark:
-        f"{BENCHMARKS}/fmri_train_ridge/{{backbone}}/sub-{{subject}}.tsv"
+        L.benchmark("fmri_train_ridge", "{backbone}/sub-{subject}")
     conda:
         CONDA_ENV
     threads: FMRI_CFG["threads"]
@@ -59,11 +59,11 @@ rule fmri_train_mlp:
         unpack(fmri_decoder_inputs),
     output:
         predictions=L.fmri_predictions("mlp"),
-        history=f"{FMRI_MLP_DIR}/history.tsv",
+        history=L.fmri_model_file("mlp", "history"),
     log:
-        f"{LOGS}/fmri_train_mlp/{{backbone}}/sub-{{subject}}.log",
+        L.log("fmri_train_mlp", "{backbone}/sub-{subject}"),
     benchmark:
-        f"{BENCHMARKS}/fmri_train_mlp/{{backbone}}/sub-{{subject}}.tsv"
+        L.benchmark("fmri_train_mlp", "{backbone}/sub-{subject}")
     conda:
         CONDA_ENV
     threads: FMRI_CFG["threads"]
@@ -84,18 +84,18 @@ if PLAN.fmri is not None:
         f for job in FMRI_EVAL_JOBS for f in job["outputs"].values()
     ]
     FMRI_COMPARISON = {
-        "tsv": f"{TABLES}/meg_vs_fmri.tsv",
-        "md": f"{TABLES}/meg_vs_fmri.md",
-        "png": f"{FIGURES}/meg_vs_fmri.png",
-        "pdf": f"{FIGURES}/meg_vs_fmri.pdf",
+        "tsv": L.table("meg_vs_fmri.tsv"),
+        "md": L.table("meg_vs_fmri.md"),
+        "png": L.figure("meg_vs_fmri.png"),
+        "pdf": L.figure("meg_vs_fmri.pdf"),
     }
     FMRI_RECON_GENERATORS = FMRI_GENERATORS if PLAN.fmri.reconstruct else []
     if FMRI_RECON_GENERATORS:
         FMRI_COMPARISON.update(
-            recon_tsv=f"{TABLES}/meg_vs_fmri_reconstruction.tsv",
-            recon_md=f"{TABLES}/meg_vs_fmri_reconstruction.md",
-            recon_png=f"{FIGURES}/meg_vs_fmri_reconstruction.png",
-            recon_pdf=f"{FIGURES}/meg_vs_fmri_reconstruction.pdf",
+            recon_tsv=L.table("meg_vs_fmri_reconstruction.tsv"),
+            recon_md=L.table("meg_vs_fmri_reconstruction.md"),
+            recon_png=L.figure("meg_vs_fmri_reconstruction.png"),
+            recon_pdf=L.figure("meg_vs_fmri_reconstruction.pdf"),
         )
 
     # One job for every (decoder, backbone, subject), as evaluate_retrieval for MEG.
@@ -111,9 +111,9 @@ if PLAN.fmri is not None:
         output:
             FMRI_RETRIEVAL_FILES,
         log:
-            f"{LOGS}/fmri_evaluate_retrieval/fmri_evaluate_retrieval.log",
+            L.log("fmri_evaluate_retrieval"),
         benchmark:
-            f"{BENCHMARKS}/fmri_evaluate_retrieval/fmri_evaluate_retrieval.tsv"
+            L.benchmark("fmri_evaluate_retrieval")
         conda:
             CONDA_ENV
         threads: 1
@@ -135,12 +135,12 @@ if PLAN.fmri is not None:
         input:
             unpack(fmri_recon_inputs),
         output:
-            npz=f"{FMRI_RECON_DIR}/reconstructions.npz",
-            images=directory(f"{FMRI_RECON_DIR}/images"),
+            npz=FMRI_RECON_NPZ,
+            images=directory(FMRI_RECON_IMAGES),
         log:
-            f"{LOGS}/fmri_reconstruct/{{generator}}/sub-{{subject}}.log",
+            L.log("fmri_reconstruct", "{generator}/sub-{subject}"),
         benchmark:
-            f"{BENCHMARKS}/fmri_reconstruct/{{generator}}/sub-{{subject}}.tsv"
+            L.benchmark("fmri_reconstruct", "{generator}/sub-{subject}")
         wildcard_constraints:
             generator="decoder|retrieval",
         conda:
@@ -161,19 +161,15 @@ if PLAN.fmri is not None:
             unpack(fmri_recon_metrics_inputs),
         output:
             metrics=expand(
-                f"{FMRI_RECON_DIR}/metrics.tsv",
-                generator="{generator}",
-                subject=PLAN.fmri.subjects,
+                FMRI_RECON_METRICS, subject=PLAN.fmri.subjects, allow_missing=True
             ),
             figures=expand(
-                f"{FMRI_RECON_DIR}/best_median_worst.png",
-                generator="{generator}",
-                subject=PLAN.fmri.subjects,
+                FMRI_RECON_EXAMPLES, subject=PLAN.fmri.subjects, allow_missing=True
             ),
         log:
-            f"{LOGS}/fmri_reconstruction_metrics/{{generator}}.log",
+            L.log("fmri_reconstruction_metrics", "{generator}"),
         benchmark:
-            f"{BENCHMARKS}/fmri_reconstruction_metrics/{{generator}}.tsv"
+            L.benchmark("fmri_reconstruction_metrics", "{generator}")
         wildcard_constraints:
             generator="decoder|retrieval",
         conda:
@@ -200,21 +196,19 @@ if PLAN.fmri is not None:
             ],
             fmri=FMRI_RETRIEVAL_FILES,
             meg_recon=expand(
-                f"{RECON_DIR}/metrics.tsv",
-                generator=FMRI_RECON_GENERATORS,
-                subject=SUBJECTS,
+                RECON_METRICS, generator=FMRI_RECON_GENERATORS, subject=SUBJECTS
             ),
             fmri_recon=expand(
-                f"{FMRI_RECON_DIR}/metrics.tsv",
+                FMRI_RECON_METRICS,
                 generator=FMRI_RECON_GENERATORS,
                 subject=PLAN.fmri.subjects,
             ),
         output:
             **FMRI_COMPARISON,
         log:
-            f"{LOGS}/fmri_compare/fmri_compare.log",
+            L.log("fmri_compare"),
         benchmark:
-            f"{BENCHMARKS}/fmri_compare/fmri_compare.tsv"
+            L.benchmark("fmri_compare")
         conda:
             CONDA_ENV
         threads: 1

@@ -1,8 +1,9 @@
 # Input functions and constants of rules/fmri.smk (kept apart: a rule file holds rules only).
 FMRI_CFG = config["fmri"]
-FMRI_RIDGE_DIR = L.fmri_predictions("ridge").rsplit("/", 1)[0]
-FMRI_MLP_DIR = L.fmri_predictions("mlp").rsplit("/", 1)[0]
-FMRI_RECON_DIR = L.fmri_reconstruction_subject
+FMRI_RECON_NPZ = L.fmri_reconstruction_file("reconstructions.npz")
+FMRI_RECON_IMAGES = L.fmri_reconstruction_file("images")
+FMRI_RECON_METRICS = L.fmri_reconstruction_file("metrics.tsv")
+FMRI_RECON_EXAMPLES = L.fmri_reconstruction_file("best_median_worst.png")
 # generators that run on fMRI predictions: the configured ones except the GPU-sized Versatile Diffusion
 FMRI_GENERATORS = [
     g for g in config["reconstruction"]["generators"] if g in ("decoder", "retrieval")
@@ -53,14 +54,8 @@ def fmri_recon_metrics_inputs(wc):
     """Every fMRI subject's reconstructions of one generator, the stimuli, the feature backbones' weights."""
     subjects = PLAN.fmri.subjects
     inputs = {
-        "npz": expand(
-            f"{FMRI_RECON_DIR}/reconstructions.npz",
-            generator=wc.generator,
-            subject=subjects,
-        ),
-        "images": expand(
-            f"{FMRI_RECON_DIR}/images", generator=wc.generator, subject=subjects
-        ),
+        "npz": expand(FMRI_RECON_NPZ, generator=wc.generator, subject=subjects),
+        "images": expand(FMRI_RECON_IMAGES, generator=wc.generator, subject=subjects),
         "table": STIMULI_TABLE,
     }
     for b in PLAN.recon_feature_backbones:

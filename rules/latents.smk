@@ -20,9 +20,9 @@ rule build_random_backbone:
     output:
         directory(PRETRAINED),
     log:
-        f"{R}/logs/build_random_backbone/{{backbone}}.log",
+        L.log("build_random_backbone", "{backbone}"),
     benchmark:
-        f"{R}/benchmarks/build_random_backbone/{{backbone}}.tsv"
+        L.benchmark("build_random_backbone", "{backbone}")
     wildcard_constraints:
         backbone="|".join(RANDOM_BACKBONES) or "(?!)",
     conda:
@@ -53,9 +53,9 @@ rule latents:
     output:
         **LATENT_FILES,
     log:
-        f"{R}/logs/latents/{{backbone}}.log",
+        L.log("latents", "{backbone}"),
     benchmark:
-        f"{R}/benchmarks/latents/{{backbone}}.tsv"
+        L.benchmark("latents", "{backbone}")
     wildcard_constraints:
         backbone="|".join(BACKBONES) or "(?!)",
     conda:

@@ -69,9 +69,11 @@ rule learning_curve_job:
         scores=L.learning_curve_scores,
         trials=L.learning_curve_trials,
     log:
-        f"{LOGS}/learning_curve_job/{{world}}/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}.log",
+        L.log("learning_curve_job", "{world}/sub-{subject}_seed-{seed}_n-{n_train}"),
     benchmark:
-        f"{BENCHMARKS}/learning_curve_job/{{world}}/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}.tsv"
+        L.benchmark(
+            "learning_curve_job", "{world}/sub-{subject}_seed-{seed}_n-{n_train}"
+        )
     conda:
         CONDA_ENV
     threads: LC_CFG["threads"]
@@ -98,9 +100,9 @@ rule learning_curve_fmri_voxels:
         code=L.learning_curve_fmri_voxels,
         truth=L.learning_curve_fmri_truth,
     log:
-        f"{LOGS}/learning_curve_fmri_voxels/sub-{{subject}}.log",
+        L.log("learning_curve_fmri_voxels", "sub-{subject}"),
     benchmark:
-        f"{BENCHMARKS}/learning_curve_fmri_voxels/sub-{{subject}}.tsv"
+        L.benchmark("learning_curve_fmri_voxels", "sub-{subject}")
     conda:
         CONDA_ENV
     threads: 1
@@ -123,9 +125,9 @@ rule learning_curve_fmri_job:
         scores=L.learning_curve_fmri_scores,
         trials=L.learning_curve_fmri_trials,
     log:
-        f"{LOGS}/learning_curve_fmri_job/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}.log",
+        L.log("learning_curve_fmri_job", "sub-{subject}_seed-{seed}_n-{n_train}"),
     benchmark:
-        f"{BENCHMARKS}/learning_curve_fmri_job/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}.tsv"
+        L.benchmark("learning_curve_fmri_job", "sub-{subject}_seed-{seed}_n-{n_train}")
     conda:
         CONDA_ENV
     threads: LC_CFG["threads"]
@@ -146,9 +148,9 @@ rule learning_curve_summary:
     output:
         **LC_SUMMARY_FILES,
     log:
-        f"{LOGS}/learning_curve_summary/learning_curve_summary.log",
+        L.log("learning_curve_summary"),
     benchmark:
-        f"{BENCHMARKS}/learning_curve_summary/learning_curve_summary.tsv"
+        L.benchmark("learning_curve_summary")
     conda:
         CONDA_ENV
     threads: 1

@@ -1,8 +1,8 @@
 # Stage: the Natural Scenes Dataset (docs/nsd.md). Only for study.source 'nsd': NSD's stimuli become the
 # study's stimuli table and images (for the latents stage), and each subject's single-trial betas become the
-# fMRI contract's files (megdecode.artifacts.fmri) for the fMRI decoders. Reads nsd.root (megdecode.nsd).
+# fMRI contract's files (megdecode.artifacts.fmri) for the fMRI decoders. Reads nsd.root (megdecode.datasets.nsd).
 from megdecode.artifacts.fmri import subject_files as nsd_fmri_subject_files
-from megdecode.nsd import NsdDataError, NsdLayout, settings_from_config
+from megdecode.datasets.nsd import NsdDataError, NsdLayout, settings_from_config
 
 NSD_SOURCE = STUDY["source"] == "nsd"
 
@@ -32,9 +32,9 @@ if NSD_SOURCE:
             table=STIMULI_TABLE,
             images=directory(STIMULI_IMAGES),
         log:
-            f"{LOGS}/nsd_stimuli/nsd_stimuli.log",
+            L.log("nsd_stimuli"),
         benchmark:
-            f"{BENCHMARKS}/nsd_stimuli/nsd_stimuli.tsv"
+            L.benchmark("nsd_stimuli")
         conda:
             CONDA_ENV
         threads: 1
@@ -56,9 +56,9 @@ if NSD_SOURCE:
         output:
             **NSD_SUBJECT_FILES,
         log:
-            f"{LOGS}/nsd_subject/sub-{{subject}}.log",
+            L.log("nsd_subject", "sub-{subject}"),
         benchmark:
-            f"{BENCHMARKS}/nsd_subject/sub-{{subject}}.tsv"
+            L.benchmark("nsd_subject", "sub-{subject}")
         wildcard_constraints:
             subject="|".join(SUBJECTS),
         conda:

@@ -3,15 +3,13 @@
 # Per subject: runs -> meg.npy / trials.tsv / channels.tsv / info.json (training inputs) + QC report.
 from megdecode.preprocessing.paths import subject_runs_function
 
-PRE_RUN_EPOCHS = f"{DERIVATIVES}/sub-{{subject}}/ses-{{session}}/meg/{RUN_STEM}_epo.fif"
-PRE_RUN_QC = f"{R}/qc/runs/{RUN_STEM}_qc.tsv"
-PRE_RUN_PSD = f"{R}/qc/runs/{RUN_STEM}_psd.npz"
-PRE_RUNS_TABLE = f"{R}/qc/sub-{{subject}}_runs.tsv"
-PRE_REPORT = f"{R}/qc/sub-{{subject}}_report.html"
+PRE_RUN_EPOCHS = L.epochs
+PRE_RUN_QC = L.qc_run("qc")
+PRE_RUN_PSD = L.qc_run("psd")
+PRE_RUNS_TABLE = L.qc_runs_table
+PRE_REPORT = L.qc_report
 # the dataset must be complete (sidecars such as coordsystem.json) before a run is read
-PRE_DATASET_READY = (
-    f"{BIDS_ROOT}/dataset_description.json" if SIMULATED else L.bids_inventory
-)
+PRE_DATASET_READY = L.bids_ready
 
 
 rule preprocess_run:
@@ -25,9 +23,9 @@ rule preprocess_run:
         qc=PRE_RUN_QC,
         psd=PRE_RUN_PSD,
     log:
-        f"{LOGS}/preprocess_run/{RUN_STEM}.log",
+        L.log("preprocess_run", RUN_STEM),
     benchmark:
-        f"{BENCHMARKS}/preprocess_run/{RUN_STEM}.tsv"
+        L.benchmark("preprocess_run", RUN_STEM)
     conda:
         CONDA_ENV
     threads: 1
@@ -59,9 +57,9 @@ rule preprocess_subject:
             labels={"subject": "{subject}", "figure": "QC report"},
         ),
     log:
-        f"{LOGS}/preprocess_subject/sub-{{subject}}.log",
+        L.log("preprocess_subject", "sub-{subject}"),
     benchmark:
-        f"{BENCHMARKS}/preprocess_subject/sub-{{subject}}.tsv"
+        L.benchmark("preprocess_subject", "sub-{subject}")
     conda:
         CONDA_ENV
     threads: 1
@@ -79,11 +77,11 @@ rule preprocess_subject:
 rule preprocess_description:
     """dataset_description.json of the derivatives tree (BIDS derivative dataset)."""
     output:
-        f"{DERIVATIVES}/dataset_description.json",
+        L.derivatives_description,
     log:
-        f"{LOGS}/preprocess_description/preprocess_description.log",
+        L.log("preprocess_description"),
     benchmark:
-        f"{BENCHMARKS}/preprocess_description/preprocess_description.tsv"
+        L.benchmark("preprocess_description")
     conda:
         CONDA_ENV
     threads: 1
@@ -106,5 +104,5 @@ ALL_TARGETS.extend(
         ],
         subject=SUBJECTS,
     )
-    + [f"{DERIVATIVES}/dataset_description.json"]
+    + [L.derivatives_description]
 )

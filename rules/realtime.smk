@@ -13,9 +13,9 @@ rule realtime_model:
     output:
         directory(RT_ONLINE_MODEL),
     log:
-        f"{LOGS}/realtime_model/{{backbone}}/sub-{{subject}}_seed-{{seed}}.log",
+        L.log("realtime_model", "{backbone}/sub-{subject}_seed-{seed}"),
     benchmark:
-        f"{BENCHMARKS}/realtime_model/{{backbone}}/sub-{{subject}}_seed-{{seed}}.tsv"
+        L.benchmark("realtime_model", "{backbone}/sub-{subject}_seed-{seed}")
     conda:
         CONDA_ENV
     threads: 1
@@ -40,10 +40,10 @@ rule realtime_replay:
     input:
         unpack(realtime_inputs),
     output:
-        trials=f"{RT_DIR}/trials.tsv",
-        summary=f"{RT_DIR}/summary.tsv",
+        trials=L.realtime_file("trials.tsv"),
+        summary=L.realtime_file("summary.tsv"),
         figure=report(
-            f"{RT_DIR}/replay.png",
+            L.realtime_file("replay.png"),
             category="Online decoding",
             labels={
                 "subject": "{subject}",
@@ -53,10 +53,13 @@ rule realtime_replay:
         ),
     log:
         # the job's log, then every trial as it was decoded (kept when the job fails)
-        main=f"{LOGS}/realtime_replay/{{backbone}}/sub-{{subject}}_seed-{{seed}}.log",
-        trials=f"{LOGS}/realtime_replay/{{backbone}}/sub-{{subject}}_seed-{{seed}}.trials.tsv",
+        main=L.log("realtime_replay", "{backbone}/sub-{subject}_seed-{seed}"),
+        trials=L.log(
+            "realtime_replay", "{backbone}/sub-{subject}_seed-{seed}"
+        ).removesuffix(".log")
+        + ".trials.tsv",
     benchmark:
-        f"{BENCHMARKS}/realtime_replay/{{backbone}}/sub-{{subject}}_seed-{{seed}}.tsv"
+        L.benchmark("realtime_replay", "{backbone}/sub-{subject}_seed-{seed}")
     conda:
         CONDA_ENV
     threads: 1
@@ -73,10 +76,7 @@ rule realtime_replay:
 if PLAN.realtime is not None:
     ALL_TARGETS.extend(
         expand(
-            [
-                f"{RT_DIR}/{name}"
-                for name in ("online_model", "trials.tsv", "summary.tsv", "replay.png")
-            ],
+            [L.realtime_file(name) for name in ("online_model", *RT_FILES)],
             backbone=PLAN.realtime[0],
             subject=SUBJECTS,
             seed=PLAN.realtime[1],

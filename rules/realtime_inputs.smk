@@ -1,8 +1,6 @@
 # Input helpers of rules/realtime.smk.
-from megdecode.bids_layout import run_files
-
-RT_DIR = L.realtime
-RT_ONLINE_MODEL = f"{RT_DIR}/online_model"
+RT_FILES = ("trials.tsv", "summary.tsv", "replay.png")
+RT_ONLINE_MODEL = L.realtime_file("online_model")
 RT_GROUND_TRUTH = [L.ground_truth] if SIMULATED else []
 
 
@@ -10,7 +8,7 @@ def realtime_model_inputs(wc):
     """The trained model, its predictions, the subject's preprocessed folder, latents and stimuli."""
     keys = dict(wc.items())
     return {
-        "model": f"{L.model_dir('brain')}/model.safetensors".format(**keys),
+        "model": L.model_file("brain", "weights").format(**keys),
         "predictions": L.predictions("brain").format(**keys),
         "stimuli": STIMULI_TABLE,
         "ground_truth": RT_GROUND_TRUTH,
@@ -28,9 +26,7 @@ def realtime_model_inputs(wc):
 def realtime_inputs(wc):
     """The subject's runs (raw, events), its online model, the predictions and preprocessed trials."""
     runs = [
-        run_files(BIDS_ROOT, wc.subject, ses, run, TASK, SIMULATED)
-        for ses in SESSIONS
-        for run in RUNS
+        L.bids_input_files(wc.subject, ses, run) for ses in SESSIONS for run in RUNS
     ]
     keys = dict(wc.items())
     return {

@@ -17,9 +17,15 @@ rule recipe_study_ridge:
     output:
         scores=L.recipe_ridge_scores,
     log:
-        f"{LOGS}/recipe_study_ridge/{{world}}/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}_val-{{validation}}.log",
+        L.log(
+            "recipe_study_ridge",
+            "{world}/sub-{subject}_seed-{seed}_n-{n_train}_val-{validation}",
+        ),
     benchmark:
-        f"{BENCHMARKS}/recipe_study_ridge/{{world}}/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}_val-{{validation}}.tsv"
+        L.benchmark(
+            "recipe_study_ridge",
+            "{world}/sub-{subject}_seed-{seed}_n-{n_train}_val-{validation}",
+        )
     conda:
         CONDA_ENV
     threads: RS_CFG["threads"]
@@ -39,9 +45,9 @@ rule recipe_study_select:
         choice=L.recipe_choice,
         scores=L.recipe_selection_scores,
     log:
-        f"{LOGS}/recipe_study_select/{{world}}/{{variant}}.log",
+        L.log("recipe_study_select", "{world}/{variant}"),
     benchmark:
-        f"{BENCHMARKS}/recipe_study_select/{{world}}/{{variant}}.tsv"
+        L.benchmark("recipe_study_select", "{world}/{variant}")
     conda:
         CONDA_ENV
     threads: RS_CFG["threads"]
@@ -62,9 +68,15 @@ rule recipe_study_brain:
     output:
         scores=L.recipe_brain_scores,
     log:
-        f"{LOGS}/recipe_study_brain/{{world}}/{{variant}}/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}.log",
+        L.log(
+            "recipe_study_brain",
+            "{world}/{variant}/sub-{subject}_seed-{seed}_n-{n_train}",
+        ),
     benchmark:
-        f"{BENCHMARKS}/recipe_study_brain/{{world}}/{{variant}}/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}.tsv"
+        L.benchmark(
+            "recipe_study_brain",
+            "{world}/{variant}/sub-{subject}_seed-{seed}_n-{n_train}",
+        )
     conda:
         CONDA_ENV
     threads: RS_CFG["threads"]
@@ -84,9 +96,9 @@ rule recipe_study_shared:
     output:
         scores=L.recipe_shared_scores,
     log:
-        f"{LOGS}/recipe_study_shared/{{world}}/{{variant}}/seed-{{seed}}_n-{{n_train}}.log",
+        L.log("recipe_study_shared", "{world}/{variant}/seed-{seed}_n-{n_train}"),
     benchmark:
-        f"{BENCHMARKS}/recipe_study_shared/{{world}}/{{variant}}/seed-{{seed}}_n-{{n_train}}.tsv"
+        L.benchmark("recipe_study_shared", "{world}/{variant}/seed-{seed}_n-{n_train}")
     conda:
         CONDA_ENV
     threads: RS_CFG["threads"]
@@ -109,9 +121,9 @@ rule recipe_study_summary:
     output:
         **RS_SUMMARY_FILES,
     log:
-        f"{LOGS}/recipe_study_summary/recipe_study_summary.log",
+        L.log("recipe_study_summary"),
     benchmark:
-        f"{BENCHMARKS}/recipe_study_summary/recipe_study_summary.tsv"
+        L.benchmark("recipe_study_summary")
     conda:
         CONDA_ENV
     threads: 1

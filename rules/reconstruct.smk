@@ -15,11 +15,11 @@ rule train_decoder:
     output:
         model=DECODER_MODEL,
         meta=DECODER_META,
-        history=f"{DECODER_DIR}/history.tsv",
+        history=L.decoder_file("history"),
     log:
-        f"{R}/logs/train_decoder/{{backbone}}.log",
+        L.log("train_decoder", "{backbone}"),
     benchmark:
-        f"{R}/benchmarks/train_decoder/{{backbone}}.tsv"
+        L.benchmark("train_decoder", "{backbone}")
     conda:
         CONDA_ENV
     threads: 1  # a tiny model: one thread is fastest
@@ -38,12 +38,12 @@ rule reconstruct:
     input:
         unpack(recon_inputs),
     output:
-        npz=f"{RECON_DIR}/reconstructions.npz",
-        images=directory(f"{RECON_DIR}/images"),
+        npz=RECON_NPZ,
+        images=directory(RECON_IMAGES),
     log:
-        f"{R}/logs/reconstruct/{{generator}}/sub-{{subject}}.log",
+        L.log("reconstruct", "{generator}/sub-{subject}"),
     benchmark:
-        f"{R}/benchmarks/reconstruct/{{generator}}/sub-{{subject}}.tsv"
+        L.benchmark("reconstruct", "{generator}/sub-{subject}")
     wildcard_constraints:
         generator="decoder|retrieval|versatile_diffusion",
     conda:
@@ -65,23 +65,17 @@ rule reconstruction_metrics:
     input:
         unpack(recon_metrics_inputs),
     output:
-        metrics=expand(
-            f"{RECON_DIR}/metrics.tsv", generator="{generator}", subject=SUBJECTS
-        ),
+        metrics=expand(RECON_METRICS, subject=SUBJECTS, allow_missing=True),
         figures=report(
-            expand(
-                f"{RECON_DIR}/best_median_worst.png",
-                generator="{generator}",
-                subject=SUBJECTS,
-            ),
+            expand(RECON_EXAMPLES, subject=SUBJECTS, allow_missing=True),
             caption="../workflow/report/reconstruction_examples.rst",
             category="Reconstruction",
             subcategory="{generator}",
         ),
     log:
-        f"{R}/logs/reconstruction_metrics/{{generator}}.log",
+        L.log("reconstruction_metrics", "{generator}"),
     benchmark:
-        f"{R}/benchmarks/reconstruction_metrics/{{generator}}.tsv"
+        L.benchmark("reconstruction_metrics", "{generator}")
     conda:
         CONDA_ENV
     threads: RECON_CFG["threads"]
@@ -105,9 +99,9 @@ if PLAN.recon_semantic_readout:
         output:
             **SEMANTIC_READOUT_FILES,
         log:
-            f"{R}/logs/semantic_readout/semantic_readout.log",
+            L.log("semantic_readout"),
         benchmark:
-            f"{R}/benchmarks/semantic_readout/semantic_readout.tsv"
+            L.benchmark("semantic_readout")
         conda:
             CONDA_ENV
         threads: 1
@@ -127,24 +121,20 @@ if PLAN.recon_semantic_readout:
 
 rule reconstruction_summary:
     input:
-        expand(
-            f"{RECON_DIR}/metrics.tsv",
-            generator=RECON_CFG["generators"],
-            subject=SUBJECTS,
-        ),
+        expand(RECON_METRICS, generator=RECON_CFG["generators"], subject=SUBJECTS),
     output:
-        tsv=f"{RECONSTRUCTION}/summary.tsv",
-        md=f"{RECONSTRUCTION}/summary.md",
+        tsv=L.reconstruction_summary("tsv"),
+        md=L.reconstruction_summary("md"),
         html=report(
-            f"{RECONSTRUCTION}/summary.html",
+            L.reconstruction_summary("html"),
             caption="../workflow/report/reconstruction_summary.rst",
             category="Reconstruction",
             labels={"table": "summary"},
         ),
     log:
-        f"{R}/logs/reconstruction_summary/summary.log",
+        L.log("reconstruction_summary", "summary"),
     benchmark:
-        f"{R}/benchmarks/reconstruction_summary/summary.tsv"
+        L.benchmark("reconstruction_summary", "summary")
     conda:
         CONDA_ENV
     threads: 1
@@ -157,14 +147,6 @@ rule reconstruction_summary:
 
 if RECON_CFG["generators"]:
     ALL_TARGETS.extend(
-        [
-            f"{RECONSTRUCTION}/summary.tsv",
-            f"{RECONSTRUCTION}/summary.md",
-            f"{RECONSTRUCTION}/summary.html",
-        ]
-        + expand(
-            f"{RECON_DIR}/best_median_worst.png",
-            generator=RECON_CFG["generators"],
-            subject=SUBJECTS,
-        )
+        [L.reconstruction_summary(ext) for ext in ("tsv", "md", "html")]
+        + expand(RECON_EXAMPLES, generator=RECON_CFG["generators"], subject=SUBJECTS)
     )

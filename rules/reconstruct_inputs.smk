@@ -1,10 +1,12 @@
 # Input functions and constants of rules/reconstruct.smk (kept apart: a rule file holds rules only).
 # Which backbones and predictions each generator uses: PLAN (megdecode.plan).
 RECON_CFG = config["reconstruction"]
-RECON_DIR = L.reconstruction_subject
-DECODER_DIR = L.decoder_generator
-DECODER_MODEL = f"{DECODER_DIR}/model.safetensors"
-DECODER_META = f"{DECODER_DIR}/decoder.json"
+RECON_NPZ = L.reconstruction_file("reconstructions.npz")
+RECON_IMAGES = L.reconstruction_file("images")
+RECON_METRICS = L.reconstruction_file("metrics.tsv")
+RECON_EXAMPLES = L.reconstruction_file("best_median_worst.png")
+DECODER_MODEL = L.decoder_file("weights")
+DECODER_META = L.decoder_file("meta")
 
 
 def recon_inputs(wildcards):
@@ -43,14 +45,8 @@ def recon_metrics_inputs(wildcards):
     (features are computed from the pixels of both the seen and the reconstructed images).
     """
     inputs = {
-        "npz": expand(
-            f"{RECON_DIR}/reconstructions.npz",
-            generator=wildcards.generator,
-            subject=SUBJECTS,
-        ),
-        "images": expand(
-            f"{RECON_DIR}/images", generator=wildcards.generator, subject=SUBJECTS
-        ),
+        "npz": expand(RECON_NPZ, generator=wildcards.generator, subject=SUBJECTS),
+        "images": expand(RECON_IMAGES, generator=wildcards.generator, subject=SUBJECTS),
         "table": STIMULI_TABLE,
     }
     for b in PLAN.recon_feature_backbones:

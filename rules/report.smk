@@ -3,6 +3,7 @@
 # presentation settings only: the example backbone/subject choose inputs (PLAN), not how figures look
 REPORT_CFG = {k: v for k, v in config["report"].items() if not k.startswith("example_")}
 REPORT_BACKBONE, REPORT_SUBJECT = PLAN.example_backbone, PLAN.example_subject
+REPORT_TABLES = ["results_long.tsv", "table1.md", "table1.tex"]
 REPORT_FIGURES = [
     "retrieval",
     "subjects",
@@ -22,20 +23,20 @@ rule report_tables:
         meta=latent_files(PLAN.evaluated_backbones, "meta"),
     output:
         long=report(
-            f"{TABLES}/results_long.tsv",
+            L.table("results_long.tsv"),
             caption="../workflow/report/results_long.rst",
             category="Tables",
         ),
         md=report(
-            f"{TABLES}/table1.md",
+            L.table("table1.md"),
             caption="../workflow/report/table1.rst",
             category="Tables",
         ),
-        tex=f"{TABLES}/table1.tex",
+        tex=L.table("table1.tex"),
     log:
-        f"{LOGS}/report_tables/report_tables.log",
+        L.log("report_tables"),
     benchmark:
-        f"{BENCHMARKS}/report_tables/report_tables.tsv"
+        L.benchmark("report_tables")
     conda:
         CONDA_ENV
     threads: 1
@@ -50,37 +51,37 @@ rule report_tables:
 
 rule report_figures:
     input:
-        long=f"{TABLES}/results_long.tsv",
+        long=L.table("results_long.tsv"),
         truth=[L.ground_truth] if SIMULATED else [],
     output:
         retrieval=[
             report(
-                f"{FIGURES}/retrieval.png",
+                L.figure("retrieval.png"),
                 caption="../workflow/report/retrieval.rst",
                 category="Retrieval",
             ),
-            f"{FIGURES}/retrieval.pdf",
+            L.figure("retrieval.pdf"),
         ],
         subjects=[
             report(
-                f"{FIGURES}/subjects.png",
+                L.figure("subjects.png"),
                 caption="../workflow/report/subjects.rst",
                 category="Retrieval",
             ),
-            f"{FIGURES}/subjects.pdf",
+            L.figure("subjects.pdf"),
         ],
         timecourses=[
             report(
-                f"{FIGURES}/timecourses.png",
+                L.figure("timecourses.png"),
                 caption="../workflow/report/timecourses.rst",
                 category="Time-resolved decoding",
             ),
-            f"{FIGURES}/timecourses.pdf",
+            L.figure("timecourses.pdf"),
         ],
     log:
-        f"{LOGS}/report_figures/report_figures.log",
+        L.log("report_figures"),
     benchmark:
-        f"{BENCHMARKS}/report_figures/report_figures.tsv"
+        L.benchmark("report_figures")
     conda:
         CONDA_ENV
     threads: 1
@@ -104,24 +105,24 @@ rule report_examples:
     output:
         top5=[
             report(
-                f"{FIGURES}/top5_examples.png",
+                L.figure("top5_examples.png"),
                 caption="../workflow/report/top5_examples.rst",
                 category="Retrieval",
             ),
-            f"{FIGURES}/top5_examples.pdf",
+            L.figure("top5_examples.pdf"),
         ],
         attention=[
             report(
-                f"{FIGURES}/attention_maps.png",
+                L.figure("attention_maps.png"),
                 caption="../workflow/report/attention_maps.rst",
                 category="Brain module",
             ),
-            f"{FIGURES}/attention_maps.pdf",
+            L.figure("attention_maps.pdf"),
         ],
     log:
-        f"{LOGS}/report_examples/report_examples.log",
+        L.log("report_examples"),
     benchmark:
-        f"{BENCHMARKS}/report_examples/report_examples.tsv"
+        L.benchmark("report_examples")
     conda:
         CONDA_ENV
     threads: 1
@@ -135,6 +136,6 @@ rule report_examples:
         "../workflow/scripts/report_examples.py"
 
 
-ALL_TARGETS += [
-    f"{TABLES}/{n}" for n in ("results_long.tsv", "table1.md", "table1.tex")
-] + [f"{FIGURES}/{n}.{ext}" for n in REPORT_FIGURES for ext in ("png", "pdf")]
+ALL_TARGETS += [L.table(n) for n in REPORT_TABLES] + [
+    L.figure(f"{n}.{ext}") for n in REPORT_FIGURES for ext in ("png", "pdf")
+]

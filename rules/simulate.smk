@@ -4,10 +4,9 @@ from snakemake_interface_executor_plugins.settings import ExecMode
 from megdecode.artifacts.stimuli import check_image_checksums
 
 SIM_GROUND_TRUTH = L.ground_truth
-SIM_SUBJECT_TRUTH = f"{SOURCEDATA}/sub-{{subject}}/sub-{{subject}}_ground_truth.json"
-SIM_RUN_DIR = f"{SOURCEDATA}/sub-{{subject}}/ses-{{session}}/meg"
-SIM_RAW = f"{SIM_RUN_DIR}/{RUN_STEM}_raw.fif"
-SIM_LOG = f"{SIM_RUN_DIR}/{RUN_STEM}_log.tsv"
+SIM_SUBJECT_TRUTH = L.subject_ground_truth
+SIM_RAW = L.source_run("raw")
+SIM_LOG = L.source_run("log")
 # the stimuli job sees only what shapes the images and the encoding (noise/timing changes keep the latents)
 SIM_STIMULI_CFG = {
     k: v
@@ -32,12 +31,12 @@ SIM_SUBJECT_LOGS = [
 rule simulate_stimuli:
     output:
         table=STIMULI_TABLE,
-        images=directory(f"{R}/stimuli/images"),
+        images=directory(STIMULI_IMAGES),
         truth=SIM_GROUND_TRUTH,
     log:
-        f"{LOGS}/simulate_stimuli/simulate_stimuli.log",
+        L.log("simulate_stimuli"),
     benchmark:
-        f"{BENCHMARKS}/simulate_stimuli/simulate_stimuli.tsv"
+        L.benchmark("simulate_stimuli")
     conda:
         CONDA_ENV
     threads: 1
@@ -60,9 +59,9 @@ rule simulate_subject:
         logs=SIM_SUBJECT_LOGS,
         truth=SIM_SUBJECT_TRUTH,
     log:
-        f"{LOGS}/simulate_subject/sub-{{subject}}.log",
+        L.log("simulate_subject", "sub-{subject}"),
     benchmark:
-        f"{BENCHMARKS}/simulate_subject/sub-{{subject}}.tsv"
+        L.benchmark("simulate_subject", "sub-{subject}")
     conda:
         CONDA_ENV
     threads: 1

@@ -9,22 +9,19 @@ RIDGE_CFG = config["ridge"]
 # keys that choose which jobs exist are not passed to jobs (editing them reruns nothing)
 TRAIN_PARAMS = {k: v for k, v in TRAIN_CFG.items() if k not in JOB_KEYS}
 RIDGE_PARAMS = {k: v for k, v in RIDGE_CFG.items() if k not in ("backbones", "threads")}
-BRAIN_DIR = L.model_dir("brain")
-SHARED_DIR = L.model_dir("brain_shared")
-RIDGE_DIR = L.model_dir("ridge")
 
 
 rule train_brain:
     input:
         unpack(lambda wc: training_inputs([wc.subject], wc.backbone)),
     output:
-        model=f"{BRAIN_DIR}/model.safetensors",
-        history=f"{BRAIN_DIR}/history.tsv",
+        model=L.model_file("brain", "weights"),
+        history=L.model_file("brain", "history"),
         predictions=L.predictions("brain"),
     log:
-        f"{LOGS}/train_brain/{{backbone}}/sub-{{subject}}_seed-{{seed}}.log",
+        L.log("train_brain", "{backbone}/sub-{subject}_seed-{seed}"),
     benchmark:
-        f"{BENCHMARKS}/train_brain/{{backbone}}/sub-{{subject}}_seed-{{seed}}.tsv"
+        L.benchmark("train_brain", "{backbone}/sub-{subject}_seed-{seed}")
     conda:
         CONDA_ENV
     threads: TRAIN_CFG["threads"]
@@ -48,15 +45,15 @@ rule train_brain_shared:
     input:
         unpack(lambda wc: training_inputs(SUBJECTS, wc.backbone)),
     output:
-        model=f"{SHARED_DIR}/model.safetensors",
-        history=f"{SHARED_DIR}/history.tsv",
+        model=L.model_file("brain_shared", "weights"),
+        history=L.model_file("brain_shared", "history"),
         predictions=expand(
             L.predictions("brain_shared"), subject=SUBJECTS, allow_missing=True
         ),
     log:
-        f"{LOGS}/train_brain_shared/{{backbone}}/seed-{{seed}}.log",
+        L.log("train_brain_shared", "{backbone}/seed-{seed}"),
     benchmark:
-        f"{BENCHMARKS}/train_brain_shared/{{backbone}}/seed-{{seed}}.tsv"
+        L.benchmark("train_brain_shared", "{backbone}/seed-{seed}")
     conda:
         CONDA_ENV
     threads: TRAIN_CFG["threads"]
@@ -81,11 +78,11 @@ rule train_ridge:
         unpack(lambda wc: training_inputs([wc.subject], wc.backbone)),
     output:
         predictions=L.predictions("ridge"),
-        model=f"{RIDGE_DIR}/model.npz",
+        model=L.model_file("ridge", "coefficients"),
     log:
-        f"{LOGS}/train_ridge/{{backbone}}/sub-{{subject}}.log",
+        L.log("train_ridge", "{backbone}/sub-{subject}"),
     benchmark:
-        f"{BENCHMARKS}/train_ridge/{{backbone}}/sub-{{subject}}.tsv"
+        L.benchmark("train_ridge", "{backbone}/sub-{subject}")
     conda:
         CONDA_ENV
     threads: RIDGE_CFG["threads"]

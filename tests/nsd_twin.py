@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from megdecode.nsd import DESIGN_RELPATH, STIMULI_RELPATH, NsdLayout, NsdSettings
+from megdecode.datasets.nsd import DESIGN_RELPATH, STIMULI_RELPATH, NsdLayout, NsdSettings
 
 REPETITIONS = 3
 N_SUBJECTS = 8

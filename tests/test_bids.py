@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from mne_bids import BIDSPath, read_raw_bids
 
-from megdecode import bids, bids_layout
+from megdecode import bids
+from megdecode.artifacts.sourcedata import read_stimulus_log
 from megdecode.config import section_defaults
 from megdecode.io import read_tsv, write_json
 
@@ -104,7 +105,7 @@ def _convert_existing(args: tuple) -> None:
 def test_triggers_match_log_and_photodiode_correction(tmp_path: Path) -> None:
     raw_path, log_path, truth = make_source_run(tmp_path, "01", "01", "01")
     raw = mne.io.read_raw_fif(raw_path, verbose="error")
-    events = bids.find_events(raw, bids.read_stimulus_log(log_path), bids_params(trigger_codes=CODES), "run")
+    events = bids.find_events(raw, read_stimulus_log(log_path), bids_params(trigger_codes=CODES), "run")
     assert list(events.columns) == list(bids.EVENTS_COLUMNS)
     np.testing.assert_array_equal(events["sample"], truth["true_sample"])
     np.testing.assert_allclose(events["onset"], truth["true_sample"] / SFREQ)
@@ -116,7 +117,7 @@ def test_without_photodiode_uses_trigger_samples(tmp_path: Path) -> None:
     raw_path, log_path, truth = make_source_run(tmp_path, "01", "01", "01")
     raw = mne.io.read_raw_fif(raw_path, verbose="error")
     params = bids_params(photodiode_channel=None)
-    events = bids.find_events(raw, bids.read_stimulus_log(log_path), params, "run")
+    events = bids.find_events(raw, read_stimulus_log(log_path), params, "run")
     assert (events["sample"] < truth["true_sample"]).all()
 
 
@@ -139,7 +140,7 @@ def test_inferred_codes_must_stay_one_to_one() -> None:
 
 def test_missing_trigger_in_recording_is_reported(tmp_path: Path) -> None:
     raw_path, log_path, _ = make_source_run(tmp_path, "01", "01", "01")
-    table = bids.read_stimulus_log(log_path)
+    table = read_stimulus_log(log_path)
     dropped = table.drop(index=5).reset_index(drop=True)  # log lost a row: order breaks at row 5 or count
     dropped.to_csv(log_path, sep="\t", index=False, na_rep="n/a")
     with pytest.raises(bids.TriggerLogMismatch, match=r"sub-01_ses-01_task-main_run-01.*row"):
@@ -169,30 +170,7 @@ def test_log_without_required_columns_names_file(tmp_path: Path) -> None:
     path = tmp_path / "x_log.tsv"
     pd.DataFrame({"onset": [1.0], "trial_type": ["exp"]}).to_csv(path, sep="\t", index=False)
     with pytest.raises(ValueError, match=r"x_log.tsv.*lacks column\(s\) \['image_id', 'concept', 'value'\]"):
-        bids.read_stimulus_log(path)
-
-
-def test_paths_follow_ds004212_naming(tmp_path: Path) -> None:
-    paths = bids.run_paths(tmp_path, "01", "02", "03", "main")
-    assert paths["raw"] == tmp_path / "sub-01/ses-02/meg/sub-01_ses-02_task-main_run-03_meg.fif"
-    assert paths["events"].name == "sub-01_ses-02_task-main_run-03_events.tsv"
-    assert (
-        bids.session_paths(tmp_path, "01", "02")["scans"]
-        == tmp_path / "sub-01/ses-02/sub-01_ses-02_scans.tsv"
-    )
-
-
-def test_layout_strings_agree_with_bidspath(tmp_path: Path) -> None:
-    paths = bids.run_paths(tmp_path, "A1", "02", "10", "main")
-    files = bids_layout.run_files(str(tmp_path), "A1", "02", "10", "main", simulated=True)
-    assert files == {"raw": str(paths["raw"]), "events": str(paths["events"])}
-    real = bids_layout.run_files("ds", "BIGMEG1", "01", "01", "main", simulated=False)
-    assert real["raw"] == "ds/sub-BIGMEG1/ses-01/meg/sub-BIGMEG1_ses-01_task-main_run-01_meg.ds"
-
-    class Wildcards:
-        subject, session, run = "A1", "02", "10"
-
-    assert bids_layout.run_files_function(str(tmp_path), "main", True)(Wildcards()) == files
+        read_stimulus_log(path)
 
 
 def test_trigger_codes_from_ground_truth(tmp_path: Path) -> None:

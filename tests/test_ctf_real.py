@@ -16,11 +16,11 @@ import pytest
 from conftest import SHARED
 
 from megdecode.config import section_defaults
+from megdecode.datasets.things import meg_picks
 from megdecode.preprocessing.params import PreprocessingParams
 from megdecode.preprocessing.reader import BadRunError, open_raw, pick_meg_channels
 from megdecode.preprocessing.run import block_reader, preprocess_run
 from megdecode.preprocessing.signal import epoch_continuous
-from megdecode.things import meg_picks
 
 CTF = SHARED / "ctf-sample" / "testdata_ctf_short_discontinuous.ds"
 needs_ctf = pytest.mark.skipif(not CTF.is_dir(), reason=f"real CTF sample not present: {CTF}")
@@ -130,6 +130,7 @@ def _run_inputs(root: Path, folder: Path) -> tuple[Path, Path, Path]:
     pd.DataFrame(
         {
             "image_id": ["a", "b", "c"],
+            "file": ["a.png", "b.png", "c.png"],
             "concept": ["ca", "cb", "cc"],
             "role": ["exp", "exp", "test"],
             "value": [1, 2, 3],

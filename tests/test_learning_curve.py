@@ -346,3 +346,18 @@ def test_plan_checks_the_learning_curve_backbones_only_when_asked():
     plan = make_plan(other)  # a config that never runs the experiment is not refused
     with pytest.raises(ConfigError, match=r"learning_curve.backbones names \['clip'\]"):
         plan.learning_curve_backbones()
+
+
+def test_the_curve_calls_the_package_only_through_its_seams() -> None:
+    """Every part of megdecode the learning curve imports is one of its documented seams, and every seam is
+    used (megdecode.learning_curve.SEAMS)."""
+    import ast
+
+    from megdecode.learning_curve import SEAMS
+
+    used = set()
+    for path in (REPO / "src" / "megdecode" / "learning_curve").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("megdecode."):
+                used.add(node.module.split(".")[1])
+    assert used - {"learning_curve"} == set(SEAMS)

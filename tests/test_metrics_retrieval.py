@@ -142,3 +142,18 @@ def test_non_finite_predictions_or_candidates_raise() -> None:
 def test_bootstrap_of_non_finite_scores_raises() -> None:
     with pytest.raises(rm.NonFiniteError, match="per-item scores"):
         rm.bootstrap_ci(np.array([0.5, np.nan, 1.0]), rng=np.random.default_rng(0))
+
+
+def test_gallery_item_and_chance_scores_on_known_answers() -> None:
+    gallery_ids, target = rm.gallery(["b", "a", "b", "c"])
+    assert gallery_ids.tolist() == ["a", "b", "c"] and target.tolist() == [1, 0, 1, 2]
+    scores = rm.sim_scores(np.eye(3)[target], target, topk=(1, 2))
+    assert scores["top1_acc"].tolist() == [1.0] * 4 and scores["median_rank"].tolist() == [1 / 3] * 4
+    reversed_sim = -np.eye(3)[target]  # the true image always scores lowest
+    assert rm.sim_scores(reversed_sim, target, topk=(2,))["top2_acc"].tolist() == [0.0] * 4
+    candidates = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+    items = rm.item_scores(candidates[target] * 2.0, ["b", "a", "b", "c"], candidates, topk=(1,))
+    assert items["top1_acc"].tolist() == [1.0] * 4
+    assert rm.chance_level("top5_acc", 10) == 0.5 and rm.chance_level("median_rank", 3) == 4 / 6
+    with pytest.raises(ValueError, match="unknown retrieval metric"):
+        rm.chance_level("pixcorr", 3)

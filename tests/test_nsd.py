@@ -1,4 +1,4 @@
-"""The Natural Scenes Dataset reader (megdecode.nsd) on layout twins (tests/nsd_twin.py); no NSD data."""
+"""The Natural Scenes Dataset reader (megdecode.datasets.nsd) on layout twins (tests/nsd_twin.py)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from nsd_twin import (
     write_nifti,
 )
 
-from megdecode import nsd
 from megdecode.artifacts.fmri import FmriSubject, read_fmri_subject, write_fmri_subject
 from megdecode.config import load_config, section_defaults
+from megdecode.datasets import nsd
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -28,7 +28,7 @@ from megdecode.preprocessing.reader import (
     pick_meg_channels,
     read_events,
 )
-from megdecode.preprocessing.run import derivative_epochs_path, preprocess_run, welch_psd
+from megdecode.preprocessing.run import preprocess_run, welch_psd
 from megdecode.preprocessing.signal import epoch_continuous, highpass_drift_kernel, lowpass_kernel
 from megdecode.preprocessing.synth import SynthSpec, helmet_positions, make_raw
 
@@ -256,11 +256,6 @@ def test_sensor_layout_in_unit_square():
         sensor_layout(np.zeros((10, 3)))
 
 
-def test_derivative_path_matches_rule_pattern(tmp_path):
-    path = derivative_epochs_path(tmp_path, "01", "02", "main", "03")
-    assert path == tmp_path / "sub-01/ses-02/meg/sub-01_ses-02_task-main_run-03_epo.fif"
-
-
 # --- run + subject end to end on synthetic BIDS-like files ---------------------------------------------
 
 N_IMG = 12
@@ -274,15 +269,15 @@ def _stimuli(path: Path) -> None:
         rows.append(
             (
                 f"img{v:02d}",
+                f"img{v:02d}.png",
                 f"c{v if not test_concept else 10 + v % 2}",
                 role,
                 v,
                 "test" if test_concept else "train",
             )
         )
-    pd.DataFrame(rows, columns=["image_id", "concept", "role", "value", "concept_split"]).to_csv(
-        path, sep="\t", index=False
-    )
+    columns = ["image_id", "file", "concept", "role", "value", "concept_split"]
+    pd.DataFrame(rows, columns=columns).to_csv(path, sep="\t", index=False)
 
 
 def _write_run(root: Path, session: str, seed: int, sfreq: float = 360.0, **spec_kw) -> tuple[Path, Path]:

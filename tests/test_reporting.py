@@ -11,13 +11,14 @@ import pytest
 from conftest import REPO, run_snakemake
 from PIL import Image
 
+from megdecode.artifacts.evaluation_tables import LONG_COLUMNS
 from megdecode.artifacts.windows import LISTED, listed_windows
 from megdecode.config import section_defaults
 from megdecode.evaluation.timeresolved import TimeResolvedSettings
 from megdecode.io import read_tsv, save_npy, save_npz, write_json, write_tsv
 from megdecode.reporting import examples, figures
 from megdecode.reporting import tables as rp
-from megdecode.reporting.common import LONG_COLUMNS, REPORT_FIGURE_NAMES, ReportSettings
+from megdecode.reporting.common import REPORT_FIGURE_NAMES, ReportSettings
 
 SETTINGS = ReportSettings.from_config(section_defaults("report"))
 

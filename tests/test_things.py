@@ -12,8 +12,9 @@ import pytest
 from conftest import THINGS_MEG
 from things_twin import TwinSpec, label_trials, make_layout_twin, recording_path, split_summary
 
-from megdecode import things
+from megdecode.artifacts.paths import bids_meg_dir, run_stem
 from megdecode.config import load_config, section_defaults
+from megdecode.datasets import things
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_SESSIONS = [f"{i:02d}" for i in range(1, 13)]
@@ -362,9 +363,9 @@ def test_twin_recordings_are_seeded(things_meg: Path, tmp_path: Path) -> None:
 
 def _bare_run(tmp_path: Path, events_text: str) -> Path:
     """A run folder with a (fake) recording, meg.json and the given events.tsv text."""
-    meg = things.meg_dir(tmp_path, "01", "01")
+    meg = bids_meg_dir(tmp_path, "01", "01")
     meg.mkdir(parents=True)
-    stem = things.run_stem("01", "01", "01", "main")
+    stem = run_stem("01", "01", "01", "main")
     (meg / f"{stem}_meg.ds").mkdir()
     (meg / f"{stem}_meg.json").write_text('{"SamplingFrequency": 1200.0}')
     events = meg / f"{stem}_events.tsv"
@@ -387,9 +388,9 @@ def test_header_only_events_file_warns_in_the_inventory(tmp_path: Path) -> None:
 
 
 def test_bad_image_number_names_its_events_file_and_rows_print_plainly(tmp_path: Path) -> None:
-    meg = things.meg_dir(tmp_path, "01", "01")
+    meg = bids_meg_dir(tmp_path, "01", "01")
     meg.mkdir(parents=True)
-    path = _write(meg / f"{things.run_stem('01', '01', '01', 'main')}_events.tsv", EVENTS)
+    path = _write(meg / f"{run_stem('01', '01', '01', 'main')}_events.tsv", EVENTS)
     images = things.read_image_table(_write(tmp_path / "images.tsv", IMAGES.replace("21\texp", "99\texp")))
     events = things.read_study_events(tmp_path, ["01"], ["01"], ["01"], "main")
     with pytest.raises(things.ThingsDataError) as err:

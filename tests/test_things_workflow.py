@@ -15,7 +15,7 @@ import yaml
 from conftest import REPO, THINGS_MEG, run_snakemake
 from things_twin import TwinSpec, make_layout_twin, write_fake_stimuli
 
-from megdecode import things
+from megdecode.datasets import things
 
 SUBJECTS = ["BIGMEG1", "BIGMEG2", "BIGMEG3", "BIGMEG4"]
 SESSIONS = [f"{i:02d}" for i in range(1, 13)]

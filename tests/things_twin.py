@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from megdecode.bids_layout import run_stem
-from megdecode.things import SIDECARS, ThingsDataError, find_recording, is_appledouble, meg_dir
+from megdecode.artifacts.paths import bids_meg_dir, run_stem
+from megdecode.datasets.things import SIDECARS, ThingsDataError, find_recording, is_appledouble
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def make_layout_twin(source_root: Path | str, dest: Path | str, spec: TwinSpec) 
 
 
 def _source_folder(source_root: Path, spec: TwinSpec, session: str) -> Path:
-    return meg_dir(source_root, spec.source_subject, session)
+    return bids_meg_dir(source_root, spec.source_subject, session)
 
 
 def _rename(name: str, spec: TwinSpec, subject: str) -> str:
@@ -93,7 +93,7 @@ def _rename(name: str, spec: TwinSpec, subject: str) -> str:
 def _copy_session(source_root: Path, dest: Path, spec: TwinSpec, subject: str, session: str) -> None:
     src_ses = source_root / f"sub-{spec.source_subject}" / f"ses-{session}"
     src_scans = src_ses / f"sub-{spec.source_subject}_ses-{session}_scans.tsv"
-    out_dir = meg_dir(dest, subject, session)
+    out_dir = bids_meg_dir(dest, subject, session)
     out_dir.mkdir(parents=True, exist_ok=True)
     if src_scans.is_file():
         text = _rename(src_scans.read_text(), spec, subject)
@@ -113,7 +113,7 @@ def _make_run(
 ) -> None:
     src_dir = _source_folder(source_root, spec, session)
     src_stem = run_stem(spec.source_subject, session, run, spec.task)
-    out_dir = meg_dir(dest, subject, session)
+    out_dir = bids_meg_dir(dest, subject, session)
     if not src_dir.is_dir():
         raise FileNotFoundError(f"no real metadata for ses-{session} in {src_dir}; use sessions 01..12")
     for path in sorted(src_dir.iterdir()):
@@ -147,7 +147,8 @@ def _write_truncated_events(src: Path, dest: Path, duration_s: float) -> None:
 def _drop_missing(dest: Path, spec: TwinSpec) -> None:
     for subject, session, run, key in spec.missing:
         path = (
-            meg_dir(dest, subject, session) / f"{run_stem(subject, session, run, spec.task)}{SIDECARS[key]}"
+            bids_meg_dir(dest, subject, session)
+            / f"{run_stem(subject, session, run, spec.task)}{SIDECARS[key]}"
         )
         if path.exists():
             path.unlink()
@@ -192,7 +193,7 @@ def write_simulated_fif(
     import mne
     from mne.io.constants import FIFF
 
-    from megdecode.things import read_events_tsv
+    from megdecode.datasets.things import read_events_tsv
 
     channels = pd.read_csv(channels_tsv, sep="\t", dtype=str)
     names = channels["name"].tolist()
@@ -265,7 +266,7 @@ def recording_path(bids_root: Path | str, subject: str, session: str, run: str, 
     A layout twin stands a short ``*_meg.fif`` in for each CTF ``*_meg.ds`` folder (mne cannot write CTF).
     """
     found = find_recording(bids_root, subject, session, run, task)
-    default = meg_dir(bids_root, subject, session) / f"{run_stem(subject, session, run, task)}_meg.ds"
+    default = bids_meg_dir(bids_root, subject, session) / f"{run_stem(subject, session, run, task)}_meg.ds"
     return str(found if found is not None else default)
 
 

@@ -22,25 +22,20 @@ from typing import Any
 import mne
 import numpy as np
 import pandas as pd
-from mne_bids import BIDSPath, make_dataset_description, update_sidecar_json, write_raw_bids
+from mne_bids import make_dataset_description, update_sidecar_json, write_raw_bids
 
 from megdecode import __version__ as MEGDECODE_VERSION
-from megdecode.bids_layout import DATASET_KEYS
+from megdecode.artifacts.paths import bids_dataset_files, bids_run_files, bids_run_path, bids_session_files
+from megdecode.artifacts.sourcedata import read_ground_truth, read_stimulus_log
 from megdecode.config import dataclass_from_section
-from megdecode.io import atomic_output, read_json, read_tsv, write_json, write_tsv
+from megdecode.io import atomic_output, write_json, write_tsv
 from megdecode.recording import read_raw_checked
 
 log = logging.getLogger(__name__)
 
-LOG_COLUMNS = ("onset", "trial_type", "image_id", "concept", "value")
 EVENTS_COLUMNS = ("onset", "duration", "trial_type", "value", "sample", "image_id", "concept")
-#: The run's own files that :func:`convert_run` writes (BIDS suffix, extension).
-RUN_FILES = {
-    "raw": ("meg", ".fif"),
-    "sidecar": ("meg", ".json"),
-    "channels": ("channels", ".tsv"),
-    "events": ("events", ".tsv"),
-}
+#: keys of the ``bids`` config section that only the dataset-level job reads
+DATASET_KEYS = ("dataset_name", "authors", "license")
 #: Default fiducials (MNE head frame, metres) written when the recording has none.
 DEFAULT_FIDUCIALS = {"nasion": (0.0, 0.1, 0.0), "lpa": (-0.075, 0.0, 0.0), "rpa": (0.075, 0.0, 0.0)}
 
@@ -67,7 +62,7 @@ class BidsParams:
         """Fill in ``trigger_codes`` from the simulator's ground_truth.json if the config has none."""
         if self.trigger_codes is not None or ground_truth_json is None:
             return self
-        codes = read_json(ground_truth_json).get("trigger_codes")
+        codes = read_ground_truth(ground_truth_json).get("trigger_codes")
         if not isinstance(codes, dict) or not codes:
             raise ValueError(
                 f"{ground_truth_json} has no 'trigger_codes' mapping; set bids.trigger_codes in the config"
@@ -94,66 +89,7 @@ class DatasetDescription:
         return dataclass_from_section(cls, values, "bids")
 
 
-# --- paths -----------------------------------------------------------------------------------------
-
-
-def run_bids_path(bids_root: Path | str, subject: str, session: str, run: str, task: str) -> BIDSPath:
-    """The BIDSPath of one MEG run (no suffix/extension set)."""
-    return BIDSPath(
-        root=bids_root, subject=subject, session=session, task=task, run=run, datatype="meg", check=True
-    )
-
-
-def run_paths(bids_root: Path | str, subject: str, session: str, run: str, task: str) -> dict[str, Path]:
-    """Paths of the files :func:`convert_run` writes for one run, keyed as :data:`RUN_FILES`."""
-    base = run_bids_path(bids_root, subject, session, run, task)
-    return {
-        key: Path(base.copy().update(suffix=suffix, extension=ext).fpath)
-        for key, (suffix, ext) in RUN_FILES.items()
-    }
-
-
-def session_paths(bids_root: Path | str, subject: str, session: str) -> dict[str, Path]:
-    """Paths of the per-session files the dataset job writes (``scans`` and ``coordsystem``)."""
-    scans = BIDSPath(root=bids_root, subject=subject, session=session, suffix="scans", extension=".tsv")
-    coords = BIDSPath(
-        root=bids_root,
-        subject=subject,
-        session=session,
-        datatype="meg",
-        suffix="coordsystem",
-        extension=".json",
-    )
-    return {"scans": Path(scans.fpath), "coordsystem": Path(coords.fpath)}
-
-
-def dataset_paths(bids_root: Path | str, task: str) -> dict[str, Path]:
-    """Paths of the dataset-level files the dataset job writes."""
-    root = Path(bids_root)
-    return {
-        "description": root / "dataset_description.json",
-        "participants": root / "participants.tsv",
-        "participants_json": root / "participants.json",
-        "readme": root / "README",
-        "events_json": root / f"task-{task}_events.json",
-    }
-
-
 # --- triggers, photodiode, log ---------------------------------------------------------------------
-
-
-def read_stimulus_log(path: Path | str) -> pd.DataFrame:
-    """Read a stimulus log TSV and check its columns (``onset trial_type image_id concept value``)."""
-    table = read_tsv(path, dtype={"image_id": str, "concept": str, "trial_type": str})
-    missing = [c for c in LOG_COLUMNS if c not in table.columns]
-    if missing:
-        raise ValueError(
-            f"{path}: stimulus log lacks column(s) {missing}; expected at least {list(LOG_COLUMNS)} "
-            "(rerun the simulate rule that writes it)"
-        )
-    if table.empty:
-        raise ValueError(f"{path}: stimulus log has no rows")
-    return table
 
 
 def find_triggers(raw: mne.io.BaseRaw, stim_channel: str) -> np.ndarray:
@@ -339,7 +275,7 @@ def convert_run(
     params: BidsParams,
     ground_truth_json: Path | str | None = None,
 ) -> dict[str, Path]:
-    """Convert one sourcedata run to BIDS; write only this run's files (see :data:`RUN_FILES`).
+    """Convert one sourcedata run to BIDS; write only this run's files (``artifacts.paths.BIDS_RUN_FILES``).
 
     Trigger codes: ``params.trigger_codes``, else those of ``ground_truth_json`` (simulated study),
     else inferred from the run (first occurrence of each trial type, then checked one-to-one).
@@ -368,14 +304,14 @@ def convert_run(
             raw.info["line_freq"] = params.power_line_hz
     _ensure_fiducials(raw, run_name)
 
-    final = run_paths(bids_root, subject, session, run, task)
+    final = _run_files(bids_root, subject, session, run, task)
     bids_root.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".tmp-bids-{run_name}-", dir=bids_root.parent) as tmp:
-        tmp_path = run_bids_path(tmp, subject, session, run, task)
+        tmp_path = bids_run_path(tmp, subject, session, run, task).update(check=True)  # labels checked
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="No events found or provided")
             write_raw_bids(raw, tmp_path, format="FIF", allow_preload=True, overwrite=True, verbose="error")
-        staged = run_paths(tmp, subject, session, run, task)
+        staged = _run_files(tmp, subject, session, run, task)
         sidecar = tmp_path.copy().update(suffix="meg", extension=".json")
         description = (
             f"Object images shown for {params.stimulus_duration_s:g} s each, with catch trials "
@@ -404,6 +340,10 @@ def remove_stale_staging(bids_root: Path, run_name: str) -> None:
     for stale in parent.glob(f".tmp-bids-{run_name}-*"):
         log.warning("%s: removing staging folder %s left by an interrupted job", run_name, stale)
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def _run_files(bids_root: Path | str, subject: str, session: str, run: str, task: str) -> dict[str, Path]:
+    return {k: Path(v) for k, v in bids_run_files(bids_root, subject, session, run, task).items()}
 
 
 def _move(src: Path, dst: Path) -> None:
@@ -477,14 +417,14 @@ def write_dataset_files(
     first run (a warning when later runs differ by more than 1 mm).
     """
     bids_root = Path(bids_root)
-    out = dataset_paths(bids_root, task)
+    out = {k: Path(v) for k, v in bids_dataset_files(bids_root, task).items()}
     by_session: dict[tuple[str, str], list[str]] = {}
     for subject, session, run in runs:
         by_session.setdefault((subject, session), []).append(run)
     for (subject, session), session_runs in sorted(by_session.items()):
         rows, coords = [], None
         for run in sorted(session_runs):
-            raw_path = run_paths(bids_root, subject, session, run, task)["raw"]
+            raw_path = _run_files(bids_root, subject, session, run, task)["raw"]
             if not raw_path.is_file():
                 raise FileNotFoundError(f"{raw_path}: run not converted yet; run the bids_run rule first")
             raw = read_raw_checked(raw_path)
@@ -499,7 +439,7 @@ def write_dataset_files(
                     session,
                     run,
                 )
-        paths = session_paths(bids_root, subject, session)
+        paths = {k: Path(v) for k, v in bids_session_files(bids_root, subject, session).items()}
         write_tsv(pd.DataFrame(rows, columns=["filename", "acq_time"]), paths["scans"])
         write_json(coords, paths["coordsystem"])
         out[f"scans_{subject}_{session}"] = paths["scans"]

@@ -198,9 +198,7 @@ class Plan:
         b, s = self.example_backbone, self.example_subject
         if "brain" in self.models_for(b):
             pred = layout.predictions("brain").format(backbone=b, subject=s, seed=self.seeds[0])
-            weights = f"{layout.model_dir('brain')}/model.safetensors".format(
-                backbone=b, subject=s, seed=self.seeds[0]
-            )
+            weights = layout.model_file("brain", "weights").format(backbone=b, subject=s, seed=self.seeds[0])
             return {"predictions": pred, "weights": weights}
         return {"predictions": layout.predictions("ridge").format(backbone=b, subject=s)}
 

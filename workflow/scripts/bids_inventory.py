@@ -1,7 +1,7 @@
 """Rule bids_inventory (real data): one row per configured run of the existing BIDS dataset."""
 
+from megdecode.datasets.things import study_param, write_inventory
 from megdecode.logs import job_logging
-from megdecode.things import study_param, write_inventory
 
 with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
     p = snakemake.params  # noqa: F821

@@ -1,7 +1,7 @@
 """Rule nsd_stimuli: the NSD study's stimuli table and its images (PNG) from nsd_stimuli.hdf5."""
 
+from megdecode.datasets.nsd import write_study_stimuli
 from megdecode.logs import job_logging
-from megdecode.nsd import write_study_stimuli
 
 with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
     p = snakemake.params  # noqa: F821

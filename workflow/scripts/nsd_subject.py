@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from megdecode.datasets.nsd import write_study_subject
 from megdecode.logs import job_logging
-from megdecode.nsd import write_study_subject
 
 with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
     p = snakemake.params  # noqa: F821

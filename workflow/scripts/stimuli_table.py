@@ -1,7 +1,7 @@
 """Rule stimuli_table (real data): STIMULI_TABLE from the runs' events.tsv and the user's image table."""
 
+from megdecode.datasets.things import study_param, write_stimuli_table
 from megdecode.logs import job_logging
-from megdecode.things import study_param, write_stimuli_table
 
 with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
     p = snakemake.params  # noqa: F821

@@ -1,9 +1,11 @@
 """The evaluation stage's long-format tables (one row per number), read by the report.
 
 - retrieval: ``{R}/evaluation/retrieval/{model}/{backbone}/sub-{subject}.tsv``
-  (:data:`RETRIEVAL_COLUMNS`);
+  (:data:`RETRIEVAL_COLUMNS`; the fMRI decoders' under ``{R}/fmri/evaluation/retrieval``);
 - time-resolved: ``{R}/evaluation/timeresolved/{backbone}/sub-{subject}.tsv``
-  (:data:`TIMERESOLVED_COLUMNS`).
+  (:data:`TIMERESOLVED_COLUMNS`);
+- all of them in one table with display labels: ``{R}/tables/results_long.tsv`` (:data:`LONG_COLUMNS`),
+  written by the report's tables job and read by its figures job.
 """
 
 from __future__ import annotations
@@ -31,6 +33,23 @@ RETRIEVAL_COLUMNS = [
     "chance",
 ]
 TIMERESOLVED_COLUMNS = [*RETRIEVAL_COLUMNS[:6], "window_kind", "tmin", "tmax", *RETRIEVAL_COLUMNS[6:]]
+LONG_COLUMNS = [
+    "subject",
+    "backbone",
+    "backbone_label",
+    "model",
+    "head",
+    "test_set",
+    "window",
+    "window_kind",
+    "tmin",
+    "tmax",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+    "chance",
+]
 FULL_WINDOW = "full"  # the ``window`` of retrieval on the whole epoch
 
 
@@ -51,12 +70,26 @@ def write_timeresolved_table(table: pd.DataFrame, path: Path | str) -> None:
     io.write_tsv(table.reindex(columns=TIMERESOLVED_COLUMNS), path)
 
 
-def _read(path: Path | str, columns: Sequence[str]) -> pd.DataFrame:
+def _read(path: Path | str, columns: Sequence[str], job: str = "the evaluation job") -> pd.DataFrame:
     table = io.read_tsv(path, dtype={"subject": str})
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise ValueError(f"{path} lacks columns {missing}; rerun the evaluation job that writes it")
+        raise ValueError(f"{path} lacks columns {missing}; rerun {job} that writes it")
     return table
+
+
+def read_retrieval_table(path: Path | str) -> pd.DataFrame:
+    """One retrieval table (:data:`RETRIEVAL_COLUMNS`), as written."""
+    return _read(path, RETRIEVAL_COLUMNS)
+
+
+def write_long_table(table: pd.DataFrame, path: Path | str) -> None:
+    io.write_tsv(table, path)
+
+
+def read_long_table(path: Path | str) -> pd.DataFrame:
+    """``results_long.tsv`` (:data:`LONG_COLUMNS`)."""
+    return _read(path, LONG_COLUMNS, "the report_tables job")
 
 
 def read_evaluation_tables(

@@ -1,15 +1,20 @@
-"""Every path pattern of the results tree, in one place: the rules and the package both read them here.
+"""Every path of the workflow, in one place: the rules and the package both read them here.
 
-Patterns keep Snakemake wildcards (``{subject}``, ``{backbone}``, ``{seed}``, ``{window}``, ``{model}``,
-``{generator}``) for ``str.format`` or ``expand``. BIDS paths are built with ``mne_bids.BIDSPath``
-(:mod:`megdecode.bids_layout`), not here.
+Patterns keep Snakemake wildcards (``{subject}``, ``{session}``, ``{run}``, ``{backbone}``, ``{seed}``,
+``{window}``, ``{model}``, ``{generator}``) for ``str.format`` or ``expand``. BIDS paths (the BIDS tree, the
+simulated sourcedata and the derivatives, which follow BIDS naming) are built with ``mne_bids.BIDSPath``
+(:func:`bids_path`); every job's log and benchmark file with :meth:`Layout.log` and :meth:`Layout.benchmark`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mne_bids import BIDSPath
 
 # models whose predictions.npz the evaluation reads, and where each is written (relative to ``models``)
 PREDICTIONS = {
@@ -23,6 +28,94 @@ FMRI_PREDICTIONS = {
     "ridge": "ridge/{backbone}/sub-{subject}/predictions.npz",
     "mlp": "mlp/{backbone}/sub-{subject}/predictions.npz",
 }
+#: the other files of a model's folder (beside its predictions), by kind
+MODEL_FILES = {"weights": "model.safetensors", "history": "history.tsv", "coefficients": "model.npz"}
+#: one BIDS run's own files (what the bids_run job writes): BIDS suffix and extension
+BIDS_RUN_FILES = {
+    "raw": ("meg", ".fif"),
+    "sidecar": ("meg", ".json"),
+    "channels": ("channels", ".tsv"),
+    "events": ("events", ".tsv"),
+}
+#: the simulated lab's files of one run (rules/simulate.smk), BIDS-named in ``sourcedata/``
+SOURCE_RUN_FILES = {"raw": ("raw", ".fif"), "log": ("log", ".tsv")}
+#: the per-run files of the preprocess_run job beside the epochs: QC row and power spectra
+QC_RUN_FILES = {"qc": ("qc", ".tsv"), "psd": ("psd", ".npz")}
+
+
+# --- BIDS (mne-bids): labels may be Snakemake wildcards, so entity values are not checked here
+
+
+def bids_path(root: Path | str | None, subject: str, session: str | None = None, **entities: Any) -> BIDSPath:
+    """A ``BIDSPath`` (``check=False``: labels may be wildcards such as ``{subject}``)."""
+    from mne_bids import BIDSPath
+
+    return BIDSPath(root=root, subject=subject, session=session, check=False, **entities)
+
+
+def bids_run_path(root: Path | str | None, subject: str, session: str, run: str, task: str) -> BIDSPath:
+    """The ``BIDSPath`` of one MEG run, without suffix and extension."""
+    return bids_path(root, subject, session, task=task, run=run, datatype="meg")
+
+
+def run_stem(subject: str, session: str, run: str, task: str) -> str:
+    """ds004212 file stem of one run: ``sub-X_ses-Y_task-T_run-Z``."""
+    return bids_run_path(None, subject, session, run, task).basename
+
+
+def bids_meg_dir(root: Path | str, subject: str, session: str) -> Path:
+    """The ``meg`` folder of one session."""
+    return Path(bids_path(root, subject, session, datatype="meg").directory)
+
+
+def bids_run_file(
+    root: Path | str, subject: str, session: str, run: str, task: str, suffix: str, extension: str
+) -> str:
+    """One file of one run (e.g. suffix ``events``, extension ``.tsv``)."""
+    path = bids_run_path(root, subject, session, run, task).update(suffix=suffix, extension=extension)
+    return str(path.fpath)
+
+
+def bids_run_files(root: Path | str, subject: str, session: str, run: str, task: str) -> dict[str, str]:
+    """The run's own files (:data:`BIDS_RUN_FILES`: raw, sidecar, channels, events)."""
+    return {
+        key: bids_run_file(root, subject, session, run, task, suffix, ext)
+        for key, (suffix, ext) in BIDS_RUN_FILES.items()
+    }
+
+
+def bids_session_files(root: Path | str, subject: str, session: str) -> dict[str, str]:
+    """The per-session files of the dataset job: ``scans`` and ``coordsystem``."""
+    scans = bids_path(root, subject, session, suffix="scans", extension=".tsv")
+    coords = bids_path(root, subject, session, datatype="meg", suffix="coordsystem", extension=".json")
+    return {"scans": str(scans.fpath), "coordsystem": str(coords.fpath)}
+
+
+def bids_dataset_files(root: Path | str, task: str) -> dict[str, str]:
+    """The dataset-level files of the dataset job."""
+    return {
+        "description": f"{root}/dataset_description.json",
+        "participants": f"{root}/participants.tsv",
+        "participants_json": f"{root}/participants.json",
+        "readme": f"{root}/README",
+        "events_json": f"{root}/task-{task}_events.json",
+    }
+
+
+def bids_input_files(
+    root: Path | str, subject: str, session: str, run: str, task: str, simulated: bool
+) -> dict[str, str]:
+    """``{'raw', 'events'}`` a later stage reads of one run.
+
+    ``_meg.fif`` when converted from a simulation; else the CTF ``_meg.ds``, or a ``_meg.fif`` standing in
+    for it when only that exists (a dataset converted to FIF).
+    """
+    files = bids_run_files(root, subject, session, run, task)
+    raw = files["raw"]
+    ctf = bids_run_file(root, subject, session, run, task, "meg", ".ds")
+    if not simulated and (Path(ctf).exists() or not Path(raw).exists()):
+        raw = ctf
+    return {"raw": raw, "events": files["events"]}
 
 
 @dataclass(frozen=True)
@@ -32,6 +125,8 @@ class Layout:
     results: str
     bids_root: str
     stimuli_images: str
+    task: str = "main"  # study.task (the BIDS task label)
+    simulated: bool = True  # study.source 'simulated': the workflow writes the BIDS tree itself
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Layout:
@@ -42,7 +137,23 @@ class Layout:
             results=results,
             bids_root=f"{results}/bids" if simulated else study["bids_root"],
             stimuli_images=f"{results}/stimuli/images" if own_images else study["stimuli_root"],
+            task=study["task"],
+            simulated=simulated,
         )
+
+    # ---- jobs: every rule's log and benchmark
+    def log(self, rule: str, job: str | None = None) -> str:
+        """The log of one job of ``rule`` (``job``: its wildcard pattern; one-job rules: the rule name)."""
+        return f"{self.logs}/{rule}/{job or rule}.log"
+
+    def benchmark(self, rule: str, job: str | None = None) -> str:
+        """The benchmark TSV of one job of ``rule`` (named as :meth:`log`)."""
+        return f"{self.benchmarks}/{rule}/{job or rule}.tsv"
+
+    @property
+    def run_stem(self) -> str:
+        """File stem of a run, ``{subject}``/``{session}``/``{run}`` kept: a job name of the per-run rules."""
+        return run_stem("{subject}", "{session}", "{run}", self.task)
 
     # ---- stages, in workflow order
     @property
@@ -58,16 +169,86 @@ class Layout:
         return f"{self.sourcedata}/ground_truth.json"
 
     @property
+    def subject_ground_truth(self) -> str:
+        """What the simulator drew for one subject (head, dipoles, per-trial variables)."""
+        return str(bids_path(self.sourcedata, "{subject}", suffix="ground_truth", extension=".json").fpath)
+
+    def source_run(self, kind: str) -> str:
+        """One simulated run's ``raw`` recording or stimulus ``log`` (:data:`SOURCE_RUN_FILES`)."""
+        suffix, ext = SOURCE_RUN_FILES[kind]
+        return bids_run_file(self.sourcedata, "{subject}", "{session}", "{run}", self.task, suffix, ext)
+
+    # ---- BIDS: the simulated study's converted tree, or an existing dataset's
+    @property
+    def bids_run_files(self) -> dict[str, str]:
+        """Patterns of one run's own files (:data:`BIDS_RUN_FILES`), as the bids_run job writes them."""
+        return bids_run_files(self.bids_root, "{subject}", "{session}", "{run}", self.task)
+
+    @property
+    def bids_session_files(self) -> dict[str, str]:
+        """Patterns of one session's ``scans`` and ``coordsystem`` files."""
+        return bids_session_files(self.bids_root, "{subject}", "{session}")
+
+    @property
+    def bids_dataset_files(self) -> dict[str, str]:
+        return bids_dataset_files(self.bids_root, self.task)
+
+    def bids_input_files(self, subject: str, session: str, run: str) -> dict[str, str]:
+        """``{'raw', 'events'}`` of one run as later stages read it (:func:`bids_input_files`)."""
+        return bids_input_files(self.bids_root, subject, session, run, self.task, self.simulated)
+
+    def bids_input_function(self) -> Callable[[Any], dict[str, str]]:
+        """A Snakemake input function ``f(wildcards) -> {'raw', 'events'}`` for the wildcards' run."""
+
+        def bids_run_inputs(wildcards: Any) -> dict[str, str]:
+            return self.bids_input_files(wildcards.subject, wildcards.session, wildcards.run)
+
+        return bids_run_inputs
+
+    @property
+    def bids_ready(self) -> str:
+        """The file that says the BIDS dataset is complete: the simulated tree's description, or the inventory
+        of an existing dataset (a run is read only after it)."""
+        return self.bids_dataset_files["description"] if self.simulated else self.bids_inventory
+
+    @property
     def bids_inventory(self) -> str:
         return f"{self.results}/bids_check/inventory.tsv"
 
+    # ---- preprocessing: per-run epochs (a BIDS derivative) and QC, then per subject
     @property
     def derivatives(self) -> str:
         return f"{self.results}/derivatives/megdecode"
 
     @property
+    def derivatives_description(self) -> str:
+        return f"{self.derivatives}/dataset_description.json"
+
+    @property
+    def epochs(self) -> str:
+        """One run's epochs in the derivatives tree (``_epo.fif``)."""
+        return bids_run_file(self.derivatives, "{subject}", "{session}", "{run}", self.task, "epo", ".fif")
+
+    @property
     def qc(self) -> str:
         return f"{self.results}/qc"
+
+    def qc_run(self, kind: str) -> str:
+        """One run's QC row (``qc``) or power spectra (``psd``), :data:`QC_RUN_FILES`."""
+        suffix, ext = QC_RUN_FILES[kind]
+        name = bids_run_path(None, "{subject}", "{session}", "{run}", self.task).update(
+            suffix=suffix, extension=ext
+        )
+        return f"{self.qc}/runs/{name.basename}"
+
+    @property
+    def qc_runs_table(self) -> str:
+        """One subject's QC rows of every run."""
+        return f"{self.qc}/sub-{{subject}}_runs.tsv"
+
+    @property
+    def qc_report(self) -> str:
+        return f"{self.qc}/sub-{{subject}}_report.html"
 
     @property
     def preprocessed(self) -> str:
@@ -92,6 +273,10 @@ class Layout:
     def model_dir(self, model: str) -> str:
         """The folder of one trained model (its weights, history and predictions)."""
         return self.predictions(model).rsplit("/", 1)[0]
+
+    def model_file(self, model: str, kind: str) -> str:
+        """A file of one trained model's folder beside its predictions (:data:`MODEL_FILES`)."""
+        return f"{self.model_dir(model)}/{MODEL_FILES[kind]}"
 
     def checkpoint(self, model: str) -> str:
         """Resumable training state, outside the declared outputs (a killed job resumes from it)."""
@@ -122,9 +307,23 @@ class Layout:
     def reconstruction(self) -> str:
         return f"{self.results}/reconstruction"
 
+    def decoder_file(self, kind: str) -> str:
+        """The decoder generator's ``weights``, ``history`` or ``meta`` (``decoder.json``)."""
+        name = "decoder.json" if kind == "meta" else MODEL_FILES[kind]
+        return f"{self.decoder_generator}/{name}"
+
     @property
     def reconstruction_subject(self) -> str:
         return f"{self.reconstruction}/{{generator}}/sub-{{subject}}"
+
+    def reconstruction_file(self, name: str) -> str:
+        """A file of one (generator, subject) folder: ``reconstructions.npz``, ``images``, ``metrics.tsv``,
+        ``best_median_worst.png``."""
+        return f"{self.reconstruction_subject}/{name}"
+
+    def reconstruction_summary(self, extension: str) -> str:
+        """The summary over generators and subjects (``tsv``, ``md`` or ``html``)."""
+        return f"{self.reconstruction}/summary.{extension}"
 
     @property
     def semantic_readout(self) -> str:
@@ -136,13 +335,25 @@ class Layout:
         """The online replay of one (backbone, subject, seed): per-trial TSV, summary, figure."""
         return f"{self.results}/realtime/{{backbone}}/sub-{{subject}}/seed-{{seed}}"
 
+    def realtime_file(self, name: str) -> str:
+        """``trials.tsv``, ``summary.tsv`` or ``replay.png`` of one replay."""
+        return f"{self.realtime}/{name}"
+
     @property
     def tables(self) -> str:
         return f"{self.results}/tables"
 
+    def table(self, name: str) -> str:
+        """A report table (``results_long.tsv``, ``table1.md``, ``meg_vs_fmri.tsv``, ...)."""
+        return f"{self.tables}/{name}"
+
     @property
     def figures(self) -> str:
         return f"{self.results}/figures"
+
+    def figure(self, name: str) -> str:
+        """A report figure (``retrieval.png``, ``retrieval.pdf``, ...)."""
+        return f"{self.figures}/{name}"
 
     # ---- the fMRI modality (megdecode.artifacts.fmri): its own subtree, sharing stimuli and latents
     @property
@@ -163,10 +374,18 @@ class Layout:
         """``predictions.npz`` pattern of an fMRI decoder (``ridge`` or ``mlp``)."""
         return f"{self.fmri}/models/{FMRI_PREDICTIONS[model]}"
 
+    def fmri_model_file(self, model: str, kind: str) -> str:
+        """A file of an fMRI decoder's folder beside its predictions (:data:`MODEL_FILES`)."""
+        return f"{self.fmri_predictions(model).rsplit('/', 1)[0]}/{MODEL_FILES[kind]}"
+
     @property
     def fmri_reconstruction_subject(self) -> str:
         """One fMRI subject's reconstructions and their metrics (the MEG stage's files, fMRI predictions)."""
         return f"{self.fmri}/reconstruction/{{generator}}/sub-{{subject}}"
+
+    def fmri_reconstruction_file(self, name: str) -> str:
+        """A file of one fMRI (generator, subject) folder (as :meth:`reconstruction_file`)."""
+        return f"{self.fmri_reconstruction_subject}/{name}"
 
     @property
     def fmri_retrieval_table(self) -> str:

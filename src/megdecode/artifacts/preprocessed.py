@@ -111,3 +111,14 @@ def write_tables(
         directory / CHANNELS,
     )
     io.write_json(dict(info), directory / INFO)
+
+
+def read_trials(directory: Path | str) -> pd.DataFrame:
+    """``trials.tsv`` alone (labels as text: ``subject``, ``session``, ``run``, ``image_id``, ``concept``)."""
+    path = Path(directory) / TRIALS
+    labels = {"subject": str, "session": str, "run": str, "image_id": str, "concept": str}
+    trials = io.read_tsv(path, dtype=labels)
+    missing = [c for c in REQUIRED_TRIAL_COLUMNS if c not in trials.columns]
+    if missing:
+        raise ValueError(f"{path} lacks columns {missing}; rerun preprocessing")
+    return trials

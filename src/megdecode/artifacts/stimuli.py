@@ -1,7 +1,8 @@
-"""The stimulus table: ``{R}/stimuli/stimuli.tsv``, one row per image shown in the study.
+"""The stimulus table: ``{R}/stimuli/stimuli.tsv``, one row per image shown in the study, and its images.
 
 Columns: ``image_id`` (unique), ``file`` (relative to the images root), ``concept``, ``exemplar``, ``role``
 (``exp``, ``test`` or ``catch``), ``concept_split`` (``train`` or ``test``), plus attribute columns.
+The images (``images root / file``) are read with :func:`read_image`.
 
 The simulated study's images folder ``{R}/stimuli/images/`` also holds ``checksums.sha256`` (the format of
 ``sha256sum``): the workflow checks the images against it when it starts.
@@ -11,6 +12,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 import pandas as pd
 
@@ -40,6 +45,14 @@ def read_stimuli(path: Path | str) -> pd.DataFrame:
     if duplicated:
         raise ValueError(f"{path}: image_id not unique ({', '.join(duplicated[:5])}); fix the stimulus table")
     return table.set_index("image_id", drop=False).rename_axis(None)
+
+
+def read_image(path: Path | str) -> Image.Image:
+    """One stimulus image file as an RGB image, read in full (the file is closed again)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.convert("RGB")
 
 
 def train_image_ids(stimuli: pd.DataFrame) -> list[str]:

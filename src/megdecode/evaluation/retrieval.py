@@ -51,30 +51,6 @@ class RetrievalSettings:
         return [f"top{k}_acc" for k in self.topk] + ["median_rank"]
 
 
-def gallery(image_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The gallery of a test set (its unique images, sorted) and each item's column in it."""
-    gallery_ids, target = np.unique(np.asarray(image_ids).astype(str), return_inverse=True)
-    return gallery_ids, target.reshape(-1)
-
-
-def item_scores(
-    pred: np.ndarray,
-    image_ids: Sequence[str],
-    candidates: np.ndarray,
-    topk: Sequence[int] = (1, 5),
-) -> dict[str, np.ndarray]:
-    """Per-item retrieval scores of ``pred`` vs ``candidates`` (rows = the sorted unique ``image_ids``)."""
-    _, target = gallery(image_ids)
-    return sim_scores(rm.cosine_similarity(pred, candidates), target, topk)
-
-
-def sim_scores(sim: np.ndarray, target: np.ndarray, topk: Sequence[int] = (1, 5)) -> dict[str, np.ndarray]:
-    """Per-item top-k hits and relative ranks from a similarity matrix."""
-    scores = {f"top{k}_acc": rm.topk_hits(sim, target, k) for k in topk}
-    scores["median_rank"] = rm.relative_ranks(sim, target)
-    return scores
-
-
 def shuffled_scores(
     sim: np.ndarray, target: np.ndarray, topk: Sequence[int], n_shuffles: int, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
@@ -83,16 +59,8 @@ def shuffled_scores(
     Permuting predictions across items permutes the rows of ``sim``; averaging many permutations gives
     a per-item estimate of the chance score rather than one noisy draw.
     """
-    draws = [sim_scores(sim[rng.permutation(len(sim))], target, topk) for _ in range(max(n_shuffles, 1))]
+    draws = [rm.sim_scores(sim[rng.permutation(len(sim))], target, topk) for _ in range(max(n_shuffles, 1))]
     return {m: np.mean([d[m] for d in draws], axis=0) for m in draws[0]}
-
-
-def chance_level(metric: str, gallery_size: int) -> float:
-    if metric == "median_rank":
-        return rm.chance_median_rank(gallery_size)
-    if metric.startswith("top") and metric.endswith("_acc"):
-        return rm.chance_topk_acc(int(metric[3:-4]), gallery_size)
-    raise ValueError(f"unknown retrieval metric {metric!r}")
 
 
 def summarise_items(
@@ -113,7 +81,7 @@ def summarise_items(
                 value=float(statistic(per_item)),
                 ci_low=low,
                 ci_high=high,
-                chance=chance_level(metric, gallery_size),
+                chance=rm.chance_level(metric, gallery_size),
             )
         )
     return rows
@@ -149,14 +117,14 @@ def evaluate_predictions(
         for p in predictions:
             if not np.array_equal(p.image_ids[test_set], ids):
                 raise ValueError(f"{source}: seeds disagree on the {test_set} item order; rerun training")
-            gallery_ids, target = gallery(ids)
+            gallery_ids, target = rm.gallery(ids)
             sim = rm.cosine_similarity(
                 np.asarray(p.pred(test_set, head), np.float64), p.candidates(latents, gallery_ids)
             )
             if shuffle:
                 per_seed.append(shuffled_scores(sim, target, settings.topk, settings.chance_shuffles, rng))
             else:
-                per_seed.append(sim_scores(sim, target, settings.topk))
+                per_seed.append(rm.sim_scores(sim, target, settings.topk))
         n_gallery = len(np.unique(ids))
         for row in summarise_items(per_seed, n_gallery, settings, rng):
             rows.append(dict(head=head, test_set=test_set, window=FULL_WINDOW, **row))

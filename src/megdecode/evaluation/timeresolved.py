@@ -23,14 +23,8 @@ from megdecode.artifacts.preprocessed import MEG, read_subject
 from megdecode.artifacts.splits import TEST_SPLITS, TRAIN, VAL, check_no_leakage
 from megdecode.artifacts.windows import Window, epoch_times, listed_windows, window_samples
 from megdecode.config import dataclass_from_section
-from megdecode.evaluation.retrieval import (
-    RetrievalSettings,
-    gallery,
-    item_scores,
-    summarise_items,
-    window_rows,
-)
-from megdecode.metrics.retrieval import NonFiniteError
+from megdecode.evaluation.retrieval import RetrievalSettings, summarise_items, window_rows
+from megdecode.metrics.retrieval import NonFiniteError, gallery, item_scores
 from megdecode.ridge import fit_ridge
 from megdecode.seeds import derive_rng
 

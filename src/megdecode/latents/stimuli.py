@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from megdecode.artifacts.stimuli import LATENT_ROLES, read_stimuli
+from megdecode.artifacts.stimuli import LATENT_ROLES, read_image, read_stimuli
 
 
 class ImageLoadError(OSError):
@@ -62,11 +62,10 @@ def load_rgb(path: Path | str, size: int | None = None) -> np.ndarray:
 
     path = Path(path)
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            if size is not None and img.size != (size, size):
-                img = img.resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(img, dtype=np.uint8).copy()
+        img = read_image(path)
+        if size is not None and img.size != (size, size):
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
+        return np.asarray(img, dtype=np.uint8).copy()
     except FileNotFoundError as err:
         raise ImageLoadError(
             f"stimulus image not found: {path}; check the stimuli table's 'file' column and the images root"

@@ -29,9 +29,9 @@ from megdecode.artifacts.predictions import RETRIEVAL_HEAD, TargetScaler
 from megdecode.artifacts.preprocessed import SubjectData
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, TRAIN, VAL, check_no_leakage
 from megdecode.config import dataclass_from_section
-from megdecode.evaluation.retrieval import gallery, item_scores, sim_scores
 from megdecode.learning_curve.epochs import EpochGrid, EpochSimulator, baseline_correct
 from megdecode.learning_curve.oracle import oracle_similarity
+from megdecode.metrics.retrieval import gallery, item_scores, sim_scores
 from megdecode.models import BrainModuleConfig
 from megdecode.ridge import bin_time, fit_ridge
 from megdecode.seeds import derive_rng, derive_seed
@@ -351,16 +351,16 @@ def learning_curve_job(
     ``training``, ``alphas``, ``seed``); ``job``: see :func:`run_job`."""
     from threadpoolctl import threadpool_limits
 
-    from megdecode import io
     from megdecode.artifacts.latents import read_latents
     from megdecode.artifacts.learning_curve import write_scores, write_trials
+    from megdecode.artifacts.sourcedata import read_ground_truth
     from megdecode.artifacts.stimuli import read_stimuli
 
     lc = LearningCurveParams.from_config(params["learning_curve"])
     latents = {name: read_latents(path) for name, path in latents_dirs.items()}
     with threadpool_limits(limits=lc.threads):
         scores, trials = run_job(
-            io.read_json(ground_truth),
+            read_ground_truth(ground_truth),
             read_stimuli(stimuli_table),
             latents,
             params["simulation"],

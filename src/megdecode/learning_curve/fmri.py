@@ -43,8 +43,8 @@ from megdecode.artifacts.learning_curve import FMRI, MODALITY
 from megdecode.artifacts.predictions import RETRIEVAL_HEAD, TargetScaler
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, TRAIN, VAL, check_no_leakage
 from megdecode.config import dataclass_from_section
-from megdecode.evaluation.retrieval import gallery, item_scores, sim_scores
 from megdecode.learning_curve.experiment import ORACLE, SCORE_SETS, Design, max_epochs
+from megdecode.metrics.retrieval import gallery, item_scores, sim_scores
 from megdecode.ridge import fit_ridge
 from megdecode.seeds import derive_rng, derive_seed
 from megdecode.simulate.fmri import FmriSimParams, images_voxel_code

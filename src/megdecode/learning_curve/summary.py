@@ -30,10 +30,10 @@ import pandas as pd
 
 from megdecode.artifacts.learning_curve import FMRI, MEG
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, VAL
-from megdecode.evaluation.retrieval import chance_level
 from megdecode.learning_curve.experiment import BRAIN, ORACLE
 from megdecode.learning_curve.fmri import MLP, RIDGE
 from megdecode.metrics import retrieval as rm
+from megdecode.metrics.retrieval import chance_level
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

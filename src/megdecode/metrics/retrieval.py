@@ -17,19 +17,23 @@ Conventions (all functions are pure and take the same inputs):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 __all__ = [
     "NonFiniteError",
     "bootstrap_ci",
+    "chance_level",
     "check_finite",
     "chance_median_rank",
     "chance_topk_acc",
     "cosine_similarity",
+    "gallery",
+    "item_scores",
     "median_rank",
     "relative_ranks",
+    "sim_scores",
     "target_ranks",
     "top1_acc",
     "top5_acc",
@@ -133,6 +137,39 @@ def chance_topk_acc(k: int, gallery_size: int) -> float:
 def chance_median_rank(gallery_size: int) -> float:
     """Expected relative rank of a random ranking, (n + 1) / (2 n)."""
     return (gallery_size + 1) / (2 * gallery_size)
+
+
+def gallery(image_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The gallery of a test set (its unique images, sorted) and each item's column in it."""
+    gallery_ids, target = np.unique(np.asarray(image_ids).astype(str), return_inverse=True)
+    return gallery_ids, target.reshape(-1)
+
+
+def item_scores(
+    pred: np.ndarray,
+    image_ids: Sequence[str],
+    candidates: np.ndarray,
+    topk: Sequence[int] = (1, 5),
+) -> dict[str, np.ndarray]:
+    """Per-item retrieval scores of ``pred`` vs ``candidates`` (rows = the sorted unique ``image_ids``)."""
+    _, target = gallery(image_ids)
+    return sim_scores(cosine_similarity(pred, candidates), target, topk)
+
+
+def sim_scores(sim: np.ndarray, target: np.ndarray, topk: Sequence[int] = (1, 5)) -> dict[str, np.ndarray]:
+    """Per-item top-k hits and relative ranks from a similarity matrix."""
+    scores = {f"top{k}_acc": topk_hits(sim, target, k) for k in topk}
+    scores["median_rank"] = relative_ranks(sim, target)
+    return scores
+
+
+def chance_level(metric: str, gallery_size: int) -> float:
+    """Chance value of a retrieval ``metric`` (``top{k}_acc`` or ``median_rank``) for a gallery size."""
+    if metric == "median_rank":
+        return chance_median_rank(gallery_size)
+    if metric.startswith("top") and metric.endswith("_acc"):
+        return chance_topk_acc(int(metric[3:-4]), gallery_size)
+    raise ValueError(f"unknown retrieval metric {metric!r}")
 
 
 def bootstrap_ci(

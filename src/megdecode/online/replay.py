@@ -149,8 +149,9 @@ class OfflineComparison:
         predictions = read_predictions(predictions_path)
         self.clip = predictions.heads.get("clip", {}).get("test_large")
         self.gallery = gallery
-        labels = {"subject": str, "session": str, "run": str, "image_id": str, "concept": str}
-        trials = read_tsv(trials_path, dtype=labels)
+        from megdecode.artifacts.preprocessed import read_trials
+
+        trials = read_trials(Path(trials_path).parent)
         large = trials[trials["split"] == "test_large"].reset_index(drop=True)
         ids = predictions.image_ids.get("test_large", np.array([]))
         if len(ids) != len(large) or not (large["image_id"].astype(str).to_numpy() == ids).all():

@@ -10,7 +10,7 @@ and clamped. The array is written through a memory map, run by run, so a subject
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from megdecode.artifacts import preprocessed
+from megdecode.artifacts.epochs import read_epochs, read_qc_rows, write_runs_table
 from megdecode.artifacts.splits import check_no_leakage
-from megdecode.io import read_tsv, write_tsv
 from megdecode.preprocessing.params import PreprocessingParams
 from megdecode.seeds import derive_rng
 
@@ -166,12 +166,6 @@ def check_same_channels(subject: str, channels: dict[str, list[str]]) -> None:
         )
 
 
-def _read_epochs(path: Path | str, preload: bool):
-    import mne
-
-    return mne.read_epochs(path, preload=preload, verbose="error")
-
-
 def assemble_subject(
     epochs_paths: Sequence[Path | str],
     qc_paths: Sequence[Path | str],
@@ -185,7 +179,45 @@ def assemble_subject(
     """Concatenate a subject's runs, split (``validation``: ``training.validation``), scale, and write the
     training inputs (the preprocessed subject folder ``out_dir``). Returns the trial table."""
     params = PreprocessingParams.from_config(cfg)
-    runs = pd.concat([read_tsv(p, dtype={"subject": str, "session": str, "run": str}) for p in qc_paths])
+    runs, good = usable_runs(epochs_paths, qc_paths, subject, out_runs)
+    trials, ch_names, info0 = read_trial_metadata(good, params, subject)
+    trials["subject"] = subject
+    val_rng = (
+        derive_rng(int(seed), subject, "val")
+        if validation == "trials"
+        else derive_rng(int(seed), "val-concepts")
+    )
+    trials["split"] = assign_splits(trials, params.val_fraction, val_rng, validation)
+    check_no_leakage(trials, f"sub-{subject}", validation)
+    single, tests, small = output_rows(trials, params, subject)
+    n_rows, n_ch, n_t = len(single) + len(small), len(ch_names), params.n_times()
+    log.info("sub-%s: %d rows (%s)", subject, n_rows, trials["split"].value_counts().to_dict())
+    with preprocessed.meg_writer(out_dir, (n_rows, n_ch, n_t)) as meg:
+        fill_meg(meg, good, single, tests, small, params)
+        train_rows = single.loc[single["split"] == "train", "_row"].to_numpy()
+        center, scale, used = fit_robust_scaler(
+            meg,
+            train_rows,
+            params.scaler_quantiles,
+            params.scaler_max_trials,
+            derive_rng(int(seed), subject, "scaler"),
+        )
+        apply_scaler(meg, center, scale, params.clamp)
+
+    table = pd.concat([single, small], ignore_index=True).sort_values("_row")[preprocessed.TRIAL_COLUMNS]
+    positions = np.array([ch["loc"][:3] for ch in info0["chs"]])
+    write_runs_table(runs, out_runs)
+    scaler = {"center": center, "scale": scale, "n_fit_trials": int(len(used))}
+    info = subject_info(subject, params, runs, table, (n_rows, n_ch, n_t), scaler, seed)
+    preprocessed.write_tables(out_dir, table, ch_names, sensor_layout(positions), info)
+    return table
+
+
+def usable_runs(
+    epochs_paths: Sequence[Path | str], qc_paths: Sequence[Path | str], subject: str, out_runs: Path | str
+) -> tuple[pd.DataFrame, list[tuple[Path | str, Path | str]]]:
+    """The runs' QC rows, and the (epochs, QC) paths of the runs not skipped as bad (at least one)."""
+    runs = read_qc_rows(qc_paths)
     good = [
         (e, q) for e, q, status in zip(epochs_paths, qc_paths, runs["status"], strict=True) if status == "ok"
     ]
@@ -194,9 +226,15 @@ def assemble_subject(
         log.warning("sub-%s ses-%s run-%s skipped: %s", subject, row["session"], row["run"], row["problem"])
     if not good:
         raise ValueError(f"sub-{subject}: every run was skipped as bad; see {out_runs}")
+    return runs, good
 
-    # pass 1: metadata and channels, without loading data
-    epochs = [(path, _read_epochs(path, preload=False)) for path, _ in good]
+
+def read_trial_metadata(
+    good: Sequence[tuple[Path | str, Path | str]], params: PreprocessingParams, subject: str
+):
+    """Pass 1, without loading data: every run's trials (``session``, ``run``, and where each epoch lies:
+    ``_file``, ``_epoch``), the channel names (the same in every run, checked) and the first run's info."""
+    epochs = [(path, read_epochs(path, preload=False)) for path, _ in good]
     check_same_channels(subject, {_run_name(path): ep.ch_names for path, ep in epochs})
     tables, ch_names, info0 = [], epochs[0][1].ch_names, epochs[0][1].info
     for path, ep in epochs:
@@ -209,15 +247,15 @@ def assemble_subject(
         meta["session"], meta["run"], meta["_epoch"] = ent["ses"], ent["run"], np.arange(len(meta))
         meta["_file"] = len(tables)
         tables.append(meta)
-    trials = pd.concat(tables, ignore_index=True)
-    trials["subject"] = subject
-    val_rng = (
-        derive_rng(int(seed), subject, "val")
-        if validation == "trials"
-        else derive_rng(int(seed), "val-concepts")
-    )
-    trials["split"] = assign_splits(trials, params.val_fraction, val_rng, validation)
-    check_no_leakage(trials, f"sub-{subject}", validation)
+    return pd.concat(tables, ignore_index=True), ch_names, info0
+
+
+def output_rows(
+    trials: pd.DataFrame, params: PreprocessingParams, subject: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The rows of ``meg.npy`` (``_row``): single trials (train, val, test_large), then the small test set
+    (one row per test image, repetitions averaged, or one per repetition). Returns (single, the test
+    trials, small)."""
     single = trials[trials["split"].isin(["train", "val", "test_large"])].copy()
     single["n_averaged"] = 1
     single["_row"] = np.arange(len(single))
@@ -238,71 +276,75 @@ def assemble_subject(
         small = tests.copy()
         small["n_averaged"] = 1
     small["_row"] = len(single) + np.arange(len(small))
-    n_rows, n_ch, n_t = len(single) + len(small), len(ch_names), params.n_times()
-    log.info("sub-%s: %d rows (%s)", subject, n_rows, trials["split"].value_counts().to_dict())
+    return single, tests, small
 
-    with preprocessed.meg_writer(out_dir, (n_rows, n_ch, n_t)) as meg:
-        test_sum = np.zeros((len(small), n_ch, n_t), dtype=np.float64) if params.average_test else None
-        small_index = {img: i for i, img in enumerate(small["image_id"])} if params.average_test else None
-        for f, (path, _) in enumerate(good):
-            data = _read_epochs(path, preload=True).get_data(copy=False).astype(np.float32, copy=False)
-            part = single[single["_file"] == f]
-            meg[part["_row"].to_numpy()] = data[part["_epoch"].to_numpy()]
-            these = tests[tests["_file"] == f]
-            if params.average_test:
-                for img, e in zip(these["image_id"], these["_epoch"], strict=True):
-                    test_sum[small_index[img]] += data[e]
-            else:
-                rows = small.loc[small["_file"] == f, "_row"].to_numpy()
-                meg[rows] = data[these["_epoch"].to_numpy()]
-        if params.average_test and len(small):
-            meg[small["_row"].to_numpy()] = (test_sum / small["n_averaged"].to_numpy()[:, None, None]).astype(
-                np.float32
-            )
-        train_rows = single.loc[single["split"] == "train", "_row"].to_numpy()
-        center, scale, used = fit_robust_scaler(
-            meg,
-            train_rows,
-            params.scaler_quantiles,
-            params.scaler_max_trials,
-            derive_rng(int(seed), subject, "scaler"),
+
+def fill_meg(
+    meg: np.ndarray,
+    good: Sequence[tuple[Path | str, Path | str]],
+    single: pd.DataFrame,
+    tests: pd.DataFrame,
+    small: pd.DataFrame,
+    params: PreprocessingParams,
+) -> None:
+    """Pass 2, run by run: each single trial's epoch into its row; the test repetitions into theirs (or
+    summed, then averaged, into their image's row)."""
+    n_ch, n_t = meg.shape[1:]
+    test_sum = np.zeros((len(small), n_ch, n_t), dtype=np.float64) if params.average_test else None
+    small_index = {img: i for i, img in enumerate(small["image_id"])} if params.average_test else None
+    for f, (path, _) in enumerate(good):
+        data = read_epochs(path, preload=True).get_data(copy=False).astype(np.float32, copy=False)
+        part = single[single["_file"] == f]
+        meg[part["_row"].to_numpy()] = data[part["_epoch"].to_numpy()]
+        these = tests[tests["_file"] == f]
+        if params.average_test:
+            for img, e in zip(these["image_id"], these["_epoch"], strict=True):
+                test_sum[small_index[img]] += data[e]
+        else:
+            rows = small.loc[small["_file"] == f, "_row"].to_numpy()
+            meg[rows] = data[these["_epoch"].to_numpy()]
+    if params.average_test and len(small):
+        meg[small["_row"].to_numpy()] = (test_sum / small["n_averaged"].to_numpy()[:, None, None]).astype(
+            np.float32
         )
-        apply_scaler(meg, center, scale, params.clamp)
 
-    table = pd.concat([single, small], ignore_index=True).sort_values("_row")[preprocessed.TRIAL_COLUMNS]
-    positions = np.array([ch["loc"][:3] for ch in info0["chs"]])
-    write_tsv(runs, out_runs)
+
+def subject_info(
+    subject: str,
+    params: PreprocessingParams,
+    runs: pd.DataFrame,
+    table: pd.DataFrame,
+    shape: tuple[int, int, int],
+    scaler: Mapping[str, Any],
+    seed: int,
+) -> dict[str, Any]:
+    """``info.json``: rates and shape, rows per split, the scaler (fitted on train rows), the runs used and
+    skipped, the preprocessing settings and software versions."""
     import mne
 
-    preprocessed.write_tables(
-        out_dir,
-        table,
-        ch_names,
-        sensor_layout(positions),
-        {
-            "subject": subject,
-            "sfreq": params.sfreq,
-            "raw_sfreq": _recording_rate(runs),
-            "tmin": params.tmin,
-            "n_times": n_t,
-            "n_channels": n_ch,
-            "shape": [n_rows, n_ch, n_t],
-            "dtype": "float32",
-            "n_rows_per_split": table["split"].value_counts().sort_index().to_dict(),
-            "scaler": {
-                "kind": "robust",
-                "fit_on": "train",
-                "n_fit_trials": int(len(used)),
-                "quantiles": list(params.scaler_quantiles),
-                "clamp": params.clamp,
-                "center": center.tolist(),
-                "scale": scale.tolist(),
-            },
-            "runs_used": [f"ses-{r.session}_run-{r.run}" for r in runs.itertuples() if r.status == "ok"],
-            "runs_skipped": [f"ses-{r.session}_run-{r.run}" for r in runs.itertuples() if r.status != "ok"],
-            "preprocessing": params.as_dict(),
-            "seed": int(seed),
-            "software": {"mne": mne.__version__, "numpy": np.__version__},
+    n_rows, n_ch, n_t = shape
+    return {
+        "subject": subject,
+        "sfreq": params.sfreq,
+        "raw_sfreq": _recording_rate(runs),
+        "tmin": params.tmin,
+        "n_times": n_t,
+        "n_channels": n_ch,
+        "shape": [n_rows, n_ch, n_t],
+        "dtype": "float32",
+        "n_rows_per_split": table["split"].value_counts().sort_index().to_dict(),
+        "scaler": {
+            "kind": "robust",
+            "fit_on": "train",
+            "n_fit_trials": scaler["n_fit_trials"],
+            "quantiles": list(params.scaler_quantiles),
+            "clamp": params.clamp,
+            "center": scaler["center"].tolist(),
+            "scale": scaler["scale"].tolist(),
         },
-    )
-    return table
+        "runs_used": [f"ses-{r.session}_run-{r.run}" for r in runs.itertuples() if r.status == "ok"],
+        "runs_skipped": [f"ses-{r.session}_run-{r.run}" for r in runs.itertuples() if r.status != "ok"],
+        "preprocessing": params.as_dict(),
+        "seed": int(seed),
+        "software": {"mne": mne.__version__, "numpy": np.__version__},
+    }

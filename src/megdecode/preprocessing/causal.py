@@ -26,9 +26,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from megdecode.preprocessing.epocher import (
+    EpochResult,
+    Window,
+    check_flat,
+    check_windows,
+    nonfinite_message,
+)
 from megdecode.preprocessing.params import PreprocessingParams
 from megdecode.preprocessing.reader import BadRunError
-from megdecode.preprocessing.signal import EpochResult, Window
 
 
 def causal_sos(params: PreprocessingParams, raw_sfreq: float) -> np.ndarray:
@@ -74,7 +80,7 @@ def filter_response(sos: np.ndarray, sfreq: float, freqs: np.ndarray | None = No
 
 
 def causal_window(params: PreprocessingParams, raw_sfreq: float, run: str) -> Window:
-    """The epoch window (:class:`~megdecode.preprocessing.signal.Window`) of the causal chain, whose
+    """The epoch window (:class:`~megdecode.preprocessing.epocher.Window`) of the causal chain, whose
     baseline must end by the onset."""
     window = Window.from_params(params, raw_sfreq, run)
     if window.b1 > 0:
@@ -189,17 +195,15 @@ def epoch_causal(
     run: str = "run",
     rows: np.ndarray | None = None,
     names: list[str] | None = None,
+    workers: int = 1,
 ) -> EpochResult:
-    """Epoch a whole recording with the causal front end (offline; chunk by chunk like an online system).
-
-    Same arguments as :func:`megdecode.preprocessing.signal.epoch_continuous`.
-    """
-    from megdecode.preprocessing.signal import _channel_names, _nonfinite_message, epoch_windows
-
+    """Epoch a whole recording with the causal front end (offline; chunk by chunk like an online system):
+    the causal :class:`~megdecode.preprocessing.epocher.Epocher` (``workers`` unused: the IIR filter runs
+    on one thread)."""
     window = causal_window(params, raw_sfreq, run)
     rows = np.arange(n_channels) if rows is None else np.asarray(rows, dtype=np.int64)
     samples = np.asarray(samples, dtype=np.int64)
-    epoch_windows(samples, n_samples, window.t0, window.t1, run)
+    check_windows(samples, n_samples, window, run)
     if np.any(samples + window.b0 < 0):
         raise BadRunError(f"run {run}: an event's baseline window starts before the recording")
     step = max(window.factor, int(params.chunk_s * raw_sfreq) // window.factor * window.factor)
@@ -211,7 +215,7 @@ def epoch_causal(
     for a in range(0, n_samples, step):
         x = np.asarray(read(a, min(n_samples, a + step)))[rows]
         if not np.isfinite(x.sum(axis=1)).all():
-            raise BadRunError(_nonfinite_message(read, rows, names, a, n_samples, step, raw_sfreq, run))
+            raise BadRunError(nonfinite_message(read, rows, names, a, n_samples, step, raw_sfreq, run))
         epocher.feed(x)
         stream_parts.append(epocher.ring[:, (a + np.arange(0, x.shape[1], window.factor)) % epocher.capacity])
         while k < len(order) and epocher.ready(int(samples[order[k]])):
@@ -219,12 +223,5 @@ def epoch_causal(
             k += 1
     stream = np.concatenate(stream_parts, axis=1).astype(np.float32)
     ptp = (stream.max(axis=1) - stream.min(axis=1)).astype(np.float64)
-    flat = ptp <= params.flat_ratio * np.median(ptp)
-    if flat.any():
-        flat_names = _channel_names(np.flatnonzero(flat), names)
-        raise BadRunError(
-            f"run {run}: flat MEG channel(s) {flat_names[:10]} (no signal); add them to "
-            f"preprocessing.bad_channels, e.g. bad_channels: [{', '.join(flat_names[:10])}]"
-        )
-    times = (window.t0 + window.factor * np.arange(window.n_times)) / raw_sfreq
-    return EpochResult(data=epochs, times=times, stream=stream, raw_ptp=ptp)
+    check_flat(ptp, params, names, run)
+    return EpochResult(data=epochs, times=window.times(raw_sfreq), stream=stream, raw_ptp=ptp)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from megdecode.io import atomic_output, load_npz, read_tsv
+from megdecode.artifacts.epochs import read_epochs_info, read_runs_table, read_spectra
+from megdecode.io import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def mean_psd(paths: Sequence[Path | str], key: str) -> tuple[np.ndarray, np.ndar
     """
     spectra = []
     for path in paths:
-        arrays = load_npz(path)
+        arrays = read_spectra(path)
         if arrays[f"psd_{key}"].size:
             spectra.append((arrays[f"freqs_{key}"], arrays[f"psd_{key}"].mean(axis=0)))
     if not spectra:
@@ -68,14 +69,14 @@ def combined_evoked(epochs_paths: Sequence[Path | str], qc_paths: Sequence[Path 
 
     total, count, times, info = None, 0, None, None
     for epochs_path, qc_path in zip(epochs_paths, qc_paths, strict=True):
-        arrays = load_npz(qc_path)
+        arrays = read_spectra(qc_path)
         if arrays["evoked_sum"].size == 0 or int(arrays["evoked_n"]) == 0:
             continue
         total = arrays["evoked_sum"] if total is None else total + arrays["evoked_sum"]
         count += int(arrays["evoked_n"])
         times = arrays["times"]
         if info is None:
-            info = mne.io.read_info(epochs_path, verbose="error")
+            info = read_epochs_info(epochs_path)
     if total is None:
         return None
     return mne.EvokedArray(total / count, info, tmin=float(times[0]), nave=count, verbose="error")
@@ -119,7 +120,7 @@ def build_report(
     import matplotlib.pyplot as plt
     import mne
 
-    runs = read_tsv(runs_path, dtype={"session": str, "run": str})
+    runs = read_runs_table(runs_path)
     report = mne.Report(title=f"Preprocessing QC, sub-{subject}", verbose="error")
     cols = [
         "session",

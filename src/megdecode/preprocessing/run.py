@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from megdecode.io import atomic_output, read_tsv, save_npz, write_json, write_tsv
-from megdecode.preprocessing.causal import epoch_causal
+from megdecode.artifacts.epochs import QC_ARRAYS, QC_COLUMNS, write_run
+from megdecode.artifacts.stimuli import read_stimuli
+from megdecode.io import write_json
+from megdecode.preprocessing.epocher import epocher_for
 from megdecode.preprocessing.params import PreprocessingParams
 from megdecode.preprocessing.reader import (
     BadRunError,
@@ -22,49 +24,8 @@ from megdecode.preprocessing.reader import (
     read_events,
     run_stem,
 )
-from megdecode.preprocessing.signal import epoch_continuous
 
 log = logging.getLogger(__name__)
-
-# arrays of the per-run QC archive (``_psd.npz``): spectra before/after, and the image trials' evoked sum
-QC_ARRAYS = ("freqs_raw", "psd_raw", "freqs_clean", "psd_clean", "evoked_sum", "evoked_n", "times")
-
-QC_COLUMNS = [
-    "subject",
-    "session",
-    "run",
-    "status",
-    "problem",
-    "raw_sfreq",
-    "duration_s",
-    "n_meg_channels",
-    "n_channels_kept",
-    "dropped_channels",
-    "bad_channels_not_found",
-    "n_events",
-    "n_exp",
-    "n_test",
-    "n_catch",
-    "warnings",
-]
-
-
-def derivative_epochs_path(root: Path | str, subject: str, session: str, task: str, run: str) -> Path:
-    """Where the run's epochs go in the derivatives tree (mne-bids BIDSPath, suffix ``epo``)."""
-    from mne_bids import BIDSPath
-
-    path = BIDSPath(
-        root=root,
-        subject=subject,
-        session=session,
-        task=task,
-        run=run,
-        datatype="meg",
-        suffix="epo",
-        extension=".fif",
-        check=False,
-    )
-    return Path(path.fpath)
 
 
 def _entities(stem: str) -> dict[str, str]:
@@ -114,10 +75,7 @@ def preprocess_run(
         spectra = {k: np.zeros((0,), dtype=np.float32) for k in QC_ARRAYS}
     qc["warnings"] = "; ".join(warnings)
     table = pd.DataFrame([qc], columns=QC_COLUMNS)
-    with atomic_output(epochs_out) as tmp:
-        epochs.save(tmp, overwrite=True, verbose="error")
-    save_npz(spectra, psd_out)
-    write_tsv(table, qc_out)
+    write_run(epochs, table, spectra, epochs_out, qc_out, psd_out)
     return table
 
 
@@ -149,23 +107,17 @@ def _process(raw_path, events_path, stimuli_path, params, stem, qc, warnings, th
         if absent:
             warnings.append(f"{len(absent)} MEG channel(s) of the header missing from channels.tsv")
     events = read_events(events_path, sfreq, stem, params.trial_types, warnings)
-    events = attach_stimuli(events, read_tsv(stimuli_path, dtype={"image_id": str, "concept": str}), stem)
+    events = attach_stimuli(events, read_stimuli(stimuli_path), stem)
     counts = events["trial_type"].value_counts()
     qc.update(n_events=len(events), **{f"n_{t}": int(counts.get(t, 0)) for t in ("exp", "test", "catch")})
 
     picks = pick.picks
     read, rows = block_reader(raw, picks)
 
-    if params.phase == "causal":
-        result = epoch_causal(
-            read, raw.n_times, int(rows.max()) + 1, sfreq, events["sample"].to_numpy(), params, stem,
-            rows=rows, names=pick.names,
-        )  # fmt: skip
-    else:
-        result = epoch_continuous(
-            read, raw.n_times, int(rows.max()) + 1, sfreq, events["sample"].to_numpy(), params, stem,
-            workers=threads, rows=rows, names=pick.names,
-        )  # fmt: skip
+    result = epocher_for(params.phase)(
+        read, raw.n_times, int(rows.max()) + 1, sfreq, events["sample"].to_numpy(), params, stem,
+        rows=rows, names=pick.names, workers=threads,
+    )  # fmt: skip
     mid = raw.n_times // 2
     half = int(min(params.qc_psd_seconds * sfreq, raw.n_times) // 2)
     freqs_raw, psd_raw = welch_psd(read(mid - half, mid + half)[rows], sfreq)

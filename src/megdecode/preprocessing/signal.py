@@ -22,31 +22,17 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft as sfft
 
+from megdecode.preprocessing.epocher import (
+    EpochResult,
+    Window,
+    check_flat,
+    check_windows,
+    nonfinite_message,
+)
 from megdecode.preprocessing.params import PreprocessingParams
 from megdecode.preprocessing.reader import BadRunError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EpochResult:
-    """Output of :func:`epoch_continuous`."""
-
-    data: np.ndarray  # float32 (events, channels, times) at the output rate
-    times: np.ndarray  # seconds, (times,)
-    stream: np.ndarray  # float32 (channels, samples): decimated, high-passed continuous signal (for QC)
-    raw_ptp: np.ndarray  # float64 (channels,) peak-to-peak of the low-passed continuous signal
-
-
-def decimation_factor(raw_sfreq: float, sfreq: float, run: str) -> int:
-    """Integer ratio between the recording's rate and the output rate, or a clear error."""
-    factor = raw_sfreq / sfreq
-    if abs(factor - round(factor)) > 1e-6 or round(factor) < 1:
-        raise BadRunError(
-            f"run {run}: recording rate {raw_sfreq} Hz is not an integer multiple of preprocessing.sfreq "
-            f"({sfreq} Hz); choose an sfreq that divides the recording rate"
-        )
-    return int(round(factor))
 
 
 def fir_length(transition: float, sfreq: float) -> int:
@@ -112,48 +98,6 @@ def _odd_reflect_pad(x: np.ndarray, left: int, right: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (left, right)), mode="reflect", reflect_type="odd")
 
 
-@dataclass(frozen=True)
-class Window:
-    """An epoch window in raw samples relative to the onset, and its decimation (both phases)."""
-
-    t0: int  # first sample (tmin * raw_sfreq)
-    t1: int  # last sample (inclusive)
-    factor: int  # decimation factor
-    b0: int  # baseline window, inclusive, relative to the onset
-    b1: int
-    n_times: int  # output samples
-
-    @classmethod
-    def from_params(cls, params: PreprocessingParams, raw_sfreq: float, run: str) -> Window:
-        """The window of ``params`` at ``raw_sfreq``; an error if tmin/tmax are off the output grid."""
-        factor = decimation_factor(raw_sfreq, params.sfreq, run)
-        t0, t1 = round(params.tmin * raw_sfreq), round(params.tmax * raw_sfreq)
-        n_times = params.n_times()
-        if t0 + factor * (n_times - 1) != t1:
-            raise BadRunError(
-                f"run {run}: tmin/tmax ({params.tmin}, {params.tmax}) are not on the {params.sfreq} Hz grid"
-            )
-        b0 = t0 if params.baseline_tmin is None else round(params.baseline_tmin * raw_sfreq)
-        return cls(t0, t1, factor, b0, round(params.baseline_tmax * raw_sfreq), n_times)
-
-    @property
-    def span(self) -> int:
-        """Raw samples a trial needs, from the first of its window or baseline to the last."""
-        return self.t1 - min(self.t0, self.b0) + 1
-
-
-def epoch_windows(samples: np.ndarray, n_samples: int, t0: int, t1: int, run: str) -> None:
-    """Fail when any epoch window ``[sample + t0, sample + t1]`` leaves the recording."""
-    bad = (samples + t0 < 0) | (samples + t1 >= n_samples)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise BadRunError(
-            f"run {run}: {int(bad.sum())} event(s) have epochs outside the recording "
-            f"(first: sample {int(samples[first])}, recording has {n_samples} samples); check events.tsv "
-            "'sample'/'onset' or shorten the epoch (preprocessing.tmin/tmax)"
-        )
-
-
 def epoch_continuous(
     read,
     n_samples: int,
@@ -167,39 +111,76 @@ def epoch_continuous(
     rows: np.ndarray | None = None,
     names: list[str] | None = None,
 ) -> EpochResult:
-    """Epoch a continuous recording with the paper's chain.
+    """Epoch a continuous recording with the paper's chain (the zero-phase
+    :class:`~megdecode.preprocessing.epocher.Epocher`).
 
     ``read(start, stop)`` returns ``n_channels`` rows of float data for samples ``[start, stop)``;
     ``rows`` selects the rows to keep (default: all; reading a contiguous block of channels and dropping
     rows at the end is cheaper than selecting on every read). ``samples`` are the event samples
     (0 = first sample of the recording). ``names`` are the channel names of ``rows`` (for messages).
     """
-    from tqdm import tqdm
-
     window = Window.from_params(params, raw_sfreq, run)
-    factor, t0, t1, n_times, b0, b1 = (
-        window.factor,
-        window.t0,
-        window.t1,
-        window.n_times,
-        window.b0,
-        window.b1,
-    )
     kernel = lowpass_kernel(raw_sfreq, params.h_freq, params.sfreq, run)
-    half = kernel.size // 2
     samples = np.asarray(samples, dtype=np.int64)
     rows = np.arange(n_channels) if rows is None else np.asarray(rows, dtype=np.int64)
-    epoch_windows(samples, n_samples, t0, t1, run)
+    check_windows(samples, n_samples, window, run)
+    low = _lowpass_epochs(
+        read, n_samples, n_channels, raw_sfreq, samples, params, window, kernel, rows, names, run, workers,
+        progress,
+    )  # fmt: skip
+    stream, epochs, baseline = low.stream[rows], low.epochs[:, rows], low.baseline[:, rows]
+    ptp = (stream.max(axis=1) - stream.min(axis=1)).astype(np.float64)  # of the low-passed signal
+    check_flat(ptp, params, names, run)
+    if params.l_freq is not None:
+        _subtract_drift(stream, epochs, baseline, samples, window, params, low.first[rows], low.last[rows],
+                        -low.offset[rows, 0])  # fmt: skip
+    epochs -= baseline[..., None].astype(np.float32)
+    return EpochResult(data=epochs, times=window.times(raw_sfreq), stream=stream, raw_ptp=ptp)
 
+
+@dataclass
+class _LowPassed:
+    """Every channel read, low-passed at the full rate: the decimated stream, the epochs (not baselined),
+    the baseline means, the first and last samples (offset removed) and the offset removed."""
+
+    stream: np.ndarray
+    epochs: np.ndarray
+    baseline: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    offset: np.ndarray
+
+
+def _lowpass_epochs(
+    read,
+    n_samples,
+    n_channels,
+    raw_sfreq,
+    samples,
+    params,
+    window,
+    kernel,
+    rows,
+    names,
+    run,
+    workers,
+    progress,
+) -> _LowPassed:
+    """Steps 1, 2 and 4 of the chain, chunk by chunk: low-pass, gather the epochs on the event-aligned
+    decimated grid and their baseline means, and keep the decimated continuous stream."""
+    from tqdm import tqdm
+
+    half = kernel.size // 2
+    factor, t0, b0, b1 = window.factor, window.t0, window.b0, window.b1
     step = max(factor, int(params.chunk_s * raw_sfreq) // factor * factor)
-    span = t1 - t0 + 1
+    span = window.t1 - t0 + 1
     chunk_of = (samples + t0) // step
     n_stream = (n_samples - 1) // factor + 1
     stream = np.empty((n_channels, n_stream), dtype=np.float32)
-    epochs = np.empty((len(samples), n_channels, n_times), dtype=np.float32)
+    epochs = np.empty((len(samples), n_channels, window.n_times), dtype=np.float32)
     baseline = np.empty((len(samples), n_channels), dtype=np.float64)
     offset = None
-    grid = factor * np.arange(n_times)
+    grid = window.grid
     starts = range(0, n_samples, step)
     for chunk, a in enumerate(tqdm(starts, desc=f"filter {run}", disable=not progress, mininterval=2)):
         e = min(n_samples, a + step + span)
@@ -213,7 +194,7 @@ def epoch_continuous(
         x = x32
         finite = np.isfinite(x.sum(axis=1))  # NaN/inf propagate into the row sum: one cheap pass
         if not finite[rows].all():
-            raise BadRunError(_nonfinite_message(read, rows, names, lo, n_samples, step, raw_sfreq, run))
+            raise BadRunError(nonfinite_message(read, rows, names, lo, n_samples, step, raw_sfreq, run))
         if not finite.all():  # only in rows that are dropped: keep them from spreading
             x[~finite] = 0.0
         if lo == 0:
@@ -230,61 +211,29 @@ def epoch_continuous(
             epochs[sel] = lp[:, idx].transpose(1, 0, 2)
             for k, s in zip(sel, samples[sel], strict=True):
                 baseline[k] = lp[:, s + b0 - a : s + b1 + 1 - a].mean(axis=1)
-    stream, epochs, baseline = stream[rows], epochs[:, rows], baseline[:, rows]
-    first, last = first[rows], last[rows]
-    ptp = (stream.max(axis=1) - stream.min(axis=1)).astype(np.float64)  # of the low-passed signal
-    flat = ptp <= params.flat_ratio * np.median(ptp)
-    if flat.any():
-        flat_names = _channel_names(np.flatnonzero(flat), names)
-        raise BadRunError(
-            f"run {run}: flat MEG channel(s) {flat_names[:10]}"
-            f"{f' and {len(flat_names) - 10} more' if len(flat_names) > 10 else ''} (no signal); "
-            f"add them to preprocessing.bad_channels, e.g. bad_channels: [{', '.join(flat_names[:10])}]"
-        )
-    if params.l_freq is not None:
-        drift = _drift(stream, params, first, last, -offset[rows, 0])
-        stream -= drift
-        at_epochs = _interp(drift, samples + t0, factor, n_times)
-        epochs -= at_epochs
-        in_bl = (t0 + grid >= b0) & (t0 + grid <= b1)
-        baseline -= at_epochs[..., in_bl].mean(axis=-1)
-    epochs -= baseline[..., None].astype(np.float32)
-    times = (t0 + grid) / raw_sfreq
-    return EpochResult(data=epochs, times=times, stream=stream, raw_ptp=ptp)
+    return _LowPassed(stream, epochs, baseline, first, last, offset)
 
 
-def _channel_names(index: np.ndarray, names: list[str] | None) -> list[str]:
-    """Names of kept channels ``index`` (positions in ``rows``), or ``#i`` when names are not given."""
-    return [names[i] if names is not None else f"#{i}" for i in np.asarray(index).tolist()]
-
-
-def _nonfinite_message(read, rows, names, start, n_samples, step, sfreq, run) -> str:
-    """Name every kept channel with NaN/inf from ``start`` on, with the span of samples and seconds."""
-    first = np.full(len(rows), -1, dtype=np.int64)
-    last = np.full(len(rows), -1, dtype=np.int64)
-    count = np.zeros(len(rows), dtype=np.int64)
-    for a in range(start, n_samples, step):
-        bad = ~np.isfinite(np.asarray(read(a, min(n_samples, a + step)))[rows])
-        ch, t = np.nonzero(bad)
-        if ch.size:
-            np.add.at(count, ch, 1)
-            for c in np.unique(ch):
-                at = t[ch == c] + a
-                first[c] = at.min() if first[c] < 0 else first[c]
-                last[c] = at.max()
-    hit = np.flatnonzero(count)
-    labels = _channel_names(hit, names)
-    spans = [
-        f"{label}: {count[c]} sample(s) between {first[c] / sfreq:.3f} s and {last[c] / sfreq:.3f} s "
-        f"(samples {first[c]}-{last[c]})"
-        for label, c in zip(labels[:10], hit[:10], strict=False)
-    ]
-    more = f"; and {len(hit) - 10} more channel(s)" if len(hit) > 10 else ""
-    return (
-        f"run {run}: MEG channel(s) contain NaN or infinite values: {'; '.join(spans)}{more}. Drop them "
-        f"with preprocessing.bad_channels (e.g. bad_channels: [{', '.join(labels[:10])}]) or repair the "
-        "recording"
-    )
+def _subtract_drift(
+    stream: np.ndarray,
+    epochs: np.ndarray,
+    baseline: np.ndarray,
+    samples: np.ndarray,
+    window: Window,
+    params: PreprocessingParams,
+    first: np.ndarray,
+    last: np.ndarray,
+    zero: np.ndarray,
+) -> None:
+    """Step 3, in place: the slow drift the high-pass removes, computed on the decimated stream, taken off
+    the stream, the epochs and their baseline means."""
+    drift = _drift(stream, params, first, last, zero)
+    stream -= drift
+    at_epochs = _interp(drift, samples + window.t0, window.factor, window.n_times)
+    epochs -= at_epochs
+    offsets = window.t0 + window.grid
+    in_bl = (offsets >= window.b0) & (offsets <= window.b1)
+    baseline -= at_epochs[..., in_bl].mean(axis=-1)
 
 
 def _drift(

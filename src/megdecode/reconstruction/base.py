@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from megdecode.artifacts.predictions import read_predictions
+from megdecode.artifacts.stimuli import read_image
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +67,12 @@ def load_image(path: Path | str, size: int) -> np.ndarray:
             f"stimulus image not found: {path}; check study.stimuli_root / the stimuli stage"
         )
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            w, h = img.size
-            side = min(w, h)
-            left, top = (w - side) // 2, (h - side) // 2
-            img = img.crop((left, top, left + side, top + side)).resize(
-                (size, size), Image.Resampling.BICUBIC
-            )
-            return np.asarray(img, dtype=np.uint8)
+        img = read_image(path)
+        w, h = img.size
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC)
+        return np.asarray(img, dtype=np.uint8)
     except OSError as err:
         raise OSError(f"cannot read stimulus image {path} ({err}); replace or re-render it") from err
 

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from megdecode.artifacts.latents import read_latents
+from megdecode.artifacts.reconstruction import read_decoder, write_decoder
 from megdecode.artifacts.stimuli import read_stimuli, train_image_ids
 from megdecode.config import dataclass_from_section
-from megdecode.io import atomic_output, read_json, write_json, write_tsv
 from megdecode.reconstruction.base import Predicted, load_images, to_uint8
 from megdecode.seeds import derive_seed
 
@@ -191,8 +191,6 @@ def train_decoder(
     seed: int,
 ) -> None:
     """Rule ``train_decoder``: fit on TRAIN-concept ``exp`` stimuli of one backbone; save safetensors."""
-    from safetensors.torch import save_file
-
     params = DecoderParams.from_config(cfg)
     stimuli = read_stimuli(stimuli_tsv)
     table = read_latents(latent_dir)
@@ -210,11 +208,8 @@ def train_decoder(
     images = load_images(stimuli, images_root, ids, params.image_size)
     run_seed = derive_seed(seed, "decoder", backbone)
     model, transform, history = fit_decoder(table.get(ids, np.float32), images, params, run_seed)
-    tensors = _state_tensors(model, transform)
-    with atomic_output(out_model) as tmp:
-        save_file(tensors, str(tmp), metadata={"backbone": backbone})
-    write_tsv(history, out_history)
-    write_json(
+    write_decoder(
+        _state_tensors(model, transform),
         {
             "backbone": backbone,
             "params": asdict(params),
@@ -225,7 +220,10 @@ def train_decoder(
             "selected_epoch": _selected(history),
             "final": history.iloc[-1].to_dict(),
         },
+        history,
+        out_model,
         out_meta,
+        out_history,
     )
 
 
@@ -251,12 +249,10 @@ class DecoderGenerator:
 
     def __init__(self, model_path: Path | str, meta_path: Path | str) -> None:
         import torch
-        from safetensors.torch import load_file
 
-        meta = read_json(meta_path)
+        meta, tensors = read_decoder(model_path, meta_path)
         self.backbone: str = meta["backbone"]
         params = DecoderParams.from_config(meta["params"])
-        tensors = load_file(str(model_path))
         self.transform = InputTransform(
             tensors["input.mean"].numpy(), tensors["input.std"].numpy(), tensors["input.components"].numpy()
         )

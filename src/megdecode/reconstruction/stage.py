@@ -15,11 +15,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from megdecode.artifacts.latents import read_latents, read_meta
+from megdecode.artifacts.reconstruction import (
+    ID_COLUMNS,
+    read_metrics,
+    read_reconstructions,
+    write_metrics,
+    write_png_folder,
+    write_reconstructions,
+)
 from megdecode.artifacts.stimuli import read_stimuli, train_image_ids
-from megdecode.io import atomic_output, load_npz, read_tsv, save_npz, write_tsv
+from megdecode.io import atomic_output, write_tsv
 from megdecode.metrics import image as im
 from megdecode.plan import NON_IMAGE_KINDS
 from megdecode.reconstruction.base import Predicted, load_images, load_predictions, resize_images
@@ -43,17 +50,6 @@ PAPER_THINGS_MEG: dict[str, float] = {
 PAPER_LABEL = "paper (Benchetrit et al. 2023, THINGS-MEG, as reported by ATM; not reproduced here)"
 #: The resolution at which the field's evaluation code (MindEye's, used by the papers above) compares images.
 PAPER_IMAGE_PX = 425
-
-#: Non-metric columns of a metrics table (``image_px``: the side, in pixels, at which images were compared).
-ID_COLUMNS = ("subject", "generator", "image_id", "retrieved_id", "image_px")
-
-
-def _write_pngs(images: np.ndarray, image_ids: Sequence[str], out_dir: Path | str) -> None:
-    """One PNG per image, ``{image_id}.png``, in ``out_dir`` (created atomically)."""
-    with atomic_output(out_dir) as tmp:
-        tmp.mkdir()
-        for image, image_id in zip(images, image_ids, strict=True):
-            Image.fromarray(image).save(tmp / f"{image_id}.png")
 
 
 def reconstruct_subject(
@@ -112,8 +108,8 @@ def reconstruct_subject(
         images = gen.generate(preds, shapes)
     else:
         raise ValueError(f"unknown generator {generator!r}; choose from {', '.join(GENERATORS)}")
-    save_npz({"images": images, "image_id": np.array(ids, dtype=str), **extra}, out_npz)
-    _write_pngs(images, ids, out_images)
+    write_reconstructions(images, ids, extra, out_npz)
+    write_png_folder(images, ids, out_images)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -248,7 +244,7 @@ def _score_one(
     extractors: Mapping[str, Any],
     readout: Any = None,
 ) -> None:
-    data = load_npz(recon_npz)
+    data = read_reconstructions(recon_npz)
     ids = data["image_id"].astype(str).tolist()
     size = int(cfg["image_size"])
     seen = load_images(stimuli, images_root, ids, size)
@@ -257,7 +253,7 @@ def _score_one(
     if extractors:
         with tempfile.TemporaryDirectory(prefix=".tmp-metrics-") as tmp:
             for kind, images in (("seen", seen), ("recon", recon)):
-                _write_pngs(images, ids, Path(tmp) / kind)
+                write_png_folder(images, ids, Path(tmp) / kind)
             for name, extract in extractors.items():
                 features[name] = (
                     extract(str(Path(tmp) / "seen"), ids),
@@ -273,7 +269,7 @@ def _score_one(
     if "retrieved_id" in data:
         scores["retrieved_id"] = data["retrieved_id"].astype(str)
     scores["image_px"] = size
-    write_tsv(scores, out_metrics)
+    write_metrics(scores, out_metrics)
     means = {c: round(float(scores[c].mean()), 4) for c in scores.columns if c not in ID_COLUMNS}
     log.info("sub-%s %s: %s", subject, generator, means)
     rank_by = cfg["rank_by"] if cfg["rank_by"] in scores.columns else "pixcorr"
@@ -352,7 +348,7 @@ def summarise(
     and the paper's THINGS-MEG numbers as separate, labelled rows."""
     rows = []
     for path in metrics_paths:
-        table = read_tsv(path, dtype={"subject": str, "image_id": str})
+        table = read_metrics(path)
         metric_cols = [c for c in table.columns if c not in ID_COLUMNS]
         for col in metric_cols:
             rows.append(

@@ -15,23 +15,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 from megdecode.config import dataclass_from_section  # noqa: E402
 from megdecode.io import atomic_output  # noqa: E402
 
-LONG_COLUMNS = [
-    "subject",
-    "backbone",
-    "backbone_label",
-    "model",
-    "head",
-    "test_set",
-    "window",
-    "window_kind",
-    "tmin",
-    "tmax",
-    "metric",
-    "value",
-    "ci_low",
-    "ci_high",
-    "chance",
-]
 MODEL_LABELS = {
     "brain": "Brain module",
     "brain_shared": "Brain module (shared)",

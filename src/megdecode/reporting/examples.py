@@ -14,8 +14,7 @@ from megdecode.artifacts.brain_model import read_state
 from megdecode.artifacts.latents import read_latents
 from megdecode.artifacts.predictions import read_predictions
 from megdecode.artifacts.preprocessed import read_channels
-from megdecode.artifacts.stimuli import read_stimuli
-from megdecode.evaluation.retrieval import gallery
+from megdecode.artifacts.stimuli import read_image, read_stimuli
 from megdecode.metrics import retrieval as rm
 from megdecode.reporting.common import ReportSettings, save_figure, style
 
@@ -66,8 +65,6 @@ def plot_topk_examples(
     k: int = 5,
 ) -> plt.Figure:
     """For the first ``n_trials`` items: the seen image, then the top-k retrieved (green frame = correct)."""
-    from PIL import Image
-
     style()
     sim = rm.cosine_similarity(pred[:n_trials], candidates)
     n = min(n_trials, len(pred))
@@ -77,8 +74,7 @@ def plot_topk_examples(
         shown = [(image_ids[i], "seen")] + [(gallery_ids[j], f"#{r + 1}") for r, j in enumerate(order)]
         for c, (img_id, title) in enumerate(shown):
             ax = axes[i][c]
-            with Image.open(image_paths[img_id]) as im:
-                ax.imshow(np.asarray(im.convert("RGB")))
+            ax.imshow(np.asarray(read_image(image_paths[img_id])))
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(title, fontsize=7)
@@ -116,7 +112,7 @@ def write_examples(
     stimuli = read_stimuli(stimuli_table)
     paths = {r.image_id: Path(images_root) / r.file for r in stimuli.itertuples()}
     ids = preds.image_ids["test_small"]
-    gallery_ids, _ = gallery(ids)
+    gallery_ids, _ = rm.gallery(ids)
     fig = plot_topk_examples(
         preds.pred("test_small", preds.head_names[0]),  # the retrieval head (brain: clip),
         ids,

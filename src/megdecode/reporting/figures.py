@@ -11,9 +11,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from megdecode.artifacts.evaluation_tables import FULL_WINDOW
+from megdecode.artifacts.evaluation_tables import FULL_WINDOW, read_long_table
+from megdecode.artifacts.sourcedata import read_ground_truth
 from megdecode.artifacts.windows import LISTED
-from megdecode.io import read_json
 from megdecode.reporting.common import (
     COLORS,
     MODEL_LABELS,
@@ -24,7 +24,7 @@ from megdecode.reporting.common import (
     save_figure,
     style,
 )
-from megdecode.reporting.tables import read_long_table, retrieval_only
+from megdecode.reporting.tables import retrieval_only
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def ground_truth_latencies(path: Path | str | None) -> dict[str, float]:
     """
     if path is None or not Path(path).is_file():
         return {}
-    comps = read_json(path).get("components", {})
+    comps = read_ground_truth(path).get("components", {})
     out: dict[str, float] = {}
     for name, comp in comps.items() if isinstance(comps, Mapping) else ():
         if name == "evoked" or not isinstance(comp, Mapping):

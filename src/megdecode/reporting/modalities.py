@@ -19,8 +19,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from megdecode.artifacts.evaluation_tables import RETRIEVAL_COLUMNS, scored_head_rows
-from megdecode.io import atomic_output, read_tsv, write_tsv
+from megdecode.artifacts.evaluation_tables import read_retrieval_table, scored_head_rows
+from megdecode.artifacts.reconstruction import read_metrics
+from megdecode.io import atomic_output, write_tsv
 from megdecode.reporting.common import metric_label, save_figure, style
 
 MEG, FMRI = "MEG", "fMRI"
@@ -52,13 +53,7 @@ DECODER_COLOURS = {
 
 
 def _read_tables(files: Sequence[Path | str], modality: str) -> pd.DataFrame:
-    frames = []
-    for f in files:
-        table = read_tsv(f, dtype={"subject": str})
-        missing = [c for c in RETRIEVAL_COLUMNS if c not in table.columns]
-        if missing:
-            raise ValueError(f"{f} lacks columns {missing}; rerun the evaluation job that writes it")
-        frames.append(table)
+    frames = [read_retrieval_table(f) for f in files]
     if not frames:
         raise ValueError(f"no {modality} retrieval tables given")
     return scored_head_rows(pd.concat(frames, ignore_index=True)).assign(modality=modality)
@@ -233,9 +228,7 @@ def compare_reconstruction(
     frames = []
     for modality, files in ((MEG, meg_files), (FMRI, fmri_files)):
         for f in files:
-            table = read_tsv(f, dtype={"subject": str, "image_id": str})
-            if "generator" not in table or "pixcorr" not in table:
-                raise ValueError(f"{f} is not a reconstruction metrics table; rerun its metrics job")
+            table = read_metrics(f)
             metrics = [c for c in table.columns if c in ("pixcorr", "ssim") or c.startswith("two_way_")]
             metrics += [c for c in table.columns if c.endswith("_distance")]
             per_subject = pd.DataFrame({"metric": metrics, "value": table[metrics].mean().to_numpy()})

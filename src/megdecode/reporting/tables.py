@@ -15,10 +15,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from megdecode.artifacts.evaluation_tables import FULL_WINDOW, read_evaluation_tables, scored_head_rows
+from megdecode.artifacts.evaluation_tables import (
+    FULL_WINDOW,
+    LONG_COLUMNS,
+    read_evaluation_tables,
+    scored_head_rows,
+    write_long_table,
+)
 from megdecode.artifacts.latents import backbone_label, read_meta
-from megdecode.io import atomic_output, read_tsv, write_tsv
-from megdecode.reporting.common import LONG_COLUMNS, TEST_SET_LABELS, ReportSettings
+from megdecode.io import atomic_output
+from megdecode.reporting.common import TEST_SET_LABELS, ReportSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +42,6 @@ def collect_results(
     }
     df["backbone_label"] = df["backbone"].map(lambda b: labels.get(b, b))
     return df.reindex(columns=LONG_COLUMNS)
-
-
-def read_long_table(path: Path | str) -> pd.DataFrame:
-    """``results_long.tsv`` as written by :func:`write_tables`."""
-    table = read_tsv(path, dtype={"subject": str})
-    missing = [c for c in LONG_COLUMNS if c not in table.columns]
-    if missing:
-        raise ValueError(f"{path} lacks columns {missing}; rerun the report_tables job")
-    return table
 
 
 def retrieval_only(df: pd.DataFrame) -> pd.DataFrame:
@@ -236,7 +233,7 @@ def write_tables(
     """The long TSV and Table 1 (Markdown + LaTeX)."""
     settings = ReportSettings.from_config(cfg)
     df = collect_results(retrieval_files, timeresolved_files, latent_meta)
-    write_tsv(df, out_long)
+    write_long_table(df, out_long)
     t1 = table1(df, settings)
     for text, path in ((table1_markdown(t1, settings), out_md), (table1_latex(t1, settings), out_tex)):
         with atomic_output(path) as tmp:

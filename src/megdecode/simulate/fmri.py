@@ -33,7 +33,7 @@ from PIL import Image
 
 from megdecode import io
 from megdecode.artifacts.fmri import TEST, TRAIN, FmriSubject, assign_validation
-from megdecode.artifacts.stimuli import read_stimuli
+from megdecode.artifacts.stimuli import read_image, read_stimuli
 from megdecode.config import dataclass_from_section
 from megdecode.seeds import derive_rng
 from megdecode.simulate.stimuli import ATTRIBUTES
@@ -168,7 +168,7 @@ def images_voxel_code(
     maps = np.stack(
         [
             feature_maps(
-                np.asarray(Image.open(Path(images_root) / stimuli.loc[i, "file"]).convert("RGB")),
+                np.asarray(read_image(Path(images_root) / stimuli.loc[i, "file"])),
                 p.feature_size,
             )
             for i in image_ids

@@ -11,8 +11,6 @@ from megdecode.seeds import derive_rng
 from megdecode.simulate.params import ComponentParams, SimulationParams
 from megdecode.simulate.stimuli import early_code, late_code
 
-LOG_COLUMNS = ["onset", "trial_type", "image_id", "file", "concept", "exemplar", "value", "test_image_nr"]
-
 
 def schedule_subject(
     table: pd.DataFrame,

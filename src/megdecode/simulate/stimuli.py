@@ -16,8 +16,9 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from megdecode.artifacts.sourcedata import write_ground_truth
 from megdecode.artifacts.stimuli import write_image_checksums, write_stimuli
-from megdecode.io import atomic_output, write_json
+from megdecode.io import atomic_output
 from megdecode.seeds import derive_rng
 from megdecode.simulate.params import COLOURS, SHAPES, TEXTURES, StimulusParams, StimulusWorldParams
 
@@ -486,7 +487,7 @@ def simulate_stimuli(
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(images[row.image_id]).save(path, format="PNG", compress_level=1)
         write_image_checksums(tmp)
-    write_json(truth, ground_truth_path)
+    write_ground_truth(truth, ground_truth_path)
     write_stimuli(table, table_path)
     shown = table[table.role != "catch"]
     log.info(

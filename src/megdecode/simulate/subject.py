@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from megdecode.io import atomic_output, read_json, read_tsv, write_json, write_tsv
+from megdecode.artifacts.sourcedata import read_ground_truth, write_ground_truth, write_stimulus_log
+from megdecode.artifacts.stimuli import read_stimuli
+from megdecode.io import atomic_output
 from megdecode.seeds import derive_rng
 from megdecode.simulate import noise as nz
 from megdecode.simulate.params import SimulationParams
@@ -146,8 +148,8 @@ def simulate_subject(
 ) -> None:
     """Write raw FIF + stimulus log for every (session, run) in that order, and the subject's ground truth."""
     params = SimulationParams.from_config(cfg)
-    table = read_tsv(stimuli_table, dtype={"image_id": str})
-    truth = read_json(ground_truth)
+    table = read_stimuli(stimuli_table).reset_index(drop=True)
+    truth = read_ground_truth(ground_truth)
     blocks = [(ses, run) for ses in sessions for run in runs]
     if len(raw_paths) != len(blocks) or len(log_paths) != len(blocks):
         raise ValueError(f"need {len(blocks)} raw and log paths (sessions x runs), got {len(raw_paths)}")
@@ -177,7 +179,7 @@ def simulate_subject(
         raw, per_trial = simulate_run(params, truth, table, trials, info, gain, bads, rng)
         with atomic_output(raw_path) as tmp:
             raw.save(tmp, fmt="single", overwrite=True, verbose="error")
-        write_tsv(trials, log_path)
+        write_stimulus_log(trials, log_path)
         runs_truth[f"ses-{ses}_run-{run}"] = per_trial
         log.info("sub-%s ses-%s run-%s: %d trials, %.1f s", subject, ses, run, len(trials), raw.times[-1])
     world = (
@@ -185,7 +187,7 @@ def simulate_subject(
         if params.is_nonlinear
         else {}
     )
-    write_json(
+    write_ground_truth(
         {
             **world,
             "subject": subject,

@@ -635,13 +635,9 @@ def write_study_stimuli(
     from megdecode.artifacts.stimuli import write_stimuli
     from megdecode.io import atomic_output
 
-    settings = settings_from_config(section)
-    layout = NsdLayout.from_settings(settings)
-    design = read_design(layout.design(), settings)
-    trials = pd.concat(
-        [trial_table(design, s, sessions, settings.val_fraction, seed) for s in subjects], ignore_index=True
-    )
-    table = stimuli_table(trials)
+    reader = NsdReader(settings_from_config(section), subjects, sessions, seed)
+    settings, layout = reader.settings, reader.layout
+    table = reader.stimuli_table()
     with atomic_output(images_dir) as tmp:
         tmp.mkdir()
         export_images(layout.stimuli(), table["nsd_id"].tolist(), tmp, settings)
@@ -658,3 +654,48 @@ def write_study_subject(
     settings = settings_from_config(section)
     layout = NsdLayout.from_settings(settings)
     write_fmri_subject(out_dir, load_subject(layout, settings, subject, sessions, seed))
+
+
+# --- the dataset reader (megdecode.datasets.DatasetReader) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NsdReader:
+    """NSD at ``settings.root`` for the configured subjects and sessions (``seed``: the validation draw)."""
+
+    settings: NsdSettings
+    subjects: Sequence[str]
+    sessions: Sequence[str]
+    seed: int
+
+    @property
+    def layout(self) -> NsdLayout:
+        return NsdLayout.from_settings(self.settings)
+
+    def inventory(self) -> pd.DataFrame:
+        """One row per (subject, session): its betas file and the subject's ROI mask (every one present)."""
+        layout = self.layout
+        for subject in self.subjects:
+            check_inputs(layout, subject, self.sessions)
+        rows = [
+            {
+                "subject": subject,
+                "session": f"{session_number(session):02d}",
+                "betas": str(layout.betas(subject, session)),
+                "roi_mask": str(layout.roi_mask(subject)),
+            }
+            for subject in self.subjects
+            for session in self.sessions
+        ]
+        return pd.DataFrame(rows, columns=["subject", "session", "betas", "roi_mask"])
+
+    def trials(self, subject: str) -> pd.DataFrame:
+        """The subject's trials in the order of its betas files (:data:`TRIAL_COLUMNS`, with ``split``)."""
+        design = read_design(self.layout.design(), self.settings)
+        return trial_table(design, subject, self.sessions, self.settings.val_fraction, self.seed)
+
+    def stimuli_table(self) -> pd.DataFrame:
+        design = read_design(self.layout.design(), self.settings)
+        fraction = self.settings.val_fraction
+        trials = [trial_table(design, s, self.sessions, fraction, self.seed) for s in self.subjects]
+        return stimuli_table(pd.concat(trials, ignore_index=True))

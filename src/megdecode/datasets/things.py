@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from megdecode.artifacts.paths import bids_meg_dir, bids_run_file, run_stem
 from megdecode.artifacts.stimuli import write_stimuli
-from megdecode.bids_layout import run_stem
 from megdecode.io import read_json, read_tsv, write_tsv
 
 log = logging.getLogger(__name__)
@@ -67,10 +67,6 @@ def is_appledouble(path: Path | str) -> bool:
     return Path(path).name.startswith("._")
 
 
-def meg_dir(bids_root: Path | str, subject: str, session: str) -> Path:
-    return Path(bids_root) / f"sub-{subject}" / f"ses-{session}" / "meg"
-
-
 def find_recording(
     bids_root: Path | str,
     subject: str,
@@ -80,7 +76,7 @@ def find_recording(
     extensions: Sequence[str] = RECORDING_EXTENSIONS,
 ) -> Path | None:
     """The run's ``*_meg.<ext>`` recording (CTF ``.ds`` folder or ``.fif``), or None when absent."""
-    folder = meg_dir(bids_root, subject, session)
+    folder = bids_meg_dir(bids_root, subject, session)
     stem = run_stem(subject, session, run, task)
     for ext in extensions:
         candidate = folder / f"{stem}_meg{ext}"
@@ -193,7 +189,7 @@ def discover_runs(bids_root: Path | str, task: str) -> pd.DataFrame:
     rows = []
     for subject in get_entity_vals(root, "subject", ignore_subjects="emptyroom", ignore_hidden=True):
         for session in get_entity_vals(root / f"sub-{subject}", "session", ignore_hidden=True) or []:
-            folder = meg_dir(root, subject, session)
+            folder = bids_meg_dir(root, subject, session)
             if not folder.is_dir():
                 continue
             runs = {
@@ -220,7 +216,7 @@ class RunFiles:
 
 def run_files(bids_root: Path | str, subject: str, session: str, run: str, task: str) -> RunFiles:
     """Locate one run's recording and sidecars (AppleDouble twins are listed, never used)."""
-    folder = meg_dir(bids_root, subject, session)
+    folder = bids_meg_dir(bids_root, subject, session)
     stem = run_stem(subject, session, run, task)
     sidecars = {}
     for key, suffix in SIDECARS.items():
@@ -347,7 +343,7 @@ def write_inventory(
     out_tsv: Path | str,
 ) -> pd.DataFrame:
     """Write the inventory TSV (one row per configured run) and return it."""
-    table = inventory(bids_root, subjects, sessions, runs, task)
+    table = ThingsMegReader(bids_root, None, subjects, sessions, runs, task).inventory()
     n_warn = int((table["warning"] != "n/a").sum())
     log.info("inventory: %d runs, %d with warnings", len(table), n_warn)
     write_tsv(table, out_tsv)
@@ -424,7 +420,7 @@ def read_study_events(
     for s in subjects:
         for ses in sessions:
             for r in runs:
-                path = meg_dir(bids_root, s, ses) / f"{run_stem(s, ses, r, task)}_events.tsv"
+                path = Path(bids_run_file(bids_root, s, ses, r, task, "events", ".tsv"))
                 if not path.is_file():
                     raise ThingsDataError(
                         f"events file missing: {path}; download it or drop the run from the config"
@@ -514,9 +510,89 @@ def write_stimuli_table(
             "numbers "
             "to files (e.g. things_meg_images.tsv: columns things_image_nr, file_path, concept)"
         )
-    events = read_study_events(bids_root, subjects, sessions, runs, task)
-    table = stimuli_from_events(events, read_image_table(image_table))
+    table = ThingsMegReader(bids_root, image_table, subjects, sessions, runs, task).stimuli_table()
     counts = table.groupby(["role", "concept_split"]).size().to_dict()
     log.info("stimuli table: %d images %s", len(table), counts)
     write_stimuli(table, out_tsv)
     return table
+
+
+# --- the dataset reader (megdecode.datasets.DatasetReader) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThingsMegReader:
+    """THINGS-MEG at ``bids_root`` for the configured runs; ``image_table`` maps image numbers to files."""
+
+    bids_root: Path | str
+    image_table: Path | str | None
+    subjects: Sequence[str]
+    sessions: Sequence[str]
+    runs: Sequence[str]
+    task: str
+
+    def inventory(self) -> pd.DataFrame:
+        return inventory(self.bids_root, self.subjects, self.sessions, self.runs, self.task)
+
+    def trials(self, subject: str) -> pd.DataFrame:
+        """The events of the subject's configured runs (catch trials included), with ``session``/``run``."""
+        return read_study_events(self.bids_root, [subject], self.sessions, self.runs, self.task)
+
+    def stimuli_table(self) -> pd.DataFrame:
+        if self.image_table is None:
+            raise ThingsDataError("no image table: set study.image_table (e.g. things_meg_images.tsv)")
+        events = read_study_events(self.bids_root, self.subjects, self.sessions, self.runs, self.task)
+        return stimuli_from_events(events, read_image_table(self.image_table))
+
+
+def _run_problems(bids_root: str, subject: str, session: str, run: str, task: str) -> list[str]:
+    """What a configured run of an existing dataset lacks (recording, events); a renamed file is named."""
+    folder = bids_meg_dir(bids_root, subject, session)
+    stem = run_stem(subject, session, run, task)
+    name = f"sub-{subject} ses-{session} run-{run}"
+    problems = []
+    if not ((folder / f"{stem}_meg.ds").is_dir() or (folder / f"{stem}_meg.fif").is_file()):
+        others = sorted(
+            p.name
+            for p in folder.glob(f"{stem}*")  # nothing when the folder does not exist
+            if p.name != f"{stem}_meg.json" and ("_meg" in p.name or p.suffix in (".fif", ".ds"))
+        )
+        hint = "".join(
+            f"; found {other}: rename it to {stem}_meg{'.ds' if '.ds' in other else '.fif'}"
+            for other in others
+        )
+        problems.append(f"{name}: no recording (*_meg.ds / *_meg.fif){hint}")
+    if not (folder / f"{stem}_events.tsv").is_file():
+        problems.append(f"{name}: no events.tsv")
+    return problems
+
+
+def check_dataset_complete(
+    bids_root: str, subjects: Sequence[str], sessions: Sequence[str], runs: Sequence[str], task: str
+) -> None:
+    """Raise FileNotFoundError naming every configured run of an existing dataset without recording or events.
+
+    Checked when the workflow starts (file names only), so a missing or renamed file is explained before
+    Snakemake looks for a run's inputs; the inventory job checks the contents.
+    """
+    if not Path(bids_root).is_dir():
+        raise FileNotFoundError(
+            f"BIDS root {bids_root} does not exist; set study.bids_root to a downloaded ds004212"
+        )
+    problems = [
+        problem
+        for subject in subjects
+        for session in sessions
+        for run in runs
+        for problem in _run_problems(bids_root, subject, session, run, task)
+    ]
+    if problems:
+        n_runs = len({p.split(":")[0] for p in problems})
+        shown = "\n  - ".join(problems[:20]) + (
+            f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        )
+        raise FileNotFoundError(
+            f"{n_runs} configured run(s) are incomplete in {bids_root}:\n  - {shown}\n"
+            "Download (or rename) the missing files, or remove those subjects/sessions/runs from the study "
+            "section of the config."
+        )
