@@ -36,7 +36,7 @@ from megdecode.artifacts.predictions import RETRIEVAL_HEAD, TargetScaler
 from megdecode.artifacts.preprocessed import SubjectData
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, TRAIN, VAL, check_no_leakage
 from megdecode.config import dataclass_from_section
-from megdecode.evaluation.retrieval import item_scores
+from megdecode.metrics.retrieval import item_scores
 from megdecode.learning_curve.epochs import EpochGrid, EpochSimulator, baseline_correct
 from megdecode.learning_curve.experiment import (
     _average_small_set,
