@@ -76,7 +76,7 @@ rule learning_curve_concept_renders:
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=30,
+        runtime=60,
     params:
         n_renders=LC_CFG["ceiling_renders"],
         image_size=config["simulation"]["stimuli"]["image_size"],

@@ -99,16 +99,16 @@ def concept_prior(
     world's early coding and the codes of what the training concepts show, never a concept's own code."""
     codes = features_early_code(truth, np.asarray(render_features, float))
     late = truth["components"]["late"]
+    n_late = late["n_dipoles"] * len(late["latencies_s"])
     if "pair_codes" in late:  # nonlinear world: pair code (learnable if a training concept has the pair)
         var = CONJUNCTIVE_CODE_SD**2  # the concept's own code
         seen = set(zip(training["shape"], training["colour"], strict=True))
         if (attrs["shape"], attrs["colour"]) in seen:
             mean = np.asarray(late["pair_codes"][attrs["shape"]][attrs["colour"]], float)
         else:
-            mean, var = np.zeros(len(next(iter(late["concept_codes"].values())))), 2 * var
+            mean, var = np.zeros(n_late), 2 * var
     else:  # linear world: the sum of the attribute values' codes; a value no training concept has is unknown
         known = [a for a in ATTRIBUTES if attrs[a] in set(training[a])]
-        n_late = len(next(iter(late["attribute_codes"][ATTRIBUTES[0]].values())))
         mean = sum((np.asarray(late["attribute_codes"][a][attrs[a]], float) for a in known), np.zeros(n_late))
         var = ATTRIBUTE_CODE_VAR * (len(ATTRIBUTES) - len(known))
     return ConceptPrior(codes.mean(axis=0), np.atleast_2d(np.cov(codes.T)), mean, float(var))
@@ -117,39 +117,61 @@ def concept_prior(
 def gaussian_log_likelihood(
     x: np.ndarray, mean: np.ndarray, factor: np.ndarray, repeats: float
 ) -> np.ndarray:
-    """log N(x; mean, I / repeats + factor factor^T) of each row of ``x`` (n, d), by the Woodbury identity and
-    the matrix determinant lemma: O(n d k) for ``factor`` (d, k) instead of O(d^3)."""
-    d, k = x.shape[1], factor.shape[1]
+    """log N(x; mean, I / repeats + factor factor^T) of each row of ``x`` (n, d) for ``factor`` (d, k): see
+    :func:`woodbury_log_likelihood`."""
     diff = x - mean[None, :]
-    proj = diff @ factor
-    core = np.eye(k) + repeats * factor.T @ factor
+    return woodbury_log_likelihood(
+        (diff**2).sum(axis=1), diff @ factor, factor.T @ factor, repeats, x.shape[1]
+    )
+
+
+def woodbury_log_likelihood(
+    sq_norm: np.ndarray, proj: np.ndarray, gram: np.ndarray, repeats: float, dim: int
+) -> np.ndarray:
+    """log N(x; m, I / repeats + F F^T) in ``dim`` dimensions from ``sq_norm`` = |x - m|^2 (n,), ``proj`` =
+    (x - m) F (n, k) and ``gram`` = F^T F (k, k), by the Woodbury identity and the matrix determinant lemma:
+    nothing of size ``dim`` x ``dim`` is formed."""
+    core = np.eye(len(gram)) + repeats * gram
     chol = linalg.cho_factor(core)
     solved = linalg.cho_solve(chol, proj.T).T
-    quad = repeats * ((diff**2).sum(axis=1) - repeats * (proj * solved).sum(axis=1))
-    logdet = 2 * np.log(np.diag(chol[0])).sum() - d * np.log(repeats)
-    return -0.5 * (quad + logdet + d * np.log(2 * np.pi))
+    quad = repeats * (sq_norm - repeats * (proj * solved).sum(axis=1))
+    logdet = 2 * np.log(np.diag(chol[0])).sum() - dim * np.log(repeats)
+    return -0.5 * (quad + logdet + dim * np.log(2 * np.pi))
 
 
 class FairCeiling:
-    """The fair ceiling of one subject (module docstring): the noise model and the responses to the codes
-    (:meth:`~megdecode.learning_curve.epochs.EpochSimulator.code_responses`), whitened once."""
+    """The fair ceiling of one subject (module docstring) from the noise model and the responses to the codes
+    (:meth:`~megdecode.learning_curve.epochs.EpochSimulator.code_responses`). Every template and covariance
+    factor lies in the span of the evoked response and the k = n_features + n_late_codes code responses, so
+    after whitening everything is computed from projections on them: O(n d k) for n epochs of d values."""
 
     def __init__(self, noise: NoiseModel, evoked: np.ndarray, early: np.ndarray, late: np.ndarray) -> None:
         self.noise = noise
         self._evoked = noise.whiten(evoked[None])[0]
-        self._early, self._late = noise.whiten(early), noise.whiten(late)
+        self._basis = np.concatenate([noise.whiten(early), noise.whiten(late)])  # (k, d)
+        self._gram = self._basis @ self._basis.T
+        self._evoked_proj = self._basis @ self._evoked
 
     def log_likelihoods(self, epochs: np.ndarray, repeats: int, priors: Sequence[ConceptPrior]) -> np.ndarray:
         """(n_epochs, n_priors) log-likelihood of each epoch (an average of ``repeats`` trials of one image)
         under each concept's Gaussian, in the whitened space."""
         x = self.noise.whiten(epochs)
+        x_proj, x_sq, x_evoked = x @ self._basis.T, (x**2).sum(axis=1), x @ self._evoked
         out = np.empty((len(x), len(priors)))
         for j, p in enumerate(priors):
-            mean = self._evoked + p.early_mean @ self._early + p.late_mean @ self._late
+            coef = np.concatenate([p.early_mean, p.late_mean])  # mean = evoked + coef @ basis
             values, vectors = np.linalg.eigh(p.early_cov)
-            root = vectors * np.sqrt(np.clip(values, 0, None))  # early_cov = root @ root.T
-            factor = np.concatenate([self._early.T @ root, np.sqrt(p.late_var) * self._late.T], axis=1)
-            out[:, j] = gaussian_log_likelihood(x, mean, factor, repeats)
+            mix = linalg.block_diag(  # factor = basis.T @ mix
+                vectors * np.sqrt(np.clip(values, 0, None)), np.sqrt(p.late_var) * np.eye(len(p.late_mean))
+            )
+            mean_proj = self._evoked_proj + self._gram @ coef
+            mean_sq = self._evoked @ self._evoked + 2 * coef @ self._evoked_proj + coef @ self._gram @ coef
+            sq_norm = x_sq - 2 * (x_evoked + x_proj @ coef) + mean_sq
+            proj = (x_proj - mean_proj) @ mix
+            gram = mix.T @ self._gram @ mix
+            out[:, j] = woodbury_log_likelihood(sq_norm, proj, gram, repeats, x.shape[1])
+        if not np.isfinite(out).all():
+            raise ValueError("the fair ceiling's log-likelihoods are not all finite")
         return out
 
 

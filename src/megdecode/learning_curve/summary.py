@@ -284,6 +284,10 @@ def draw_learning_curve(summary: pd.DataFrame) -> Figure:
             ax = axes[i, j]
             part = top5[(top5.modality == modality) & (top5.world == world) & (top5.test_set == test_set)]
             sizes = sorted(n for n in part["n_train"].unique() if n > 0)
+            # the span of the levels (ceilings, chance): the sizes, widened when there is one
+            span = (
+                (sizes[0], sizes[-1]) if len(sizes) > 1 else (sizes[0] / 1.5, sizes[0] * 1.5) if sizes else ()
+            )
             trained = part[~part.decoder.isin(CEILINGS)]
             for (decoder, backbone), curve in trained.groupby(["decoder", "backbone"]):
                 colour, line, marker = styles[decoder]
@@ -298,18 +302,9 @@ def draw_learning_curve(summary: pd.DataFrame) -> Figure:
                 level = part.loc[part.decoder == ceiling, "mean"]
                 if len(level) and sizes:
                     _, line, _ = DECODER_STYLE[ceiling]
-                    ax.hlines(
-                        100 * level.mean(), sizes[0], sizes[-1], colors="k", linestyles=line, label=ceiling
-                    )
+                    ax.hlines(100 * level.mean(), *span, colors="k", linestyles=line, label=ceiling)
             if sizes:
-                ax.hlines(
-                    100 * part["chance"].iloc[0],
-                    sizes[0],
-                    sizes[-1],
-                    colors="grey",
-                    linestyles=":",
-                    label="chance",
-                )
+                ax.hlines(100 * part["chance"].iloc[0], *span, colors="grey", linestyles=":", label="chance")
             ax.set_xscale("log")
             ax.set_xticks(sizes, [f"{s:,}" for s in sizes])
             ax.set_xticks([], minor=True)  # the log axis' minor labels (3x10^2, ...) overlap the sizes
