@@ -1,7 +1,8 @@
 # Experiment: the learning curve (docs/learning-curve.md; target `learning_curve`, not part of `all`).
 # One job per (world, subject, replicate seed, training-set size) draws that subject's epochs directly at the
 # preprocessed rate from the study's stimuli and ground truth, and fits and scores every decoder; one summary
-# job writes the tables and the figure. Adding a size reruns only the new size's jobs and the summary.
+# job writes the tables and the figure. One job per study renders fresh exemplars of the test concepts for the
+# fair ceiling. Adding a size reruns only the new size's jobs and the summary.
 # With `learning_curve.modalities` [meg, fmri], the simulated 7T fMRI study's decoders get the same curve
 # (megdecode.learning_curve.fmri): one voxel-code job per subject, one job per (subject, seed, size).
 LC_CFG = config["learning_curve"]
@@ -15,6 +16,7 @@ LC_NOT_JOB_KEYS = (
     "n_bootstrap",
     "ci_level",
     "runtime",
+    "ceiling_renders",
 )
 LC_JOB_CFG = {k: v for k, v in LC_CFG.items() if k not in LC_NOT_JOB_KEYS}
 LC_EPOCHS = {
@@ -60,11 +62,35 @@ wildcard_constraints:
     n_train=r"\d+",
 
 
+rule learning_curve_concept_renders:
+    input:
+        stimuli=STIMULI_TABLE,
+    output:
+        renders=L.learning_curve_concept_renders,
+    log:
+        f"{LOGS}/learning_curve_concept_renders/learning_curve_concept_renders.log",
+    benchmark:
+        f"{BENCHMARKS}/learning_curve_concept_renders/learning_curve_concept_renders.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=60,
+    params:
+        n_renders=LC_CFG["ceiling_renders"],
+        image_size=config["simulation"]["stimuli"]["image_size"],
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/learning_curve_concept_renders.py"
+
+
 rule learning_curve_job:
     input:
         stimuli=STIMULI_TABLE,
         ground_truth=L.ground_truth,
         latents=lambda wc: latent_files(PLAN.learning_curve_backbones(), "latents"),
+        concept_renders=L.learning_curve_concept_renders,
     output:
         scores=L.learning_curve_scores,
         trials=L.learning_curve_trials,

@@ -207,8 +207,9 @@ def test_paired_difference_and_slope_have_known_values():
 
 def test_figure_draws_each_decoder_mean_on_a_log_axis():
     summary = summary_table(_units(), 50, 0.95, 0)
-    oracle = summary[summary.decoder == "brain"].assign(decoder="oracle", n_train=0, backbone="")
-    fig = draw_learning_curve(pd.concat([summary, oracle.drop_duplicates(["test_set", "metric"])]))
+    brain = summary[summary.decoder == "brain"].drop_duplicates(["test_set", "metric"])
+    ceilings = [brain.assign(decoder=d, n_train=0, backbone="") for d in ("oracle_image", "ceiling_fair")]
+    fig = draw_learning_curve(pd.concat([summary, *ceilings]))
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     lines = {line.get_label(): line for line in ax.get_lines()}
@@ -216,7 +217,8 @@ def test_figure_draws_each_decoder_mean_on_a_log_axis():
     brain = brain[brain.test_set == TEST_LARGE].sort_values("n_train")
     np.testing.assert_allclose(lines["brain"].get_ydata(), 100 * brain["mean"])
     labels = {c.get_label() for c in ax.collections}
-    assert {"oracle", "chance"} <= labels
+    assert {"oracle_image", "ceiling_fair", "chance"} <= labels
+    assert "ceiling_fair" not in {line.get_label() for line in ax.get_lines()}  # a level, not a curve
 
 
 def test_both_modalities_share_the_tables_and_get_their_own_panels():
@@ -306,22 +308,26 @@ def test_tiny_learning_curve_workflow(tmp_path: Path):
     for name in ("summary.tsv", "paired.tsv", "slopes.tsv", "learning_curve.md", "learning_curve.png"):
         assert (lc / name).stat().st_size > 0, name
     scores = read_scores(lc / "linear" / "sub-01_seed-0_n-200_scores.tsv")
-    assert set(scores.decoder) == {"brain", "ridge_bin10", "oracle"}
+    assert set(scores.decoder) == {"brain", "ridge_bin10", "oracle_image", "ceiling_fair"}
     trials = pd.read_csv(lc / "linear" / "sub-01_seed-0_n-200_trials.tsv", sep="\t")
     assert {"gain", "early_shift_s", "late_shift_0_s"} <= set(trials.columns)
     summary = pd.read_csv(lc / "summary.tsv", sep="\t", keep_default_na=False)
     top5 = summary[(summary.metric == "top5_acc") & (summary.test_set == TEST_LARGE)]
     linear = top5[top5.world == "linear"].set_index(["decoder", "n_train"])["mean"]
     chance = top5["chance"].iloc[0]
-    assert linear[("oracle", 0)] >= linear[("ridge_bin10", 200)] > chance
-    assert set(summary.n_units[summary.decoder != "oracle"]) == {2}
+    assert linear[("oracle_image", 0)] >= linear[("ridge_bin10", 200)] > chance
+    assert set(summary.n_units[summary.n_train > 0]) == {2}
+    assert set(summary.loc[summary.decoder == "ceiling_fair", "n_units"]) == {2}
     report = (lc / "learning_curve.md").read_text()
     assert "nonlinear world, attributes, test large" in report and "Log-linear slopes" in report
+    assert "fair ceiling" in report and "`ceiling_fair`" in report
     # the fMRI curve: its own files (with a modality column; MEG's keep their columns), both modalities in
     # every table, and the fMRI ridge above chance on the large set at the largest size
     assert "modality" not in pd.read_csv(lc / "linear" / "sub-01_seed-0_n-200_scores.tsv", sep="\t").columns
     fmri_scores = read_scores(lc / "fmri" / "sub-01_seed-1_n-200_scores.tsv")
-    assert set(fmri_scores.decoder) == {"ridge", "mlp", "oracle"} and set(fmri_scores.modality) == {"fMRI"}
+    assert set(fmri_scores.decoder) == {"ridge", "mlp", "oracle_image"} and set(fmri_scores.modality) == {
+        "fMRI"
+    }
     fmri_trials = pd.read_csv(lc / "fmri" / "sub-01_seed-1_n-200_trials.tsv", sep="\t")
     assert {"session", "role"} <= set(fmri_trials.columns)
     for name in ("summary.tsv", "paired.tsv", "slopes.tsv"):
@@ -329,7 +335,7 @@ def test_tiny_learning_curve_workflow(tmp_path: Path):
         assert set(table.modality) == {"MEG", "fMRI"}, name
     fmri = top5[top5.modality == "fMRI"].set_index(["decoder", "n_train"])["mean"]
     assert fmri[("ridge", 200)] > top5.loc[top5.modality == "fMRI", "chance"].iloc[0]
-    assert {("mlp", 100), ("mlp", 200), ("oracle", 0)} <= set(fmri.index)
+    assert {("mlp", 100), ("mlp", 200), ("oracle_image", 0)} <= set(fmri.index)
     assert "fMRI, simulated 7T, attributes, test large" in report
     # a finished experiment has nothing left to do
     dry = run_snakemake(results, "learning_curve", "-n", configfile=config)

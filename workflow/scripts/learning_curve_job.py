@@ -17,5 +17,6 @@ with job_logging(snakemake) as log:  # noqa: F821
         snakemake.output.trials,  # noqa: F821
         dict(snakemake.params),  # noqa: F821
         job,
+        snakemake.input.concept_renders,  # noqa: F821
     )
     log.info("%d score rows", len(scores))

@@ -1,9 +1,14 @@
 """The learning-curve experiment's per-job files (patterns in :class:`~megdecode.artifacts.paths.Layout`).
 
 - scores ``{R}/learning_curve/{world}/sub-{subject}_seed-{seed}_n-{n_train}_scores.tsv``: one row per
-  (decoder, backbone, scored set, item) with the item's retrieval scores (:data:`SCORE_COLUMNS`); the oracle
-  has ``n_train`` 0 and no backbone (the same rows in every size's file: it trains on nothing);
-- trials ``..._trials.tsv``: one row per simulated trial with the variables that generated it.
+  (decoder, backbone, scored set, item) with the item's retrieval scores (:data:`SCORE_COLUMNS`); the two
+  ceilings (``oracle_image``, ``ceiling_fair``) have ``n_train`` 0 and no backbone (the same rows in every
+  size's file: they train on nothing);
+- trials ``..._trials.tsv``: one row per simulated trial with the variables that generated it;
+- concept renders ``{R}/learning_curve/test_concept_renders.tsv`` (one per study): the low-level statistics
+  (:data:`~megdecode.simulate.stimuli.LOW_LEVEL_FEATURES`) of fresh renders of each test concept, one row per
+  render (``concept``, ``render``), from which the fair ceiling takes each concept's expected early response
+  and its exemplar spread (:mod:`megdecode.learning_curve.oracle`).
 
 The fMRI curve (``learning_curve.modalities`` with ``fmri``; :mod:`megdecode.learning_curve.fmri`) writes the
 same two files under ``{R}/learning_curve/fmri/`` (scores with a ``modality`` column ``fMRI`` and world
@@ -21,6 +26,7 @@ import pandas as pd
 
 from megdecode import io
 from megdecode.artifacts.paths import Layout
+from megdecode.simulate.stimuli import LOW_LEVEL_FEATURES
 
 SCORE_COLUMNS = [
     "world",
@@ -39,6 +45,7 @@ MODALITY = "modality"  # MEG or fMRI: written by the fMRI jobs only (MEG's files
 MEG, FMRI = "MEG", "fMRI"
 ITEM_KEYS = [MODALITY, *SCORE_COLUMNS[:8]]  # what identifies one row
 EXTRA_COLUMNS = ["epochs", "best_epoch"]  # the deep decoder's training length (empty for the others)
+RENDER_COLUMNS = ["concept", "render", *LOW_LEVEL_FEATURES]
 VOXEL_ARRAYS = ("image_ids", "signal", "snr")  # (images,) str; (images, voxels) standardised; (voxels,)
 
 
@@ -68,6 +75,24 @@ def read_scores(path: Path | str) -> pd.DataFrame:
 
 def write_trials(trials: pd.DataFrame, path: Path | str) -> None:
     io.write_tsv(trials, path)
+
+
+def write_concept_renders(renders: pd.DataFrame, path: Path | str) -> None:
+    io.write_tsv(renders.reindex(columns=RENDER_COLUMNS), path)
+
+
+def read_concept_renders(path: Path | str) -> dict[str, np.ndarray]:
+    """Per concept, its renders' statistics (n_renders, n_features) in render order."""
+    table = io.read_tsv(path, dtype={"concept": str})
+    missing = [c for c in RENDER_COLUMNS if c not in table.columns]
+    if missing or table.empty:
+        raise ValueError(
+            f"{path}: expected rows with columns {RENDER_COLUMNS}; "
+            "rerun its learning_curve_concept_renders job"
+        )
+    table = table.sort_values(["concept", "render"], kind="stable")
+    features = RENDER_COLUMNS[2:]
+    return {c: part[features].to_numpy(float) for c, part in table.groupby("concept", sort=True)}
 
 
 def write_voxel_code(

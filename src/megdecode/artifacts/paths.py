@@ -414,6 +414,12 @@ class Layout:
         """The generating variables of every trial of one job (image, role, gain, latency shifts)."""
         return f"{self.learning_curve}/{{world}}/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}_trials.tsv"
 
+    @property
+    def learning_curve_concept_renders(self) -> str:
+        """Statistics of fresh renders of each test concept, for the fair ceiling
+        (:mod:`megdecode.artifacts.learning_curve`)."""
+        return f"{self.learning_curve}/test_concept_renders.tsv"
+
     # the fMRI curve (learning_curve.modalities with fmri): its own folder, no world
     @property
     def learning_curve_fmri_scores(self) -> str:

@@ -1,10 +1,12 @@
 """The learning-curve experiment: retrieval as training trials per subject grow, in the simulator's linear
-and nonlinear worlds, for the brain module, ridge and an oracle ceiling (docs/learning-curve.md).
+and nonlinear worlds, for the brain module, ridge and two ceilings (docs/learning-curve.md).
 
 - :mod:`.epochs`: epochs drawn directly at the preprocessed rate, with a noise covariance known exactly;
-- :mod:`.oracle`: retrieval by the generative model (Mahalanobis distance to the noiseless responses);
+- :mod:`.oracle`: retrieval by the generative model: the image oracle (Mahalanobis distance to each test
+  image's noiseless response) and the fair ceiling (a Bayes template matcher that knows only what the
+  training concepts teach);
 - :mod:`.experiment`: one job (world, subject, replicate seed, training-set size), every decoder;
-- :mod:`.fmri`: the same curve on the simulated 7T fMRI study (fMRI ridge, voxel MLP, oracle);
+- :mod:`.fmri`: the same curve on the simulated 7T fMRI study (fMRI ridge, voxel MLP, image oracle);
 - :mod:`.summary`: means and CIs over (subject, seed) units, the paired test, slopes, the figure (both
   modalities);
 - :mod:`.compare`: two runs of the curve compared cell by cell (a probe against the main run).

@@ -2,8 +2,8 @@
 
 A probe (for example ``config/learning-curve-longer.yaml``) repeats some of the main run's jobs with one
 thing changed. Job keys do not depend on the recipe, so both runs have the same trials and initialisations
-per (subject, seed): the difference is paired. Decoders the probe did not change (ridge, oracle) must come
-out identical, which the table shows as a difference of exactly zero.
+per (subject, seed): the difference is paired. Decoders the probe did not change (ridge, the ceilings) must
+come out identical, which the table shows as a difference of exactly zero.
 
     python -m megdecode.learning_curve.compare results-learning-curve results-learning-curve-longer
 """

@@ -7,7 +7,7 @@ and ground truth, the same anatomy, dipoles and forward fields (:func:`~megdecod
 subject_anatomy`, :func:`~megdecode.simulate.sources.fixed_gain`), the same evoked responses and per-trial
 variability (:func:`~megdecode.simulate.responses.trial_amplitudes`, :func:`~megdecode.simulate.responses.
 trial_variables`). What differs is the noise, chosen so that its covariance is known in closed form (the
-oracle of :mod:`megdecode.learning_curve.oracle` needs it):
+ceilings of :mod:`megdecode.learning_curve.oracle` need it):
 
 - background activity: the simulator's ``n_brain_sources`` dipoles, each an independent stationary Gaussian
   process with the simulator's 1/f**exponent spectrum, band-limited to the preprocessing band
@@ -19,7 +19,7 @@ oracle of :mod:`megdecode.learning_curve.oracle` needs it):
 The noise covariance of one epoch (channels x times, flattened) is then ``S (x) T + sigma**2 I`` with ``S``
 the background's spatial covariance and ``T`` its temporal one: :class:`NoiseModel` diagonalises it exactly
 with two small eigendecompositions. Units: fT. Epochs are *not* baseline-corrected here; the decoders'
-inputs are (:func:`baseline_correct`), the oracle sees the epochs as drawn.
+inputs are (:func:`baseline_correct`), the ceilings see the epochs as drawn.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import pandas as pd
 
 from megdecode.preprocessing.assemble import sensor_layout
 from megdecode.simulate.params import SimulationParams
-from megdecode.simulate.responses import gaussian_waves, trial_amplitudes, trial_variables
+from megdecode.simulate.responses import code_amplitudes, gaussian_waves, trial_amplitudes, trial_variables
 from megdecode.simulate.sensors import make_info
 from megdecode.simulate.sources import Dipoles, fixed_gain
 from megdecode.simulate.subject import subject_anatomy
@@ -171,6 +171,27 @@ class EpochSimulator:
         """Noiseless responses (n, channels, times) at unit gain and zero latency shift, float64."""
         n_e, n_l = len(self.params.early.latencies), len(self.params.late.latencies)
         return np.stack([self._evoked(i, np.zeros(n_e), np.zeros(n_l)) for i in image_ids])
+
+    def code_responses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The noiseless response of :meth:`mean_responses` as a function of the codes: the image-independent
+        evoked response (channels, times), and the response to each unit entry of the early code
+        (n_features, channels, times) and of the late code (n_late_codes, channels, times): an image with
+        codes ``z``, ``v`` responds ``evoked + z @ early + v @ late`` (over channels x times)."""
+        g, p = self.grid, self.params
+        n, start = len(g.times), float(g.times[0])
+        waves_early = gaussian_waves(p.early, np.zeros(len(p.early.latencies)), n, g.sfreq, start)
+        waves_late = gaussian_waves(p.late, np.zeros(len(p.late.latencies)), n, g.sfreq, start)
+        n_features = np.asarray(self.truth["components"]["early"]["weights"]).shape[1]
+        n_late = p.late.n_dipoles * len(p.late.latencies)
+
+        def response(early: np.ndarray, late: np.ndarray) -> np.ndarray:
+            a_e, a_l = code_amplitudes(p, self.truth, early, late)
+            return self._gain_early @ a_e @ waves_early + self._gain_late @ a_l @ waves_late
+
+        evoked = response(np.zeros(n_features), np.zeros(n_late))
+        early = np.stack([response(e, np.zeros(n_late)) - evoked for e in np.eye(n_features)])
+        late = np.stack([response(np.zeros(n_features), v) - evoked for v in np.eye(n_late)])
+        return evoked, early, late
 
     def draw(
         self, image_ids: Sequence[str], rngs: Sequence[np.random.Generator]

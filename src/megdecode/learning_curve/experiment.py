@@ -7,8 +7,9 @@ the validation set (early stopping, ridge alpha), the target and channel scaling
 (:func:`~megdecode.artifacts.splits.check_no_leakage` checks every size).
 
 Decoders, per backbone and size: ridge on time bins of each ``ridge_time_bins`` (1 = full temporal
-resolution), the brain module scored on its CLIP head, and the oracle (trains on nothing: the same rows in
-every size's job of a replicate).
+resolution), the brain module scored on its CLIP head, and two ceilings (:mod:`.oracle`; they train on
+nothing: the same rows in every size's job of a replicate): the image oracle, which knows each test image's
+noiseless response, and the fair ceiling, which knows only what can be learned from the training concepts.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from megdecode.artifacts.preprocessed import SubjectData
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, TRAIN, VAL, check_no_leakage
 from megdecode.config import dataclass_from_section
 from megdecode.learning_curve.epochs import EpochGrid, EpochSimulator, baseline_correct
-from megdecode.learning_curve.oracle import oracle_similarity
+from megdecode.learning_curve.oracle import FairCeiling, fair_similarity, oracle_similarity
 from megdecode.metrics.retrieval import gallery, item_scores, sim_scores
 from megdecode.models import BrainModuleConfig
 from megdecode.ridge import bin_time, fit_ridge
@@ -43,7 +44,8 @@ from megdecode.training.loop import TrainingRun, build_model, fit_epochs, predic
 
 log = logging.getLogger(__name__)
 
-ORACLE, BRAIN = "oracle", "brain"
+ORACLE, FAIR, BRAIN = "oracle_image", "ceiling_fair", "brain"
+CEILINGS = (ORACLE, FAIR)
 SCORE_SETS = (VAL, TEST_SMALL, TEST_LARGE)
 
 
@@ -145,12 +147,14 @@ def run_job(
     alphas: Sequence[float],
     job: Mapping[str, Any],
     seed: int,
+    concept_renders: Mapping[str, np.ndarray],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-item retrieval scores of every decoder at one size, and the trials' generating variables.
 
     ``job``: ``world``, ``subject``, ``replicate`` (seed wildcard) and ``n_train``. Every trial is drawn from
     its own generator keyed by (replicate, role, position), so the trials of one replicate are the same in
-    every size's job: training sets are nested, validation and test trials shared."""
+    every size's job: training sets are nested, validation and test trials shared. ``concept_renders``:
+    fresh renders' statistics per test concept, for the fair ceiling."""
     world, subject, replicate, n_train = (
         job["world"],
         job["subject"],
@@ -179,6 +183,7 @@ def run_job(
     )
     labels = dict(world=world, subject=subject, seed=replicate)
     rows = [_oracle_rows(sim, epochs, trials, labels)]
+    rows.append(_fair_ceiling_rows(sim, epochs, trials, table, concept_renders, labels))
     # decoders' inputs: baseline-corrected, the small set averaged over its repetitions, each channel divided
     # by its SD over the training trials
     baseline_correct(epochs, grid.times)
@@ -224,25 +229,57 @@ def _average_small_set(epochs: np.ndarray, trials: pd.DataFrame) -> tuple[np.nda
     return epochs[: first + len(unique)], pd.concat([kept, averaged_rows], ignore_index=True)
 
 
+def _test_set_epochs(
+    epochs: np.ndarray, trials: pd.DataFrame, test_set: str
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """A test set's raw epochs (the small set averaged over its repetitions), their image ids and how many
+    trials each averages."""
+    rows = np.flatnonzero(trials["role"].to_numpy(str) == test_set)
+    ids = trials["image_id"].to_numpy(str)[rows]
+    if test_set != TEST_SMALL:
+        return epochs[rows], ids, 1
+    gallery_ids, _ = gallery(ids)
+    repeats = {int((ids == i).sum()) for i in gallery_ids}
+    if len(repeats) != 1:
+        raise ValueError(f"small-set images are repeated unequally often: {sorted(repeats)}")
+    return np.stack([epochs[rows[ids == i]].mean(axis=0) for i in gallery_ids]), gallery_ids, repeats.pop()
+
+
 def _oracle_rows(
     sim: EpochSimulator, epochs: np.ndarray, trials: pd.DataFrame, labels: Mapping[str, Any]
 ) -> pd.DataFrame:
-    """The oracle on the raw epochs (the small set averaged over its repetitions)."""
-    role = trials["role"].to_numpy(str)
+    """The image oracle on the raw epochs (the small set averaged over its repetitions)."""
     out = []
     for test_set in (TEST_SMALL, TEST_LARGE):
-        rows = np.flatnonzero(role == test_set)
-        ids = trials["image_id"].to_numpy(str)[rows]
-        gallery_ids, _ = gallery(ids)
-        if test_set == TEST_SMALL:
-            x = np.stack([epochs[rows[ids == i]].mean(axis=0) for i in gallery_ids])
-            ids = gallery_ids
-        else:
-            x = epochs[rows]
+        x, ids, _ = _test_set_epochs(epochs, trials, test_set)
+        gallery_ids, target = gallery(ids)
         sim_matrix = oracle_similarity(sim.noise, x, sim.mean_responses(gallery_ids))
-        scores = sim_scores(sim_matrix, gallery(ids)[1])
+        scores = sim_scores(sim_matrix, target)
         out.append(
             _score_rows(scores, ids, **labels, n_train=0, backbone="", decoder=ORACLE, test_set=test_set)
+        )
+    return pd.concat(out, ignore_index=True)
+
+
+def _fair_ceiling_rows(
+    sim: EpochSimulator,
+    epochs: np.ndarray,
+    trials: pd.DataFrame,
+    table: pd.DataFrame,
+    concept_renders: Mapping[str, np.ndarray],
+    labels: Mapping[str, Any],
+) -> pd.DataFrame:
+    """The fair ceiling on the raw epochs (the small set averaged over its repetitions): the test images
+    enter only as the scored epochs and their gallery."""
+    ceiling = FairCeiling(sim.noise, *sim.code_responses())
+    out = []
+    for test_set in (TEST_SMALL, TEST_LARGE):
+        x, ids, repeats = _test_set_epochs(epochs, trials, test_set)
+        gallery_ids, target = gallery(ids)
+        sim_matrix = fair_similarity(ceiling, sim.truth, table, concept_renders, x, repeats, gallery_ids)
+        scores = sim_scores(sim_matrix, target)
+        out.append(
+            _score_rows(scores, ids, **labels, n_train=0, backbone="", decoder=FAIR, test_set=test_set)
         )
     return pd.concat(out, ignore_index=True)
 
@@ -345,14 +382,16 @@ def learning_curve_job(
     trials_path: Path | str,
     params: Mapping[str, Any],
     job: Mapping[str, Any],
+    concept_renders: Path | str,
 ) -> pd.DataFrame:
-    """The rule's job: read the study's stimuli, ground truth and latents, run :func:`run_job`, write both
-    tables. ``params``: the rule's slices (``learning_curve``, ``simulation``, ``epochs``, ``brain_module``,
-    ``training``, ``alphas``, ``seed``); ``job``: see :func:`run_job`."""
+    """The rule's job: read the study's stimuli, ground truth, latents and the test concepts' fresh renders
+    (``concept_renders``), run :func:`run_job`, write both tables. ``params``: the rule's slices
+    (``learning_curve``, ``simulation``, ``epochs``, ``brain_module``, ``training``, ``alphas``, ``seed``);
+    ``job``: see :func:`run_job`."""
     from threadpoolctl import threadpool_limits
 
     from megdecode.artifacts.latents import read_latents
-    from megdecode.artifacts.learning_curve import write_scores, write_trials
+    from megdecode.artifacts.learning_curve import read_concept_renders, write_scores, write_trials
     from megdecode.artifacts.sourcedata import read_ground_truth
     from megdecode.artifacts.stimuli import read_stimuli
 
@@ -371,6 +410,7 @@ def learning_curve_job(
             params["alphas"],
             job,
             int(params["seed"]),
+            read_concept_renders(concept_renders),
         )
     write_trials(trials, trials_path)
     write_scores(scores, scores_path)

@@ -19,9 +19,9 @@ The same experiment as the MEG curve (:mod:`.experiment`) on the simulated 7T fM
   trials (:func:`~megdecode.artifacts.fmri.zscore_per_session`), targets standardised on the training images;
   ridge (``fmri.ridge.alphas``, alpha on validation) and the voxel MLP (``fmri.mlp``, ``fmri.mlp_training``,
   CLIP + MSE, early stopping on validation, epoch cap raised for small sets as the brain module's) scored on
-  its CLIP head; and an oracle that knows the generative model (the session gains and offsets, the noiseless
-  signal and the noise covariance): the Mahalanobis distance of each de-sessioned trial to every gallery
-  image's noiseless response.
+  its CLIP head; and an image oracle (decoder ``oracle_image``, as MEG's) that knows the generative model (the
+  session gains and offsets, the noiseless signal of every test image and the noise covariance): the
+  Mahalanobis distance of each de-sessioned trial to every gallery image's noiseless response.
 """
 
 from __future__ import annotations

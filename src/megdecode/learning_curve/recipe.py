@@ -36,7 +36,6 @@ from megdecode.artifacts.predictions import RETRIEVAL_HEAD, TargetScaler
 from megdecode.artifacts.preprocessed import SubjectData
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, TRAIN, VAL, check_no_leakage
 from megdecode.config import dataclass_from_section
-from megdecode.metrics.retrieval import item_scores
 from megdecode.learning_curve.epochs import EpochGrid, EpochSimulator, baseline_correct
 from megdecode.learning_curve.experiment import (
     _average_small_set,
@@ -47,6 +46,7 @@ from megdecode.learning_curve.experiment import (
     max_epochs,
     world_truth,
 )
+from megdecode.metrics.retrieval import item_scores
 from megdecode.models import BrainModuleConfig
 from megdecode.seeds import derive_rng, derive_seed
 from megdecode.simulate.params import SimulationParams

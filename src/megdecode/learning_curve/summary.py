@@ -30,7 +30,7 @@ import pandas as pd
 
 from megdecode.artifacts.learning_curve import FMRI, MEG
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, VAL
-from megdecode.learning_curve.experiment import BRAIN, ORACLE
+from megdecode.learning_curve.experiment import BRAIN, CEILINGS, FAIR, ORACLE
 from megdecode.learning_curve.fmri import MLP, RIDGE
 from megdecode.metrics import retrieval as rm
 from megdecode.metrics.retrieval import chance_level
@@ -135,7 +135,7 @@ def slopes_table(units: pd.DataFrame, n_boot: int, level: float, seed: int) -> p
     """Slope of top-5 accuracy (points, i.e. x100) per decade of training trials, bootstrap over units."""
     rng = np.random.default_rng(seed)
     rows = []
-    trained = units[(units["decoder"] != ORACLE) & units["test_set"].isin([TEST_SMALL, TEST_LARGE])]
+    trained = units[~units["decoder"].isin(CEILINGS) & units["test_set"].isin([TEST_SMALL, TEST_LARGE])]
     groups = [*PANEL, "backbone", "decoder", "test_set"]
     for key, part in trained.groupby(groups, sort=True):
         curves = part.pivot_table(index=UNIT, columns="n_train", values="top5_acc").dropna()
@@ -175,6 +175,22 @@ def panels(frame: pd.DataFrame) -> list[tuple[str, str]]:
     return sorted(pairs, key=lambda mw: (mw[0] != MEG, mw[0], mw[1]))
 
 
+#: How the report names each ceiling (they train on nothing: one number per panel).
+CEILING_LABELS = {
+    ORACLE: "image oracle (knows each test image's noiseless response, test concepts' codes included)",
+    FAIR: "fair ceiling (knows only what the training concepts teach)",
+}
+
+
+def _ceilings_sentence(in_panel: pd.DataFrame) -> str:
+    parts = [
+        f"{CEILING_LABELS[c]} `{c}`: {percent(in_panel.loc[in_panel.decoder == c, 'mean'].mean())}"
+        for c in CEILINGS
+        if (in_panel.decoder == c).any()
+    ]
+    return f"Ceilings (train on nothing): {'; '.join(parts)}; " if parts else ""
+
+
 def markdown_report(summary: pd.DataFrame, paired: pd.DataFrame, slopes: pd.DataFrame, level: float) -> str:
     """The experiment's tables in Markdown: top-5 per size (both test sets), the paired test, the slopes."""
     ci = f"{round(100 * level)}% CI"
@@ -184,7 +200,6 @@ def markdown_report(summary: pd.DataFrame, paired: pd.DataFrame, slopes: pd.Data
         at = top5[top5["test_set"] == test_set]
         for modality, world in panels(at):
             in_panel = at[(at.modality == modality) & (at.world == world)]
-            oracle = in_panel[in_panel.decoder == ORACLE]
             deep = DEEP.get(modality, BRAIN)
             for backbone, part in in_panel[in_panel.backbone != ""].groupby("backbone"):
                 decoders = sorted(part["decoder"].unique(), key=lambda d: (d != deep, d))
@@ -192,8 +207,8 @@ def markdown_report(summary: pd.DataFrame, paired: pd.DataFrame, slopes: pd.Data
                     f"## {panel_title(modality, world)}, {backbone}, {test_set.replace('_', ' ')}: "
                     "top-5 accuracy (%)",
                     "",
-                    f"Mean over (subject, seed) units [{ci}]. Oracle (trains on nothing): "
-                    f"{percent(oracle['mean'].mean())}; chance {percent(part['chance'].iloc[0])}.",
+                    f"Mean over (subject, seed) units [{ci}]. {_ceilings_sentence(in_panel)}"
+                    f"chance {percent(part['chance'].iloc[0])}.",
                     "",
                     "| training trials | " + " | ".join(decoders) + f" | {deep} - best ridge |",
                     "|---:|" + "---:|" * (len(decoders) + 1),
@@ -236,6 +251,7 @@ def markdown_report(summary: pd.DataFrame, paired: pd.DataFrame, slopes: pd.Data
 # order), fMRI's ridge C1; fMRI's lines dashed
 DECODER_STYLE = {BRAIN: ("C0", "-", "o"), MLP: ("C0", "--", "o"), RIDGE: ("C1", "--", "s")}
 DECODER_STYLE[ORACLE] = ("k", "--", None)
+DECODER_STYLE[FAIR] = ("k", "-.", None)
 
 
 def plot_learning_curve(summary: pd.DataFrame, png: Path | str, pdf: Path | str, dpi: int = 150) -> None:
@@ -246,8 +262,8 @@ def plot_learning_curve(summary: pd.DataFrame, png: Path | str, pdf: Path | str,
 
 
 def draw_learning_curve(summary: pd.DataFrame) -> Figure:
-    """Top-5 accuracy vs training trials (log x), a panel per (test set, (modality, world)): CI bands, oracle,
-    chance. MEG's worlds first, then fMRI's (its lines dashed)."""
+    """Top-5 accuracy vs training trials (log x), a panel per (test set, (modality, world)): CI bands, the
+    ceilings, chance. MEG's worlds first, then fMRI's (its lines dashed)."""
     import matplotlib.pyplot as plt
 
     from megdecode.reporting.common import style
@@ -268,7 +284,12 @@ def draw_learning_curve(summary: pd.DataFrame) -> Figure:
             ax = axes[i, j]
             part = top5[(top5.modality == modality) & (top5.world == world) & (top5.test_set == test_set)]
             sizes = sorted(n for n in part["n_train"].unique() if n > 0)
-            for (decoder, backbone), curve in part[part.decoder != ORACLE].groupby(["decoder", "backbone"]):
+            # the span of the levels (ceilings, chance): the sizes, widened when there is one
+            span = (
+                (sizes[0], sizes[-1]) if len(sizes) > 1 else (sizes[0] / 1.5, sizes[0] * 1.5) if sizes else ()
+            )
+            trained = part[~part.decoder.isin(CEILINGS)]
+            for (decoder, backbone), curve in trained.groupby(["decoder", "backbone"]):
                 colour, line, marker = styles[decoder]
                 line = "--" if modality == FMRI else line
                 curve = curve.sort_values("n_train")
@@ -277,25 +298,13 @@ def draw_learning_curve(summary: pd.DataFrame) -> Figure:
                 ax.fill_between(
                     curve.n_train, 100 * curve.ci_low, 100 * curve.ci_high, color=colour, alpha=0.2
                 )
-            oracle = part[part.decoder == ORACLE]
-            if len(oracle) and sizes:
-                ax.hlines(
-                    100 * oracle["mean"].mean(),
-                    sizes[0],
-                    sizes[-1],
-                    colors="k",
-                    linestyles="--",
-                    label="oracle",
-                )
+            for ceiling in CEILINGS:
+                level = part.loc[part.decoder == ceiling, "mean"]
+                if len(level) and sizes:
+                    _, line, _ = DECODER_STYLE[ceiling]
+                    ax.hlines(100 * level.mean(), *span, colors="k", linestyles=line, label=ceiling)
             if sizes:
-                ax.hlines(
-                    100 * part["chance"].iloc[0],
-                    sizes[0],
-                    sizes[-1],
-                    colors="grey",
-                    linestyles=":",
-                    label="chance",
-                )
+                ax.hlines(100 * part["chance"].iloc[0], *span, colors="grey", linestyles=":", label="chance")
             ax.set_xscale("log")
             ax.set_xticks(sizes, [f"{s:,}" for s in sizes])
             ax.set_xticks([], minor=True)  # the log axis' minor labels (3x10^2, ...) overlap the sizes
@@ -323,7 +332,7 @@ def learning_curve_summary(
 
     n_boot, level = int(cfg["n_bootstrap"]), float(cfg["ci_level"])
     scores = pd.concat([read_scores(p) for p in score_paths], ignore_index=True)
-    # the oracle's rows repeat in every size's file of a unit
+    # the ceilings' rows repeat in every size's file of a unit
     units = unit_means(scores.drop_duplicates(subset=ITEM_KEYS))  # MEG files lack modality: read_scores
     summary = summary_table(units, n_boot, level, seed)
     paired = paired_table(units, n_boot, level, seed, metrics=("top5_acc", "median_rank"))

@@ -83,14 +83,22 @@ def trial_amplitudes(
 
     The world is the one of ``truth`` (study-level ground_truth.json); ``concept`` is needed for conjunctive
     codes (nonlinear world)."""
-    early, late = params.early, params.late
+    vec = late_code(truth, concept, attrs) if trial_type != "catch" and attrs is not None else None
+    return code_amplitudes(params, truth, early_code(truth, image_id), vec)
+
+
+def code_amplitudes(
+    params: SimulationParams, truth: dict, early: np.ndarray, late: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dipole moments (Am) of :func:`trial_amplitudes` from the codes themselves: the early code (one entry
+    per low-level feature) and the late code (``late`` None: no late response, as for catch trials). Affine
+    in the early code (the evoked part is image independent), linear in the late one."""
+    e, lt = params.early, params.late
     w = np.asarray(truth["components"]["early"]["weights"])
-    z = early_code(truth, image_id)
-    a_early = params.evoked_nam + early.amplitude_nam * (w @ z).reshape(early.n_dipoles, len(early.latencies))
-    a_late = np.zeros((late.n_dipoles, len(late.latencies)))
-    if trial_type != "catch" and attrs is not None:
-        vec = late_code(truth, concept, attrs)
-        a_late = late.amplitude_nam * vec.reshape(late.n_dipoles, len(late.latencies))
+    a_early = params.evoked_nam + e.amplitude_nam * (w @ early).reshape(e.n_dipoles, len(e.latencies))
+    a_late = np.zeros((lt.n_dipoles, len(lt.latencies)))
+    if late is not None:
+        a_late = lt.amplitude_nam * late.reshape(lt.n_dipoles, len(lt.latencies))
     return a_early * 1e-9, a_late * 1e-9
 
 

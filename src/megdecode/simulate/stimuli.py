@@ -68,6 +68,9 @@ ATTRIBUTES = ("shape", "colour", "texture")
 #: Centroids (origin at the image centre, in [-1, 1]) are then measured from the left / bottom edge ([0, 2]).
 #: The function is scale-invariant (c and c50 scale together), so only the origin matters.
 NAKA_RUSHTON_OFFSET = {"centroid_x": 1.0, "centroid_y": 1.0}
+#: Nonlinear world: SD of each entry of a (shape, colour) pair code and of a concept code (the prior a ceiling
+#: marginalises a code it cannot know with).
+CONJUNCTIVE_CODE_SD = 1 / np.sqrt(2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,7 +346,12 @@ def naka_rushton_truth(feats: np.ndarray) -> dict:
 def early_code(truth: dict, image_id: str) -> np.ndarray:
     """The per-feature code an image's statistics give the early weights: z-scores (linear world) or
     standardised Naka-Rushton responses (nonlinear world with ``naka_rushton``)."""
-    feats = np.asarray(truth["image_features"][image_id])
+    return features_early_code(truth, np.asarray(truth["image_features"][image_id]))
+
+
+def features_early_code(truth: dict, feats: np.ndarray) -> np.ndarray:
+    """:func:`early_code` of low-level statistics (..., n_features) in the order of ``LOW_LEVEL_FEATURES``
+    (of any image, also one the study never showed)."""
     nr = truth["components"]["early"].get("naka_rushton")
     if nr is None:
         return (feats - np.asarray(truth["feature_mean"])) / np.asarray(truth["feature_std"])
@@ -357,7 +365,7 @@ def conjunctive_codes(
     """Nonlinear world's late codes: one random pattern per (shape, colour) pair (all pairs of the config) and
     one per concept of the study; each entry has variance 1/2, so their sum has the linear codes' variance."""
     rng = derive_rng(seed, "encoding", "conjunctive")
-    scale = 1 / np.sqrt(2)
+    scale = CONJUNCTIVE_CODE_SD
     pairs = {
         s: {c: (rng.standard_normal(n_codes) * scale).round(6).tolist() for c in p.colours} for s in p.shapes
     }
