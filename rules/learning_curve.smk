@@ -68,9 +68,9 @@ rule learning_curve_concept_renders:
     output:
         renders=L.learning_curve_concept_renders,
     log:
-        f"{LOGS}/learning_curve_concept_renders/learning_curve_concept_renders.log",
+        L.log("learning_curve_concept_renders"),
     benchmark:
-        f"{BENCHMARKS}/learning_curve_concept_renders/learning_curve_concept_renders.tsv"
+        L.benchmark("learning_curve_concept_renders")
     conda:
         CONDA_ENV
     threads: 1
