@@ -5,7 +5,7 @@ from megdecode.artifacts.fmri import subject_files as fmri_subject_files
 from megdecode.artifacts.latents import latent_files as backbone_files
 from megdecode.artifacts.paths import Layout
 from megdecode.artifacts.preprocessed import subject_files
-from megdecode.artifacts.semantic_readout import readout_files
+from megdecode.artifacts.attribute_readout import readout_files
 from megdecode.bids_layout import run_stem
 from megdecode.cluster import grow_with_attempt
 from megdecode.config import (
@@ -68,7 +68,7 @@ SUBJECT_FILES = subject_files(
 LATENT_FILES = backbone_files(LATENTS)  # latents, index, meta ({backbone} kept)
 FMRI_SUBJECT_FILES = fmri_subject_files(L.fmri_subject)  # betas, trials, voxels, info
 RECONSTRUCTION = L.reconstruction
-SEMANTIC_READOUT_FILES = readout_files(L.semantic_readout)  # model, accuracy
+ATTRIBUTE_READOUT_FILES = readout_files(L.attribute_readout)  # model, accuracy
 TABLES = L.tables
 FIGURES = L.figures
 LOGS = L.logs

@@ -66,4 +66,4 @@ def fmri_recon_metrics_inputs(wc):
     for b in PLAN.recon_feature_backbones:
         if b in RANDOM_BACKBONES:
             inputs[f"weights_{b}"] = PRETRAINED.format(backbone=b)
-    return inputs | semantic_readout_inputs()
+    return inputs | attribute_readout_inputs()

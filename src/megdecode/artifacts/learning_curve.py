@@ -39,7 +39,9 @@ MODALITY = "modality"  # MEG or fMRI: written by the fMRI jobs only (MEG's files
 MEG, FMRI = "MEG", "fMRI"
 ITEM_KEYS = [MODALITY, *SCORE_COLUMNS[:8]]  # what identifies one row
 EXTRA_COLUMNS = ["epochs", "best_epoch"]  # the deep decoder's training length (empty for the others)
-VOXEL_ARRAYS = ("image_ids", "signal", "snr")  # (images,) str; (images, voxels) standardised; (voxels,)
+#: (images,) str; (images, voxels) standardised signal; (voxels,) gain; (voxels, components) noise loadings;
+#: () the noise's independent variance (megdecode.simulate.fmri.NoiseModel)
+VOXEL_ARRAYS = ("image_ids", "signal", "snr", "noise_loadings", "noise_white")
 
 
 def write_scores(scores: pd.DataFrame, path: Path | str) -> None:
