@@ -98,7 +98,10 @@ rule fmri_ceiling:
         runtime=10,
     params:
         simulation=FMRI_CFG["simulation"],
-        evaluation={k: EVAL_CFG[k] for k in ("topk", "n_bootstrap", "ci_level", "chance_shuffles")},
+        evaluation={
+            k: EVAL_CFG[k]
+            for k in ("topk", "n_bootstrap", "ci_level", "chance_shuffles")
+        },
         seed=config["seed"],
     script:
         "../workflow/scripts/fmri_ceiling.py"
@@ -116,7 +119,9 @@ if PLAN.fmri is not None:
         "pdf": f"{FIGURES}/meg_vs_fmri.pdf",
     }
     FMRI_CEILING_FILES = (
-        expand(L.fmri_ceiling_table, subject=PLAN.fmri.subjects) if PLAN.fmri.ceiling else []
+        expand(L.fmri_ceiling_table, subject=PLAN.fmri.subjects)
+        if PLAN.fmri.ceiling
+        else []
     )
     FMRI_RECON_GENERATORS = FMRI_GENERATORS if PLAN.fmri.reconstruct else []
     if FMRI_RECON_GENERATORS:
@@ -267,4 +272,6 @@ if PLAN.fmri is not None:
             "../workflow/scripts/fmri_compare.py"
 
     ALL_TARGETS += expand(L.fmri_ground_truth, subject=PLAN.fmri.subjects)
-    ALL_TARGETS += FMRI_RETRIEVAL_FILES + FMRI_CEILING_FILES + list(FMRI_COMPARISON.values())
+    ALL_TARGETS += (
+        FMRI_RETRIEVAL_FILES + FMRI_CEILING_FILES + list(FMRI_COMPARISON.values())
+    )

@@ -46,6 +46,11 @@ def fmri_recon_params(wc):
         "model": FMRI_CFG["reconstruction_model"],
         "backbone": PLAN.recon_backbone,
         **({"retrieval": recon["retrieval"]} if wc.generator == "retrieval" else {}),
+        **(
+            {"clip_predictions": recon["clip_predictions"]}
+            if wc.generator == "decoder"
+            else {}
+        ),
     }
 
 

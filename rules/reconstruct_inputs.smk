@@ -26,7 +26,7 @@ def recon_inputs(wildcards):
 def recon_params(wildcards):
     """Only the config slice this generator depends on."""
     keys = {
-        "decoder": [],
+        "decoder": ["clip_predictions"],
         "retrieval": ["retrieval"],
         "versatile_diffusion": ["versatile_diffusion"],
     }[wildcards.generator]

@@ -84,7 +84,8 @@ def reconstruct_subject(
     if generator == "decoder":
         from megdecode.reconstruction.decoder import DecoderGenerator
 
-        images = DecoderGenerator(decoder_model, decoder_meta).generate(preds)
+        clip = bool(cfg["clip_predictions"])
+        images = DecoderGenerator(decoder_model, decoder_meta, clip=clip).generate(preds)
     elif generator == "retrieval":
         from megdecode.reconstruction.retrieval import RetrievalGenerator
 
