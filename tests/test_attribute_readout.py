@@ -156,9 +156,11 @@ def test_missing_attribute_column_is_a_clear_error(world: dict[str, Path], opts:
         readout_images(stimuli, opts, seed=0)
 
 
-def test_metrics_job_scores_the_readout_as_high_level(world: dict[str, Path], tmp_path: Path, caplog) -> None:
+def test_metrics_job_scores_the_readout_at_the_simulation_level(
+    world: dict[str, Path], tmp_path: Path, caplog
+) -> None:
     """score_subjects with the readout: a reconstruction equal to the seen image scores 1.0 two-way and 0
-    distance, the log reports the held-out accuracy, and the metric is labelled high-level."""
+    distance, the log reports the held-out accuracy, and the metric is labelled simulation-level."""
     model, accuracy = str(tmp_path / "readout.npz"), str(tmp_path / "accuracy.tsv")
     cfg = section_defaults("reconstruction", "metrics", "attribute_readout")
     fit_and_write(str(world["table"]), str(world["images"]), cfg, PX, 0, model, accuracy)

@@ -1,31 +1,33 @@
 """The simulated 7T study: NSD-like single-trial betas for the MEG study's own images and concepts.
 
-Calibrated to the Natural Scenes Dataset (docs/fmri.md, "Calibration"; every default in the schema
-``fmri.simulation`` with its source). One subject's world (:func:`voxel_code`, drawn from the subject's own
-generator, so the ceiling job can rebuild it):
+Calibrated to the Natural Scenes Dataset (docs/fmri.md, "The simulated 7T study, calibrated to NSD"; every
+default in the schema ``fmri.simulation`` with its source). One subject's world (:func:`voxel_code`, drawn
+from the subject's own generators, so the ceiling job can rebuild it) is a latent representation of each image
+read out by every voxel:
 
-- **Early visual voxels** (``roi`` ``EVC``): a population receptive field (pRF; isotropic Gaussian, size
-  growing with eccentricity) over local feature maps of the rendered image (luminance contrast, red-green and
-  blue-yellow opponency; each voxel a random mixture), compressed by a power law (compressive spatial
-  summation).
-- **Higher visual voxels** (``roi`` ``HVC``): each a random linear read-out of a ``n_features``-dimensional
-  feature space in which an image is the sum of three parts (shares ``semantic_share``, ``concept_share``,
-  the rest): the sum of random embeddings of its concept's attribute values (shape, colour, texture; graded,
-  not one-hot), its concept's own random code, and a random projection of 8 mid-level statistics of its
-  pixels (mean R, G, B, contrast, high spatial frequencies, centroid, area). A decoder trained on other
-  concepts can learn the embeddings and the projection, never a held-out concept's own code.
-- The known mixture: each voxel's signal is ``(1 - cross) * own + cross * other`` (both standardised).
-- **Noise** per trial (unit variance per voxel, signal scaled by the voxel's ``ncsnr``): a share
-  ``intrinsic_noise`` that lives where the signal lives (white noise on the pRF's feature maps, pooled like
-  the signal; feature-space noise read out by the voxel's own weights: variability no voxel averaging
-  removes), a share ``global_noise`` common to every voxel of the trial, a share ``smooth_noise`` in
-  ``n_noise_components`` spatially smooth components over the voxel layout, the rest independent.
-- Per-session, per-voxel offsets and gains (what per-session z-scoring removes).
+- **early units** (``n_early_units``): each a population receptive field (isotropic Gaussian, size growing
+  with eccentricity) over local feature maps of the rendered image (luminance contrast, red-green and
+  blue-yellow opponency; a random mixture per unit), compressed by a power law (compressive spatial
+  summation). An early visual voxel (``roi`` ``EVC``) pools the units near its own pRF centre.
+- **a higher feature space** (``n_features`` dimensions) that each higher visual voxel (``roi`` ``HVC``) reads
+  with random weights: an image is the sum of random embeddings of its concept's attribute values (shape,
+  colour, texture; graded, not one-hot; share ``semantic_share``), its concept's own random code
+  (``concept_share``) and a random projection of 8 mid-level statistics of its pixels (the rest). A decoder
+  trained on other concepts can learn the embeddings and the projection, never a held-out concept's own code.
+- the known mixture: each voxel reads ``cross_tuning`` of the other population.
+
+A single trial is ``gain * (signal + neural noise) + measurement noise``: the neural noise (SD
+``neural_noise`` per latent dimension) is read out by the same weights as the signal (it lives where the
+signal lives: no averaging over voxels removes it); the measurement noise has a component common to all voxels
+(``global_noise``), ``n_noise_components`` spatially smooth components over the voxel layout
+(``smooth_noise``) and an independent rest. The gains follow from each voxel's drawn ncsnr (log-normal;
+medians per population). Per-session, per-voxel offsets and gains come last (what per-session z-scoring
+removes).
 
 Every image statistic (standardisation of features and signals) comes from the ``exp`` images of training
-concepts only. Each training image is shown 1..``max_repetitions`` times, each test image
-``max_repetitions`` times, spread over sessions at random. The test images are the stimuli table's ``test``
-images (the MEG study's small test set); other images of test concepts are not shown.
+concepts only. Each training image is shown 1..``max_repetitions`` times, each test image ``max_repetitions``
+times, spread over sessions at random. The test images are the stimuli table's ``test`` images (the MEG
+study's small test set); other images of test concepts are not shown.
 """
 
 from __future__ import annotations
@@ -150,19 +152,6 @@ def early_signal(maps: np.ndarray, prf: Mapping[str, np.ndarray], exponent: floa
     drive = np.einsum("ichw,vhw->icv", maps, g)  # (images, channels, voxels)
     mixed = np.einsum("icv,vc->iv", drive, prf["channel_weights"])
     return np.power(np.maximum(mixed, 0.0), exponent)
-
-
-def attribute_design(stimuli: pd.DataFrame, image_ids: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """(images, attribute values) one-hot of each image's shape, colour and texture."""
-    rows = stimuli.loc[image_ids]
-    blocks, names = [], []
-    for attribute in ATTRIBUTES:
-        values = sorted(stimuli[attribute].dropna().astype(str).unique())
-        blocks.append(
-            (rows[attribute].astype(str).to_numpy()[:, None] == np.array(values)[None]).astype(float)
-        )
-        names += [f"{attribute}={v}" for v in values]
-    return np.concatenate(blocks, axis=1), names
 
 
 def _affine(values: np.ndarray, fit_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
