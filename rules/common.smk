@@ -7,7 +7,7 @@ from megdecode.artifacts.fmri import subject_files as fmri_subject_files
 from megdecode.artifacts.latents import latent_files as backbone_files
 from megdecode.artifacts.paths import Layout
 from megdecode.artifacts.preprocessed import subject_files
-from megdecode.artifacts.semantic_readout import readout_files
+from megdecode.artifacts.attribute_readout import readout_files
 from megdecode.cluster import grow_with_attempt
 from megdecode.config import (
     ConfigError,
@@ -68,7 +68,7 @@ SUBJECT_FILES = subject_files(
 )  # meg, trials, channels, info ({subject} kept)
 LATENT_FILES = backbone_files(LATENTS)  # latents, index, meta ({backbone} kept)
 FMRI_SUBJECT_FILES = fmri_subject_files(L.fmri_subject)  # betas, trials, voxels, info
-SEMANTIC_READOUT_FILES = readout_files(L.semantic_readout)  # model, accuracy
+ATTRIBUTE_READOUT_FILES = readout_files(L.attribute_readout)  # model, accuracy
 
 # Every (subject, session, run) of the study, as expand(..., zip, **ALL_RUNS) keyword lists.
 ALL_RUNS = run_grid(SUBJECTS, SESSIONS, RUNS)

@@ -78,6 +78,35 @@ rule fmri_train_mlp:
         "../workflow/scripts/fmri_train_mlp.py"
 
 
+# The simulated study's fMRI ceiling: its fair ideal observer on the subject's own test trials.
+rule fmri_ceiling:
+    input:
+        **FMRI_SUBJECT_FILES,
+        table=STIMULI_TABLE,
+        images=STIMULI_IMAGES,
+    output:
+        table=L.fmri_ceiling_table,
+    log:
+        L.log("fmri_ceiling", "sub-{subject}"),
+    benchmark:
+        L.benchmark("fmri_ceiling", "sub-{subject}")
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    params:
+        simulation=FMRI_CFG["simulation"],
+        evaluation={
+            k: EVAL_CFG[k]
+            for k in ("topk", "n_bootstrap", "ci_level", "chance_shuffles")
+        },
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/fmri_ceiling.py"
+
+
 if PLAN.fmri is not None:
     FMRI_EVAL_JOBS = PLAN.fmri.retrieval_jobs(L)
     FMRI_RETRIEVAL_FILES = [
@@ -89,6 +118,11 @@ if PLAN.fmri is not None:
         "png": L.figure("meg_vs_fmri.png"),
         "pdf": L.figure("meg_vs_fmri.pdf"),
     }
+    FMRI_CEILING_FILES = (
+        expand(L.fmri_ceiling_table, subject=PLAN.fmri.subjects)
+        if PLAN.fmri.ceiling
+        else []
+    )
     FMRI_RECON_GENERATORS = FMRI_GENERATORS if PLAN.fmri.reconstruct else []
     if FMRI_RECON_GENERATORS:
         FMRI_COMPARISON.update(
@@ -195,6 +229,7 @@ if PLAN.fmri is not None:
                 for f in job["outputs"].values()
             ],
             fmri=FMRI_RETRIEVAL_FILES,
+            ceiling=FMRI_CEILING_FILES,
             meg_recon=expand(
                 RECON_METRICS, generator=FMRI_RECON_GENERATORS, subject=SUBJECTS
             ),
@@ -225,8 +260,12 @@ if PLAN.fmri is not None:
                 "MEG": config["reconstruction"]["model"],
                 "fMRI": FMRI_CFG["reconstruction_model"],
             },
+            bootstrap={k: EVAL_CFG[k] for k in ("n_bootstrap", "ci_level")},
+            seed=config["seed"],
         script:
             "../workflow/scripts/fmri_compare.py"
 
     ALL_TARGETS += expand(L.fmri_ground_truth, subject=PLAN.fmri.subjects)
-    ALL_TARGETS += FMRI_RETRIEVAL_FILES + list(FMRI_COMPARISON.values())
+    ALL_TARGETS += (
+        FMRI_RETRIEVAL_FILES + FMRI_CEILING_FILES + list(FMRI_COMPARISON.values())
+    )

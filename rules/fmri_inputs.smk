@@ -47,6 +47,11 @@ def fmri_recon_params(wc):
         "model": FMRI_CFG["reconstruction_model"],
         "backbone": PLAN.recon_backbone,
         **({"retrieval": recon["retrieval"]} if wc.generator == "retrieval" else {}),
+        **(
+            {"clip_predictions": recon["clip_predictions"]}
+            if wc.generator == "decoder"
+            else {}
+        ),
     }
 
 
@@ -61,4 +66,4 @@ def fmri_recon_metrics_inputs(wc):
     for b in PLAN.recon_feature_backbones:
         if b in RANDOM_BACKBONES:
             inputs[f"weights_{b}"] = PRETRAINED.format(backbone=b)
-    return inputs | semantic_readout_inputs()
+    return inputs | attribute_readout_inputs()

@@ -2,7 +2,12 @@
 # study's stimuli table and images (for the latents stage), and each subject's single-trial betas become the
 # fMRI contract's files (megdecode.artifacts.fmri) for the fMRI decoders. Reads nsd.root (megdecode.datasets.nsd).
 from megdecode.artifacts.fmri import subject_files as nsd_fmri_subject_files
-from megdecode.datasets.nsd import NsdDataError, NsdLayout, settings_from_config
+from megdecode.datasets.nsd import (
+    NsdDataError,
+    NsdLayout,
+    configured_sessions,
+    settings_from_config,
+)
 
 NSD_SOURCE = STUDY["source"] == "nsd"
 
@@ -11,8 +16,9 @@ if NSD_SOURCE:
     NSD_CFG = config["nsd"]
     try:
         NSD = NsdLayout.from_settings(settings_from_config(NSD_CFG))
+        NSD_SESSIONS = configured_sessions(NSD_CFG, SESSIONS)
         NSD_SUBJECT_INPUTS = {
-            s: [str(p) for p in NSD.subject_inputs(s, SESSIONS)] for s in SUBJECTS
+            s: [str(p) for p in NSD.subject_inputs(s, NSD_SESSIONS)] for s in SUBJECTS
         }
     except NsdDataError as err:
         raise WorkflowError(str(err)) from None
@@ -44,7 +50,7 @@ if NSD_SOURCE:
         params:
             cfg=NSD_CFG,
             subjects=SUBJECTS,
-            sessions=SESSIONS,
+            sessions=NSD_SESSIONS,
             seed=config["seed"],
         script:
             "../workflow/scripts/nsd_stimuli.py"
@@ -70,7 +76,7 @@ if NSD_SOURCE:
             runtime=120,
         params:
             cfg=NSD_CFG,
-            sessions=SESSIONS,
+            sessions=NSD_SESSIONS,
             seed=config["seed"],
         script:
             "../workflow/scripts/nsd_subject.py"

@@ -91,17 +91,17 @@ rule reconstruction_metrics:
         "../workflow/scripts/reconstruct_metrics.py"
 
 
-if PLAN.recon_semantic_readout:
+if PLAN.recon_attribute_readout:
 
-    rule semantic_readout:
+    rule attribute_readout:
         input:
             table=STIMULI_TABLE,
         output:
-            **SEMANTIC_READOUT_FILES,
+            **ATTRIBUTE_READOUT_FILES,
         log:
-            L.log("semantic_readout"),
+            L.log("attribute_readout"),
         benchmark:
-            L.benchmark("semantic_readout")
+            L.benchmark("attribute_readout")
         conda:
             CONDA_ENV
         threads: 1
@@ -109,14 +109,14 @@ if PLAN.recon_semantic_readout:
             mem_mb=1000,
             runtime=10,
         params:
-            cfg=RECON_CFG["metrics"]["semantic_readout"],
+            cfg=RECON_CFG["metrics"]["attribute_readout"],
             image_px=RECON_CFG["metrics"]["image_size"],
             images_root=STIMULI_IMAGES,
             seed=config["seed"],
         script:
-            "../workflow/scripts/reconstruct_semantic_readout.py"
+            "../workflow/scripts/reconstruct_attribute_readout.py"
 
-    ALL_TARGETS.extend(SEMANTIC_READOUT_FILES.values())
+    ALL_TARGETS.extend(ATTRIBUTE_READOUT_FILES.values())
 
 
 rule reconstruction_summary:

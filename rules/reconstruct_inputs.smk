@@ -28,7 +28,7 @@ def recon_inputs(wildcards):
 def recon_params(wildcards):
     """Only the config slice this generator depends on."""
     keys = {
-        "decoder": [],
+        "decoder": ["clip_predictions"],
         "retrieval": ["retrieval"],
         "versatile_diffusion": ["versatile_diffusion"],
     }[wildcards.generator]
@@ -52,14 +52,14 @@ def recon_metrics_inputs(wildcards):
     for b in PLAN.recon_feature_backbones:
         if b in RANDOM_BACKBONES:
             inputs[f"weights_{b}"] = PRETRAINED.format(backbone=b)
-    return inputs | semantic_readout_inputs()
+    return inputs | attribute_readout_inputs()
 
 
-def semantic_readout_inputs():
-    """The semantic readout's model and accuracy table, when it scores reconstructions (MEG and fMRI)."""
-    if not PLAN.recon_semantic_readout:
+def attribute_readout_inputs():
+    """The attribute readout's model and accuracy table, when it scores reconstructions (MEG and fMRI)."""
+    if not PLAN.recon_attribute_readout:
         return {}
     return {
-        "readout_model": SEMANTIC_READOUT_FILES["model"],
-        "readout_accuracy": SEMANTIC_READOUT_FILES["accuracy"],
+        "readout_model": ATTRIBUTE_READOUT_FILES["model"],
+        "readout_accuracy": ATTRIBUTE_READOUT_FILES["accuracy"],
     }

@@ -13,6 +13,13 @@
 ``placeholders=True`` writes empty files instead of volumes and stimuli (enough for ``snakemake -n``) and can
 use NSD's full-size counts (30,000 trials, 8 x 10,000 images, 1,000 shared) for the design file.
 :func:`true_value` gives the percent signal change every twin betas file holds, so a test can check a read.
+
+``planted=True`` writes a twin whose betas carry a code of the image shown (:func:`planted_code`: a fixed
+random map per subject of the image's colour composition, the share of its pixels in each octant of RGB
+space, plus a little noise), and whose images are coloured blocks (so that their colour compositions differ).
+The trial-to-image mapping is computed here independently of the reader, trial by trial as NSD's own code
+and brain-diffuser's do; ``planted_shift`` misaligns a subject's betas on purpose (trial t carries the code of
+the image of trial t + shift): a negative control whose decoding must fall to chance.
 """
 
 from __future__ import annotations
@@ -43,6 +50,9 @@ class NsdTwinSpec:
     seed: int = 0
     betas_sessions: tuple[str, ...] | None = None  # default: every design session
     overrides: dict[str, Any] = field(default_factory=dict)
+    planted: bool = False  # betas carry a code of the image shown (see the module docstring)
+    planted_shift: dict[str, int] = field(default_factory=dict)  # subject -> misalignment in trials
+    planted_noise: float = 0.05  # SD of the noise added to the planted code (percent signal change)
 
     @property
     def n_trials(self) -> int:
@@ -134,6 +144,57 @@ def true_value(subject: str, session: int, shape: tuple[int, int, int], n_trials
     return ((code % 601) - 300) / 300.0 * 2.0  # -2 .. +2 % signal change, exact in int16 / 300
 
 
+def twin_images(spec: NsdTwinSpec) -> np.ndarray:
+    """The twin's ``imgBrick``: coloured blocks for a planted twin, uniform noise otherwise."""
+    if spec.planted:
+        return block_images(spec.n_stimuli, spec.image_size, spec.seed + 1)
+    rng = np.random.default_rng(spec.seed + 1)
+    return rng.integers(0, 256, (spec.n_stimuli, spec.image_size, spec.image_size, 3), dtype=np.uint8)
+
+
+def block_images(n: int, size: int, seed: int) -> np.ndarray:
+    """(n, size, size, 3) uint8 images of 4 x 4 blocks of random colours."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, (n, 4, 4, 3), dtype=np.uint8)
+    return np.repeat(np.repeat(blocks, size // 4, axis=1), size // 4, axis=2)
+
+
+def octant_shares(image: np.ndarray) -> np.ndarray:
+    """(8,) the share of the image's pixels in each octant of RGB space (each channel below / from 128)."""
+    bits = (np.asarray(image).reshape(-1, 3) >= 128).astype(int)
+    index = bits[:, 0] * 4 + bits[:, 1] * 2 + bits[:, 2]
+    return np.bincount(index, minlength=8) / len(index)
+
+
+def trial_images(arrays: dict[str, np.ndarray], subject: str) -> list[int]:
+    """The 1-based 73k id of the image of every trial of the design, in order, one trial at a time."""
+    ordering = [int(v) for v in np.asarray(arrays["masterordering"]).ravel()]
+    subjectim = np.asarray(arrays["subjectim"])
+    row = int(subject) - 1
+    return [int(subjectim[row, k - 1]) for k in ordering]
+
+
+def planted_code(spec: NsdTwinSpec, subject: str, images: np.ndarray, nsd_id: int) -> np.ndarray:
+    """(x, y, z) percent signal change a planted twin's betas carry for ``nsd_id`` (without the noise)."""
+    rng = np.random.default_rng([spec.seed, int(subject), 7])
+    weights = rng.standard_normal((int(np.prod(spec.volume)), 8))
+    code = weights @ (octant_shares(images[nsd_id - 1]) - 1 / 8) * 4.0
+    return np.clip(code, -30, 30).reshape(spec.volume)
+
+
+def planted_values(spec: NsdTwinSpec, subject: str, session: int, images: np.ndarray) -> np.ndarray:
+    """(x, y, z, trials) betas of one session of a planted twin (shifted for ``planted_shift``)."""
+    shown = trial_images(design_arrays(spec), subject)
+    shift = int(spec.planted_shift.get(subject, 0))
+    rng = np.random.default_rng([spec.seed, int(subject), session, 11])
+    out = np.empty((*spec.volume, spec.trials_per_session))
+    for t in range(spec.trials_per_session):
+        g = (session - 1) * spec.trials_per_session + t
+        code = planted_code(spec, subject, images, shown[(g + shift) % len(shown)])
+        out[..., t] = code + spec.planted_noise * rng.standard_normal(spec.volume)
+    return out
+
+
 def write_betas(path: Path, values: np.ndarray, fmt: str, n_trials_override: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = np.round(values * 300).astype(np.int16)
@@ -166,6 +227,7 @@ def make_nsd_twin(root: Path | str, spec: NsdTwinSpec) -> NsdLayout:
     sessions = spec.betas_sessions or tuple(f"{s:02d}" for s in range(1, spec.n_sessions + 1))
     stim = root / STIMULI_RELPATH
     stim.parent.mkdir(parents=True, exist_ok=True)
+    images = None if spec.placeholders else twin_images(spec)
     for subject in spec.subjects:
         paths = [layout.roi_mask(subject), *(layout.betas(subject, s) for s in sessions)]
         if spec.placeholders:
@@ -175,17 +237,16 @@ def make_nsd_twin(root: Path | str, spec: NsdTwinSpec) -> NsdLayout:
             continue
         write_nifti(layout.roi_mask(subject), roi_volume(spec, subject))
         for s in sessions:
-            values = true_value(subject, int(s), spec.volume, spec.trials_per_session)
+            if spec.planted:
+                values = planted_values(spec, subject, int(s), images)
+            else:
+                values = true_value(subject, int(s), spec.volume, spec.trials_per_session)
             write_betas(layout.betas(subject, s), values, spec.betas_format)
     if spec.placeholders:
         stim.touch()
     else:
         import h5py
 
-        rng = np.random.default_rng(spec.seed + 1)
-        size = spec.image_size
         with h5py.File(stim, "w") as f:
-            f.create_dataset(
-                "imgBrick", data=rng.integers(0, 256, (spec.n_stimuli, size, size, 3), dtype=np.uint8)
-            )
+            f.create_dataset("imgBrick", data=images)
     return layout

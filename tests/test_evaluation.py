@@ -122,6 +122,17 @@ def test_evaluate_all_good_vs_chance(tmp_path: Path) -> None:
     assert brain.loc[("test_small", "median_rank"), "value"] == pytest.approx(0.1)
     ok = tables["brain"]
     assert ((ok.ci_low <= ok.value + 1e-12) & (ok.value <= ok.ci_high + 1e-12)).all()
+    # validation is scored too (model selection reads it), after the test sets: their CIs do not depend on it
+    assert list(dict.fromkeys(tables["brain"]["test_set"])) == ["test_small", "test_large", "val"]
+    assert brain.loc[("val", "top5_acc"), "chance"] == pytest.approx(1.0)  # a 5-image validation gallery
+    lat = read_latents(lat_dir)
+    preds = [read_predictions(f) for f in files["brain"]]
+    tests_only = ev.evaluate_predictions(
+        preds, lat, settings(n_bootstrap=200), derive_rng(0, "retrieval", "brain", "hog", "01", "mse"),
+        sets=("test_small", "test_large"),
+    )  # fmt: skip
+    for row in tests_only:
+        assert brain.loc[(row["test_set"], row["metric"]), "ci_low"] == pytest.approx(row["ci_low"])
     # same inputs, same seed -> identical numbers
     ev.evaluate_all(jobs, cfg, seed=0)
     pd.testing.assert_frame_equal(tables["chance"], read_tsv(outs["chance"]["01"], dtype={"subject": str}))

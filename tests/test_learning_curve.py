@@ -28,7 +28,6 @@ from megdecode.learning_curve.fmri import (
     decoder_inputs,
     draw_betas,
 )
-from megdecode.learning_curve.fmri import oracle_similarity as fmri_oracle_similarity
 from megdecode.learning_curve.oracle import oracle_similarity
 from megdecode.learning_curve.summary import (
     draw_learning_curve,
@@ -39,6 +38,7 @@ from megdecode.learning_curve.summary import (
     unit_means,
 )
 from megdecode.simulate.fmri import FmriSimParams
+from megdecode.simulate.fmri import NoiseModel as FmriNoise
 from megdecode.simulate.params import SimulationParams
 from megdecode.simulate.stimuli import build_stimuli
 
@@ -244,26 +244,20 @@ def test_both_modalities_share_the_tables_and_get_their_own_panels():
     assert "## fMRI, simulated 7T, attributes, test large" in report and "| mlp - best ridge |" in report
 
 
-def test_fmri_oracle_is_the_mahalanobis_distance_under_the_global_noise_covariance():
-    rng = np.random.default_rng(0)
-    x, means, g = rng.standard_normal((3, 6)), rng.standard_normal((4, 6)), 0.3
-    inv = np.linalg.inv((1 - g) * np.eye(6) + g * np.ones((6, 6)))
-    expected = np.array([[-(a - m) @ inv @ (a - m) for m in means] for a in x])
-    np.testing.assert_allclose(fmri_oracle_similarity(x, means, g), expected, rtol=1e-10)
-
-
 def test_fmri_trials_depend_only_on_their_own_generator_and_have_the_noise_model():
     p = FmriSimParams.from_dict(section_defaults("fmri")["simulation"])
     sessions = Sessions.draw(p, 50, (0, "test"))
+    loadings = np.random.default_rng(1).standard_normal((50, 3)) * 0.4
+    noise = FmriNoise(loadings, 0.5)
     responses = np.zeros((4000, 50))
-    betas, session = draw_betas(responses, sessions, p, [np.random.default_rng(k) for k in range(4000)])
-    again, _ = draw_betas(responses[:1], sessions, p, [np.random.default_rng(0)])
+    rngs = [np.random.default_rng(k) for k in range(4000)]
+    betas, session = draw_betas(responses, sessions, p, noise, rngs)
+    again, _ = draw_betas(responses[:1], sessions, p, noise, [np.random.default_rng(0)])
     np.testing.assert_array_equal(again[0], betas[0])
     assert set(session) == set(range(p.n_sessions))
     clean = (betas - sessions.offset[session]) / sessions.gain[session]  # the simulator's noise
-    cov = np.cov(clean.T)
-    assert np.diag(cov).mean() == pytest.approx(1.0, abs=0.05)
-    assert cov[~np.eye(50, dtype=bool)].mean() == pytest.approx(p.global_noise, abs=0.03)
+    expected = loadings @ loadings.T + 0.5 * np.eye(50)
+    assert np.abs(np.cov(clean.T) - expected).max() < 0.12
 
 
 def test_fmri_zscoring_never_sees_test_trials():
@@ -299,7 +293,10 @@ def test_tiny_learning_curve_workflow(tmp_path: Path):
         "n_bootstrap": 100,
         "modalities": ["meg", "fmri"],
     }
-    cfg["fmri"] = {"mlp_training": {"max_epochs": 15, "patience": 4}}
+    cfg["fmri"] = {
+        "mlp_training": {"max_epochs": 15, "patience": 4},
+        "simulation": {"n_early_voxels": 300, "n_high_voxels": 200},
+    }
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
     results = tmp_path / "results"

@@ -14,6 +14,7 @@ from nsd_twin import (
     design_arrays,
     make_nsd_twin,
     roi_volume,
+    trial_images,
     true_value,
     twin_settings,
     write_betas,
@@ -79,8 +80,9 @@ def test_trial_table_follows_the_design(tmp_path):
     table = nsd.trial_table(design, "01", ["01", "02", "03"], 0.25, seed=0)
     assert list(table.columns) == nsd.TRIAL_COLUMNS and len(table) == 60
     assert table.groupby("session")["trial"].apply(list).map(lambda t: t == list(range(1, 21))).all()
-    # trial i of session s is masterordering[20 (s-1) + i - 1], mapped through subjectim (1-based)
-    expected = design.subjectim[0, design.masterordering - 1]
+    # trial i of session s is masterordering[20 (s-1) + i - 1], mapped through subjectim (1-based): computed
+    # by the twin trial by trial, from the arrays it wrote, not by the reader's expression
+    expected = np.array(trial_images(design_arrays(spec), "01"))
     np.testing.assert_array_equal(table["nsd_id"], expected)
     assert table["image_id"].iloc[0] == f"nsd{expected[0]:05d}"
     # the whole design shows each image 3 times: repetitions 1, 2, 3 in presentation order
@@ -242,6 +244,16 @@ def test_full_size_design_plans_the_four_complete_subjects(tmp_path):
         assert table["repetition"].max() == 3
     with pytest.raises(nsd.NsdDataError, match="completed 32 NSD sessions"):
         nsd.trial_table(design, "03", ["33"], settings.val_fraction, 0)
+    # nsd.sessions first37: MindEye's and brain-diffuser's split - the shared images shown in sessions 1-37
+    first37 = nsd.configured_sessions({"sessions": "first37"}, sessions)
+    assert first37 == [f"{i:02d}" for i in range(1, 38)]
+    table = nsd.trial_table(design, "01", first37, settings.val_fraction, config["seed"])
+    shown = trial_images(design_arrays(spec), "01")[: 37 * 750]  # the twin's own trial-by-trial mapping
+    shared = {int(i) for i in design_arrays(spec)["sharedix"].ravel()}
+    expected = {i for i in shown if i in shared}
+    assert set(table.loc[table["split"] == "test", "nsd_id"]) == expected and len(table) == 37 * 750
+    with pytest.raises(nsd.NsdDataError, match="use one of"):
+        nsd.configured_sessions({"sessions": "first38"}, sessions)
 
 
 def test_fmri_source_nsd_goes_with_study_source_nsd():

@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pytest
 import yaml
 from conftest import REPO, run_snakemake
 from nsd_twin import FULL_SIZE, NsdTwinSpec, make_nsd_twin, twin_settings
@@ -66,31 +68,52 @@ def test_full_size_nsd_study_plans_on_a_placeholder_twin(tmp_path):
         assert f"subj{s}/func1pt8mm/roi/nsdgeneral.nii.gz" in block
 
 
-def test_nsd_study_runs_end_to_end_on_a_tiny_twin(tmp_path):
-    spec = NsdTwinSpec(subjects=("02",), n_sessions=3, trials_per_session=40, n_shared=10, image_size=16)
+def test_nsd_study_decodes_a_planted_twin_and_a_shifted_one_falls_to_chance(tmp_path):
+    """End to end on a twin whose betas carry a code of the image shown (tests/nsd_twin.py: the trial-to-image
+    mapping computed there trial by trial, independently of the reader): subject 02 decodes far above chance;
+    subject 05's betas are shifted by one trial, so the same workflow must land at chance. Any misalignment
+    of trials, sessions, images or voxels in the reader would bring subject 02 down with it."""
+    spec = NsdTwinSpec(
+        subjects=("02", "05"),
+        n_sessions=4,
+        trials_per_session=60,
+        n_shared=20,
+        image_size=16,
+        planted=True,
+        planted_shift={"05": 1},
+    )
     layout = make_nsd_twin(tmp_path / "nsd", spec)
     settings = twin_settings(spec, layout.root, section_defaults("nsd"))
     keys = ("trials_per_session", "images_per_subject", "n_stimuli", "n_shared", "image_size")
     nsd = {"root": str(layout.root), "val_fraction": 0.25, **{k: getattr(settings, k) for k in keys}}
-    hog = yaml.safe_load((REPO / "config" / "nsd.yaml").read_text())["backbones"]["hog"]
+    colours = {"kind": "handcrafted", "options": {"features": ["colour_histogram"], "colour_bins": 2}}
     configfile, _ = nsd_config(
         tmp_path,
         nsd,
-        study={"subjects": ["02"], "sessions": ["01", "02", "03"]},
-        backbones={"hog": hog},
+        study={"subjects": ["02", "05"], "sessions": ["01", "02", "03", "04"]},
+        backbones={"colours": colours},
         fmri={"enabled": True, "source": "nsd", "models": ["ridge"]},
     )
     results = tmp_path / "results"
     run_snakemake(results, configfile=configfile, cores=2, timeout=600)
     subject = read_fmri_subject(results / "fmri" / "subjects" / "sub-02")
-    assert subject.betas.shape[0] == 120 and subject.info["source"] == "nsd"
+    assert subject.betas.shape[0] == 240 and subject.info["source"] == "nsd"
     assert np.isfinite(subject.betas).all()
     stimuli = read_stimuli(results / "stimuli" / "stimuli.tsv")
-    assert set(subject.trials["image_id"]) == set(stimuli["image_id"])
+    assert set(subject.trials["image_id"]) <= set(stimuli["image_id"])
     test_images = set(subject.trials.loc[subject.trials["split"] == "test", "image_id"])
-    assert set(stimuli.loc[stimuli["role"] == "test", "image_id"]) == test_images and len(test_images) == 10
+    assert set(stimuli.loc[stimuli["role"] == "test", "image_id"]) == test_images and len(test_images) == 20
     assert all((results / "stimuli" / "images" / f).is_file() for f in stimuli["file"])
-    table = (results / "fmri" / "evaluation" / "retrieval" / "ridge" / "hog" / "sub-02.tsv").read_text()
-    assert "test_small" in table and "top5_acc" in table
+    top5 = {}
+    for s in ("02", "05"):
+        path = results / "fmri" / "evaluation" / "retrieval" / "ridge" / "colours" / f"sub-{s}.tsv"
+        table = pd.read_csv(path, sep="\t")
+        top5[s] = table.query("metric == 'top5_acc'").set_index("test_set")[["value", "chance"]]
+    aligned, shifted = top5["02"], top5["05"]
+    assert aligned.loc["test_small", "chance"] == pytest.approx(0.25)  # 5 of the 20 shared images
+    assert aligned.loc["test_small", "value"] >= 0.8 and aligned.loc["test_large", "value"] >= 0.7
+    for test_set in ("test_small", "test_large"):  # the shifted subject is within noise of chance
+        assert shifted.loc[test_set, "value"] <= shifted.loc[test_set, "chance"] + 0.25
+        assert aligned.loc[test_set, "value"] - shifted.loc[test_set, "value"] >= 0.4
     again = run_snakemake(results, "-n", configfile=configfile, timeout=300)
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -171,7 +171,12 @@ def decoder_files(study: dict[str, Path]) -> dict[str, Path]:
     return {"model": d / "model.safetensors", "meta": d / "decoder.json", "history": d / "history.tsv"}
 
 
-RECON_CFG = {"split": "test_small", "backbone": "pixels", "retrieval": {"image_size": 32}}
+RECON_CFG = {
+    "split": "test_small",
+    "backbone": "pixels",
+    "retrieval": {"image_size": 32},
+    "clip_predictions": True,
+}
 METRICS_CFG = {"image_size": 32, "rank_by": "ssim", "optional_extractors": ["alexnet2"]}
 
 
@@ -275,3 +280,51 @@ def test_best_median_worst_respects_direction() -> None:
     values = np.array([0.3, 0.9, 0.1, 0.5, 0.7])
     assert best_median_worst(values, higher_is_better=True) == [1, 3, 2]
     assert best_median_worst(values, higher_is_better=False) == [2, 3, 1]
+
+
+def test_decoder_clips_predictions_to_its_training_range(tmp_path: Path) -> None:
+    """A prediction outside the training latents' range (a negative histogram bin) is clipped before decoding
+    when asked (reconstruction.clip_predictions), so it decodes like the in-range latent nearest to it."""
+    from megdecode.reconstruction.decoder import InputTransform
+
+    latents = np.random.default_rng(0).uniform(0.0, 1.0, (40, 6))
+    transform = InputTransform.fit(latents, 0)
+    np.testing.assert_array_equal(transform.low, latents.min(0).astype(np.float32))
+    wild = latents[:3] + np.array([[-5.0, 0, 0, 0, 0, 7.0]])
+    clipped = transform.clip(wild)
+    assert (clipped >= transform.low).all() and (clipped <= transform.high).all()
+    np.testing.assert_allclose(clipped[:, 1:5], latents[:3, 1:5], rtol=1e-6)
+    np.testing.assert_allclose(clipped[:, 0], transform.low[0]) and np.testing.assert_allclose(
+        clipped[:, 5], transform.high[5]
+    )
+
+
+def test_field_feature_nets_skip_cleanly_without_torchvision_or_weights(caplog) -> None:
+    """The paper's feature nets are an optional extra: without torchvision (or their weights in torch's hub
+    cache) they are skipped with the reason logged; nothing is downloaded."""
+    import importlib.util
+    import logging
+
+    from megdecode.metrics import extractors
+
+    with caplog.at_level(logging.INFO):
+        nets = extractors.available_extractors(["alexnet2", "swav", "nope"])
+    assert "nope" not in nets and "metric nope skipped: unknown extractor" in caplog.text
+    if importlib.util.find_spec("torchvision") is None:
+        assert nets == {} and "metric swav skipped: torchvision is not installed" in caplog.text
+    else:
+        for name in ("alexnet2", "swav"):
+            assert (name in nets) == extractors.weights_path(extractors.SPECS[name]).is_file()
+
+
+def test_field_feature_nets_follow_the_published_definitions() -> None:
+    """Where torchvision and AlexNet's weights are installed: features.4 of a 256-px input (MindEye's
+    AlexNet(2)) for uint8 images of any size."""
+    pytest.importorskip("torchvision")
+    from megdecode.metrics import extractors
+
+    if extractors.missing_requirement("alexnet2") is not None:
+        pytest.skip(extractors.missing_requirement("alexnet2"))
+    images = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    feats = extractors.build_extractor("alexnet2")(images)
+    assert feats.shape == (2, 192 * 31 * 31) and np.isfinite(feats).all()

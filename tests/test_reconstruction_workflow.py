@@ -57,7 +57,7 @@ def test_per_subject_outputs(tiny_results: Path, generator: str, subject: str) -
     metrics = read_tsv(out / "metrics.tsv", dtype={"subject": str, "image_id": str})
     assert {"pixcorr", "ssim"} <= set(metrics.columns)
     assert any(c.startswith("two_way_") for c in metrics.columns)
-    assert "two_way_semantic_readout" in metrics.columns  # a simulated study: the readout is on (auto)
+    assert "two_way_attribute_readout" in metrics.columns  # a simulated study: the readout is on (auto)
     assert metrics.filter(like="two_way_").stack().between(0, 1).all()
     if generator == "retrieval":
         assert set(metrics["retrieved_id"]) <= set(train_image_ids(stimuli))
@@ -77,10 +77,10 @@ def test_summary_next_to_paper_numbers(tiny_results: Path) -> None:
     assert set(ours["image_px"]) == {32} and set(paper["image_px"]) == {425}
 
 
-def test_semantic_readout_reads_held_out_training_images(tiny_results: Path) -> None:
-    """The readout behind two_way_semantic_readout reads the attributes of training images it was not fitted
+def test_attribute_readout_reads_held_out_training_images(tiny_results: Path) -> None:
+    """The readout behind two_way_attribute_readout reads the attributes of training images it was not fitted
     on well above chance (tiny: 115 fit, 29 held-out images at 32 px), so the metric has meaning."""
-    accuracy = read_tsv(tiny_results / "reconstruction" / "semantic_readout" / "accuracy.tsv")
+    accuracy = read_tsv(tiny_results / "reconstruction" / "attribute_readout" / "accuracy.tsv")
     assert list(accuracy["attribute"]) == ["shape", "colour", "texture"]
     assert (accuracy["split"] == "val").all()
     assert (accuracy["accuracy"] > accuracy["chance"] + 0.2).all(), accuracy

@@ -72,7 +72,7 @@ OWN_SLICE = {
     "train_decoder": {"reconstruction", "seed"},
     "reconstruct": {"reconstruction", "seed"},
     "reconstruction_metrics": {"reconstruction", "backbones", "study"},
-    "semantic_readout": {"reconstruction", "seed"},
+    "attribute_readout": {"reconstruction", "seed"},
     "reconstruction_summary": set(),
     "report_tables": {"report"},
     "report_figures": {"report", "bids.stimulus_duration_s"},
@@ -101,9 +101,10 @@ OWN_SLICE = {
     "fmri_train_ridge": {"fmri"},
     "fmri_train_mlp": {"fmri", "seed"},
     "fmri_evaluate_retrieval": {"evaluation", "seed"},
+    "fmri_ceiling": {"fmri", "evaluation", "seed"},
     "fmri_reconstruct": {"reconstruction", "fmri", "seed"},
     "fmri_reconstruction_metrics": {"reconstruction", "backbones"},
-    "fmri_compare": {"fmri", "report", "reconstruction.model"},
+    "fmri_compare": {"fmri", "report", "reconstruction.model", "evaluation", "seed"},
 }
 CONFIG_REF = re.compile(r'config(?:\[\s*"(\w+)"\s*\]|\.get\(\s*"(\w+)"[^)]*\))(?:\[\s*"(\w+)"\s*\])?')
 

@@ -55,6 +55,7 @@ class FmriPlan:
     models: list[str]  # ridge, mlp
     recon_model: str  # the decoder whose predictions the generators turn into images
     reconstruct: bool  # generators run on fMRI predictions too (decoder / retrieval, backbone trained)
+    ceiling: bool = False  # the simulated study's fMRI ceiling (its fair ideal observer) is computed
 
     def prediction_file(self, layout: Layout, model: str, backbone: str, subject: str) -> str:
         return layout.fmri_predictions(model).format(backbone=backbone, subject=subject)
@@ -76,11 +77,14 @@ class FmriPlan:
 
 def feature_level(spec: Mapping[str, Any]) -> str:
     """The level of the image features a latent carries: ``high`` for semantic latents (stimulus attributes,
-    captions, pretrained vision models), ``low`` for image statistics (handcrafted features, VAE latents, and
-    randomly initialised networks, which compute image statistics rather than learned categories)."""
+    captions, pretrained vision models), ``low`` for image statistics (handcrafted features, VAE latents),
+    ``untrained`` for randomly initialised networks (image statistics of no particular kind: counted as
+    neither level)."""
     if spec.get("kind") in NON_IMAGE_KINDS:
         return "high"
-    if spec.get("kind") == "huggingface_vision" and not (spec.get("options") or {}).get("random_init"):
+    if (spec.get("options") or {}).get("random_init"):
+        return "untrained"
+    if spec.get("kind") == "huggingface_vision":
         return "high"
     return "low"
 
@@ -110,8 +114,8 @@ class Plan:
     learning_curve: dict[str, Any]  # the learning_curve section and whether the study is simulated
     realtime: tuple[str, int] | None = None  # (backbone, seed) of the online replay, when enabled
     fmri: FmriPlan | None = None  # the fMRI companion study, when ``fmri.enabled``
-    #: whether the semantic readout (reconstruction.metrics.semantic_readout) scores reconstructions
-    recon_semantic_readout: bool = False
+    #: whether the attribute readout (reconstruction.metrics.attribute_readout) scores reconstructions
+    recon_attribute_readout: bool = False
 
     # ---- the learning-curve experiment (checked only when it is asked for: other configs need not name its
     # backbones)
@@ -258,15 +262,15 @@ def make_plan(config: Mapping[str, Any]) -> Plan:
         example_subject=subject,
         realtime=_realtime_choice(plan, config),
         fmri=fmri,
-        recon_semantic_readout=bool(plan.generators)
-        and semantic_readout_on(
-            recon["metrics"]["semantic_readout"]["enabled"], config["study"]["source"] == "simulated"
+        recon_attribute_readout=bool(plan.generators)
+        and attribute_readout_on(
+            recon["metrics"]["attribute_readout"]["enabled"], config["study"]["source"] == "simulated"
         ),
     )
 
 
-def semantic_readout_on(setting: str | bool, simulated: bool) -> bool:
-    """``reconstruction.metrics.semantic_readout.enabled``: ``auto`` -> on for a simulated study (its
+def attribute_readout_on(setting: str | bool, simulated: bool) -> bool:
+    """``reconstruction.metrics.attribute_readout.enabled``: ``auto`` -> on for a simulated study (its
     stimulus table has the attribute columns), off for a real one (pretrained vision backbones give
     high-level metrics)."""
     if setting == "auto":
@@ -274,7 +278,7 @@ def semantic_readout_on(setting: str | bool, simulated: bool) -> bool:
     if isinstance(setting, bool):
         return setting
     raise ConfigError(
-        f"reconstruction.metrics.semantic_readout.enabled must be auto, true or false, got {setting!r}"
+        f"reconstruction.metrics.attribute_readout.enabled must be auto, true or false, got {setting!r}"
     )
 
 
@@ -322,6 +326,7 @@ def _fmri_plan(config: Mapping[str, Any], names: Sequence[str], recon_backbone: 
         reconstruct=bool(set(recon["generators"]) & {"decoder", "retrieval"})
         and fmri["reconstruction_model"] in fmri["models"]
         and recon_backbone in backbones,
+        ceiling=fmri["source"] == "simulated",
     )
 
 

@@ -14,8 +14,9 @@ with job_logging(snakemake) as log:  # noqa: F821
         test_set=cmp["test_set"],
         metric=cmp["metric"],
         dpi=snakemake.params.dpi,  # noqa: F821
+        ceiling_files=snakemake.input.ceiling,  # noqa: F821
     )
-    shown = table.query("test_set == @cmp['test_set'] and metric == @cmp['metric']")
+    shown = table.query("test_set == @cmp['test_set'] and metric == @cmp['metric'] and subject == 'mean'")
     log.info("retrieval:\n%s", shown.to_string(index=False))
     if "recon_tsv" in outputs:
         recon = write_reconstruction_comparison(
@@ -25,5 +26,8 @@ with job_logging(snakemake) as log:  # noqa: F821
             decoders=snakemake.params.decoders,  # noqa: F821
             outputs=outputs,
             dpi=snakemake.params.dpi,  # noqa: F821
+            n_bootstrap=snakemake.params.bootstrap["n_bootstrap"],  # noqa: F821
+            ci_level=snakemake.params.bootstrap["ci_level"],  # noqa: F821
+            seed=snakemake.params.seed,  # noqa: F821
         )
-        log.info("reconstruction:\n%s", recon.to_string(index=False))
+        log.info("reconstruction:\n%s", recon.query("subject == 'mean'").to_string(index=False))

@@ -46,7 +46,9 @@ MEG, FMRI = "MEG", "fMRI"
 ITEM_KEYS = [MODALITY, *SCORE_COLUMNS[:8]]  # what identifies one row
 EXTRA_COLUMNS = ["epochs", "best_epoch"]  # the deep decoder's training length (empty for the others)
 RENDER_COLUMNS = ["concept", "render", *LOW_LEVEL_FEATURES]
-VOXEL_ARRAYS = ("image_ids", "signal", "snr")  # (images,) str; (images, voxels) standardised; (voxels,)
+#: (images,) str; (images, voxels) standardised signal; (voxels,) gain; (voxels, components) noise loadings;
+#: () the noise's independent variance (megdecode.simulate.fmri.NoiseModel)
+VOXEL_ARRAYS = ("image_ids", "signal", "snr", "noise_loadings", "noise_white")
 
 
 def write_scores(scores: pd.DataFrame, path: Path | str) -> None:

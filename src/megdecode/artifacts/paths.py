@@ -326,9 +326,9 @@ class Layout:
         return f"{self.reconstruction}/summary.{extension}"
 
     @property
-    def semantic_readout(self) -> str:
-        """The attribute readout scoring MEG and fMRI reconstructions (:mod:`~.semantic_readout`)."""
-        return f"{self.reconstruction}/semantic_readout"
+    def attribute_readout(self) -> str:
+        """The attribute readout scoring MEG and fMRI reconstructions (:mod:`~.attribute_readout`)."""
+        return f"{self.reconstruction}/attribute_readout"
 
     @property
     def realtime(self) -> str:
@@ -390,6 +390,11 @@ class Layout:
     @property
     def fmri_retrieval_table(self) -> str:
         return f"{self.fmri}/evaluation/retrieval/{{model}}/{{backbone}}/sub-{{subject}}.tsv"
+
+    @property
+    def fmri_ceiling_table(self) -> str:
+        """The simulated study's fMRI ceiling (:mod:`megdecode.evaluation.fmri_ceiling`), retrieval format."""
+        return f"{self.fmri}/evaluation/ceiling/sub-{{subject}}.tsv"
 
     @property
     def logs(self) -> str:

@@ -53,6 +53,12 @@ BETAS_FORMATS = ("hdf5", "nii.gz")
 #: Sessions completed per subject (NSD Data Manual, Technical notes): 1, 2, 5 and 7 have all 40.
 SESSIONS_COMPLETED = {1: 40, 2: 40, 3: 32, 4: 30, 5: 40, 6: 32, 7: 40, 8: 30}
 AWS_BUCKET = "s3://natural-scenes-dataset"
+#: ``nsd.sessions: first37``: the sessions MindEye (Scotti et al. 2023) and brain-diffuser (Ozcelik &
+#: VanRullen 2023) train and test on (brain-diffuser's data/prepare_nsddata.py reads 37 x 750 trials
+#: [V]); their test set is the shared images shown in those sessions, each averaged over its repetitions there
+#: (982 images for their subjects, MindEye's src/Retrievals.py: num_val = 982 [V]).
+FIRST_37 = tuple(f"{s:02d}" for s in range(1, 38))
+SESSION_CHOICES = ("study", "first37")
 TRIAL_COLUMNS = ["subject", "session", "trial", "repetition", "nsd_id", "image_id", "concept", "split"]
 TEST, TRAIN, VAL = "test", "train", "val"
 
@@ -77,6 +83,16 @@ class NsdSettings:
     n_shared: int
     image_size: int
     val_fraction: float
+    sessions: str = "study"
+
+
+def configured_sessions(section: Mapping[str, Any], study_sessions: Sequence[str]) -> list[str]:
+    """The NSD sessions a study reads: ``study.sessions``, or with ``nsd.sessions: first37`` the first 37 (the
+    split of MindEye and brain-diffuser: :data:`FIRST_37`)."""
+    choice = section.get("sessions", "study")
+    if choice not in SESSION_CHOICES:
+        raise NsdDataError(f"nsd.sessions {choice!r}: use one of {list(SESSION_CHOICES)}")
+    return list(FIRST_37) if choice == "first37" else [str(s) for s in study_sessions]
 
 
 def subject_number(subject: str) -> int:

@@ -1,4 +1,4 @@
-"""Retrieval of decoded latents on the small and large test sets, with bootstrap CIs and a chance model.
+"""Retrieval of decoded latents on the two test sets and validation, with bootstrap CIs and a chance model.
 
 Reads TRAIN's predictions (:mod:`megdecode.artifacts.predictions`), standardises the candidate latents with
 the same training-image statistics, and scores retrieval with :mod:`megdecode.metrics.retrieval`: small test
@@ -22,12 +22,16 @@ import pandas as pd
 from megdecode.artifacts.evaluation_tables import FULL_WINDOW, RETRIEVAL_COLUMNS, write_retrieval_table
 from megdecode.artifacts.latents import Latents, read_latents
 from megdecode.artifacts.predictions import MSE, Predictions, read_predictions
-from megdecode.artifacts.splits import TEST_SPLITS
+from megdecode.artifacts.splits import TEST_SPLITS, VAL
 from megdecode.config import dataclass_from_section
 from megdecode.metrics import retrieval as rm
 from megdecode.seeds import derive_rng
 
 log = logging.getLogger(__name__)
+
+#: The sets every decoder is scored on: the two test sets, then validation (what model selection, e.g. a
+#: table's "best decoder", may read; scored last, so the test sets' bootstrap draws do not depend on it).
+SCORED_SETS = (*TEST_SPLITS, VAL)
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ def evaluate_predictions(
     rng: np.random.Generator,
     shuffle: bool = False,
     head: str = MSE,
+    sets: Sequence[str] = SCORED_SETS,
 ) -> list[dict[str, Any]]:
     """Retrieval rows (test_set, metric, value, ci, chance) for one model, pooled over its seeds.
 
@@ -105,10 +110,11 @@ def evaluate_predictions(
         raise ValueError("no predictions given")
     source = ", ".join(str(p.path) for p in predictions)
     rows: list[dict[str, Any]] = []
-    for test_set in TEST_SPLITS:
+    for test_set in sets:
         present = [p.has(test_set, head) for p in predictions]
         if not any(present):
-            log.warning("%s: no %s predictions; skipped", source, test_set)
+            if test_set != VAL:
+                log.warning("%s: no %s predictions; skipped", source, test_set)
             continue
         if not all(present):
             raise ValueError(f"{source}: {test_set} predictions present for some seeds only; rerun training")
@@ -179,5 +185,5 @@ def window_rows(
 ) -> list[dict[str, Any]]:
     """Retrieval rows of one predictions file's retrieval head, each row extended with ``extra`` (window)."""
     preds = read_predictions(prediction_file)
-    rows = evaluate_predictions([preds], latents, settings, rng, head=preds.head_names[0])
+    rows = evaluate_predictions([preds], latents, settings, rng, head=preds.head_names[0], sets=TEST_SPLITS)
     return [dict(row, **extra) for row in rows]

@@ -3,25 +3,26 @@
 The same experiment as the MEG curve (:mod:`.experiment`) on the simulated 7T fMRI study
 (:mod:`megdecode.simulate.fmri`, parameters ``fmri.simulation``, unchanged):
 
-- **Voxels** (one job per subject, :func:`voxel_code_job`): the subject's voxels (pRFs, attribute read-out,
-  the known mixture, SNRs) and their noiseless signal for every image the curve can show, drawn by
-  :func:`megdecode.simulate.fmri.voxel_code` with its own seed (the subject's "brain": the same in every
-  replicate and size, as the MEG subject's anatomy).
+- **Voxels** (one job per subject, :func:`voxel_code_job`): the subject's world (its voxels' read-out of the
+  latent representation, gains and noise model) and their noiseless signal for every image the curve can show,
+  drawn by :func:`megdecode.simulate.fmri.voxel_code` with its own seed (the subject's "brain": the same in
+  every replicate and size, as the MEG subject's anatomy).
 - **Design**: the MEG curve's :class:`~.experiment.Design`: ``n_train`` training trials (one image each,
   nested: the first ``n_train`` of one image order per replicate), validation trials, the large test set
   (every image of the test concepts once) and the small one (the test images ``test_repeats`` times,
   averaged).
 - **Trials**: each drawn from its own generator keyed by (replicate, role, position), as for MEG: its session
-  (uniform over ``n_sessions``) and its noise (the simulator's: per-voxel noise with a share ``global_noise``
-  common to all voxels), then the session's per-voxel gain and offset (drawn per replicate and session). A
-  replicate's trials are therefore the same in every size's job.
+  (uniform over ``n_sessions``) and its noise (the simulator's :class:`~megdecode.simulate.fmri.NoiseModel`:
+  neural noise where the signal lives, then the measurement noise), then the session's per-voxel gain and
+  offset (drawn per replicate and session). A replicate's trials are therefore the same in every size's job.
 - **Decoders** (the fMRI stage's): each voxel z-scored per session with that session's training and validation
   trials (:func:`~megdecode.artifacts.fmri.zscore_per_session`), targets standardised on the training images;
   ridge (``fmri.ridge.alphas``, alpha on validation) and the voxel MLP (``fmri.mlp``, ``fmri.mlp_training``,
   CLIP + MSE, early stopping on validation, epoch cap raised for small sets as the brain module's) scored on
   its CLIP head; and an image oracle (decoder ``oracle_image``, as MEG's) that knows the generative model (the
-  session gains and offsets, the noiseless signal of every test image and the noise covariance): the
-  Mahalanobis distance of each de-sessioned trial to every gallery image's noiseless response.
+  session gains and offsets, the noiseless signal of every test image, each concept's own code included, and
+  the noise covariance): the Mahalanobis distance of each de-sessioned trial to every gallery image's
+  noiseless response (above the fair ceiling of :mod:`megdecode.evaluation.fmri_ceiling`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ from megdecode.learning_curve.experiment import ORACLE, SCORE_SETS, Design, max_
 from megdecode.metrics.retrieval import gallery, item_scores, sim_scores
 from megdecode.ridge import fit_ridge
 from megdecode.seeds import derive_rng, derive_seed
-from megdecode.simulate.fmri import FmriSimParams, images_voxel_code
+from megdecode.simulate.fmri import FmriSimParams, NoiseModel, images_voxel_code
+from megdecode.simulate.fmri_observer import LowRankGaussian
 
 log = logging.getLogger(__name__)
 
@@ -84,20 +86,30 @@ def draw_voxel_code(
     :data:`~megdecode.artifacts.learning_curve.VOXEL_ARRAYS`) and its ground truth."""
     p = FmriSimParams.from_dict(cfg)
     ids = curve_images(table)
-    rng = derive_rng(int(seed), "learning-curve", "fmri", subject, "voxels")
-    code, attribute_names = images_voxel_code(table, ids, images_root, p, rng)
-    n_early = p.n_early_voxels
+    code = images_voxel_code(table, ids, images_root, p, (int(seed), "learning-curve", "fmri", subject))
     truth = {
         "subject": subject,
         "seed": int(seed),
         "params": dataclasses.asdict(p),
-        "roi": ["EVC"] * n_early + ["HVC"] * p.n_high_voxels,
-        "snr": code.snr.round(6).tolist(),
+        "roi": code.roi.tolist(),
+        "gain": code.snr.round(6).tolist(),
+        "ncsnr": code.ncsnr.round(6).tolist(),
         "prf": {k: np.asarray(v).round(6).tolist() for k, v in code.prf.items()},
-        "attribute_readout": {"values": attribute_names, "weights": code.readout.round(6).tolist()},
+        **code.truth,
     }
-    arrays = {"image_ids": ids, "signal": code.signal.astype(np.float32), "snr": code.snr}
+    arrays = {
+        "image_ids": ids,
+        "signal": code.signal.astype(np.float32),
+        "snr": code.snr,
+        "noise_loadings": code.noise.loadings.astype(np.float32),
+        "noise_white": np.asarray(code.noise.white),
+    }
     return arrays, truth
+
+
+def noise_model(code: Mapping[str, np.ndarray]) -> NoiseModel:
+    """The simulator's noise model of a voxel-code file."""
+    return NoiseModel(np.asarray(code["noise_loadings"], np.float64), float(code["noise_white"]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,32 +130,22 @@ class Sessions:
 
 
 def draw_betas(
-    responses: np.ndarray, sessions: Sessions, p: FmriSimParams, rngs: Sequence[np.random.Generator]
+    responses: np.ndarray,
+    sessions: Sessions,
+    p: FmriSimParams,
+    noise: NoiseModel,
+    rngs: Sequence[np.random.Generator],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Single-trial betas (trials, voxels) float32 and each trial's session index: ``(response + noise) *
-    gain[session] + offset[session]``, noise with a share ``global_noise`` common to all voxels; trial ``i``
-    draws its session and noise from ``rngs[i]`` only."""
+    gain[session] + offset[session]``; trial ``i`` draws its session and noise from ``rngs[i]`` only."""
     n, v = responses.shape
     session = np.empty(n, dtype=np.int64)
-    noise = np.empty((n, v))
+    drawn = np.empty((n, v))
     for i, rng in enumerate(rngs):
         session[i] = rng.integers(0, p.n_sessions)
-        noise[i] = np.sqrt(1 - p.global_noise) * rng.normal(size=v) + np.sqrt(p.global_noise) * rng.normal()
-    betas = (responses + noise) * sessions.gain[session] + sessions.offset[session]
+        drawn[i] = noise.draw(1, rng)[0]
+    betas = (responses + drawn) * sessions.gain[session] + sessions.offset[session]
     return betas.astype(np.float32), session
-
-
-def oracle_similarity(x: np.ndarray, means: np.ndarray, global_noise: float) -> np.ndarray:
-    """(n, gallery) minus the squared Mahalanobis distance of each row of ``x`` to each row of ``means`` under
-    the noise covariance ``(1 - g) I + g 11'`` (an average of r trials has covariance / r: same ranking)."""
-    g, v = float(global_noise), x.shape[1]
-    c = g / ((1 - g) + g * v)  # inverse: (I - c 11') / (1 - g)
-
-    def norms(a: np.ndarray) -> np.ndarray:
-        return (a**2).sum(axis=1) - c * a.sum(axis=1) ** 2
-
-    cross = x @ means.T - c * np.outer(x.sum(axis=1), means.sum(axis=1))
-    return (2 * cross - norms(x)[:, None] - norms(means)[None, :]) / (1 - g)
 
 
 def code_rows(code_ids: np.ndarray, image_ids: np.ndarray, where: str) -> np.ndarray:
@@ -210,7 +212,7 @@ def run_fmri_job(
     response = code["signal"].astype(np.float64) * code["snr"]
     sessions = Sessions.draw(p, response.shape[1], key)
     rngs = [derive_rng(*key, role, int(k)) for role, k in zip(trials["role"], trials["index"], strict=True)]
-    betas, session = draw_betas(response[rows_of], sessions, p, rngs)
+    betas, session = draw_betas(response[rows_of], sessions, p, noise_model(code), rngs)
     trials = trials.assign(session=[f"{s + 1:02d}" for s in session])
     log.info("%s: %d trials drawn in %.1f s", where, len(trials), time.perf_counter() - tic)
     labels = dict(subject=subject, seed=replicate)
@@ -298,7 +300,11 @@ def _oracle_rows(
         x, item_ids = (clean[rows], ids[rows]) if test_set == TEST_LARGE else _average(clean[rows], ids[rows])
         gallery_ids, target = gallery(item_ids)
         means = response[code_rows(code["image_ids"], gallery_ids, "oracle")]
-        scores = sim_scores(oracle_similarity(x, means, p.global_noise), target)
+        noise = noise_model(code)
+        cov = LowRankGaussian(
+            noise.loadings, noise.white
+        )  # an average of r trials: covariance / r, same ranking
+        scores = sim_scores(-cov.mahalanobis(x, means), target)
         out.append(
             _score_rows(scores, item_ids, **labels, n_train=0, backbone="", decoder=ORACLE, test_set=test_set)
         )

@@ -76,14 +76,18 @@ def build_decoder(in_dim: int, image_size: int, width: int) -> Any:
 
 @dataclass
 class InputTransform:
-    """Standardise latents with training-image statistics, then project on principal components."""
+    """Standardise latents with training-image statistics, then project on principal components. ``low`` /
+    ``high``: each dimension's range over the training latents (:meth:`clip` keeps inputs inside it)."""
 
     mean: np.ndarray  # (d,)
     std: np.ndarray  # (d,)
     components: np.ndarray  # (k, d); empty (0, d) means no projection
+    low: np.ndarray  # (d,)
+    high: np.ndarray  # (d,)
 
     @classmethod
     def fit(cls, latents: np.ndarray, n_components: int) -> InputTransform:
+        latents = np.asarray(latents).reshape(len(latents), -1)
         mean = latents.mean(axis=0)
         std = latents.std(axis=0)
         std = np.where(std > 1e-8, std, 1.0)
@@ -95,7 +99,19 @@ class InputTransform:
             _, _, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
             components = vt[:k]
             components *= np.sign(components[:, :1] + 1e-12)  # fixed sign: deterministic bytes
-        return cls(mean.astype(np.float32), std.astype(np.float32), components.astype(np.float32))
+        return cls(
+            mean.astype(np.float32),
+            std.astype(np.float32),
+            components.astype(np.float32),
+            latents.min(axis=0).astype(np.float32),
+            latents.max(axis=0).astype(np.float32),
+        )
+
+    def clip(self, latents: np.ndarray) -> np.ndarray:
+        """Latents clipped, per dimension, to the range of the training latents (a prediction outside it, e.g.
+        a negative histogram bin, is not an image the decoder has seen)."""
+        flat = np.asarray(latents, dtype=np.float32).reshape(len(latents), -1)
+        return np.clip(flat, self.low, self.high)
 
     @property
     def out_dim(self) -> int:
@@ -239,30 +255,43 @@ def _state_tensors(model: Any, transform: InputTransform) -> dict[str, Any]:
     tensors["input.mean"] = torch.from_numpy(transform.mean)
     tensors["input.std"] = torch.from_numpy(transform.std)
     tensors["input.components"] = torch.from_numpy(np.ascontiguousarray(transform.components))
+    tensors["input.low"] = torch.from_numpy(transform.low)
+    tensors["input.high"] = torch.from_numpy(transform.high)
     return tensors
 
 
 class DecoderGenerator:
-    """Generator ``decoder``: predicted latents of one backbone -> images through a trained decoder."""
+    """Generator ``decoder``: predicted latents of one backbone -> images through a trained decoder.
+
+    ``clip``: clip the predictions to the training latents' range first
+    (``reconstruction.clip_predictions``)."""
 
     name = "decoder"
 
-    def __init__(self, model_path: Path | str, meta_path: Path | str) -> None:
+    def __init__(self, model_path: Path | str, meta_path: Path | str, clip: bool = False) -> None:
         import torch
 
         meta, tensors = read_decoder(model_path, meta_path)
         self.backbone: str = meta["backbone"]
         params = DecoderParams.from_config(meta["params"])
+        missing = [k for k in ("input.low", "input.high") if k not in tensors]
+        if missing:
+            raise ValueError(
+                f"{model_path} lacks {missing}; rerun the rule train_decoder (--forcerun train_decoder)"
+            )
         self.transform = InputTransform(
-            tensors["input.mean"].numpy(), tensors["input.std"].numpy(), tensors["input.components"].numpy()
+            *(tensors[f"input.{k}"].numpy() for k in ("mean", "std", "components", "low", "high"))
         )
+        self.clip = bool(clip)
         self.model = build_decoder(self.transform.out_dim, params.image_size, params.width)
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.model.eval()
         self._torch = torch
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
-        """Latents in the backbone's space -> uint8 images."""
+        """Latents in the backbone's space -> uint8 images (clipped to the training range if ``clip``)."""
+        if self.clip:
+            latents = self.transform.clip(latents)
         with self._torch.no_grad():
             out = self.model(self._torch.from_numpy(self.transform(latents)))
         return to_uint8(out.permute(0, 2, 3, 1).numpy())

@@ -29,8 +29,8 @@ from megdecode.artifacts.stimuli import read_stimuli, train_image_ids
 from megdecode.io import atomic_output, write_tsv
 from megdecode.metrics import image as im
 from megdecode.plan import NON_IMAGE_KINDS
+from megdecode.reconstruction.attribute_readout import METRIC_NAME as ATTRIBUTE_READOUT
 from megdecode.reconstruction.base import Predicted, load_images, load_predictions, resize_images
-from megdecode.reconstruction.semantic_readout import METRIC_NAME as SEMANTIC_READOUT
 from megdecode.seeds import derive_seed
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,8 @@ def reconstruct_subject(
     if generator == "decoder":
         from megdecode.reconstruction.decoder import DecoderGenerator
 
-        images = DecoderGenerator(decoder_model, decoder_meta).generate(preds)
+        clip = bool(cfg["clip_predictions"])
+        images = DecoderGenerator(decoder_model, decoder_meta, clip=clip).generate(preds)
     elif generator == "retrieval":
         from megdecode.reconstruction.retrieval import RetrievalGenerator
 
@@ -135,23 +136,6 @@ def feature_extractor_for_backbone(name: str, spec: Mapping[str, Any], weights_d
     return extract
 
 
-def log_optional_extractors(names: Sequence[str]) -> list[str]:
-    """The field's extra feature nets (AlexNet, Inception, EfficientNet, SwAV) need torchvision and its
-    weights; when missing, say so in the log and return the names that were skipped."""
-    import importlib.util
-
-    skipped = []
-    if names and importlib.util.find_spec("torchvision") is None:
-        for n in names:
-            log.info("metric %s skipped: torchvision is not installed (and its weights are not cached)", n)
-            skipped.append(n)
-    elif names:
-        for n in names:
-            log.info("metric %s skipped: torchvision extractors are not implemented in this version", n)
-            skipped.append(n)
-    return skipped
-
-
 def score_images(
     seen: np.ndarray,
     recon: np.ndarray,
@@ -190,8 +174,8 @@ def score_subjects(
 
     Like with like: seen and reconstructed images are brought to ``cfg['image_size']`` pixels, and every
     feature (two-way identification, distances) is computed from those pixels by the same extractor for both.
-    ``readout_model``: the semantic readout (rule ``semantic_readout``), whose class probabilities give
-    ``two_way_semantic_readout`` and ``semantic_readout_distance``; None = not scored. ``readout_accuracy``:
+    ``readout_model``: the attribute readout (rule ``attribute_readout``), whose class probabilities give
+    ``two_way_attribute_readout`` and ``attribute_readout_distance``; None = not scored. ``readout_accuracy``:
     its accuracy table, logged so the log shows whether the readout reads held-out training images.
     """
     if not len(subjects) == len(recon_npzs) == len(recon_images) == len(out_metrics) == len(out_figures):
@@ -202,32 +186,45 @@ def score_subjects(
         extract = feature_extractor_for_backbone(name, spec, weights_dirs.get(name), threads)
         if extract is not None:
             extractors[name] = extract
-    log_optional_extractors(cfg["optional_extractors"])
+    from megdecode.metrics.extractors import available_extractors
+
+    nets = available_extractors(cfg["optional_extractors"])
     readout = None
     if readout_model is not None:
-        from megdecode.reconstruction.semantic_readout import load_readout
+        from megdecode.reconstruction.attribute_readout import load_readout
 
         readout = load_readout(readout_model)
         log.info(
-            "semantic readout %s: attributes %s, fitted on %d training images at %d px",
+            "attribute readout %s: attributes %s, fitted on %d training images at %d px",
             readout_model,
             readout.attributes,
             len(readout.fit_ids),
             readout.image_px,
         )
         if readout_accuracy is not None:
-            from megdecode.artifacts.semantic_readout import read_accuracy
-            from megdecode.reconstruction.semantic_readout import accuracy_summary
+            from megdecode.artifacts.attribute_readout import read_accuracy
+            from megdecode.reconstruction.attribute_readout import accuracy_summary
 
             log.info(
-                "semantic readout accuracy on held-out training images: %s",
+                "attribute readout accuracy on held-out training images: %s",
                 accuracy_summary(read_accuracy(readout_accuracy)),
             )
     for subject, npz, png_dir, out_tsv, out_png in zip(
         subjects, recon_npzs, recon_images, out_metrics, out_figures, strict=True
     ):
         _score_one(
-            generator, subject, npz, png_dir, out_tsv, out_png, stimuli, images_root, cfg, extractors, readout
+            generator,
+            subject,
+            npz,
+            png_dir,
+            out_tsv,
+            out_png,
+            stimuli,
+            images_root,
+            cfg,
+            extractors,
+            readout,
+            nets,
         )
 
 
@@ -243,6 +240,7 @@ def _score_one(
     cfg: Mapping[str, Any],
     extractors: Mapping[str, Any],
     readout: Any = None,
+    nets: Mapping[str, Any] | None = None,
 ) -> None:
     data = read_reconstructions(recon_npz)
     ids = data["image_id"].astype(str).tolist()
@@ -259,9 +257,11 @@ def _score_one(
                     extract(str(Path(tmp) / "seen"), ids),
                     extract(str(Path(tmp) / "recon"), ids),
                 )
+    for name, extract in (nets or {}).items():  # the field's feature nets, on the same pixels
+        features[name] = (extract(seen), extract(recon))
     if readout is not None:
-        features[SEMANTIC_READOUT] = (readout.vector(seen), readout.vector(recon))
-        log_readout_hits(readout, stimuli, ids, features[SEMANTIC_READOUT], subject, generator)
+        features[ATTRIBUTE_READOUT] = (readout.vector(seen), readout.vector(recon))
+        log_readout_hits(readout, stimuli, ids, features[ATTRIBUTE_READOUT], subject, generator)
     scores = score_images(seen, recon, features)
     scores.insert(0, "image_id", ids)
     scores.insert(0, "generator", generator)
@@ -299,7 +299,7 @@ def log_readout_hits(
                 truth = stimuli.loc[list(ids), a].astype(str).to_numpy()
                 hits.append(f"{a} {np.mean(top == truth):.2f}")
         parts.append(f"{kind}: " + ", ".join(hits))
-    log.info("sub-%s %s: semantic readout matches the seen image's attributes; %s", subject, generator,
+    log.info("sub-%s %s: attribute readout matches the seen image's attributes; %s", subject, generator,
              "; ".join(parts))  # fmt: skip
 
 

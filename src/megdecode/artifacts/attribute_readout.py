@@ -1,7 +1,7 @@
-"""The semantic readout of the simulated world: ``{R}/reconstruction/semantic_readout/``.
+"""The attribute readout of the simulated world: ``{R}/reconstruction/attribute_readout/``.
 
 - ``readout.npz``: the fitted readout (:func:`write_readout_model` / :func:`read_readout_model`), written by
-  rule ``semantic_readout``, read by the MEG and fMRI reconstruction metrics jobs. Arrays: ``attributes``
+  rule ``attribute_readout``, read by the MEG and fMRI reconstruction metrics jobs. Arrays: ``attributes``
   (str), ``image_px``, ``feature_mean`` / ``feature_scale`` (d,), ``fit_ids`` / ``val_ids`` (str), and per
   attribute ``a``: ``classes__a`` (k,), ``coef__a`` (k, d), ``intercept__a`` (k,).
 - ``accuracy.tsv``: its held-out accuracy (:data:`ACCURACY_COLUMNS`), one row per attribute.
@@ -54,13 +54,13 @@ def _check(arrays: dict[str, np.ndarray], path: Path | str) -> None:
             if attribute_key(kind, str(a)) not in arrays
         ]
     if missing:
-        raise ValueError(f"{path}: semantic readout lacks {missing}; rerun rule semantic_readout")
+        raise ValueError(f"{path}: attribute readout lacks {missing}; rerun rule attribute_readout")
 
 
 def write_accuracy(table: pd.DataFrame, path: Path | str) -> None:
     missing = [c for c in ACCURACY_COLUMNS if c not in table.columns]
     if missing:
-        raise ValueError(f"semantic readout accuracy table for {path} lacks columns {missing}")
+        raise ValueError(f"attribute readout accuracy table for {path} lacks columns {missing}")
     io.write_tsv(table[ACCURACY_COLUMNS], path)
 
 
@@ -68,5 +68,5 @@ def read_accuracy(path: Path | str) -> pd.DataFrame:
     table = io.read_tsv(path)
     missing = [c for c in ACCURACY_COLUMNS if c not in table.columns]
     if missing:
-        raise ValueError(f"{path}: lacks columns {missing}; rerun rule semantic_readout")
+        raise ValueError(f"{path}: lacks columns {missing}; rerun rule attribute_readout")
     return table

@@ -1,4 +1,4 @@
-"""The semantic readout (megdecode.reconstruction.semantic_readout) on a small simulated stimulus set."""
+"""The attribute readout (megdecode.reconstruction.attribute_readout) on a small simulated stimulus set."""
 
 from __future__ import annotations
 
@@ -8,16 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from megdecode.artifacts.semantic_readout import read_accuracy
+from megdecode.artifacts.attribute_readout import read_accuracy
 from megdecode.artifacts.splits import LeakageError
 from megdecode.artifacts.stimuli import read_stimuli, train_image_ids
 from megdecode.config import ConfigError, section_defaults
 from megdecode.io import read_tsv, save_npz
 from megdecode.metrics import image as im
-from megdecode.plan import semantic_readout_on
+from megdecode.plan import attribute_readout_on
 from megdecode.reconstruction import score_subjects
-from megdecode.reconstruction.base import load_images
-from megdecode.reconstruction.semantic_readout import (
+from megdecode.reconstruction.attribute_readout import (
     ReadoutOptions,
     build_readout,
     check_readout_images,
@@ -26,6 +25,7 @@ from megdecode.reconstruction.semantic_readout import (
     readout_features,
     readout_images,
 )
+from megdecode.reconstruction.base import load_images
 from megdecode.reporting.modalities import metric_level
 
 PX = 48  # the metric's resolution in these tests
@@ -55,7 +55,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def opts() -> ReadoutOptions:
-    return ReadoutOptions.from_config(section_defaults("reconstruction", "metrics", "semantic_readout"))
+    return ReadoutOptions.from_config(section_defaults("reconstruction", "metrics", "attribute_readout"))
 
 
 @pytest.fixture(scope="module")
@@ -149,18 +149,20 @@ def test_deterministic_and_round_trips(
 def test_missing_attribute_column_is_a_clear_error(world: dict[str, Path], opts: ReadoutOptions) -> None:
     stimuli = read_stimuli(world["table"]).drop(columns=["texture"])
     with pytest.raises(
-        ValueError, match=r"stimuli\.tsv: the semantic readout needs attribute column\(s\) texture"
+        ValueError, match=r"stimuli\.tsv: the attribute readout needs attribute column\(s\) texture"
     ):
         readout_images(stimuli, opts, seed=0, where=str(world["table"]))
-    with pytest.raises(ValueError, match="semantic_readout.enabled: false"):
+    with pytest.raises(ValueError, match="attribute_readout.enabled: false"):
         readout_images(stimuli, opts, seed=0)
 
 
-def test_metrics_job_scores_the_readout_as_high_level(world: dict[str, Path], tmp_path: Path, caplog) -> None:
+def test_metrics_job_scores_the_readout_at_the_simulation_level(
+    world: dict[str, Path], tmp_path: Path, caplog
+) -> None:
     """score_subjects with the readout: a reconstruction equal to the seen image scores 1.0 two-way and 0
-    distance, the log reports the held-out accuracy, and the metric is labelled high-level."""
+    distance, the log reports the held-out accuracy, and the metric is labelled simulation-level."""
     model, accuracy = str(tmp_path / "readout.npz"), str(tmp_path / "accuracy.tsv")
-    cfg = section_defaults("reconstruction", "metrics", "semantic_readout")
+    cfg = section_defaults("reconstruction", "metrics", "attribute_readout")
     fit_and_write(str(world["table"]), str(world["images"]), cfg, PX, 0, model, accuracy)
     stimuli = read_stimuli(world["table"])
     ids = stimuli.index[stimuli["role"] == "test"].tolist()
@@ -173,18 +175,18 @@ def test_metrics_job_scores_the_readout_as_high_level(world: dict[str, Path], tm
             [str(tmp_path / "m.png")], str(world["table"]), str(world["images"]), metrics_cfg, {}, {},
             readout_model=model, readout_accuracy=accuracy,
         )  # fmt: skip
-    assert "semantic readout accuracy on held-out training images: shape" in caplog.text
+    assert "attribute readout accuracy on held-out training images: shape" in caplog.text
     metrics = read_tsv(tmp_path / "m.tsv")
-    assert (metrics["two_way_semantic_readout"] == 1.0).all()
-    assert metrics["semantic_readout_distance"].to_numpy() == pytest.approx(0.0, abs=1e-9)
-    assert metric_level("two_way_semantic_readout", {}) == "high"
-    assert metric_level("semantic_readout_distance", {}) == "high"
+    assert (metrics["two_way_attribute_readout"] == 1.0).all()
+    assert metrics["attribute_readout_distance"].to_numpy() == pytest.approx(0.0, abs=1e-9)
+    assert metric_level("two_way_attribute_readout", {}) == "simulation"  # not one of the paper's metrics
+    assert metric_level("attribute_readout_distance", {}) == "simulation"
     assert metric_level("two_way_colour_hist", {"colour_hist": "low"}) == "low"
 
 
 def test_enabled_setting() -> None:
-    assert section_defaults("reconstruction", "metrics", "semantic_readout")["enabled"] == "auto"
-    assert semantic_readout_on("auto", simulated=True) and not semantic_readout_on("auto", simulated=False)
-    assert semantic_readout_on(True, simulated=False) and not semantic_readout_on(False, simulated=True)
+    assert section_defaults("reconstruction", "metrics", "attribute_readout")["enabled"] == "auto"
+    assert attribute_readout_on("auto", simulated=True) and not attribute_readout_on("auto", simulated=False)
+    assert attribute_readout_on(True, simulated=False) and not attribute_readout_on(False, simulated=True)
     with pytest.raises(ConfigError, match="auto, true or false"):
-        semantic_readout_on("yes", simulated=True)
+        attribute_readout_on("yes", simulated=True)

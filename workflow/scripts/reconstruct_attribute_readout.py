@@ -1,7 +1,7 @@
-"""Rule semantic_readout: fit the attribute readout on training images and report its held-out accuracy."""
+"""Rule attribute_readout: fit the attribute readout on training images and report its held-out accuracy."""
 
 from megdecode.logs import job_logging
-from megdecode.reconstruction.semantic_readout import fit_and_write
+from megdecode.reconstruction.attribute_readout import fit_and_write
 
 with job_logging(snakemake) as log:  # noqa: F821
     fit_and_write(

@@ -1,13 +1,17 @@
-"""A semantic readout computed from pixels, for the simulated world's high-level reconstruction metric.
+"""A simulation-only attribute readout: the simulated world's shape, colour and texture read from pixels.
 
-The field scores reconstructions at a high level with features of networks trained to name objects
-(Inception, CLIP, ...); none is available offline. In the simulated world the semantics of an image are its
-concept's attributes (shape, colour, texture), so the high-level metric here reads them from pixels: fixed,
-deterministic image features (:func:`readout_features`) -> one multinomial logistic classifier per attribute,
-fitted on training images only (``exp`` images of training concepts; a seeded part held out to report its
-accuracy) -> the predicted class probabilities, concatenated over attributes (:meth:`SemanticReadout.vector`).
-The metrics job applies the same readout to the seen test images and to the reconstructions (both at the
-metric's resolution) and scores two-way identification on those vectors (``two_way_semantic_readout``).
+Not one of the paper's high-level metrics (those are Inception, CLIP, AlexNet(5), EfficientNet and SwAV
+features of networks trained on natural images: :mod:`megdecode.metrics.extractors`, an optional extra). It
+answers a narrower question of the simulated study: does a reconstruction show its seen image's attributes?
+Fixed, deterministic image features (:func:`readout_features`: colour histogram, HOG, LBP, spectrum, shape
+moments) -> one multinomial logistic classifier per attribute, fitted on training images only (``exp`` images
+of training concepts; a seeded part held out to report its accuracy) -> the predicted class probabilities,
+concatenated over attributes (:meth:`AttributeReadout.vector`). The metrics job applies the same readout to
+the seen test images and to the reconstructions (both at the metric's resolution) and scores two-way
+identification and correlation distance on those vectors (``two_way_attribute_readout``,
+``attribute_readout_distance``; level ``simulation`` in the comparison tables). Its features overlap the
+simulated MEG's and fMRI's low-level codes (colour, contrast), and it reads colour far better than shape: a
+check of the simulation, not a measure of semantic content.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from megdecode.artifacts.semantic_readout import attribute_key
+from megdecode.artifacts.attribute_readout import attribute_key
 from megdecode.artifacts.splits import TEST_SMALL, TRAIN, VAL, LeakageError, check_no_leakage
 from megdecode.artifacts.stimuli import train_image_ids
 from megdecode.config import dataclass_from_section
@@ -29,14 +33,14 @@ from megdecode.seeds import derive_rng
 
 log = logging.getLogger(__name__)
 
-SECTION = "reconstruction.metrics.semantic_readout"
-#: the metric's feature-set name: columns ``two_way_semantic_readout`` and ``semantic_readout_distance``
-METRIC_NAME = "semantic_readout"
+SECTION = "reconstruction.metrics.attribute_readout"
+#: the metric's feature-set name: columns ``two_way_attribute_readout`` and ``attribute_readout_distance``
+METRIC_NAME = "attribute_readout"
 
 
 @dataclass(frozen=True)
 class ReadoutOptions:
-    """Options of the readout (config ``reconstruction.metrics.semantic_readout``; defaults in the schema)."""
+    """Options of the readout (``reconstruction.metrics.attribute_readout``; defaults in the schema)."""
 
     enabled: str | bool
     attributes: list[str]
@@ -113,7 +117,7 @@ def image_readout_features(rgb: np.ndarray) -> np.ndarray:
 
     side = rgb.shape[0]
     if rgb.ndim != 3 or rgb.shape[1] != side or rgb.shape[2] != 3 or side < 16:
-        raise ValueError(f"the semantic readout needs square RGB images of side >= 16, got {rgb.shape}")
+        raise ValueError(f"the attribute readout needs square RGB images of side >= 16, got {rgb.shape}")
     base = HandcraftedOptions(
         features=["colour_histogram", "hog"], image_size=side, hog_pixels_per_cell=side // 4
     )
@@ -145,7 +149,7 @@ def readout_features(images: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class SemanticReadout:
+class AttributeReadout:
     """Standardisation + one softmax classifier per attribute (coefficients (k, d), intercepts (k,))."""
 
     attributes: list[str]
@@ -173,8 +177,8 @@ class SemanticReadout:
         """Concatenated class probabilities of every attribute, ``(n, sum k)``: what two-way scores."""
         if images.shape[1] != self.image_px:
             raise ValueError(
-                f"the semantic readout was fitted on {self.image_px}-px images, got {images.shape[1]} px; "
-                "rerun rule semantic_readout with reconstruction.metrics.image_size"
+                f"the attribute readout was fitted on {self.image_px}-px images, got {images.shape[1]} px; "
+                "rerun rule attribute_readout with reconstruction.metrics.image_size"
             )
         probs = self.probabilities(readout_features(images))
         return np.concatenate([probs[a] for a in self.attributes], axis=1)
@@ -201,7 +205,7 @@ class SemanticReadout:
         return arrays
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> SemanticReadout:
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> AttributeReadout:
         attributes = [str(a) for a in np.asarray(arrays["attributes"]).tolist()]
         return cls(
             attributes=attributes,
@@ -225,7 +229,7 @@ def fit_readout(
     image_px: int,
     fit_ids: Sequence[str],
     val_ids: Sequence[str] = (),
-) -> SemanticReadout:
+) -> AttributeReadout:
     """Fit one L2-regularised multinomial logistic regression (L-BFGS, deterministic) per attribute column
     of ``labels`` on standardised ``features`` (rows aligned)."""
     from sklearn.linear_model import LogisticRegression
@@ -240,7 +244,7 @@ def fit_readout(
         y = labels[a].astype(str).to_numpy()
         values = sorted(set(y))
         if len(values) == 1:  # nothing to learn: probability 1 for the only class
-            log.info("semantic readout: attribute %s has a single value (%s) in training", a, values[0])
+            log.info("attribute readout: attribute %s has a single value (%s) in training", a, values[0])
             classes[a], coef[a], intercept[a] = values, np.zeros((1, z.shape[1])), np.zeros(1)
             continue
         clf = LogisticRegression(C=opts.inverse_regularisation, max_iter=opts.max_iter).fit(z, y)
@@ -250,7 +254,7 @@ def fit_readout(
             intercept[a] = np.array([-clf.intercept_[0] / 2, clf.intercept_[0] / 2])
         else:
             coef[a], intercept[a] = clf.coef_.copy(), clf.intercept_.copy()
-    return SemanticReadout(
+    return AttributeReadout(
         attributes=list(opts.attributes),
         classes=classes,
         coef=coef,
@@ -264,7 +268,7 @@ def fit_readout(
 
 
 def accuracy_table(
-    readout: SemanticReadout, features: np.ndarray, labels: pd.DataFrame, split: str
+    readout: AttributeReadout, features: np.ndarray, labels: pd.DataFrame, split: str
 ) -> pd.DataFrame:
     """Per attribute: accuracy of the readout on ``features`` against ``labels``, and chance (1 / classes)."""
     predicted = readout.predict(features)
@@ -293,20 +297,20 @@ def readout_images(
     missing = [a for a in opts.attributes if a not in stimuli.columns]
     if missing:
         raise ValueError(
-            f"{where}: the semantic readout needs attribute column(s) {', '.join(missing)} "
+            f"{where}: the attribute readout needs attribute column(s) {', '.join(missing)} "
             f"(columns: {', '.join(map(str, stimuli.columns))}); set {SECTION}.attributes to existing "
             f"columns, or {SECTION}.enabled: false"
         )
     ids = train_image_ids(stimuli)
     if len(ids) < 4:
-        raise ValueError(f"{where}: {len(ids)} training images; the semantic readout needs at least 4")
+        raise ValueError(f"{where}: {len(ids)} training images; the attribute readout needs at least 4")
     empty = [a for a in opts.attributes if stimuli.loc[ids, a].isna().any()]
     if empty:
         raise ValueError(
             f"{where}: training images without a value in {', '.join(empty)}; fill the column(s) or drop "
             f"them from {SECTION}.attributes"
         )
-    rng = derive_rng(seed, "semantic_readout", "val")
+    rng = derive_rng(seed, "attribute_readout", "val")
     n_val = max(1, int(round(opts.val_fraction * len(ids))))
     val = set(rng.choice(np.array(ids), size=n_val, replace=False).tolist())
     fit_ids = [i for i in ids if i not in val]
@@ -322,7 +326,7 @@ def check_readout_images(stimuli: pd.DataFrame, image_ids: Sequence[str], where:
     not_train = chosen.index[(chosen["role"] != "exp") | (chosen.get("concept_split", TRAIN) != TRAIN)]
     if len(not_train):
         raise LeakageError(
-            f"{where}: the semantic readout would learn from non-training images {list(not_train)[:5]}"
+            f"{where}: the attribute readout would learn from non-training images {list(not_train)[:5]}"
         )
     test = stimuli[(stimuli["role"] == "test") | (stimuli.get("concept_split", TRAIN) == "test")]
     rows = pd.concat([chosen.assign(split=VAL), test.assign(split=TEST_SMALL)], ignore_index=True)[
@@ -338,7 +342,7 @@ def build_readout(
     opts: ReadoutOptions,
     seed: int,
     where: str = "stimulus table",
-) -> tuple[SemanticReadout, pd.DataFrame]:
+) -> tuple[AttributeReadout, pd.DataFrame]:
     """Fit the readout on the fit part of the training images (at ``image_px``, loaded as the metrics job
     loads the seen images) and measure its accuracy on the held-out val part."""
     from megdecode.reconstruction.base import load_images
@@ -369,15 +373,15 @@ def fit_and_write(
     out_model: str,
     out_accuracy: str,
 ) -> pd.DataFrame:
-    """Rule ``semantic_readout``: fit on training images, write ``readout.npz`` and ``accuracy.tsv``."""
-    from megdecode.artifacts.semantic_readout import write_accuracy, write_readout_model
+    """Rule ``attribute_readout``: fit on training images, write ``readout.npz`` and ``accuracy.tsv``."""
+    from megdecode.artifacts.attribute_readout import write_accuracy, write_readout_model
     from megdecode.artifacts.stimuli import read_stimuli
 
     opts = ReadoutOptions.from_config(cfg)
     stimuli = read_stimuli(stimuli_tsv)
     readout, accuracy = build_readout(stimuli, images_root, image_px, opts, seed, where=stimuli_tsv)
     log.info(
-        "semantic readout at %d px, fitted on %d training images; accuracy on %d held-out ones: %s",
+        "attribute readout at %d px, fitted on %d training images; accuracy on %d held-out ones: %s",
         image_px,
         len(readout.fit_ids),
         len(readout.val_ids),
@@ -388,7 +392,7 @@ def fit_and_write(
     return accuracy
 
 
-def load_readout(path: str) -> SemanticReadout:
-    from megdecode.artifacts.semantic_readout import read_readout_model
+def load_readout(path: str) -> AttributeReadout:
+    from megdecode.artifacts.attribute_readout import read_readout_model
 
-    return SemanticReadout.from_arrays(read_readout_model(path))
+    return AttributeReadout.from_arrays(read_readout_model(path))
