@@ -12,7 +12,6 @@ from scipy import stats
 
 from megdecode.artifacts.learning_curve import read_concept_renders, write_concept_renders
 from megdecode.config import section_defaults
-from megdecode.evaluation.retrieval import gallery, sim_scores
 from megdecode.learning_curve.epochs import EpochGrid, EpochSimulator, NoiseModel
 from megdecode.learning_curve.experiment import world_truth
 from megdecode.learning_curve.oracle import (
@@ -24,6 +23,7 @@ from megdecode.learning_curve.oracle import (
     gaussian_log_likelihood,
     oracle_similarity,
 )
+from megdecode.metrics.retrieval import gallery, sim_scores
 from megdecode.simulate.params import SimulationParams
 from megdecode.simulate.stimuli import ATTRIBUTES, build_stimuli, early_code, late_code
 

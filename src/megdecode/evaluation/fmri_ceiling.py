@@ -23,13 +23,8 @@ import pandas as pd
 from megdecode.artifacts.evaluation_tables import FULL_WINDOW, write_retrieval_table
 from megdecode.artifacts.fmri import TEST, read_fmri_subject, repetition_groups
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL
-from megdecode.evaluation.retrieval import (
-    RetrievalSettings,
-    gallery,
-    retrieval_table,
-    sim_scores,
-    summarise_items,
-)
+from megdecode.evaluation.retrieval import RetrievalSettings, retrieval_table, summarise_items
+from megdecode.metrics.retrieval import gallery, sim_scores
 from megdecode.seeds import derive_rng
 from megdecode.simulate.fmri import simulate_subject
 from megdecode.simulate.fmri_observer import fair_scores
