@@ -47,7 +47,7 @@ def main() -> None:
     from megdecode.artifacts.splits import TEST_SMALL
     from megdecode.artifacts.stimuli import read_stimuli
     from megdecode.config import load_config
-    from megdecode.evaluation.retrieval import gallery, sim_scores
+    from megdecode.metrics.retrieval import gallery, sim_scores
     from megdecode.metrics import image as im
     from megdecode.metrics.retrieval import cosine_similarity
     from megdecode.reconstruction.base import load_images, resize_images
