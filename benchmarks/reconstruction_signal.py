@@ -47,9 +47,8 @@ def main() -> None:
     from megdecode.artifacts.splits import TEST_SMALL
     from megdecode.artifacts.stimuli import read_stimuli
     from megdecode.config import load_config
-    from megdecode.metrics.retrieval import gallery, sim_scores
     from megdecode.metrics import image as im
-    from megdecode.metrics.retrieval import cosine_similarity
+    from megdecode.metrics.retrieval import cosine_similarity, gallery, sim_scores
     from megdecode.reconstruction.base import load_images, resize_images
     from megdecode.reconstruction.decoder import DecoderGenerator
     from megdecode.reconstruction.stage import _write_pngs, feature_extractor_for_backbone
