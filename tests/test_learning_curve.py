@@ -291,6 +291,7 @@ def test_tiny_learning_curve_workflow(tmp_path: Path):
         "min_train_samples": 0,
         "ridge_time_bins": [10],
         "n_bootstrap": 100,
+        "ceiling_renders": 40,
         "modalities": ["meg", "fmri"],
     }
     cfg["fmri"] = {
