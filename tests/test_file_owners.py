@@ -71,6 +71,22 @@ ALLOWED: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"read_tsv"}),
         "the replayed runs' BIDS events.tsv (as preprocessing/reader)",
     ),
+    "online/cli.py": (
+        frozenset({"read_tsv"}),
+        "a replayed run's BIDS events.tsv given on the command line (as preprocessing/reader)",
+    ),
+    "online/trial_log.py": (
+        frozenset({"open", "read_tsv"}),
+        "the owner of a live session's per-trial log (written and fsynced trial by trial, read back)",
+    ),
+    "online/live_view.py": (
+        frozenset({"read_bytes"}),
+        "stimulus image files served as they are to the browser of the live view",
+    ),
+    "metrics/extractors.py": (
+        frozenset({"load"}),
+        "pretrained feature-network weights installed by the user (weights_only), not a stage's output",
+    ),
     "online/lsl.py": (
         frozenset({"read_raw"}),
         "any recording file played as a live stream, not a stage's output",

@@ -6,12 +6,12 @@ from megdecode.logs import job_logging
 
 with job_logging(snakemake) as log:  # noqa: F821
     from megdecode.artifacts.online_model import write_online_model
-    from megdecode.io import read_json
+    from megdecode.artifacts.sourcedata import read_ground_truth
 
     inp, params, wc = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
     onsets = dict(params.onsets)
     if onsets["trigger_codes"] is None and len(inp.ground_truth):  # the simulator's codes
-        onsets["trigger_codes"] = read_json(inp.ground_truth[0]).get("trigger_codes")
+        onsets["trigger_codes"] = read_ground_truth(inp.ground_truth[0]).get("trigger_codes")
     write_online_model(
         snakemake.output[0],  # noqa: F821
         model_path=inp.model,

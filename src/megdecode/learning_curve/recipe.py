@@ -509,11 +509,11 @@ def selection_job(
 
 def study_inputs(files: Any, params: Mapping[str, Any]) -> StudyInputs:
     """A rule's inputs (``stimuli``, ``ground_truth``, ``latents``: files of one backbone's folder) read."""
-    from megdecode import io
     from megdecode.artifacts.latents import read_latents
+    from megdecode.artifacts.sourcedata import read_ground_truth
     from megdecode.artifacts.stimuli import read_stimuli
 
     latents_dir = Path(list(files.latents)[0]).parent
     return StudyInputs(
-        read_stimuli(files.stimuli), io.read_json(files.ground_truth), read_latents(latents_dir), params
+        read_stimuli(files.stimuli), read_ground_truth(files.ground_truth), read_latents(latents_dir), params
     )

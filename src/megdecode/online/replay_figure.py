@@ -29,12 +29,11 @@ TYPE_COLOURS = {"exp": "C0", "test": "C1", "catch": "C7"}
 
 
 def _thumbnail(path: Path) -> np.ndarray | None:
-    from PIL import Image
+    from megdecode.artifacts.stimuli import read_image
 
     if not path.is_file():
         return None
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB").resize((THUMB, THUMB)))
+    return np.asarray(read_image(path).resize((THUMB, THUMB)))
 
 
 def _latency_panel(ax, latency_ms: np.ndarray) -> None:
