@@ -1,5 +1,5 @@
 # Experiment: the preregistered recipe study (docs/recipe-study.md; target `recipe_study`, not part of `all`).
-# Per unit (world, subject, seed, size): ridge and the ceilings once per validation type, and the brain module
+# Per unit (world, subject, seed, size): ridge once per validation type, and the brain module
 # once per per-subject variant; per (world, seed, size) one model of each shared variant; per variant with
 # candidate settings one selection job on held-out training concepts of one unit, whose choice every unit of
 # that variant (and of the variants taking its choices) then trains with.

@@ -8,7 +8,7 @@ held-out training concepts, which generalise the way the test sets do), early-st
 learning rate and whether one model is shared by the subjects. Ridge is fitted per unit and validation type
 and pairs with the variants of that type.
 
-Jobs (rules/recipe_study.smk): per (world, subject, seed, size, validation type) ridge and the ceilings; per
+Jobs (rules/recipe_study.smk): per (world, subject, seed, size, validation type) ridge; per
 (world, subject, seed, size, variant) the brain module, or per (world, seed, size, variant) for a shared one;
 per variant with candidate settings one selection job that chooses them on a *selection* set of held-out
 training concepts (disjoint from the training, validation and test concepts) of one unit, so that the choice
