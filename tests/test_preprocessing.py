@@ -542,7 +542,16 @@ def test_qc_mean_psd_of_runs_at_600_and_1200_hz(tmp_path):
         clean_freqs, clean = welch_psd(x[:, ::10], sfreq / 10)
         paths.append(tmp_path / f"run{i}_psd.npz")
         save_npz(
-            {"freqs_raw": freqs, "psd_raw": psd, "freqs_clean": clean_freqs, "psd_clean": clean}, paths[-1]
+            {
+                "freqs_raw": freqs,
+                "psd_raw": psd,
+                "freqs_clean": clean_freqs,
+                "psd_clean": clean,
+                "evoked_sum": np.zeros((3, 0)),
+                "evoked_n": np.array(0),
+                "times": np.zeros(0),
+            },
+            paths[-1],
         )
     freqs, curve = mean_psd(paths, "raw")
     # the common band: up to the lower Nyquist frequency (300 Hz), 0.5 Hz apart

@@ -59,7 +59,7 @@ OWN_SLICE = {
     "nsd_stimuli": {"nsd", "study", "seed"},
     "nsd_subject": {"nsd", "study", "seed"},
     "preprocess_run": {"preprocessing"},
-    "preprocess_subject": {"preprocessing", "seed"},
+    "preprocess_subject": {"preprocessing", "seed", "training.validation"},
     "preprocess_description": {"preprocessing"},
     "build_random_backbone": {"backbones", "seed"},
     "latents": {"backbones"},
@@ -94,6 +94,7 @@ OWN_SLICE = {
         "ridge",
         "seed",
     },
+    "learning_curve_concept_renders": {"learning_curve", "simulation.stimuli", "seed"},
     "learning_curve_summary": {"learning_curve", "seed"},
     "learning_curve_fmri_voxels": {"fmri", "seed"},
     "learning_curve_fmri_job": {"learning_curve", "fmri", "seed"},
@@ -104,6 +105,19 @@ OWN_SLICE = {
     "fmri_ceiling": {"fmri", "evaluation", "seed"},
     "fmri_reconstruct": {"reconstruction", "fmri", "seed"},
     "fmri_reconstruction_metrics": {"reconstruction", "backbones"},
+    "realtime_model": {
+        "realtime.gallery",
+        "bids.stim_channel",
+        "bids.trigger_codes",
+        "bids.photodiode_channel",
+        "bids.photodiode_max_lag_s",
+        "bids.photodiode_threshold",
+    },
+    **{
+        f"recipe_study_{job}": {"recipe_study", "simulation", "preprocessing", "brain_module", "training", "ridge", "seed"}
+        for job in ("ridge", "select", "brain", "shared")
+    },
+    "recipe_study_summary": {"recipe_study", "seed"},
     "fmri_compare": {"fmri", "report", "reconstruction.model", "evaluation", "seed"},
 }
 CONFIG_REF = re.compile(r'config(?:\[\s*"(\w+)"\s*\]|\.get\(\s*"(\w+)"[^)]*\))(?:\[\s*"(\w+)"\s*\])?')

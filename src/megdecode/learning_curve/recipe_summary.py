@@ -153,7 +153,7 @@ def plot_recipe(table: pd.DataFrame, png: Path | str, dpi: int = 150) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from megdecode.io import atomic_output
+    from megdecode import io
 
     chosen = table[table["chosen"]]
     sets = [s for s in (TEST_LARGE, TEST_SMALL) if s in set(chosen["test_set"])]
@@ -184,7 +184,7 @@ def plot_recipe(table: pd.DataFrame, png: Path | str, dpi: int = 150) -> None:
         ax.set_title(test_set.replace("_", " "))
         ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_output(png) as tmp:
+    with io.atomic_output(png) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
 
