@@ -114,7 +114,15 @@ OWN_SLICE = {
         "bids.photodiode_threshold",
     },
     **{
-        f"recipe_study_{job}": {"recipe_study", "simulation", "preprocessing", "brain_module", "training", "ridge", "seed"}
+        f"recipe_study_{job}": {
+            "recipe_study",
+            "simulation",
+            "preprocessing",
+            "brain_module",
+            "training",
+            "ridge",
+            "seed",
+        }
         for job in ("ridge", "select", "brain", "shared")
     },
     "recipe_study_summary": {"recipe_study", "seed"},
