@@ -1,6 +1,6 @@
 # Experiment: the preregistered recipe study (docs/recipe-study.md; target `recipe_study`, not part of `all`).
 # Per unit (world, subject, seed, size): ridge once per validation type, and the brain module
-# once per per-subject variant; per (world, seed, size) one model of each shared variant; per variant with
+# once per per-subject variant; per (world, subject, seed) the ceilings on that subject's test trials; per (world, seed, size) one model of each shared variant; per variant with
 # candidate settings one selection job on held-out training concepts of one unit, whose choice every unit of
 # that variant (and of the variants taking its choices) then trains with.
 include: "recipe_study_inputs.smk"
@@ -36,6 +36,28 @@ rule recipe_study_ridge:
         **RS_PARAMS,
     script:
         "../workflow/scripts/recipe_study_ridge.py"
+
+
+rule recipe_study_ceiling:
+    input:
+        **RS_INPUTS,
+        concept_renders=L.learning_curve_concept_renders,
+    output:
+        scores=L.recipe_ceiling_scores,
+    log:
+        L.log("recipe_study_ceiling", "{world}/sub-{subject}_seed-{seed}"),
+    benchmark:
+        L.benchmark("recipe_study_ceiling", "{world}/sub-{subject}_seed-{seed}")
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=RS_CFG["runtime"],
+    params:
+        **RS_PARAMS,
+    script:
+        "../workflow/scripts/recipe_study_ceiling.py"
 
 
 rule recipe_study_select:

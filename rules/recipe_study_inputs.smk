@@ -47,12 +47,18 @@ def rs_choice(wc):
 
 
 def rs_unit_scores():
-    """Every unit job's scores file of the grid."""
+    """Every unit job's scores file of the grid, and every subject's ceilings."""
     grid = dict(
         world=RS_CFG["worlds"], seed=RS_CFG["seeds"], n_train=RS_CFG["train_sizes"]
     )
     validations = sorted({v["validation"] for v in RS_VARIANTS.values()})
     files = expand(
+        L.recipe_ceiling_scores,
+        world=RS_CFG["worlds"],
+        subject=RS_CFG["subjects"],
+        seed=RS_CFG["seeds"],
+    )
+    files += expand(
         L.recipe_ridge_scores,
         subject=RS_CFG["subjects"],
         validation=validations,

@@ -212,6 +212,7 @@ def test_tiny_recipe_study_workflow(tmp_path: Path):
     rs["variants"]["C"]["lr"] = rs["variants"]["D"]["lr"] = [0.004, 0.001]
     cfg["brain_module"].update(spatial_channels=8, hidden=8, out_channels=16)
     cfg["training"].update(max_epochs=3, patience=2)
+    cfg["learning_curve"] = {"ceiling_renders": 40}
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
     results = tmp_path / "results"
@@ -227,6 +228,14 @@ def test_tiny_recipe_study_workflow(tmp_path: Path):
     assert set(shared.loc[shared.chosen, "stop_on"]) == {choice_c["stop_on"]}
     selection = read_scores(out / "nonlinear" / "selection" / "C_scores.tsv")
     assert set(selection.test_set) == {"val", "select"}  # no test image in a selection job
+    ceilings = summary[["ceiling_oracle_image", "ceiling_fair"]]
+    assert ceilings.notna().all().all() and ((ceilings >= 0) & (ceilings <= 1)).all().all()
+    ceiling = read_scores(out / "nonlinear" / "ceiling" / "sub-02_seed-0_scores.tsv")
+    brain = read_scores(out / "nonlinear" / "brain-A" / "sub-02_seed-0_n-40_scores.tsv")
+    for test_set in ("test_large", "test_small"):  # the ceilings score the very test trials of the units
+        for decoder in ("oracle_image", "ceiling_fair"):
+            part = ceiling[(ceiling.decoder == decoder) & (ceiling.test_set == test_set)]
+            assert sorted(part.image_id) == sorted(brain.loc[brain.test_set == test_set, "image_id"].unique())
     report = (out / "recipe_study.md").read_text()
     assert "Choices made on the selection set" in report and (out / "recipe_study.png").stat().st_size > 0
     dry = run_snakemake(results, "recipe_study", "-n", configfile=config)

@@ -123,7 +123,7 @@ OWN_SLICE = {
             "ridge",
             "seed",
         }
-        for job in ("ridge", "select", "brain", "shared")
+        for job in ("ridge", "ceiling", "select", "brain", "shared")
     },
     "recipe_study_summary": {"recipe_study", "seed"},
     "fmri_compare": {"fmri", "report", "reconstruction.model", "evaluation", "seed"},

@@ -1,4 +1,4 @@
-"""Rule recipe_study_ridge: ridge and the ceilings of one unit for one validation type."""
+"""Rule recipe_study_ridge: ridge of one unit for one validation type."""
 
 from megdecode.logs import job_logging
 

@@ -458,9 +458,14 @@ class Layout:
 
     @property
     def recipe_ridge_scores(self) -> str:
-        """Ridge and the ceilings of one unit, alpha chosen on one validation type."""
+        """Ridge of one unit, alpha chosen on one validation type."""
         unit = "sub-{subject}_seed-{seed}_n-{n_train}"
         return f"{self.recipe_study}/{{world}}/ridge/{unit}_val-{{validation}}_scores.tsv"
+
+    @property
+    def recipe_ceiling_scores(self) -> str:
+        """The image oracle and the fair ceiling on one subject's test trials (shared by its units)."""
+        return f"{self.recipe_study}/{{world}}/ceiling/sub-{{subject}}_seed-{{seed}}_scores.tsv"
 
     @property
     def recipe_brain_scores(self) -> str:

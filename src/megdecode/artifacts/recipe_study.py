@@ -1,7 +1,7 @@
 """The recipe study's files (patterns in :class:`~megdecode.artifacts.paths.Layout`, ``recipe_*``).
 
-- scores (ridge, brain, shared brain, selection): one row per (decoder, scored set, item) with the item's
-  retrieval scores, as the learning curve's (:data:`SCORE_COLUMNS`), plus the recipe's columns
+- scores (ridge, ceilings, brain, shared brain, selection): one row per (decoder, scored set, item) with the
+  item's retrieval scores, as the learning curve's (:data:`SCORE_COLUMNS`), plus the recipe's columns
   (:data:`RECIPE_COLUMNS`): the validation type, the variant (empty for ridge and the ceilings), the
   early-stopping criterion of the brain module's weights, whether it is the variant's chosen one, its
   learning rate, epochs run and best epoch;
@@ -43,10 +43,15 @@ def read_scores(path: Path | str) -> pd.DataFrame:
 
 
 def find_scores(results_dir: Path | str) -> list[Path]:
-    """Every unit job's scores file of one run (ridge, per-subject and shared brain modules)."""
+    """Every unit job's scores file of one run (ridge, ceilings, per-subject and shared brain modules)."""
     layout = Layout(results=str(results_dir), bids_root="", stimuli_images="")
     any_unit = dict(world="*", subject="*", seed="*", n_train="*", validation="*", variant="*")
-    patterns = (layout.recipe_ridge_scores, layout.recipe_brain_scores, layout.recipe_shared_scores)
+    patterns = (
+        layout.recipe_ridge_scores,
+        layout.recipe_ceiling_scores,
+        layout.recipe_brain_scores,
+        layout.recipe_shared_scores,
+    )
     return [Path(p) for pattern in patterns for p in sorted(glob.glob(pattern.format(**any_unit)))]
 
 

@@ -40,6 +40,8 @@ from megdecode.learning_curve.epochs import EpochGrid, EpochSimulator, baseline_
 from megdecode.learning_curve.experiment import (
     _average_small_set,
     _candidates,
+    _fair_ceiling_rows,
+    _oracle_rows,
     _ridge_rows,
     _score_rows,
     _subject_data,
@@ -188,14 +190,14 @@ class ConceptDesign:
                 f"{p.exemplars_per_concept}"
             )
         val_rng = derive_rng(seed, "recipe-study", replicate, n_train, "val-trials")
-        small = sorted(table.loc[table["role"] == "test", "image_id"].astype(str))
+        test_large, test_small = held_out_test_images(table, p)
         return cls(
             train=[i for c in used for i in images[c][: p.exemplars_per_concept]],
             val_trials=sorted(val_rng.choice(spares, size=p.n_val, replace=False).tolist()),
             val_concepts=[i for c in held[n_sel_c:] for i in images[c][:k]][: p.n_val],
             select=[i for c in held[:n_sel_c] for i in images[c][:k]][: p.n_select],
-            test_large=sorted(exp.loc[exp["concept_split"] == "test", "image_id"].astype(str)),
-            test_small=small * p.test_repeats,
+            test_large=test_large,
+            test_small=test_small,
         )
 
     def trials(self, table: pd.DataFrame, validation: str, selection: bool = False) -> pd.DataFrame:
@@ -208,11 +210,24 @@ class ConceptDesign:
             roles.append((SELECT, self.select))
         else:
             roles += [(TEST_LARGE, self.test_large), (TEST_SMALL, self.test_small)]
-        ids = [i for _, part in roles for i in part]
-        frame = pd.DataFrame({"image_id": ids, "role": [r for r, part in roles for _ in part]})
-        frame["concept"] = table.set_index("image_id").loc[ids, "concept"].to_numpy(str)
-        frame["index"] = frame.groupby("image_id").cumcount()
-        return frame[["image_id", "concept", "role", "index"]]
+        return trial_frame(table, roles)
+
+
+def held_out_test_images(table: pd.DataFrame, p: RecipeParams) -> tuple[list[str], list[str]]:
+    """The test sets' trials, the same in every design: every exemplar of the test concepts (the large set)
+    and each test image ``test_repeats`` times (the small set)."""
+    exp = table[(table["role"] == "exp") & (table["concept_split"] == "test")]
+    small = sorted(table.loc[table["role"] == "test", "image_id"].astype(str))
+    return sorted(exp["image_id"].astype(str)), small * p.test_repeats
+
+
+def trial_frame(table: pd.DataFrame, roles: Sequence[tuple[str, Sequence[str]]]) -> pd.DataFrame:
+    """One row per trial of (role, images) in order: image_id, concept, role, index (repetition so far)."""
+    ids = [i for _, part in roles for i in part]
+    frame = pd.DataFrame({"image_id": ids, "role": [r for r, part in roles for _ in part]})
+    frame["concept"] = table.set_index("image_id").loc[ids, "concept"].to_numpy(str)
+    frame["index"] = frame.groupby("image_id").cumcount()
+    return frame[["image_id", "concept", "role", "index"]]
 
 
 @dataclasses.dataclass
@@ -238,12 +253,8 @@ def simulate_subject(
     """Draw ``trials`` for one subject (each trial from its own generator) and prepare the decoders' input;
     checks that no test image or concept (nor, with concept validation, a validation concept) is trained
     on."""
-    params = dataclasses.replace(SimulationParams.from_config(sim_cfg), world=world)
-    truth = world_truth(params, table, study_truth, seed)
-    sim = EpochSimulator(params, truth, table, grid, seed, subject)
-    key = (seed, "recipe-study", world, subject, replicate)
-    rngs = [derive_rng(*key, i, int(k)) for i, k in zip(trials["image_id"], trials["index"], strict=True)]
-    epochs = baseline_correct(sim.draw(trials["image_id"].tolist(), rngs)[0], grid.times)
+    sim, raw = draw_epochs(study_truth, table, sim_cfg, grid, trials, world, subject, replicate, seed)
+    epochs = baseline_correct(raw, grid.times)
     if (trials["role"] == TEST_SMALL).any():
         epochs, kept = _average_small_set(epochs, trials)
     else:  # a selection job
@@ -255,6 +266,27 @@ def simulate_subject(
     train_rows = np.flatnonzero(kept["split"].to_numpy(str) == TRAIN)
     epochs /= epochs[train_rows].std(axis=(0, 2))[None, :, None].astype(np.float32)
     return SubjectEpochs(_subject_data(epochs, kept, sim, subject))
+
+
+def draw_epochs(
+    study_truth: dict,
+    table: pd.DataFrame,
+    sim_cfg: Mapping[str, Any],
+    grid: EpochGrid,
+    trials: pd.DataFrame,
+    world: str,
+    subject: str,
+    replicate: int,
+    seed: int,
+) -> tuple[EpochSimulator, np.ndarray]:
+    """One subject's simulator and the raw epochs of ``trials``, each trial from its own generator keyed by
+    (world, subject, replicate, image, repetition): a trial is the same in every job that draws it."""
+    params = dataclasses.replace(SimulationParams.from_config(sim_cfg), world=world)
+    truth = world_truth(params, table, study_truth, seed)
+    sim = EpochSimulator(params, truth, table, grid, seed, subject)
+    key = (seed, "recipe-study", world, subject, replicate)
+    rngs = [derive_rng(*key, i, int(k)) for i, k in zip(trials["image_id"], trials["index"], strict=True)]
+    return sim, sim.draw(trials["image_id"].tolist(), rngs)[0]
 
 
 def check_selection_set(trials: pd.DataFrame, where: str) -> None:
@@ -505,6 +537,38 @@ def selection_job(
         "n_train": n_train,
         **choice,
     }, scores
+
+
+def ceiling_job(
+    inputs: StudyInputs, world: str, subject: str, replicate: int, concept_renders: Mapping[str, np.ndarray]
+) -> pd.DataFrame:
+    """The image oracle and the fair ceiling (:mod:`~megdecode.learning_curve.oracle`) on one subject's test
+    trials, the very trials every unit of that subject is scored on; neither depends on the training set.
+    The fair ceiling knows the training concepts' codes and fresh renders of each test concept, never a test
+    image's own response."""
+    test_large, test_small = held_out_test_images(inputs.table, inputs.recipe)
+    trials = trial_frame(inputs.table, [(TEST_LARGE, test_large), (TEST_SMALL, test_small)])
+    grid = EpochGrid(**inputs.params["epochs"])
+    sim, epochs = draw_epochs(
+        inputs.truth,
+        inputs.table,
+        inputs.params["simulation"],
+        grid,
+        trials,
+        world,
+        subject,
+        replicate,
+        inputs.seed,
+    )
+    labels = dict(world=world, subject=subject, seed=replicate)
+    rows = pd.concat(
+        [
+            _oracle_rows(sim, epochs, trials, labels),
+            _fair_ceiling_rows(sim, epochs, trials, inputs.table, concept_renders, labels),
+        ],
+        ignore_index=True,
+    )
+    return rows.assign(validation="", variant="")
 
 
 def study_inputs(files: Any, params: Mapping[str, Any]) -> StudyInputs:

@@ -81,7 +81,7 @@ def recipe_table(units: pd.DataFrame, n_boot: int, level: float, seed: int) -> p
             | dict(chosen=bool(part["chosen"].all()), test_set=test_set, brain=deep.mean())
             | dict(best_ridge=ridge_name, ridge=ridge.loc[common].mean(), brain_minus_ridge=diff.mean())
             | dict(ci_low=low, ci_high=high, brain_wins=int((diff > 0).sum()), n_units=len(diff))
-            | {f"ceiling_{k}": v for k, v in ceilings.items()}
+            | {f"ceiling_{k.removeprefix('ceiling_')}": v for k, v in ceilings.items()}
             | dict(epochs=part["epochs"].mean(), best_epoch=part["best_epoch"].mean(), lr=part["lr"].iloc[0])
         )
     return pd.DataFrame(rows)
