@@ -12,6 +12,8 @@ from megdecode.config import (
     ConfigError,
     apply_runtime_environment,
     check_config_files,
+    load_yaml,
+    merge_configs,
     run_grid,
     validate_config,
 )
@@ -19,6 +21,10 @@ from megdecode.plan import make_plan
 
 try:
     check_config_files(workflow.configfiles)
+    # Snakemake's merge puts the overlays' keys first; merged over the default again, the default's order comes
+    # first (the backbones' order is the tables' row order) and what an overlay adds follows it
+    if DEFAULT_CONFIGFILE:
+        config = merge_configs(load_yaml(DEFAULT_CONFIGFILE), config)
     config = validate_config(config)
     PLAN = make_plan(config)
 except ConfigError as err:

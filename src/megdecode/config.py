@@ -1,8 +1,12 @@
-"""Load and validate workflow configs against the JSON Schema in ``workflow/schemas``.
+"""Load, merge and validate workflow configs against the JSON Schema shipped in ``megdecode/schemas``.
 
 The schema is split into one file per stage; ``config.schema.yaml`` refers to them with
 ``$ref: <file>``. Validation fills in schema defaults and rejects unknown keys with a
 "did you mean" suggestion, so a misspelled key fails before any job runs.
+
+Configs are overlays, merged as Snakemake merges ``--configfile`` over the Snakefile's ``configfile:``
+(:func:`merge_configs`): the embedded default ``config.yaml`` first, then each overlay. A backbone set to
+``null`` in an overlay is removed. A config of another study (:func:`extends_default` is false) stands alone.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any, TypeVar
 import jsonschema
 import yaml
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 DEFAULT_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
 
 
@@ -99,6 +103,37 @@ def check_config_files(paths: Iterable[Path | str]) -> None:
     for path in paths:
         if Path(path).is_file():
             load_yaml(path)
+
+
+def merge_configs(*configs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``configs`` merged in order, as Snakemake merges config files: a mapping merges key by key
+    (recursively), any other value (a list included) replaces the one before. The inputs are not changed.
+    """
+    merged: dict[str, Any] = {}
+    for config in configs:
+        _merge_into(merged, config or {})
+    return merged
+
+
+def _merge_into(base: dict[str, Any], overlay: Mapping[str, Any]) -> None:
+    for key, value in overlay.items():
+        if isinstance(value, Mapping):
+            below = base.get(key)
+            base[key] = below if isinstance(below, dict) else {}
+            _merge_into(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def extends_default(config: Mapping[str, Any]) -> bool:
+    """Whether ``config`` (the overlays given to the workflow, merged) is laid over the embedded default.
+
+    The default is a simulated study: an overlay of it changes what differs. A config of another study
+    (``study.source`` other than ``simulated``) starts from the schema's defaults instead, so that nothing of
+    the simulated study (its backbones, its small widths) leaks into it.
+    """
+    study = config.get("study") or {}
+    return study.get("source", "simulated") == "simulated"
 
 
 def load_schema(path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:
@@ -195,14 +230,29 @@ def _coerce_numbers(instance: Any, schema: Mapping[str, Any]) -> Any:
     return instance
 
 
+def _is_named_mapping(schema: Mapping[str, Any]) -> bool:
+    """A mapping of user-named entries (``backbones``), rather than one of fixed keys."""
+    return not schema.get("properties") and isinstance(schema.get("additionalProperties"), dict)
+
+
+def _drop_removed_entries(instance: Any, schema: Mapping[str, Any]) -> Any:
+    """``instance`` without the user-named entries set to ``null``: how an overlay removes an entry (a
+    backbone) of the config below it, since merging mappings can add and change entries but not remove them.
+    """
+    if not isinstance(instance, dict):
+        return instance
+    if _is_named_mapping(schema):
+        return {k: v for k, v in instance.items() if v is not None}
+    return {k: _drop_removed_entries(v, _child_schema(schema, k)) for k, v in instance.items()}
+
+
 def _canonical_order(instance: Any, schema: Mapping[str, Any]) -> Any:
     """Sort the keys of every fixed-schema mapping (recursively) so that Snakemake, which compares ``params``
     by their ``repr``, sees the same value whatever order a config file writes its keys in. Mappings of
     user-named entries (``backbones``: their order is the tables' row order) keep the order given.
     """
     if isinstance(instance, dict):
-        named = not schema.get("properties") and isinstance(schema.get("additionalProperties"), dict)
-        keys = list(instance) if named else sorted(instance, key=str)
+        keys = list(instance) if _is_named_mapping(schema) else sorted(instance, key=str)
         return {k: _canonical_order(instance[k], _child_schema(schema, k)) for k in keys}
     if isinstance(instance, list):
         return [_canonical_order(v, _items_schema(schema)) for v in instance]
@@ -231,7 +281,8 @@ def validate_config(config: Mapping[str, Any], schema_path: Path | str = DEFAULT
     as ``3e-4`` (a string to YAML 1.1) are read as numbers; keys come back in a canonical order.
     """
     schema = load_schema(schema_path)
-    filled = _fill_defaults(_coerce_numbers(copy.deepcopy(dict(config)), schema), schema)
+    present = _drop_removed_entries(copy.deepcopy(dict(config)), schema)
+    filled = _fill_defaults(_coerce_numbers(present, schema), schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
     if errors:
@@ -241,13 +292,17 @@ def validate_config(config: Mapping[str, Any], schema_path: Path | str = DEFAULT
     return _canonical_order(filled, schema)
 
 
-def load_config(path: Path | str, schema_path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:
-    """Read a YAML config (safe loader, duplicate keys rejected) and validate it."""
-    raw = load_yaml(path) or {}
+def load_config(*paths: Path | str, schema_path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:
+    """Read YAML configs (safe loader, duplicate keys rejected), merge them in order and validate the result.
+
+    ``load_config("config.yaml", "config/tiny.yaml")`` is what ``snakemake --configfile config/tiny.yaml``
+    runs on; a config of another study is read alone (``load_config("config/things-meg.yaml")``).
+    """
+    merged = merge_configs(*(load_yaml(path) for path in paths))
     try:
-        return validate_config(raw, schema_path)
+        return validate_config(merged, schema_path)
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+        raise ConfigError(f"{' + '.join(str(p) for p in paths)}: {err}") from None
 
 
 def apply_runtime_environment(config: Mapping[str, Any]) -> None:
