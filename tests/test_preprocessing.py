@@ -18,6 +18,7 @@ from megdecode.preprocessing.assemble import (
     assemble_subject,
     assign_splits,
     fit_robust_scaler,
+    project_positions,
     sensor_layout,
 )
 from megdecode.preprocessing.params import PreprocessingParams
@@ -31,6 +32,7 @@ from megdecode.preprocessing.reader import (
 from megdecode.preprocessing.run import derivative_epochs_path, preprocess_run, welch_psd
 from megdecode.preprocessing.signal import epoch_continuous, highpass_drift_kernel, lowpass_kernel
 from megdecode.preprocessing.synth import SynthSpec, helmet_positions, make_raw
+from megdecode.preprocessing.synth import make_info as make_info_synth
 
 PARAMS = PreprocessingParams.from_config(section_defaults("preprocessing"))
 
@@ -250,10 +252,36 @@ def test_scaler_never_sees_test_rows():
 
 
 def test_sensor_layout_in_unit_square():
-    xy = sensor_layout(helmet_positions(40))
+    xy = project_positions(helmet_positions(40))
     assert xy.shape == (40, 2) and xy.min() == 0.0 and xy.max() == 1.0
     with pytest.raises(ValueError, match="no sensor positions"):
-        sensor_layout(np.zeros((10, 3)))
+        project_positions(np.zeros((10, 3)))
+
+
+def test_sensor_layout_is_mnes_layout_of_the_system(caplog):
+    """THINGS-MEG's CTF-275 channels: the centres of MNE's CTF-275 layout boxes, scaled to the unit square;
+    channels MNE's layout does not name (made-up CTF names): their 3-D positions projected, with a warning."""
+    import datetime
+
+    import mne
+
+    from megdecode.simulate.sensors import head_geometry, make_info
+
+    info = make_info(
+        600.0, head_geometry(np.random.default_rng(0)), datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    )
+    names = [n for n in info["ch_names"] if n.startswith("M")]
+    xy = sensor_layout(info, names[::-1])
+    layout = mne.channels.read_layout("CTF-275")  # the one mne.find_layout picks for CTF (MLC11-2622, ...)
+    boxes = layout.pos[[[m.split("-")[0] for m in layout.names].index(n.split("-")[0]) for n in names[::-1]]]
+    centres = boxes[:, :2] + boxes[:, 2:] / 2
+    np.testing.assert_allclose(xy, (centres - centres.min(0)) / np.ptp(centres, 0), atol=1e-12)
+    assert not caplog.records
+    synth = make_info_synth(SynthSpec(n_meg=40))  # CTF-like names, some not in the CTF-275 layout
+    own = synth["ch_names"][:40]
+    with caplog.at_level("WARNING"):
+        np.testing.assert_array_equal(sensor_layout(synth, own), project_positions(helmet_positions(40)))
+    assert "projecting their 3-D positions" in caplog.text
 
 
 def test_derivative_path_matches_rule_pattern(tmp_path):

@@ -10,6 +10,7 @@ and clamped. The array is written through a memory map, run by run, so a subject
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,46 @@ from megdecode.seeds import derive_rng
 log = logging.getLogger(__name__)
 
 
-def sensor_layout(positions: np.ndarray) -> np.ndarray:
+def sensor_layout(info: Any, ch_names: Sequence[str]) -> np.ndarray:
+    """2-D positions in [0, 1] (channels, 2) of ``ch_names``, channels of ``info`` (an ``mne.Info``).
+
+    As brainmagick: MNE's layout of the system (``mne.find_layout``; CTF-275 for a CTF recording), each
+    sensor at its box's centre, each axis min-max scaled over the channels. A channel is looked up by its
+    name without the CTF system's serial suffix (``MLC11-1609`` -> ``MLC11``) or spaces (``MEG 0113``). When
+    MNE's layout lacks a channel (or MNE has none for the system), the channels' 3-D positions are projected
+    instead (:func:`project_positions`), with a warning.
+    """
+    import mne
+
+    names = list(ch_names)
+    picked = mne.pick_info(info, [info["ch_names"].index(name) for name in names])
+    try:
+        layout = mne.find_layout(picked)
+    except (RuntimeError, ValueError) as err:
+        layout, why = None, f"MNE has no layout for them ({err})"
+    if layout is not None:
+        rows = {_layout_key(name): row for row, name in enumerate(layout.names)}
+        missing = [name for name in names if _layout_key(name) not in rows]
+        if not missing:
+            boxes = layout.pos[[rows[_layout_key(name)] for name in names]]
+            return _unit_square(boxes[:, :2] + boxes[:, 2:4] / 2)
+        why = f"MNE's {layout.kind} layout lacks {len(missing)} of them ({', '.join(missing[:5])} ...)"
+    log.warning("sensor layout of %d channels: %s; projecting their 3-D positions", len(names), why)
+    return project_positions(np.array([ch["loc"][:3] for ch in picked["chs"]]))
+
+
+def _layout_key(name: str) -> str:
+    """A channel name as MNE's layouts write it: no spaces, no CTF serial suffix."""
+    return re.sub(r"-\d+$", "", name.replace(" ", ""))
+
+
+def _unit_square(xy: np.ndarray) -> np.ndarray:
+    span = np.ptp(xy, axis=0)
+    span[span == 0] = 1.0
+    return (xy - xy.min(axis=0)) / span
+
+
+def project_positions(positions: np.ndarray) -> np.ndarray:
     """2-D sensor layout in [0, 1] from 3-D sensor positions (azimuthal equidistant projection).
 
     The sphere is fitted by least squares; each axis is min-max scaled to [0, 1].
@@ -42,10 +82,7 @@ def sensor_layout(positions: np.ndarray) -> np.ndarray:
     unit /= np.linalg.norm(unit, axis=1, keepdims=True)
     theta = np.arccos(np.clip(unit[:, 2], -1, 1))
     phi = np.arctan2(unit[:, 1], unit[:, 0])
-    xy = np.column_stack([theta * np.cos(phi), theta * np.sin(phi)])
-    span = np.ptp(xy, axis=0)
-    span[span == 0] = 1.0
-    return (xy - xy.min(axis=0)) / span
+    return _unit_square(np.column_stack([theta * np.cos(phi), theta * np.sin(phi)]))
 
 
 def assign_splits(trials: pd.DataFrame, val_fraction: float, rng: np.random.Generator) -> pd.Series:
@@ -152,6 +189,8 @@ def assemble_subject(
     if not good:
         raise ValueError(f"sub-{subject}: every run was skipped as bad; see {out_runs}")
 
+    from mne_bids import get_entities_from_fname
+
     # pass 1: metadata and channels, without loading data
     tables, ch_names, info0 = [], None, None
     for path, _ in good:
@@ -168,9 +207,9 @@ def assemble_subject(
             raise ValueError(
                 f"{path}: epochs at {ep.info['sfreq']} Hz / {len(ep.times)} samples; rerun the run job"
             )
-        ent = dict(part.split("-", 1) for part in Path(path).name.split("_") if "-" in part)
+        ent = get_entities_from_fname(Path(path).name)
         meta = ep.metadata.reset_index(drop=True).copy()
-        meta["session"], meta["run"], meta["_epoch"] = ent["ses"], ent["run"], np.arange(len(meta))
+        meta["session"], meta["run"], meta["_epoch"] = ent["session"], ent["run"], np.arange(len(meta))
         meta["_file"] = len(tables)
         tables.append(meta)
     trials = pd.concat(tables, ignore_index=True)
@@ -228,7 +267,7 @@ def assemble_subject(
         apply_scaler(meg, center, scale, params.clamp)
 
     table = pd.concat([single, small], ignore_index=True).sort_values("_row")[preprocessed.TRIAL_COLUMNS]
-    positions = np.array([ch["loc"][:3] for ch in info0["chs"]])
+    positions = sensor_layout(info0, ch_names)
     write_tsv(runs, out_runs)
     import mne
 
@@ -236,7 +275,7 @@ def assemble_subject(
         out_dir,
         table,
         ch_names,
-        sensor_layout(positions),
+        positions,
         {
             "subject": subject,
             "sfreq": params.sfreq,
