@@ -140,8 +140,23 @@ def runnable(code: str) -> bool:
     return any(line.strip() and not line.strip().startswith("#") for line in bash_script(code).splitlines())
 
 
+def skip_reason(block: Block) -> str | None:
+    """Why CI does not run ``block`` (its marker's reason, or only install lines), or None."""
+    if block.skip_reason:
+        return f"{block.name}: {block.skip_reason}"
+    if block.language == "bash" and not runnable(block.code):
+        return f"{block.name}: install command (CI installs with the README's test command)"
+    return None
+
+
 ALL_BLOCKS = [block for path in DOC_FILES for block in extract_blocks(path)]
-RUN_BLOCKS = [block for block in ALL_BLOCKS if block.language in RUN_LANGUAGES]
+RUN_BLOCKS = [
+    pytest.param(
+        block, id=block.name, marks=[pytest.mark.skip(reason=why)] if (why := skip_reason(block)) else []
+    )
+    for block in ALL_BLOCKS
+    if block.language in RUN_LANGUAGES
+]
 
 
 # ---------------------------------------------------------------------------- the runner's own rules (fast)
@@ -229,13 +244,9 @@ def _environment() -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("block", RUN_BLOCKS, ids=[block.name for block in RUN_BLOCKS])
+@pytest.mark.parametrize("block", RUN_BLOCKS)
 def test_doc_block_runs_as_written(block: Block, docs_workdir: Path, tmp_path: Path):
-    if block.skip_reason:
-        pytest.skip(f"{block.name}: {block.skip_reason}")
     if block.language == "bash":
-        if not runnable(block.code):
-            pytest.skip(f"{block.name}: install command (CI installs with the README's test command)")
         script = tmp_path / "block.sh"
         script.write_text(bash_script(block.code))
         cmd = ["bash", "-euo", "pipefail", str(script)]
