@@ -161,6 +161,24 @@ RUN_BLOCKS = [
 
 # ---------------------------------------------------------------------------- the runner's own rules (fast)
 
+#: how the project's work was organised, which its docs do not speak of
+NOT_THE_PROJECT = re.compile(
+    r"\bissues? #?\d+|\bthe issue\b|\b(?:this|the previous|previous) session\b|\bagents?\b"
+    r"|device machine|was lent",
+    re.IGNORECASE,
+)
+
+
+def test_docs_speak_of_the_project_only():
+    """No issue numbers, work sessions, agents or lent machines: facts about the project only."""
+    found = [
+        f"{path.relative_to(REPO)}:{i + 1}: {match.group(0)!r}"
+        for path in DOC_FILES
+        for i, line in enumerate(path.read_text().splitlines())
+        if (match := NOT_THE_PROJECT.search(line))
+    ]
+    assert not found, found
+
 
 def test_every_block_names_its_language():
     """An unnamed block could hide a command from this runner: ```bash, ```python, ```yaml, ```text, ..."""

@@ -97,8 +97,8 @@ def test_every_rule_grows_memory_and_runtime_with_attempt(tmp_path, monkeypatch)
         api.__exit__(None, None, None)
 
 
-def test_readme_says_how_to_resume_after_kill_9():
-    text = (REPO / "README.md").read_text()
+def test_docs_say_how_to_resume_after_kill_9():
+    text = (REPO / "docs" / "cluster.md").read_text()
     section = text.split("## Resuming after a crash", 1)[1].split("\n## ", 1)[0]
     for needed in ("--unlock", "the same command", "squeue --me", "scancel", ".megdecode-run.lock"):
         assert needed in section or needed in text, needed

@@ -1,4 +1,4 @@
-"""The fMRI learning curve (issue #18): the simulated 7T study's decoders as training trials per subject grow.
+"""The fMRI learning curve: the simulated 7T study's decoders as training trials per subject grow.
 
 The same experiment as the MEG curve (:mod:`.experiment`) on the simulated 7T fMRI study
 (:mod:`megdecode.simulate.fmri`, parameters ``fmri.simulation``, unchanged):
