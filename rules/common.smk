@@ -21,10 +21,14 @@ from megdecode.plan import make_plan
 
 try:
     check_config_files(workflow.configfiles)
-    # Snakemake's merge puts the overlays' keys first; merged over the default again, the default's order comes
-    # first (the backbones' order is the tables' row order) and what an overlay adds follows it
-    if DEFAULT_CONFIGFILE:
-        config = merge_configs(load_yaml(DEFAULT_CONFIGFILE), config)
+    # merged in order, as megdecode.config.load_config merges: the default (unless another study's), each
+    # --configfile, the --config values. (Snakemake's own merge puts the overlays' keys first, while the
+    # backbones' order is the tables' row order.)
+    config_files = [DEFAULT_CONFIGFILE] if DEFAULT_CONFIGFILE else []
+    config = merge_configs(
+        *map(load_yaml, [*config_files, *workflow.overwrite_configfiles]),
+        workflow.config_settings.config,
+    )
     config = validate_config(config)
     PLAN = make_plan(config)
 except ConfigError as err:

@@ -167,3 +167,40 @@ def test_reordered_config_leaves_nothing_to_rerun(tmp_path):
     reordered.write_text(yaml.safe_dump(config, sort_keys=False))
     proc = run_snakemake(results, "-n", target, "--replace-workflow-config", configfile=reordered)
     assert "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-2000:]
+
+
+@pytest.mark.parametrize(
+    "overlays",
+    [["tiny"], ["learning-curve", "tiny", "tiny-learning-curve"], ["things-meg"]],
+    ids=["tiny", "tiny-learning-curve", "things-meg"],
+)
+def test_the_workflow_runs_on_what_load_config_returns(overlays, tmp_path, monkeypatch):
+    """The workflow merges --configfile overlays (and --config values) over config.yaml exactly as load_config
+    does, key order included; a config of another study stands alone."""
+    from snakemake.api import (
+        ConfigSettings,
+        DeploymentSettings,
+        OutputSettings,
+        ResourceSettings,
+        SnakemakeApi,
+        StorageSettings,
+        WorkflowSettings,
+    )
+
+    files = [REPO / "config" / f"{name}.yaml" for name in overlays]
+    results = str(tmp_path / "results")
+    monkeypatch.chdir(REPO)
+    with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(configfiles=files, config={"results_dir": results}),
+            storage_settings=StorageSettings(),
+            workflow_settings=WorkflowSettings(),
+            deployment_settings=DeploymentSettings(),
+            snakefile=REPO / "Snakefile",
+            workdir=REPO,
+        )._workflow
+        got = workflow.globals["config"]
+    expected = load_config(*([DEFAULT] if extends_default(load_yaml(files[0])) else []), *files)
+    expected["results_dir"] = results
+    assert repr(got) == repr(expected)

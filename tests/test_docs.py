@@ -169,6 +169,16 @@ NOT_THE_PROJECT = re.compile(
 )
 
 
+def test_ci_runs_the_readme_commands_as_written():
+    """The README's two commands (install and run the workflow; install and run the tests) are one line each,
+    and CI (.ci/run) runs the test command as written."""
+    readme = [b for b in ALL_BLOCKS if b.path.name == "README.md" and b.language == "bash"]
+    install = [b.code.strip() for b in readme if INSTALL_LINE.match(b.code.strip())]
+    assert len(install) == 2 and install[0].endswith("snakemake --cores 2 all"), install
+    assert install[1].endswith(".venv/bin/python -m pytest"), install
+    assert install[1] in (REPO / ".ci" / "run").read_text().splitlines()
+
+
 def test_docs_speak_of_the_project_only():
     """No issue numbers, work sessions, agents or lent machines: facts about the project only."""
     found = [
