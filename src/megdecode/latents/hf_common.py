@@ -255,13 +255,18 @@ class HuggingFaceKind(LatentKind):
         return resolve_source(self.options.model, self.options.revision, weights_dir, self.where)
 
     def load_transformers_model(
-        self, threads: int, weights_dir: str | None, by_model_type: dict[str, str]
-    ) -> tuple[Any, str, str | None]:
-        """The options' transformers model (class from ``options.model_class`` or ``by_model_type``), on its
-        device and dtype: ``(model, source, revision)``."""
+        self, threads: int, weights_dir: str | None, by_model_type: dict[str, str], inputs: str
+    ) -> tuple[Any, Any, str | None]:
+        """The options' transformers model (class from ``options.model_class`` or ``by_model_type``) on its
+        device and dtype, and what prepares its ``inputs`` (``"tokenizer"`` or ``"processor"``, for images):
+        ``(model, tokenizer or processor, revision)``."""
+        import transformers
+
         source, revision = self.model_source(threads, weights_dir)
         cls = resolve_model_class(self.options.model_class, source, revision, by_model_type)
-        return load_hf_model(cls, source, revision, self.options.device, self.options.dtype), source, revision
+        model = load_hf_model(cls, source, revision, self.options.device, self.options.dtype)
+        auto = {"tokenizer": transformers.AutoTokenizer, "processor": transformers.AutoImageProcessor}[inputs]
+        return model, load_or_explain(auto.from_pretrained, source, revision, inputs), revision
 
     def provenance(
         self, model: Any, revision: str | None, output: str, layer: int | None, preprocessing: dict[str, Any]

@@ -14,7 +14,6 @@ from megdecode.latents.hf_common import (
     RandomInit,
     check_source_options,
     commit_hash,
-    load_or_explain,
     parse_random_init,
 )
 from megdecode.latents.registry import LatentResult, register_kind
@@ -81,13 +80,13 @@ class HuggingFaceText(HuggingFaceKind):
 
     def compute(self, stimuli: Stimuli, threads: int = 1, weights_dir: str | None = None) -> LatentResult:
         import torch
-        import transformers
 
         opts: TextOptions = self.options
         captions = make_captions(stimuli.table, opts.template, opts.underscores_to_spaces)
         unique = sorted(set(captions))
-        model, source, revision = self.load_transformers_model(threads, weights_dir, TEXT_CLASSES)
-        tokenizer = load_or_explain(transformers.AutoTokenizer.from_pretrained, source, revision, "tokenizer")
+        model, tokenizer, revision = self.load_transformers_model(
+            threads, weights_dir, TEXT_CLASSES, "tokenizer"
+        )
         device = next(model.parameters()).device
         chunks = []
         with torch.inference_mode():

@@ -11,7 +11,6 @@ from megdecode.latents.hf_common import (
     RandomInit,
     check_source_options,
     commit_hash,
-    load_or_explain,
     parse_random_init,
 )
 from megdecode.latents.registry import BatchCollector, LatentResult, register_kind
@@ -90,12 +89,10 @@ class HuggingFaceVision(HuggingFaceKind):
 
     def compute(self, stimuli: Stimuli, threads: int = 1, weights_dir: str | None = None) -> LatentResult:
         import torch
-        import transformers
 
         opts: VisionOptions = self.options
-        model, source, revision = self.load_transformers_model(threads, weights_dir, VISION_CLASSES)
-        processor = load_or_explain(
-            transformers.AutoImageProcessor.from_pretrained, source, revision, "processor"
+        model, processor, revision = self.load_transformers_model(
+            threads, weights_dir, VISION_CLASSES, "processor"
         )
         param = next(model.parameters())
         collector = BatchCollector(len(stimuli))
