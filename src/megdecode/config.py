@@ -4,9 +4,10 @@ The schema is split into one file per stage; ``config.schema.yaml`` refers to th
 ``$ref: <file>``. Validation fills in schema defaults and rejects unknown keys with a
 "did you mean" suggestion, so a misspelled key fails before any job runs.
 
-Configs are overlays, merged as Snakemake merges ``--configfile`` over the Snakefile's ``configfile:``
-(:func:`merge_configs`): the embedded default ``config.yaml`` first, then each overlay. A backbone set to
-``null`` in an overlay is removed. A config of another study (:func:`extends_default` is false) stands alone.
+Configs are overlays (:func:`merge_configs`: mappings merge key by key, other values replace). The workflow
+merges the embedded default ``config.yaml``, each ``--configfile`` and the ``--config`` values, in that order
+(rules/common.smk), as :func:`load_config` merges the files it is given. A backbone set to ``null`` is
+removed. A config of another study (:func:`extends_default` is false) stands alone, without the default.
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def check_config_files(paths: Iterable[Path | str]) -> None:
 
 def merge_configs(*configs: Mapping[str, Any] | None) -> dict[str, Any]:
     """``configs`` merged in order, as Snakemake merges config files: a mapping merges key by key
-    (recursively), any other value (a list included) replaces the one before. The inputs are not changed.
+    (recursively, into an empty one where the value before was not a mapping), any other value (a list
+    included) replaces the one before. The inputs are not changed.
     """
     merged: dict[str, Any] = {}
     for config in configs:
