@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -51,23 +50,18 @@ def snakemake_cmd() -> list[str]:
 def run_snakemake(
     results_dir: Path,
     *args: str,
-    configfile: Path | str | Sequence[Path | str] = REPO / "config" / "tiny.yaml",
+    configfile: Path | str = REPO / "config" / "tiny.yaml",
     cores: int = 2,
     timeout: float = 1200,
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the workflow from the repository root with outputs under ``results_dir``.
-
-    ``configfile``: one overlay on config.yaml, or several (merged in order).
-    """
-    configfiles = [configfile] if isinstance(configfile, Path | str) else list(configfile)
-    # "--config=value": --configfile/--config take several values and would otherwise swallow targets in args
+    """Run the workflow from the repository root with outputs under ``results_dir``."""
+    # "--opt=value": --configfile/--config take several values and would otherwise swallow targets in args
     cmd = [
         *snakemake_cmd(),
         "--cores",
         str(cores),
-        "--configfile",
-        *map(str, configfiles),
+        f"--configfile={configfile}",
         f"--config=results_dir={results_dir}",
         *args,
     ]
