@@ -6,7 +6,10 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,6 +69,32 @@ def run_snakemake(
         *args,
     ]
     return _run(cmd, REPO, timeout, check)
+
+
+@contextmanager
+def parsed_workflow(configfiles: list[Path], config: dict[str, object]) -> Iterator[Any]:
+    """Snakemake's ``Workflow`` of this repository, parsed with these ``--configfile`` overlays and
+    ``--config`` values (rules, resources and the Snakefile's globals: ``config``, ``PLAN``), nothing run."""
+    from snakemake.api import (
+        ConfigSettings,
+        DeploymentSettings,
+        OutputSettings,
+        ResourceSettings,
+        SnakemakeApi,
+        StorageSettings,
+        WorkflowSettings,
+    )
+
+    with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+        yield api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(configfiles=configfiles, config=config),
+            storage_settings=StorageSettings(),
+            workflow_settings=WorkflowSettings(),
+            deployment_settings=DeploymentSettings(),
+            snakefile=REPO / "Snakefile",
+            workdir=REPO,
+        )._workflow
 
 
 def snakemake_in(

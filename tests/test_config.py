@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import REPO, run_snakemake
+from conftest import REPO, parsed_workflow, run_snakemake
 
 from megdecode.config import (
     ConfigError,
@@ -177,29 +177,10 @@ def test_reordered_config_leaves_nothing_to_rerun(tmp_path):
 def test_the_workflow_runs_on_what_load_config_returns(overlays, tmp_path, monkeypatch):
     """The workflow merges --configfile overlays (and --config values) over config.yaml exactly as load_config
     does, key order included; a config of another study stands alone."""
-    from snakemake.api import (
-        ConfigSettings,
-        DeploymentSettings,
-        OutputSettings,
-        ResourceSettings,
-        SnakemakeApi,
-        StorageSettings,
-        WorkflowSettings,
-    )
-
     files = [REPO / "config" / f"{name}.yaml" for name in overlays]
     results = str(tmp_path / "results")
     monkeypatch.chdir(REPO)
-    with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
-        workflow = api.workflow(
-            resource_settings=ResourceSettings(cores=1),
-            config_settings=ConfigSettings(configfiles=files, config={"results_dir": results}),
-            storage_settings=StorageSettings(),
-            workflow_settings=WorkflowSettings(),
-            deployment_settings=DeploymentSettings(),
-            snakefile=REPO / "Snakefile",
-            workdir=REPO,
-        )._workflow
+    with parsed_workflow(files, {"results_dir": results}) as workflow:
         got = workflow.globals["config"]
     expected = load_config(*([DEFAULT] if extends_default(load_yaml(files[0])) else []), *files)
     expected["results_dir"] = results
