@@ -1,8 +1,8 @@
-"""The sensor layout the brain module sees: MNE's layout of the system vs a projection of the 3-D positions.
+"""The sensor layout the brain module sees: a projection of the 3-D positions vs MNE's layout of the system.
 
-``megdecode.preprocessing.assemble.sensor_layout`` takes MNE's layout (``mne.find_layout``, as brainmagick);
-``project_positions`` is the azimuthal equidistant projection of the sensors' 3-D positions about a fitted
-sphere, used before (and still when MNE's layout lacks a channel). Both are scaled to the unit square.
+``megdecode.preprocessing.assemble.sensor_layout`` (what the workflow uses) is the azimuthal equidistant
+projection of the sensors' 3-D positions about a fitted sphere; ``mne_layout`` is MNE's layout of the system
+(``mne.find_layout``, what brainmagick uses). Both are scaled to the unit square.
 Printed, for the real CTF-275 recording beside the checkout (``../shared/ctf-sample``, skipped when
 absent) and for the simulated study's CTF-275 array: per-channel distance between the two layouts
 (unit-square units), the Procrustes disparity (0 = the same shape up to shift, rotation and scale), how many
@@ -21,7 +21,7 @@ import mne
 import numpy as np
 from scipy.spatial import procrustes
 
-from megdecode.preprocessing.assemble import project_positions, sensor_layout
+from megdecode.preprocessing.assemble import mne_layout, sensor_layout
 from megdecode.simulate.sensors import head_geometry, make_info
 
 CTF_SAMPLE = (
@@ -36,10 +36,8 @@ def _neighbours(xy: np.ndarray, k: int) -> np.ndarray:
 
 
 def compare(name: str, info: mne.Info, channels: list[str]) -> None:
-    mne_xy = sensor_layout(info, channels)
-    projected = project_positions(
-        np.array([info["chs"][info["ch_names"].index(c)]["loc"][:3] for c in channels])
-    )
+    mne_xy = mne_layout(info, channels)
+    projected = sensor_layout(np.array([info["chs"][info["ch_names"].index(c)]["loc"][:3] for c in channels]))
     dist = np.linalg.norm(mne_xy - projected, axis=1)
     print(f"{name}: {len(channels)} channels, MNE layout {mne.find_layout(info).kind}")
     print(

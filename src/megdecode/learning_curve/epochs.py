@@ -133,7 +133,8 @@ class EpochSimulator:
         gain = fixed_gain(info, allpos, np.asarray(head["sphere_r0"]), head["head_radius"]) * FT_PER_T
         n_e, n_l = params.early.n_dipoles, params.late.n_dipoles
         self.channels = [n for n in info["ch_names"] if n.startswith("M")]
-        self.positions = sensor_layout(info, self.channels)
+        picks = [info["ch_names"].index(c) for c in self.channels]
+        self.positions = sensor_layout(np.array([info["chs"][i]["loc"][:3] for i in picks]))
         self._gain_early, self._gain_late = gain[:, :n_e], gain[:, n_e : n_e + n_l]
         nz = params.noise
         lags = np.arange(len(grid.times)) / grid.sfreq

@@ -26,49 +26,13 @@ from megdecode.seeds import derive_rng
 log = logging.getLogger(__name__)
 
 
-def sensor_layout(info: Any, ch_names: Sequence[str]) -> np.ndarray:
-    """2-D positions in [0, 1] (channels, 2) of ``ch_names``, channels of ``info`` (an ``mne.Info``).
-
-    As brainmagick: MNE's layout of the system (``mne.find_layout``; CTF-275 for a CTF recording), each
-    sensor at its box's centre, each axis min-max scaled over the channels. A channel is looked up by its
-    name without the CTF system's serial suffix (``MLC11-1609`` -> ``MLC11``) or spaces (``MEG 0113``). When
-    MNE's layout lacks a channel (or MNE has none for the system), the channels' 3-D positions are projected
-    instead (:func:`project_positions`), with a warning.
-    """
-    import mne
-
-    names = list(ch_names)
-    picked = mne.pick_info(info, [info["ch_names"].index(name) for name in names])
-    try:
-        layout = mne.find_layout(picked)
-    except (RuntimeError, ValueError) as err:
-        layout, why = None, f"MNE has no layout for them ({err})"
-    if layout is not None:
-        rows = {_layout_key(name): row for row, name in enumerate(layout.names)}
-        missing = [name for name in names if _layout_key(name) not in rows]
-        if not missing:
-            boxes = layout.pos[[rows[_layout_key(name)] for name in names]]
-            return _unit_square(boxes[:, :2] + boxes[:, 2:4] / 2)
-        why = f"MNE's {layout.kind} layout lacks {len(missing)} of them ({', '.join(missing[:5])} ...)"
-    log.warning("sensor layout of %d channels: %s; projecting their 3-D positions", len(names), why)
-    return project_positions(np.array([ch["loc"][:3] for ch in picked["chs"]]))
-
-
-def _layout_key(name: str) -> str:
-    """A channel name as MNE's layouts write it: no spaces, no CTF serial suffix."""
-    return re.sub(r"-\d+$", "", name.replace(" ", ""))
-
-
-def _unit_square(xy: np.ndarray) -> np.ndarray:
-    span = np.ptp(xy, axis=0)
-    span[span == 0] = 1.0
-    return (xy - xy.min(axis=0)) / span
-
-
-def project_positions(positions: np.ndarray) -> np.ndarray:
+def sensor_layout(positions: np.ndarray) -> np.ndarray:
     """2-D sensor layout in [0, 1] from 3-D sensor positions (azimuthal equidistant projection).
 
-    The sphere is fitted by least squares; each axis is min-max scaled to [0, 1].
+    The sphere is fitted by least squares; each axis is min-max scaled to [0, 1]. On the real CTF-275
+    recording in ``../shared/ctf-sample`` this is MNE's layout of the system (:func:`mne_layout`, what
+    brainmagick uses) to 0.005 on average (docs/preprocessing.md); unlike a layout file, it follows the
+    positions a recording (or the simulator) gives, for any sensor array.
     """
     pos = np.asarray(positions, dtype=np.float64)
     if pos.ndim != 2 or pos.shape[1] != 3 or len(pos) < 4 or not np.isfinite(pos).all():
@@ -82,7 +46,27 @@ def project_positions(positions: np.ndarray) -> np.ndarray:
     unit /= np.linalg.norm(unit, axis=1, keepdims=True)
     theta = np.arccos(np.clip(unit[:, 2], -1, 1))
     phi = np.arctan2(unit[:, 1], unit[:, 0])
-    return _unit_square(np.column_stack([theta * np.cos(phi), theta * np.sin(phi)]))
+    xy = np.column_stack([theta * np.cos(phi), theta * np.sin(phi)])
+    span = np.ptp(xy, axis=0)
+    span[span == 0] = 1.0
+    return (xy - xy.min(axis=0)) / span
+
+
+def mne_layout(info: Any, ch_names: Sequence[str]) -> np.ndarray:
+    """MNE's layout of the system (``mne.find_layout``: CTF-275 for a CTF recording) for ``ch_names`` of
+    ``info``: each sensor at its box's centre, each axis scaled to [0, 1]; a channel looked up by its name
+    without the CTF serial suffix (``MLC11-1609`` -> ``MLC11``). The reference :func:`sensor_layout` is
+    checked against (benchmarks/sensor_layout_compare.py)."""
+    import mne
+
+    layout = mne.find_layout(mne.pick_info(info, [info["ch_names"].index(name) for name in ch_names]))
+    rows = {name: row for row, name in enumerate(layout.names)}
+    keys = [re.sub(r"-\d+$", "", name) for name in ch_names]
+    if missing := [name for name, key in zip(ch_names, keys, strict=True) if key not in rows]:
+        raise ValueError(f"MNE's {layout.kind} layout lacks {len(missing)} channels: {missing[:5]}")
+    boxes = layout.pos[[rows[key] for key in keys]]
+    centres = boxes[:, :2] + boxes[:, 2:4] / 2
+    return (centres - centres.min(axis=0)) / np.ptp(centres, axis=0)
 
 
 def assign_splits(trials: pd.DataFrame, val_fraction: float, rng: np.random.Generator) -> pd.Series:
@@ -267,7 +251,7 @@ def assemble_subject(
         apply_scaler(meg, center, scale, params.clamp)
 
     table = pd.concat([single, small], ignore_index=True).sort_values("_row")[preprocessed.TRIAL_COLUMNS]
-    positions = sensor_layout(info0, ch_names)
+    positions = np.array([ch["loc"][:3] for ch in info0["chs"]])
     write_tsv(runs, out_runs)
     import mne
 
@@ -275,7 +259,7 @@ def assemble_subject(
         out_dir,
         table,
         ch_names,
-        positions,
+        sensor_layout(positions),
         {
             "subject": subject,
             "sfreq": params.sfreq,
