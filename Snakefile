@@ -5,11 +5,20 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# The embedded default; a config given with --configfile replaces it rather than merging into it,
-# so keys of the default (e.g. its backbones) never leak into another study's config.
-if not workflow.overwrite_configfiles:
+# The embedded default. A --configfile is an overlay on it (mappings merge, other values replace; a backbone
+# set to null is removed), except a config of another study (study.source not simulated, e.g.
+# config/things-meg.yaml), which starts from the schema's defaults: nothing of the simulated study leaks in.
+# --replace-workflow-config: the --configfile alone, too.
+from megdecode.config import extends_default
 
-    configfile: "config.yaml"
+DEFAULT_CONFIGFILE = (
+    "config.yaml"
+    if extends_default(config) and not workflow.config_settings.replace_workflow_config
+    else None
+)
+if DEFAULT_CONFIGFILE:
+
+    configfile: DEFAULT_CONFIGFILE
 
 
 include: "rules/common.smk"

@@ -20,8 +20,15 @@ from megdecode.plan import make_plan
 
 try:
     check_interpreter_path(sys.executable)
+    # merged in order, as megdecode.config.load_config merges: the default (unless another study's), each
+    # --configfile, the --config values. (Snakemake's own merge puts the overlays' keys first, while the
+    # backbones' order is the tables' row order.)
     config = validate_workflow_config(
-        config, workflow.configfiles, workflow.config_settings.config
+        [
+            *([DEFAULT_CONFIGFILE] if DEFAULT_CONFIGFILE else []),
+            *workflow.overwrite_configfiles,
+        ],
+        workflow.config_settings.config,
     )
     PLAN = make_plan(config)
 except ConfigError as err:

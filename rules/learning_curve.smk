@@ -165,7 +165,7 @@ rule learning_curve_fmri_job:
         fmri={"simulation": LC_FMRI_SIM, **LC_FMRI_DECODERS},
         seed=config["seed"],
     script:
-        "../workflow/scripts/learning_curve_fmri_job.py"
+        "../workflow/scripts/learning_curve_job.py"
 
 
 rule learning_curve_summary:

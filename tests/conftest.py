@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,7 +68,44 @@ def run_snakemake(
         f"--config=results_dir={results_dir}",
         *args,
     ]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return _run(cmd, REPO, timeout, check)
+
+
+@contextmanager
+def parsed_workflow(configfiles: list[Path], config: dict[str, object]) -> Iterator[Any]:
+    """Snakemake's ``Workflow`` of this repository, parsed with these ``--configfile`` overlays and
+    ``--config`` values (rules, resources and the Snakefile's globals: ``config``, ``PLAN``), nothing run."""
+    from snakemake.api import (
+        ConfigSettings,
+        DeploymentSettings,
+        OutputSettings,
+        ResourceSettings,
+        SnakemakeApi,
+        StorageSettings,
+        WorkflowSettings,
+    )
+
+    with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+        yield api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(configfiles=configfiles, config=config),
+            storage_settings=StorageSettings(),
+            workflow_settings=WorkflowSettings(),
+            deployment_settings=DeploymentSettings(),
+            snakefile=REPO / "Snakefile",
+            workdir=REPO,
+        )._workflow
+
+
+def snakemake_in(
+    workdir: Path, *args: str, timeout: float = 1200, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``snakemake *args`` in ``workdir`` (a scratch copy of the checkout), as a user would type it."""
+    return _run([*snakemake_cmd(), *args], workdir, timeout, check)
+
+
+def _run(cmd: list[str], cwd: Path, timeout: float, check: bool) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"snakemake failed ({' '.join(cmd)}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
@@ -72,12 +113,56 @@ def run_snakemake(
     return proc
 
 
+def scratch_copy(dest: Path) -> Path:
+    """A copy of the checkout at ``dest``: the files git tracks and the untracked ones it does not ignore
+    (no venv, no results). Outside a git checkout, every file but those."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    if listed.returncode == 0:
+        for name in filter(None, listed.stdout.split("\0")):
+            source = REPO / name
+            if source.is_file():  # a tracked file deleted in the working tree is listed too
+                (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, dest / name)
+    else:
+        ignored = shutil.ignore_patterns(
+            ".git", ".venv", "results*", ".snakemake", "__pycache__", "*.egg-info"
+        )
+        shutil.copytree(REPO, dest, ignore=ignored, dirs_exist_ok=True)
+    return dest
+
+
+# The tiny runs every end-to-end test reads, made once per session in a scratch copy of the checkout, typed
+# as a user types them (the docs' convention, tests/test_docs.py); outputs in the copy's results*/ folders.
+TINY_ALL = ("--cores", "2", "all", "--configfile", "config/tiny.yaml")
+TINY_LEARNING_CURVE = (
+    "--cores", "2", "learning_curve",
+    "--configfile", "config/learning-curve.yaml", "config/tiny.yaml", "config/tiny-learning-curve.yaml",
+)  # fmt: skip
+
+
 @pytest.fixture(scope="session")
-def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Run `all` once on config/tiny.yaml; every end-to-end test reads these outputs."""
-    results = tmp_path_factory.mktemp("tiny") / "results"
-    run_snakemake(results, "all")
-    return results
+def tiny_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scratch copy of the checkout in which `snakemake --cores 2 all --configfile config/tiny.yaml` ran."""
+    workdir = scratch_copy(tmp_path_factory.mktemp("tiny") / "megdecode")
+    snakemake_in(workdir, *TINY_ALL)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def tiny_results(tiny_workdir: Path) -> Path:
+    """The outputs of `all` on config/tiny.yaml; every end-to-end test reads them."""
+    return tiny_workdir / "results"
+
+
+@pytest.fixture(scope="session")
+def tiny_learning_curve(tiny_workdir: Path) -> Path:
+    """The outputs of the learning curve's command (config/learning-curve.yaml) made tiny by config/tiny.yaml
+    and config/tiny-learning-curve.yaml, run in the same scratch copy (its own results folder)."""
+    snakemake_in(tiny_workdir, *TINY_LEARNING_CURVE)
+    return tiny_workdir / "results-learning-curve"
 
 
 @pytest.fixture

@@ -6,15 +6,67 @@ import re
 
 import pytest
 import yaml
-from conftest import REPO, run_snakemake
+from conftest import REPO, parsed_workflow, run_snakemake
 
-from megdecode.config import ConfigError, load_config, validate_config
+from megdecode.config import (
+    ConfigError,
+    extends_default,
+    load_config,
+    load_yaml,
+    merge_configs,
+    validate_config,
+)
+
+DEFAULT = REPO / "config.yaml"
+TINY = REPO / "config" / "tiny.yaml"
 
 
 def test_default_and_tiny_configs_are_valid():
-    for path in [REPO / "config.yaml", *sorted((REPO / "config").glob("*.yaml"))]:
-        config = load_config(path)
+    for path in sorted((REPO / "config").glob("*.yaml")):
+        files = [DEFAULT, path] if extends_default(load_yaml(path)) else [path]
+        if path.name == "learning-curve-longer.yaml":  # a probe laid over the learning curve
+            files.insert(1, REPO / "config" / "learning-curve.yaml")
+        config = load_config(*files)
         assert config["study"]["subjects"], path
+
+
+def test_variants_are_overlays_on_the_default():
+    """Another study stands alone; a variant of the simulated default holds only what differs from it."""
+    assert not extends_default(load_yaml(REPO / "config" / "things-meg.yaml"))
+    assert not extends_default(load_yaml(REPO / "config" / "nsd.yaml"))
+    default = load_yaml(DEFAULT)
+    for name in ("tiny", "nonlinear", "fmri-demo", "learning-curve"):
+        overlay = load_yaml(REPO / "config" / f"{name}.yaml")
+        assert extends_default(overlay), name
+        assert _repeats(overlay, default) == [], name
+    # the tiny learning curve is laid over the learning curve made tiny
+    below = merge_configs(default, load_yaml(REPO / "config" / "learning-curve.yaml"), load_yaml(TINY))
+    assert _repeats(load_yaml(REPO / "config" / "tiny-learning-curve.yaml"), below) == []
+
+
+def _repeats(overlay: object, base: object, path: str = "") -> list[str]:
+    """Keys whose overlay value equals the base's: copies of the default an overlay need not hold."""
+    if not isinstance(overlay, dict) or not isinstance(base, dict):
+        return [path] if overlay == base else []
+    return [r for k, v in overlay.items() if k in base for r in _repeats(v, base[k], f"{path}.{k}")]
+
+
+def test_overlays_merge_as_snakemake_merges():
+    """Mappings merge key by key, lists replace, a backbone set to null is removed; default order first."""
+    from snakemake.utils import update_config
+
+    default, tiny = load_yaml(DEFAULT), load_yaml(TINY)
+    expected = {}
+    update_config(expected, default)
+    update_config(expected, tiny)
+    assert merge_configs(default, tiny) == expected
+    config = load_config(DEFAULT, TINY)
+    assert list(config["backbones"]) == ["colour_hist", "attributes", "dinov2_random"]  # hog: null removed
+    assert config["study"]["subjects"] == ["01", "02"] and config["study"]["sessions"] == ["01", "02"]
+    assert config["backbones"]["colour_hist"]["options"] == {
+        "colour_bins": 4, "features": ["colour_histogram"], "image_size": 32,
+    }  # fmt: skip
+    assert load_yaml(DEFAULT)["backbones"]["hog"], "the inputs are not changed"
 
 
 def test_defaults_are_filled_without_mutating_input():
@@ -39,8 +91,8 @@ def test_labels_reject_path_characters(label):
 
 
 def test_workflow_fails_before_any_job_on_misspelled_key(tmp_path):
-    bad = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
-    bad["study"]["sesions"] = bad["study"].pop("sessions")
+    bad = yaml.safe_load(TINY.read_text())
+    bad["study"]["sesions"] = ["01"]
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(bad))
     proc = run_snakemake(tmp_path / "results", "-n", configfile=path, check=False)
@@ -58,7 +110,7 @@ def test_duplicate_yaml_key_is_rejected_with_both_lines(tmp_path):
     with pytest.raises(ConfigError, match=r"dup.yaml: key 'seed' is given twice.*line 1 and line 4"):
         load_config(path)
     with pytest.raises(ConfigError, match=r"dup.yaml: key 'seed'"):
-        validate_workflow_config({}, [path], None)
+        validate_workflow_config([path], None)
 
 
 def test_duplicate_backbone_labels_name_both_backbones():
@@ -71,10 +123,9 @@ def test_duplicate_backbone_labels_name_both_backbones():
 
 
 def test_workflow_rejects_duplicate_keys_in_its_configfile(tmp_path):
-    text = (REPO / "config" / "tiny.yaml").read_text()
+    text = TINY.read_text()
     path = tmp_path / "dup.yaml"
-    assert "\nseed:" in text
-    path.write_text(text + "\nseed: 7\n")
+    path.write_text("seed: 1\n" + text + "\nseed: 7\n")
     proc = run_snakemake(tmp_path / "results", "-n", configfile=path, check=False)
     assert proc.returncode != 0
     assert "key 'seed' is given twice" in proc.stdout + proc.stderr
@@ -91,7 +142,8 @@ def test_exponent_without_dot_is_a_number():
 
 def test_key_order_does_not_change_params():
     """Snakemake compares params by repr: reordering keys without changing a value must not rerun jobs."""
-    a = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    a = merge_configs(load_yaml(DEFAULT), load_yaml(TINY))
+    del a["backbones"]["hog"]  # removed by the overlay (null)
     b = {
         k: (dict(reversed(list(v.items()))) if isinstance(v, dict) and k != "backbones" else v)
         for k, v in reversed(list(a.items()))
@@ -109,12 +161,14 @@ def test_reordered_config_leaves_nothing_to_rerun(tmp_path):
     results = tmp_path / "results"
     target = str(results / "stimuli" / "stimuli.tsv")
     run_snakemake(results, target, cores=1)
-    config = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    # the whole tiny config, keys of simulation.stimuli reversed, in place of the default (an overlay's keys
+    # would be merged into the default's order)
+    config = load_config(DEFAULT, TINY)
     stimuli = config["simulation"]["stimuli"]
     config["simulation"]["stimuli"] = dict(reversed(list(stimuli.items())))
     reordered = tmp_path / "reordered.yaml"
     reordered.write_text(yaml.safe_dump(config, sort_keys=False))
-    proc = run_snakemake(results, "-n", target, configfile=reordered)
+    proc = run_snakemake(results, "-n", target, "--replace-workflow-config", configfile=reordered)
     assert "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-2000:]
 
 
@@ -125,9 +179,8 @@ def test_schema_errors_name_the_config_file_or_the_command_line(tmp_path):
     base.write_text("seed: 1\nstudy:\n  subjects: ['01']\n")
     overlay.write_text("study:\n  subjets: ['02']\n")
     overrides = {"sede": 3, "seed": "x"}
-    config = {"seed": "x", "sede": 3, "study": {"subjects": ["01"], "subjets": ["02"]}}
     with pytest.raises(ConfigError) as err:
-        validate_workflow_config(config, [base, overlay], overrides)
+        validate_workflow_config([base, overlay], overrides)
     msg = str(err.value)
     assert f"unknown key 'subjets' in 'study': did you mean 'subjects'? (set in {overlay})" in msg
     assert "unknown key 'sede' in '<top level>': did you mean 'seed'? (set in --config)" in msg
@@ -205,3 +258,31 @@ def test_checkout_in_a_folder_with_a_space_refuses_at_start_or_runs(tmp_path):
     proc = subprocess.run([python, *args], cwd=checkout, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert (results / "stimuli" / "stimuli.tsv").is_file()
+
+
+@pytest.mark.parametrize(
+    "overlays",
+    [["tiny"], ["learning-curve", "tiny", "tiny-learning-curve"], ["things-meg"]],
+    ids=["tiny", "tiny-learning-curve", "things-meg"],
+)
+def test_the_workflow_runs_on_what_load_config_returns(overlays, tmp_path, monkeypatch):
+    """The workflow merges --configfile overlays (and --config values) over config.yaml exactly as load_config
+    does, key order included; a config of another study stands alone."""
+    files = [REPO / "config" / f"{name}.yaml" for name in overlays]
+    overrides: dict = {"results_dir": str(tmp_path / "results")}
+    if overlays == ["things-meg"]:  # the workflow reads the dataset's inventory: a one-run layout twin of it
+        from conftest import THINGS_MEG
+        from things_twin import TwinSpec, make_layout_twin
+
+        if not (THINGS_MEG / "ds004212").is_dir():
+            pytest.skip(f"real THINGS-MEG metadata not found at {THINGS_MEG} (CI provides ../shared)")
+        spec = TwinSpec(["BIGMEG1"], ["01"], ["01"], recording="empty_ds")
+        twin = make_layout_twin(THINGS_MEG / "ds004212", tmp_path / "ds004212", spec)
+        study = dict(bids_root=str(twin), subjects=["BIGMEG1"], sessions=["01"], runs=["01"])
+        overrides["study"] = study | {"image_table": str(THINGS_MEG / "things" / "things_meg_images.tsv")}
+    monkeypatch.chdir(REPO)
+    with parsed_workflow(files, overrides) as workflow:
+        got = workflow.globals["config"]
+    base = [DEFAULT] if extends_default(load_yaml(files[0])) else []
+    expected = validate_config(merge_configs(*(load_yaml(f) for f in [*base, *files]), overrides))
+    assert repr(got) == repr(expected)

@@ -204,7 +204,7 @@ def test_default_config_plans_no_fmri() -> None:
     from megdecode.config import load_config
 
     assert make_plan(load_config(REPO / "config.yaml")).fmri is None
-    demo = make_plan(load_config(REPO / "config" / "fmri-demo.yaml"))
+    demo = make_plan(load_config(REPO / "config.yaml", REPO / "config" / "fmri-demo.yaml"))
     assert demo.fmri is not None and demo.fmri.backbones == [
         "colour_hist",
         "hog",

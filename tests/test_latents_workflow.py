@@ -28,7 +28,7 @@ BACKBONES = {
     },
 }
 # the stimuli come from our fixture; "--" ends the multi-valued options before the targets
-LATENT_RULES = ("--allowed-rules", "latents", "build_random_backbone", "--")
+LATENT_RULES = ("--replace-workflow-config", "--allowed-rules", "latents", "build_random_backbone", "--")
 
 
 def targets(results: Path, names) -> list[str]:
@@ -38,7 +38,8 @@ def targets(results: Path, names) -> list[str]:
 
 
 def write_config(path: Path, backbones: dict) -> Path:
-    base = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    """The tiny config, these backbones in place of its own; a whole config (--replace-workflow-config)."""
+    base = load_config(REPO / "config.yaml", REPO / "config" / "tiny.yaml")
     base["backbones"] = backbones
     path.write_text(yaml.safe_dump(base))
     return path
@@ -72,7 +73,7 @@ def test_latents_rules_on_own_stimuli_and_rerun_scope(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_tiny_workflow_latents(tiny_results: Path) -> None:
-    config = load_config(REPO / "config" / "tiny.yaml")
+    config = load_config(REPO / "config.yaml", REPO / "config" / "tiny.yaml")
     stimuli = read_tsv(tiny_results / "stimuli" / "stimuli.tsv", dtype={"image_id": str})
     expected = stimuli.loc[stimuli["role"].isin(["exp", "test"]), "image_id"].tolist()
     for name in config["backbones"]:

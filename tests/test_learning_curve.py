@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from conftest import REPO, run_snakemake
+from conftest import REPO, TINY_LEARNING_CURVE, snakemake_in
 
 from megdecode.artifacts.latents import Latents
 from megdecode.artifacts.learning_curve import read_scores
@@ -277,31 +276,11 @@ def test_fmri_zscoring_never_sees_test_trials():
     assert ids[TEST_SMALL].tolist() == ["t2"] and x[TEST_SMALL].shape == (1, 3)
 
 
-def test_tiny_learning_curve_workflow(tmp_path: Path):
-    """The figure/table contract of `snakemake learning_curve`; oracle >= ridge >= chance (linear world)."""
-    cfg = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
-    cfg["simulation"]["stimuli"].update(n_train_concepts=36, exemplars_per_train_concept=8)
-    cfg["training"].update(max_epochs=4, patience=2)
-    cfg["learning_curve"] = {
-        "worlds": ["linear", "nonlinear"],
-        "subjects": ["01"],
-        "seeds": [0, 1],
-        "train_sizes": [100, 200],
-        "n_val": 40,
-        "min_train_samples": 0,
-        "ridge_time_bins": [10],
-        "n_bootstrap": 100,
-        "ceiling_renders": 40,
-        "modalities": ["meg", "fmri"],
-    }
-    cfg["fmri"] = {
-        "mlp_training": {"max_epochs": 15, "patience": 4},
-        "simulation": {"n_early_voxels": 300, "n_high_voxels": 200},
-    }
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(cfg))
-    results = tmp_path / "results"
-    run_snakemake(results, "learning_curve", configfile=config)
+@pytest.mark.slow
+def test_tiny_learning_curve_workflow(tiny_learning_curve: Path):
+    """The figure/table contract of `snakemake learning_curve` (config/learning-curve.yaml made tiny by
+    config/tiny.yaml and config/tiny-learning-curve.yaml); oracle >= ridge >= chance (linear world)."""
+    results = tiny_learning_curve
     lc = results / "learning_curve"
     for name in ("summary.tsv", "paired.tsv", "slopes.tsv", "learning_curve.md", "learning_curve.png"):
         assert (lc / name).stat().st_size > 0, name
@@ -336,7 +315,7 @@ def test_tiny_learning_curve_workflow(tmp_path: Path):
     assert {("mlp", 100), ("mlp", 200), ("oracle_image", 0)} <= set(fmri.index)
     assert "fMRI, simulated 7T, attributes, test large" in report
     # a finished experiment has nothing left to do
-    dry = run_snakemake(results, "learning_curve", "-n", configfile=config)
+    dry = snakemake_in(results.parent, *TINY_LEARNING_CURVE, "-n")
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
 

@@ -276,6 +276,7 @@ def test_construction_errors_name_the_fix():
         _decoder().feed(np.zeros((5, 3)))
 
 
+@pytest.mark.slow
 def test_replay_rule_in_the_tiny_workflow(tiny_results):
     """The tiny workflow replays each subject's test runs: every image trial decoded, none skipped; with
     phase: causal, online latents equal the training job's saved predictions on the same trials."""
@@ -343,6 +344,7 @@ def check_trigger_onsets_equal_events(results, subject: str, backbone: str = "at
     assert [t.onset_sample for t in decoder.decoded] == images["sample"].tolist()
 
 
+@pytest.mark.slow
 def test_trigger_onsets_in_the_tiny_workflow_equal_its_photodiode_corrected_events(tiny_results):
     check_trigger_onsets_equal_events(tiny_results, "01")
 

@@ -18,6 +18,7 @@ from megdecode.preprocessing.assemble import (
     assemble_subject,
     assign_splits,
     fit_robust_scaler,
+    mne_layout,
     sensor_layout,
 )
 from megdecode.preprocessing.params import PreprocessingParams
@@ -31,6 +32,7 @@ from megdecode.preprocessing.reader import (
 from megdecode.preprocessing.run import preprocess_run, welch_psd
 from megdecode.preprocessing.signal import epoch_continuous, highpass_drift_kernel, lowpass_kernel
 from megdecode.preprocessing.synth import SynthSpec, helmet_positions, make_raw
+from megdecode.preprocessing.synth import make_info as make_info_synth
 
 PARAMS = PreprocessingParams.from_config(section_defaults("preprocessing"))
 
@@ -254,6 +256,53 @@ def test_sensor_layout_in_unit_square():
     assert xy.shape == (40, 2) and xy.min() == 0.0 and xy.max() == 1.0
     with pytest.raises(ValueError, match="no sensor positions"):
         sensor_layout(np.zeros((10, 3)))
+
+
+def _ctf_275_channels(info) -> list[str]:
+    import mne
+
+    return [info["ch_names"][i] for i in mne.pick_types(info, meg=True, ref_meg=False, exclude=[])]
+
+
+def test_mne_layout_is_the_ctf_275_layout_file():
+    """The reference layout: the centres of MNE's CTF-275 layout boxes (names without the serial suffix),
+    scaled to the unit square; a channel it does not name is an error."""
+    import datetime
+
+    import mne
+
+    from megdecode.simulate.sensors import head_geometry, make_info
+
+    date = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    info = make_info(600.0, head_geometry(np.random.default_rng(0)), date)
+    names = _ctf_275_channels(info)[::-1]
+    layout = mne.channels.read_layout("CTF-275")  # the file mne.find_layout picks for CTF (MLC11-2622, ...)
+    short = [n.split("-")[0] for n in layout.names]
+    boxes = layout.pos[[short.index(n.split("-")[0]) for n in names]]
+    centres = boxes[:, :2] + boxes[:, 2:] / 2
+    np.testing.assert_allclose(mne_layout(info, names), (centres - centres.min(0)) / np.ptp(centres, 0))
+    synth = make_info_synth(SynthSpec(n_meg=40))  # CTF-like made-up names, some not in the layout
+    with pytest.raises(ValueError, match="layout lacks"):
+        mne_layout(synth, synth["ch_names"][:40])
+
+
+def test_sensor_layout_matches_mnes_on_a_real_ctf_275_recording():
+    """On the real CTF-275 sample the projection of the sensors' positions is MNE's layout to within 1% of the
+    layout's width on average (measured 0.0053, max 0.021; benchmarks/sensor_layout_compare.py)."""
+    import mne
+    from conftest import SHARED
+    from scipy.spatial import procrustes
+
+    recording = SHARED / "ctf-sample" / "testdata_ctf_short_discontinuous.ds"
+    if not recording.is_dir():
+        pytest.skip(f"real CTF sample not present: {recording}")
+    info = mne.io.read_raw_ctf(recording, verbose="error").info
+    names = _ctf_275_channels(info)
+    ours = sensor_layout(np.array([info["chs"][info["ch_names"].index(n)]["loc"][:3] for n in names]))
+    theirs = mne_layout(info, names)
+    distance = np.linalg.norm(ours - theirs, axis=1)
+    assert len(names) == 273 and distance.mean() < 0.01 and distance.max() < 0.03, distance
+    assert procrustes(theirs, ours)[2] < 1e-3
 
 
 # --- run + subject end to end on synthetic BIDS-like files ---------------------------------------------

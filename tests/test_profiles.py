@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, parsed_workflow
 
 SLURM = REPO / "profiles" / "slurm" / "config.yaml"
 DEFAULT = REPO / "profiles" / "default" / "config.yaml"
@@ -43,33 +43,6 @@ def test_local_run_keeps_its_defaults(monkeypatch):
     assert args.keep_going is False and args.latency_wait == 5 and args.rerun_incomplete is True
 
 
-def _workflow(tmp_path):
-    from snakemake.api import (
-        ConfigSettings,
-        DeploymentSettings,
-        OutputSettings,
-        ResourceSettings,
-        SnakemakeApi,
-        StorageSettings,
-        WorkflowSettings,
-    )
-
-    api = SnakemakeApi(OutputSettings())
-    api.__enter__()
-    workflow_api = api.workflow(
-        resource_settings=ResourceSettings(cores=1),
-        config_settings=ConfigSettings(
-            configfiles=[REPO / "config" / "tiny.yaml"], config={"results_dir": str(tmp_path / "results")}
-        ),
-        storage_settings=StorageSettings(),
-        workflow_settings=WorkflowSettings(),
-        deployment_settings=DeploymentSettings(),
-        snakefile=REPO / "Snakefile",
-        workdir=REPO,
-    )
-    return api, workflow_api._workflow
-
-
 def test_every_rule_grows_memory_and_runtime_with_attempt(tmp_path, monkeypatch):
     """Rules declare their own mem_mb/runtime, so a profile's default-resources never scales them."""
     from snakemake.iocontainers import Wildcards
@@ -78,8 +51,8 @@ def test_every_rule_grows_memory_and_runtime_with_attempt(tmp_path, monkeypatch)
         size_mb = 100.0  # rules that size themselves from their inputs
 
     monkeypatch.chdir(REPO)
-    api, workflow = _workflow(tmp_path)
-    try:
+    tiny = [REPO / "config" / "tiny.yaml"]
+    with parsed_workflow(tiny, {"results_dir": str(tmp_path / "results")}) as workflow:
         config = workflow.globals["config"]
         values = {"backbone": next(iter(config["backbones"])), "seed": "0"}
         values["window"] = next(iter(workflow.globals["PLAN"].windows), "w")
@@ -93,12 +66,10 @@ def test_every_rule_grows_memory_and_runtime_with_attempt(tmp_path, monkeypatch)
                 assert second[name] == 2 * first[name], (rule.name, name, first[name], second[name])
             checked.append(rule.name)
         assert {"train_brain_window", "train_brain", "preprocess_run", "latents"} <= set(checked)
-    finally:
-        api.__exit__(None, None, None)
 
 
-def test_readme_says_how_to_resume_after_kill_9():
-    text = (REPO / "README.md").read_text()
+def test_docs_say_how_to_resume_after_kill_9():
+    text = (REPO / "docs" / "cluster.md").read_text()
     section = text.split("## Resuming after a crash", 1)[1].split("\n## ", 1)[0]
     for needed in ("--unlock", "the same command", "squeue --me", "scancel", ".megdecode-run.lock"):
         assert needed in section or needed in text, needed

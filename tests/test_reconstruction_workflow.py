@@ -15,7 +15,7 @@ from megdecode.reconstruction.base import load_images
 from megdecode.reconstruction.decoder import DecoderGenerator
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = load_config(REPO / "config" / "tiny.yaml")
+TINY = load_config(REPO / "config.yaml", REPO / "config" / "tiny.yaml")
 GENERATORS = TINY["reconstruction"]["generators"]
 SUBJECTS = TINY["study"]["subjects"]
 

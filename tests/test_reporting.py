@@ -312,4 +312,4 @@ def test_timeresolved_peaks_at_simulated_latencies(tiny_results: Path) -> None:
 def _tiny_eval_cfg() -> dict:
     from megdecode.config import load_config
 
-    return load_config(REPO / "config" / "tiny.yaml")["evaluation"]
+    return load_config(REPO / "config.yaml", REPO / "config" / "tiny.yaml")["evaluation"]

@@ -15,6 +15,7 @@ import yaml
 from conftest import REPO, THINGS_MEG, run_snakemake
 from things_twin import TwinSpec, make_layout_twin, write_fake_stimuli
 
+from megdecode.config import load_config
 from megdecode.datasets import things
 
 SUBJECTS = ["BIGMEG1", "BIGMEG2", "BIGMEG3", "BIGMEG4"]
@@ -109,7 +110,7 @@ def test_reduced_twin_end_to_end(things_meg: Path, tmp_path: Path) -> None:
         things.read_image_table(image_table),
     )
     write_fake_stimuli(stimuli, tmp_path / "things_images")
-    tiny = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    tiny = load_config(REPO / "config.yaml", REPO / "config" / "tiny.yaml")
     overrides = {
         "study": {"subjects": ["BIGMEG1"], "sessions": ["01"], "runs": ["01", "02"]},
         "backbones": {k: v for k, v in tiny["backbones"].items() if v["kind"] == "handcrafted"},

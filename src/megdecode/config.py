@@ -1,8 +1,13 @@
-"""Load and validate workflow configs against the JSON Schema in ``workflow/schemas``.
+"""Load, merge and validate workflow configs against the JSON Schema shipped in ``megdecode/schemas``.
 
 The schema is split into one file per stage; ``config.schema.yaml`` refers to them with
 ``$ref: <file>``. Validation fills in schema defaults and rejects unknown keys with a
 "did you mean" suggestion, so a misspelled key fails before any job runs.
+
+Configs are overlays (:func:`merge_configs`: mappings merge key by key, other values replace). The workflow
+merges the embedded default ``config.yaml``, each ``--configfile`` and the ``--config`` values, in that order
+(rules/common.smk), as :func:`load_config` merges the files it is given. A backbone set to ``null`` is
+removed. A config of another study (:func:`extends_default` is false) stands alone, without the default.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any, TypeVar
 import jsonschema
 import yaml
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 DEFAULT_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
 
 
@@ -92,6 +97,38 @@ def load_yaml(path: Path | str) -> Any:
     """Read a YAML file safely, rejecting duplicate keys with both line numbers."""
     with open(path) as f:
         return yaml.load(f, Loader=StrictLoader)  # noqa: S506 - StrictLoader is a SafeLoader subclass
+
+
+def merge_configs(*configs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``configs`` merged in order, as Snakemake merges config files: a mapping merges key by key
+    (recursively, into an empty one where the value before was not a mapping), any other value (a list
+    included) replaces the one before. The inputs are not changed.
+    """
+    merged: dict[str, Any] = {}
+    for config in configs:
+        _merge_into(merged, config or {})
+    return merged
+
+
+def _merge_into(base: dict[str, Any], overlay: Mapping[str, Any]) -> None:
+    for key, value in overlay.items():
+        if isinstance(value, Mapping):
+            below = base.get(key)
+            base[key] = below if isinstance(below, dict) else {}
+            _merge_into(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def extends_default(config: Mapping[str, Any]) -> bool:
+    """Whether ``config`` (the overlays given to the workflow, merged) is laid over the embedded default.
+
+    The default is a simulated study: an overlay of it changes what differs. A config of another study
+    (``study.source`` other than ``simulated``) starts from the schema's defaults instead, so that nothing of
+    the simulated study (its backbones, its small widths) leaks into it.
+    """
+    study = config.get("study") or {}
+    return study.get("source", "simulated") == "simulated"
 
 
 def load_schema(path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:
@@ -228,14 +265,29 @@ def _coerce_numbers(instance: Any, schema: Mapping[str, Any]) -> Any:
     return instance
 
 
+def _is_named_mapping(schema: Mapping[str, Any]) -> bool:
+    """A mapping of user-named entries (``backbones``), rather than one of fixed keys."""
+    return not schema.get("properties") and isinstance(schema.get("additionalProperties"), dict)
+
+
+def _drop_removed_entries(instance: Any, schema: Mapping[str, Any]) -> Any:
+    """``instance`` without the user-named entries set to ``null``: how an overlay removes an entry (a
+    backbone) of the config below it, since merging mappings can add and change entries but not remove them.
+    """
+    if not isinstance(instance, dict):
+        return instance
+    if _is_named_mapping(schema):
+        return {k: v for k, v in instance.items() if v is not None}
+    return {k: _drop_removed_entries(v, _child_schema(schema, k)) for k, v in instance.items()}
+
+
 def _canonical_order(instance: Any, schema: Mapping[str, Any]) -> Any:
     """Sort the keys of every fixed-schema mapping (recursively) so that Snakemake, which compares ``params``
     by their ``repr``, sees the same value whatever order a config file writes its keys in. Mappings of
     user-named entries (``backbones``: their order is the tables' row order) keep the order given.
     """
     if isinstance(instance, dict):
-        named = not schema.get("properties") and isinstance(schema.get("additionalProperties"), dict)
-        keys = list(instance) if named else sorted(instance, key=str)
+        keys = list(instance) if _is_named_mapping(schema) else sorted(instance, key=str)
         return {k: _canonical_order(instance[k], _child_schema(schema, k)) for k in keys}
     if isinstance(instance, list):
         return [_canonical_order(v, _items_schema(schema)) for v in instance]
@@ -270,7 +322,8 @@ def validate_config(
     back in a canonical order.
     """
     schema = load_schema(schema_path)
-    filled = _fill_defaults(_coerce_numbers(copy.deepcopy(dict(config)), schema), schema)
+    present = _drop_removed_entries(copy.deepcopy(dict(config)), schema)
+    filled = _fill_defaults(_coerce_numbers(present, schema), schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
     if errors:
@@ -284,24 +337,29 @@ def validate_config(
 
 
 def validate_workflow_config(
-    config: Mapping[str, Any], configfiles: Iterable[Path | str], overrides: Mapping[str, Any] | None
+    configfiles: Iterable[Path | str], overrides: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """:func:`validate_config` of Snakemake's merged ``config``, each problem naming the config file (or
-    ``--config``) it comes from; duplicate keys in a file are rejected first (Snakemake keeps the last).
+    """The workflow's config: its config files merged in order (:func:`merge_configs`), then the ``--config``
+    values, validated (:func:`validate_config`), each problem naming the config file (or ``--config``) that
+    sets it. Duplicate keys in a file are rejected (Snakemake's own loader keeps the last).
     """
-    sources: list[tuple[str, Any]] = [(str(p), load_yaml(p) or {}) for p in configfiles if Path(p).is_file()]
+    sources: list[tuple[str, Any]] = [(str(p), load_yaml(p) or {}) for p in configfiles]
     if overrides:
         sources.append(("--config", dict(overrides)))
-    return validate_config(config, sources=sources)
+    return validate_config(merge_configs(*(raw for _, raw in sources)), sources=sources)
 
 
-def load_config(path: Path | str, schema_path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:
-    """Read a YAML config (safe loader, duplicate keys rejected) and validate it."""
-    raw = load_yaml(path) or {}
+def load_config(*paths: Path | str, schema_path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:
+    """Read YAML configs (safe loader, duplicate keys rejected), merge them in order and validate the result.
+
+    ``load_config("config.yaml", "config/tiny.yaml")`` is what ``snakemake --configfile config/tiny.yaml``
+    runs on; a config of another study is read alone (``load_config("config/things-meg.yaml")``).
+    """
+    merged = merge_configs(*(load_yaml(path) for path in paths))
     try:
-        return validate_config(raw, schema_path)
+        return validate_config(merged, schema_path)
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+        raise ConfigError(f"{' + '.join(str(p) for p in paths)}: {err}") from None
 
 
 def apply_runtime_environment(config: Mapping[str, Any]) -> None:

@@ -3,8 +3,8 @@
 from megdecode.bids import DatasetDescription, write_dataset_files
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
-    p = snakemake.params  # noqa: F821
+with job_logging(snakemake) as log:
+    p = snakemake.params
     write_dataset_files(
         bids_root=p.bids_root,
         runs=[tuple(r) for r in p.runs],

@@ -3,16 +3,16 @@
 from megdecode.bids import BidsParams, convert_run
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
-    w, p = snakemake.wildcards, snakemake.params  # noqa: F821
+with job_logging(snakemake) as log:
+    w, p = snakemake.wildcards, snakemake.params
     convert_run(
-        raw_fif=snakemake.input.raw,  # noqa: F821
-        log_tsv=snakemake.input.log,  # noqa: F821
+        raw_fif=snakemake.input.raw,
+        log_tsv=snakemake.input.log,
         bids_root=p.bids_root,
         subject=w.subject,
         session=w.session,
         run=w.run,
         task=p.task,
         params=BidsParams.from_config(p.cfg),
-        ground_truth_json=snakemake.input.ground_truth,  # noqa: F821
+        ground_truth_json=snakemake.input.ground_truth,
     )

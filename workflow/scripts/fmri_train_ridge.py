@@ -4,14 +4,14 @@ from pathlib import Path
 
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     from megdecode.training.fmri import train_fmri_ridge
 
     train_fmri_ridge(
-        Path(snakemake.input.betas).parent,  # noqa: F821
-        Path(snakemake.input.latents).parent,  # noqa: F821
-        snakemake.output.predictions,  # noqa: F821
-        snakemake.output.model,  # noqa: F821
-        snakemake.params.ridge,  # noqa: F821
-        threads=snakemake.threads,  # noqa: F821
+        Path(snakemake.input.betas).parent,
+        Path(snakemake.input.latents).parent,
+        snakemake.output.predictions,
+        snakemake.output.model,
+        snakemake.params.ridge,
+        threads=snakemake.threads,
     )

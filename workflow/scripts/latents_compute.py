@@ -5,13 +5,13 @@ from pathlib import Path
 from megdecode.latents import compute_latents
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     compute_latents(
-        name=snakemake.wildcards.backbone,  # noqa: F821
-        spec=snakemake.params.cfg,  # noqa: F821
-        table=snakemake.input.table,  # noqa: F821
-        images_root=snakemake.params.images_root,  # noqa: F821
-        out_dir=Path(snakemake.output.latents).parent,  # noqa: F821
-        threads=snakemake.threads,  # noqa: F821
-        weights_dir=snakemake.input.get("weights"),  # noqa: F821
+        name=snakemake.wildcards.backbone,
+        spec=snakemake.params.cfg,
+        table=snakemake.input.table,
+        images_root=snakemake.params.images_root,
+        out_dir=Path(snakemake.output.latents).parent,
+        threads=snakemake.threads,
+        weights_dir=snakemake.input.get("weights"),
     )

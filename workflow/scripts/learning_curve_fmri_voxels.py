@@ -2,16 +2,16 @@
 
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     from megdecode.learning_curve.fmri import voxel_code_job
 
     voxel_code_job(
-        snakemake.input.stimuli,  # noqa: F821
-        snakemake.input.images,  # noqa: F821
-        snakemake.wildcards.subject,  # noqa: F821
-        snakemake.params.simulation,  # noqa: F821
-        int(snakemake.params.seed),  # noqa: F821
-        snakemake.output.code,  # noqa: F821
-        snakemake.output.truth,  # noqa: F821
+        snakemake.input.stimuli,
+        snakemake.input.images,
+        snakemake.wildcards.subject,
+        snakemake.params.simulation,
+        int(snakemake.params.seed),
+        snakemake.output.code,
+        snakemake.output.truth,
     )
-    log.info("voxel code of sub-%s written", snakemake.wildcards.subject)  # noqa: F821
+    log.info("voxel code of sub-%s written", snakemake.wildcards.subject)

@@ -1,22 +1,19 @@
-"""Rule learning_curve_job: one (world, subject, replicate seed, training-set size) of the learning curve."""
-
-from pathlib import Path
+"""Rules learning_curve_job and learning_curve_fmri_job: one (world or fMRI, subject, replicate seed,
+training-set size) of the learning curve."""
 
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     from megdecode.learning_curve.experiment import learning_curve_job
+    from megdecode.learning_curve.fmri import fmri_curve_job
 
-    wc = snakemake.wildcards  # noqa: F821
-    job = dict(world=wc.world, subject=wc.subject, replicate=int(wc.seed), n_train=int(wc.n_train))
-    scores = learning_curve_job(
-        snakemake.input.stimuli,  # noqa: F821
-        snakemake.input.ground_truth,  # noqa: F821
-        {Path(p).parent.name: Path(p).parent for p in snakemake.input.latents},  # noqa: F821
-        snakemake.output.scores,  # noqa: F821
-        snakemake.output.trials,  # noqa: F821
-        dict(snakemake.params),  # noqa: F821
-        job,
-        snakemake.input.concept_renders,  # noqa: F821
+    run = fmri_curve_job if snakemake.rule == "learning_curve_fmri_job" else learning_curve_job
+    wc = snakemake.wildcards
+    scores = run(
+        dict(snakemake.input),
+        snakemake.output.scores,
+        snakemake.output.trials,
+        dict(snakemake.params),
+        {**dict(wc), "replicate": int(wc.seed), "n_train": int(wc.n_train)},
     )
     log.info("%d score rows", len(scores))

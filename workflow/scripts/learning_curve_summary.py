@@ -2,13 +2,13 @@
 
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     from megdecode.learning_curve.summary import learning_curve_summary
 
     summary = learning_curve_summary(
-        list(snakemake.input),  # noqa: F821
-        dict(snakemake.output),  # noqa: F821
-        snakemake.params.statistics,  # noqa: F821
-        int(snakemake.params.seed),  # noqa: F821
+        list(snakemake.input),
+        dict(snakemake.output),
+        snakemake.params.statistics,
+        int(snakemake.params.seed),
     )
     log.info("%d summary rows", len(summary))

@@ -3,13 +3,13 @@
 from megdecode.datasets.nsd import write_study_stimuli
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
-    p = snakemake.params  # noqa: F821
+with job_logging(snakemake) as log:
+    p = snakemake.params
     write_study_stimuli(
         section=p.cfg,
         subjects=p.subjects,
         sessions=p.sessions,
         seed=p.seed,
-        table_path=snakemake.output.table,  # noqa: F821
-        images_dir=snakemake.output.images,  # noqa: F821
+        table_path=snakemake.output.table,
+        images_dir=snakemake.output.images,
     )

@@ -5,12 +5,12 @@ from pathlib import Path
 from megdecode.datasets.nsd import write_study_subject
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
-    p = snakemake.params  # noqa: F821
+with job_logging(snakemake) as log:
+    p = snakemake.params
     write_study_subject(
         section=p.cfg,
-        subject=snakemake.wildcards.subject,  # noqa: F821
+        subject=snakemake.wildcards.subject,
         sessions=p.sessions,
         seed=p.seed,
-        out_dir=Path(snakemake.output.betas).parent,  # noqa: F821
+        out_dir=Path(snakemake.output.betas).parent,
     )

@@ -2,8 +2,8 @@
 
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     from megdecode.preprocessing.run import write_derivatives_description
 
-    write_derivatives_description(snakemake.output[0], snakemake.params.cfg)  # noqa: F821
-    log.info("wrote %s", snakemake.output[0])  # noqa: F821
+    write_derivatives_description(snakemake.output[0], snakemake.params.cfg)
+    log.info("wrote %s", snakemake.output[0])

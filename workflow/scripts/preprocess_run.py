@@ -2,17 +2,17 @@
 
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     from megdecode.preprocessing.run import preprocess_run
 
     table = preprocess_run(
-        raw_path=snakemake.input.raw,  # noqa: F821
-        events_path=snakemake.input.events,  # noqa: F821
-        stimuli_path=snakemake.input.stimuli,  # noqa: F821
-        epochs_out=snakemake.output.epochs,  # noqa: F821
-        qc_out=snakemake.output.qc,  # noqa: F821
-        psd_out=snakemake.output.psd,  # noqa: F821
-        cfg=snakemake.params.cfg,  # noqa: F821
-        threads=snakemake.threads,  # noqa: F821
+        raw_path=snakemake.input.raw,
+        events_path=snakemake.input.events,
+        stimuli_path=snakemake.input.stimuli,
+        epochs_out=snakemake.output.epochs,
+        qc_out=snakemake.output.qc,
+        psd_out=snakemake.output.psd,
+        cfg=snakemake.params.cfg,
+        threads=snakemake.threads,
     )
     log.info("run QC:\n%s", table.T.to_string())

@@ -2,17 +2,17 @@
 
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     from megdecode.preprocessing.subject import preprocess_subject
 
     trials = preprocess_subject(
-        epochs_paths=list(snakemake.input.epochs),  # noqa: F821
-        qc_paths=list(snakemake.input.qc),  # noqa: F821
-        psd_paths=list(snakemake.input.psd),  # noqa: F821
-        subject=snakemake.wildcards.subject,  # noqa: F821
-        outputs=dict(snakemake.output.items()),  # noqa: F821
-        cfg=snakemake.params.cfg,  # noqa: F821
-        seed=snakemake.params.seed,  # noqa: F821
-        validation=snakemake.params.validation,  # noqa: F821
+        epochs_paths=list(snakemake.input.epochs),
+        qc_paths=list(snakemake.input.qc),
+        psd_paths=list(snakemake.input.psd),
+        subject=snakemake.wildcards.subject,
+        outputs=dict(snakemake.output.items()),
+        cfg=snakemake.params.cfg,
+        seed=snakemake.params.seed,
+        validation=snakemake.params.validation,
     )
     log.info("rows per split: %s", trials["split"].value_counts().to_dict())

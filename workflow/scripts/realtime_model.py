@@ -4,16 +4,16 @@ from pathlib import Path
 
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     from megdecode.artifacts.online_model import write_online_model
     from megdecode.artifacts.sourcedata import read_ground_truth
 
-    inp, params, wc = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
+    inp, params, wc = snakemake.input, snakemake.params, snakemake.wildcards
     onsets = dict(params.onsets)
     if onsets["trigger_codes"] is None and len(inp.ground_truth):  # the simulator's codes
         onsets["trigger_codes"] = read_ground_truth(inp.ground_truth[0]).get("trigger_codes")
     write_online_model(
-        snakemake.output[0],  # noqa: F821
+        snakemake.output[0],
         model_path=inp.model,
         preprocessed_dir=Path(inp.info).parent,
         predictions_path=inp.predictions,
@@ -25,4 +25,4 @@ with job_logging(snakemake) as log:  # noqa: F821
         gallery_split=params.gallery,
         onsets=onsets,
     )
-    log.info("online model written to %s", snakemake.output[0])  # noqa: F821
+    log.info("online model written to %s", snakemake.output[0])

@@ -4,22 +4,22 @@ from pathlib import Path
 
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     from megdecode.online.replay import ReplayInputs, ReplaySettings, replay_subject
 
-    inp = snakemake.input  # noqa: F821
+    inp = snakemake.input
     summary = replay_subject(
         ReplayInputs(
             raw_paths=list(inp.raw),
             events_paths=list(inp.events),
             stimuli=inp.stimuli,
-            images_root=snakemake.params.images,  # noqa: F821
+            images_root=snakemake.params.images,
             online_model=inp.online_model,
             predictions=inp.predictions,
             preprocessed_trials=inp.trials,
         ),
-        settings=ReplaySettings.from_config(snakemake.params.cfg),  # noqa: F821
-        out_dir=Path(snakemake.output.trials).parent,  # noqa: F821
-        trial_log=snakemake.log.trials,  # noqa: F821
+        settings=ReplaySettings.from_config(snakemake.params.cfg),
+        out_dir=Path(snakemake.output.trials).parent,
+        trial_log=snakemake.log.trials,
     )
     log.info("summary:\n%s", summary.to_string(index=False))

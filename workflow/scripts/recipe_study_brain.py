@@ -3,16 +3,16 @@ by the subjects (``params.subjects``)."""
 
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     from megdecode.artifacts.recipe_study import write_scores
     from megdecode.learning_curve.recipe import brain_job, read_choice, study_inputs
 
-    wc = snakemake.wildcards  # noqa: F821
-    params = dict(snakemake.params)  # noqa: F821
-    inputs = study_inputs(snakemake.input, params)  # noqa: F821
+    wc = snakemake.wildcards
+    params = dict(snakemake.params)
+    inputs = study_inputs(snakemake.input, params)
     variant = inputs.variant(wc.variant)
-    choice = read_choice(snakemake.input.get("choice") or None, variant)  # noqa: F821
+    choice = read_choice(snakemake.input.get("choice") or None, variant)
     subjects = params.get("subjects") or [wc.subject]
     scores = brain_job(inputs, wc.world, subjects, int(wc.seed), int(wc.n_train), variant, choice)
-    write_scores(scores, snakemake.output.scores)  # noqa: F821
+    write_scores(scores, snakemake.output.scores)
     log.info("%d score rows (stop on %s, lr %g)", len(scores), choice["stop_on"], choice["lr"])

@@ -2,14 +2,14 @@
 
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     from megdecode.artifacts.learning_curve import read_concept_renders
     from megdecode.artifacts.recipe_study import write_scores
     from megdecode.learning_curve.recipe import ceiling_job, study_inputs
 
-    wc = snakemake.wildcards  # noqa: F821
-    inputs = study_inputs(snakemake.input, dict(snakemake.params))  # noqa: F821
-    renders = read_concept_renders(snakemake.input.concept_renders)  # noqa: F821
+    wc = snakemake.wildcards
+    inputs = study_inputs(snakemake.input, dict(snakemake.params))
+    renders = read_concept_renders(snakemake.input.concept_renders)
     scores = ceiling_job(inputs, wc.world, wc.subject, int(wc.seed), renders)
-    write_scores(scores, snakemake.output.scores)  # noqa: F821
+    write_scores(scores, snakemake.output.scores)
     log.info("%d score rows", len(scores))

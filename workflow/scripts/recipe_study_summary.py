@@ -2,14 +2,14 @@
 
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     from megdecode.learning_curve.recipe_summary import recipe_study_summary
 
     table = recipe_study_summary(
-        list(snakemake.input.scores),  # noqa: F821
-        list(snakemake.input.choices),  # noqa: F821
-        dict(snakemake.output.items()),  # noqa: F821
-        snakemake.params.statistics,  # noqa: F821
-        int(snakemake.params.seed),  # noqa: F821
+        list(snakemake.input.scores),
+        list(snakemake.input.choices),
+        dict(snakemake.output.items()),
+        snakemake.params.statistics,
+        int(snakemake.params.seed),
     )
     log.info("%d rows", len(table))

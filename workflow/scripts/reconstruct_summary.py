@@ -3,10 +3,10 @@
 from megdecode.logs import job_logging
 from megdecode.reconstruction import summarise
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     summarise(
-        list(snakemake.input),  # noqa: F821
-        snakemake.output.tsv,  # noqa: F821
-        snakemake.output.md,  # noqa: F821
-        snakemake.output.html,  # noqa: F821
+        list(snakemake.input),
+        snakemake.output.tsv,
+        snakemake.output.md,
+        snakemake.output.html,
     )

@@ -3,15 +3,15 @@
 from megdecode.logs import job_logging
 from megdecode.reconstruction.decoder import train_decoder
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     train_decoder(
-        latent_dir=snakemake.input.latents.rsplit("/", 1)[0],  # noqa: F821
-        stimuli_tsv=snakemake.input.table,  # noqa: F821
-        images_root=snakemake.params.images_root,  # noqa: F821
-        out_model=snakemake.output.model,  # noqa: F821
-        out_meta=snakemake.output.meta,  # noqa: F821
-        out_history=snakemake.output.history,  # noqa: F821
-        cfg=snakemake.params.cfg,  # noqa: F821
-        backbone=snakemake.wildcards.backbone,  # noqa: F821
-        seed=snakemake.params.seed,  # noqa: F821
+        latent_dir=snakemake.input.latents.rsplit("/", 1)[0],
+        stimuli_tsv=snakemake.input.table,
+        images_root=snakemake.params.images_root,
+        out_model=snakemake.output.model,
+        out_meta=snakemake.output.meta,
+        out_history=snakemake.output.history,
+        cfg=snakemake.params.cfg,
+        backbone=snakemake.wildcards.backbone,
+        seed=snakemake.params.seed,
     )

@@ -3,12 +3,12 @@
 from megdecode.logs import job_logging
 from megdecode.reporting.figures import write_figures
 
-with job_logging(snakemake) as log:  # noqa: F821
-    out = snakemake.output  # noqa: F821
+with job_logging(snakemake) as log:
+    out = snakemake.output
     write_figures(
-        long_table=snakemake.input.long,  # noqa: F821
+        long_table=snakemake.input.long,
         outputs={"retrieval": out.retrieval, "subjects": out.subjects, "timecourses": out.timecourses},
-        cfg=snakemake.params.cfg,  # noqa: F821
-        ground_truth=snakemake.input.truth[0] if snakemake.input.truth else None,  # noqa: F821
-        image_offset=snakemake.params.image_offset,  # noqa: F821
+        cfg=snakemake.params.cfg,
+        ground_truth=snakemake.input.truth[0] if snakemake.input.truth else None,
+        image_offset=snakemake.params.image_offset,
     )

@@ -6,16 +6,16 @@ from megdecode.artifacts.fmri import write_fmri_subject
 from megdecode.logs import job_logging
 from megdecode.simulate.fmri import simulate_fmri_subject, write_ground_truth
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     subject, truth = simulate_fmri_subject(
-        stimuli_table=snakemake.input.table,  # noqa: F821
-        images_root=snakemake.input.images,  # noqa: F821
-        subject=snakemake.wildcards.subject,  # noqa: F821
-        cfg=snakemake.params.cfg,  # noqa: F821
-        seed=snakemake.params.seed,  # noqa: F821
+        stimuli_table=snakemake.input.table,
+        images_root=snakemake.input.images,
+        subject=snakemake.wildcards.subject,
+        cfg=snakemake.params.cfg,
+        seed=snakemake.params.seed,
     )
-    write_fmri_subject(Path(snakemake.output.betas).parent, subject)  # noqa: F821
-    write_ground_truth(truth, snakemake.output.truth)  # noqa: F821
+    write_fmri_subject(Path(snakemake.output.betas).parent, subject)
+    write_ground_truth(truth, snakemake.output.truth)
     log.info(
         "%d trials x %d voxels; median noise ceiling %.3f (1 trial), %.3f (3 trials)",
         *subject.betas.shape,

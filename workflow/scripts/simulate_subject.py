@@ -3,16 +3,16 @@
 from megdecode.logs import job_logging
 from megdecode.simulate import simulate_subject
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     simulate_subject(
-        stimuli_table=snakemake.input.table,  # noqa: F821
-        ground_truth=snakemake.input.truth,  # noqa: F821
-        raw_paths=list(snakemake.output.raws),  # noqa: F821
-        log_paths=list(snakemake.output.logs),  # noqa: F821
-        subject_truth_path=snakemake.output.truth,  # noqa: F821
-        cfg=snakemake.params.cfg,  # noqa: F821
-        seed=snakemake.params.seed,  # noqa: F821
-        subject=snakemake.wildcards.subject,  # noqa: F821
-        sessions=snakemake.params.sessions,  # noqa: F821
-        runs=snakemake.params.runs,  # noqa: F821
+        stimuli_table=snakemake.input.table,
+        ground_truth=snakemake.input.truth,
+        raw_paths=list(snakemake.output.raws),
+        log_paths=list(snakemake.output.logs),
+        subject_truth_path=snakemake.output.truth,
+        cfg=snakemake.params.cfg,
+        seed=snakemake.params.seed,
+        subject=snakemake.wildcards.subject,
+        sessions=snakemake.params.sessions,
+        runs=snakemake.params.runs,
     )

@@ -3,8 +3,8 @@
 from megdecode.datasets.things import study_param, write_stimuli_table
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
-    p = snakemake.params  # noqa: F821
+with job_logging(snakemake) as log:
+    p = snakemake.params
     write_stimuli_table(
         bids_root=study_param(p, "bids_root"),
         image_table=study_param(p, "image_table"),
@@ -12,5 +12,5 @@ with job_logging(snakemake) as log:  # noqa: F821 - injected by snakemake
         sessions=study_param(p, "sessions"),
         runs=study_param(p, "runs"),
         task=study_param(p, "task"),
-        out_tsv=snakemake.output[0],  # noqa: F821
+        out_tsv=snakemake.output[0],
     )

@@ -9,17 +9,17 @@ from pathlib import Path
 
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     from megdecode.seeds import derive_seed
     from megdecode.training.brain import BrainOutputs, train_brain_module
 
-    params = snakemake.params  # noqa: F821
-    out = snakemake.output  # noqa: F821
+    params = snakemake.params
+    out = snakemake.output
     subjects = list(params.subjects)
     predictions = [out.predictions] if isinstance(out.predictions, str) else list(out.predictions)
     train_brain_module(
-        {s: Path(snakemake.input[f"meg_{s}"]).parent for s in subjects},  # noqa: F821
-        Path(snakemake.input.latents).parent,  # noqa: F821
+        {s: Path(snakemake.input[f"meg_{s}"]).parent for s in subjects},
+        Path(snakemake.input.latents).parent,
         BrainOutputs(
             Path(out.model),
             Path(out.history),
@@ -29,6 +29,6 @@ with job_logging(snakemake) as log:  # noqa: F821
         params.brain,
         params.training,
         seed=derive_seed(params.master_seed, *params.seed_parts),
-        threads=snakemake.threads,  # noqa: F821
+        threads=snakemake.threads,
         crop=None if params.crop is None else tuple(params.crop),
     )

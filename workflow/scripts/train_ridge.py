@@ -4,16 +4,16 @@ from pathlib import Path
 
 from megdecode.logs import job_logging
 
-with job_logging(snakemake) as log:  # noqa: F821
+with job_logging(snakemake) as log:
     from megdecode.training.ridge import train_ridge
 
-    wc = snakemake.wildcards  # noqa: F821
+    wc = snakemake.wildcards
     model = train_ridge(
-        Path(snakemake.input[f"meg_{wc.subject}"]).parent,  # noqa: F821
-        Path(snakemake.input.latents).parent,  # noqa: F821
-        snakemake.output.predictions,  # noqa: F821
-        snakemake.output.model,  # noqa: F821
-        snakemake.params.ridge,  # noqa: F821
-        threads=snakemake.threads,  # noqa: F821
+        Path(snakemake.input[f"meg_{wc.subject}"]).parent,
+        Path(snakemake.input.latents).parent,
+        snakemake.output.predictions,
+        snakemake.output.model,
+        snakemake.params.ridge,
+        threads=snakemake.threads,
     )
     log.info("alpha %g (%s)", model.alpha, model.selection)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
@@ -252,6 +253,34 @@ class HuggingFaceKind(LatentKind):
             )
         setup_torch(threads)
         return resolve_source(self.options.model, self.options.revision, weights_dir, self.where)
+
+    def load_transformers_model(
+        self, threads: int, weights_dir: str | None, by_model_type: dict[str, str], inputs: str
+    ) -> tuple[Any, Any, str | None]:
+        """The options' transformers model (class from ``options.model_class`` or ``by_model_type``) on its
+        device and dtype, and what prepares its ``inputs`` (``"tokenizer"`` or ``"processor"``, for images):
+        ``(model, tokenizer or processor, revision)``."""
+        import transformers
+
+        source, revision = self.model_source(threads, weights_dir)
+        cls = resolve_model_class(self.options.model_class, source, revision, by_model_type)
+        model = load_hf_model(cls, source, revision, self.options.device, self.options.dtype)
+        auto = {"tokenizer": transformers.AutoTokenizer, "processor": transformers.AutoImageProcessor}[inputs]
+        return model, load_or_explain(auto.from_pretrained, source, revision, inputs), revision
+
+    def provenance(
+        self, model: Any, revision: str | None, output: str, layer: int | None, preprocessing: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The latents sidecar's account of where they came from: model, revision, output, options."""
+        return {
+            "model": self.options.model or "random-init",
+            "revision": revision,
+            "model_class": type(model).__name__,
+            "output": output,
+            "layer": layer,
+            "preprocessing": preprocessing,
+            "options": dataclasses.asdict(self.options),
+        }
 
     def image_batches(self, stimuli: Stimuli) -> Iterable[list[int]]:
         """Row indices of ``stimuli`` in batches of ``options.batch_size``, with a progress bar."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -14,10 +14,7 @@ from megdecode.latents.hf_common import (
     RandomInit,
     check_source_options,
     commit_hash,
-    load_hf_model,
-    load_or_explain,
     parse_random_init,
-    resolve_model_class,
 )
 from megdecode.latents.registry import LatentResult, register_kind
 from megdecode.latents.stimuli import Stimuli
@@ -83,15 +80,13 @@ class HuggingFaceText(HuggingFaceKind):
 
     def compute(self, stimuli: Stimuli, threads: int = 1, weights_dir: str | None = None) -> LatentResult:
         import torch
-        import transformers
 
         opts: TextOptions = self.options
         captions = make_captions(stimuli.table, opts.template, opts.underscores_to_spaces)
         unique = sorted(set(captions))
-        source, revision = self.model_source(threads, weights_dir)
-        cls = resolve_model_class(opts.model_class, source, revision, TEXT_CLASSES)
-        model = load_hf_model(cls, source, revision, opts.device, opts.dtype)
-        tokenizer = load_or_explain(transformers.AutoTokenizer.from_pretrained, source, revision, "tokenizer")
+        model, tokenizer, revision = self.load_transformers_model(
+            threads, weights_dir, TEXT_CLASSES, "tokenizer"
+        )
         device = next(model.parameters()).device
         chunks = []
         with torch.inference_mode():
@@ -121,19 +116,12 @@ class HuggingFaceText(HuggingFaceKind):
                 chunks.append(emb.float().cpu().numpy())
         by_caption = dict(zip(unique, np.concatenate(chunks), strict=True))
         latents = np.stack([by_caption[c] for c in captions]).astype(np.float32)
-        provenance = {
-            "model": opts.model or "random-init",
-            "revision": commit_hash(model) or revision,
-            "model_class": type(model).__name__,
-            "output": opts.output,
-            "layer": None,
-            "preprocessing": {
-                "template": opts.template,
-                "max_length": opts.max_length,
-                "padding": "max_length",
-                "n_unique_captions": len(unique),
-                "example_caption": captions[0],
-            },
-            "options": asdict(opts),
+        preprocessing = {
+            "template": opts.template,
+            "max_length": opts.max_length,
+            "padding": "max_length",
+            "n_unique_captions": len(unique),
+            "example_caption": captions[0],
         }
-        return LatentResult(latents, provenance)
+        revision = commit_hash(model) or revision
+        return LatentResult(latents, self.provenance(model, revision, opts.output, None, preprocessing))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from megdecode.latents.hf_common import (
@@ -11,10 +11,7 @@ from megdecode.latents.hf_common import (
     RandomInit,
     check_source_options,
     commit_hash,
-    load_hf_model,
-    load_or_explain,
     parse_random_init,
-    resolve_model_class,
 )
 from megdecode.latents.registry import BatchCollector, LatentResult, register_kind
 from megdecode.latents.stimuli import Stimuli
@@ -92,14 +89,10 @@ class HuggingFaceVision(HuggingFaceKind):
 
     def compute(self, stimuli: Stimuli, threads: int = 1, weights_dir: str | None = None) -> LatentResult:
         import torch
-        import transformers
 
         opts: VisionOptions = self.options
-        source, revision = self.model_source(threads, weights_dir)
-        cls = resolve_model_class(opts.model_class, source, revision, VISION_CLASSES)
-        model = load_hf_model(cls, source, revision, opts.device, opts.dtype)
-        processor = load_or_explain(
-            transformers.AutoImageProcessor.from_pretrained, source, revision, "processor"
+        model, processor, revision = self.load_transformers_model(
+            threads, weights_dir, VISION_CLASSES, "processor"
         )
         param = next(model.parameters())
         collector = BatchCollector(len(stimuli))
@@ -118,16 +111,9 @@ class HuggingFaceVision(HuggingFaceKind):
                     selected = select_vision_output(out, opts.output, opts.layer)
                 collector.add(idx, selected.float().cpu().numpy())
         latents = collector.result()
-        provenance = {
-            "model": opts.model or "random-init",
-            "revision": commit_hash(model) or revision,
-            "model_class": type(model).__name__,
-            "output": opts.output,
-            "layer": opts.layer,
-            "preprocessing": {"image_processor": _processor_summary(processor)},
-            "options": asdict(opts),
-        }
-        return LatentResult(latents, provenance)
+        preprocessing = {"image_processor": _processor_summary(processor)}
+        revision = commit_hash(model) or revision
+        return LatentResult(latents, self.provenance(model, revision, opts.output, opts.layer, preprocessing))
 
 
 def _processor_summary(processor: Any) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Built-in kinds are imported lazily (a handcrafted job never imports torch). A new kind is a subclass of
 :class:`LatentKind` decorated with :func:`register_kind`; add its module to ``BUILTIN_KINDS`` so that the
-workflow finds it, and its options to ``workflow/schemas/backbones.schema.yaml``.
+workflow finds it, and its options to ``src/megdecode/schemas/backbones.schema.yaml``.
 """
 
 from __future__ import annotations

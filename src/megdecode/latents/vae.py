@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -86,13 +86,6 @@ class DiffusersVae(HuggingFaceKind):
                     z = z.reshape(z.shape[0], -1)
                 collector.add(idx, z)
         latents = collector.result()
-        provenance = {
-            "model": opts.model or "random-init",
-            "revision": revision,
-            "model_class": type(vae).__name__,
-            "output": f"latent_dist.mean x {factor:g} ({opts.layout})",
-            "layer": None,
-            "preprocessing": {"resize": [opts.image_size, opts.image_size], "range": [-1, 1]},
-            "options": asdict(opts),
-        }
-        return LatentResult(latents, provenance)
+        output = f"latent_dist.mean x {factor:g} ({opts.layout})"
+        preprocessing = {"resize": [opts.image_size, opts.image_size], "range": [-1, 1]}
+        return LatentResult(latents, self.provenance(vae, revision, output, None, preprocessing))

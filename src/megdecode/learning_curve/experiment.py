@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -375,43 +375,52 @@ def _brain_rows(
 
 
 def learning_curve_job(
-    stimuli_table: Path | str,
-    ground_truth: Path | str,
-    latents_dirs: Mapping[str, Path | str],
+    inputs: Mapping[str, Any],
     scores_path: Path | str,
     trials_path: Path | str,
     params: Mapping[str, Any],
     job: Mapping[str, Any],
-    concept_renders: Path | str,
 ) -> pd.DataFrame:
-    """The rule's job: read the study's stimuli, ground truth, latents and the test concepts' fresh renders
-    (``concept_renders``), run :func:`run_job`, write both tables. ``params``: the rule's slices
-    (``learning_curve``, ``simulation``, ``epochs``, ``brain_module``, ``training``, ``alphas``, ``seed``);
-    ``job``: see :func:`run_job`."""
-    from threadpoolctl import threadpool_limits
-
-    from megdecode.artifacts.latents import read_latents
-    from megdecode.artifacts.learning_curve import read_concept_renders, write_scores, write_trials
+    """Rule ``learning_curve_job``: read its ``inputs`` (the study's ``stimuli`` table, ``ground_truth``,
+    ``latents`` and the test concepts' fresh renders, ``concept_renders``), run :func:`run_job`, write both
+    tables. ``params``: the rule's slices (``learning_curve``, ``simulation``, ``epochs``, ``brain_module``,
+    ``training``, ``alphas``, ``seed``); ``job``: see :func:`run_job`."""
+    from megdecode.artifacts.learning_curve import read_concept_renders
     from megdecode.artifacts.sourcedata import read_ground_truth
     from megdecode.artifacts.stimuli import read_stimuli
 
     lc = LearningCurveParams.from_config(params["learning_curve"])
-    latents = {name: read_latents(path) for name, path in latents_dirs.items()}
-    with threadpool_limits(limits=lc.threads):
-        scores, trials = run_job(
-            read_ground_truth(ground_truth),
-            read_stimuli(stimuli_table),
-            latents,
-            params["simulation"],
-            EpochGrid(**params["epochs"]),
-            lc,
-            params["brain_module"],
-            params["training"],
-            params["alphas"],
-            job,
-            int(params["seed"]),
-            read_concept_renders(concept_renders),
-        )
+    truth, stimuli = read_ground_truth(inputs["ground_truth"]), read_stimuli(inputs["stimuli"])
+    renders = read_concept_renders(inputs["concept_renders"])
+
+    def run(latents: dict[str, Latents]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        epochs = EpochGrid(**params["epochs"])
+        return run_job(
+            truth, stimuli, latents, params["simulation"], epochs, lc, params["brain_module"],
+            params["training"], params["alphas"], job, int(params["seed"]), renders,
+        )  # fmt: skip
+
+    return run_and_write_job(run, inputs["latents"], lc.threads, scores_path, trials_path)
+
+
+def run_and_write_job(
+    run: Callable[[dict[str, Latents]], tuple[pd.DataFrame, pd.DataFrame]],
+    latents_files: Sequence[Path | str],
+    threads: int,
+    scores_path: Path | str,
+    trials_path: Path | str,
+) -> pd.DataFrame:
+    """What a learning-curve job of either modality does around its decoders: read the latents (each
+    backbone's ``latents.npy``, named by its folder), ``run`` them under ``threads`` BLAS threads, write
+    the trials and the scores; returns the scores."""
+    from threadpoolctl import threadpool_limits
+
+    from megdecode.artifacts.latents import read_latents
+    from megdecode.artifacts.learning_curve import write_scores, write_trials
+
+    latents = {Path(p).parent.name: read_latents(Path(p).parent) for p in latents_files}
+    with threadpool_limits(limits=threads):
+        scores, trials = run(latents)
     write_trials(trials, trials_path)
     write_scores(scores, scores_path)
     return scores

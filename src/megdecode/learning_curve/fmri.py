@@ -1,4 +1,4 @@
-"""The fMRI learning curve (issue #18): the simulated 7T study's decoders as training trials per subject grow.
+"""The fMRI learning curve: the simulated 7T study's decoders as training trials per subject grow.
 
 The same experiment as the MEG curve (:mod:`.experiment`) on the simulated 7T fMRI study
 (:mod:`megdecode.simulate.fmri`, parameters ``fmri.simulation``, unchanged):
@@ -44,7 +44,7 @@ from megdecode.artifacts.learning_curve import FMRI, MODALITY
 from megdecode.artifacts.predictions import RETRIEVAL_HEAD, TargetScaler
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, TRAIN, VAL, check_no_leakage
 from megdecode.config import dataclass_from_section
-from megdecode.learning_curve.experiment import ORACLE, SCORE_SETS, Design, max_epochs
+from megdecode.learning_curve.experiment import ORACLE, SCORE_SETS, Design, max_epochs, run_and_write_job
 from megdecode.metrics.retrieval import gallery, item_scores, sim_scores
 from megdecode.ridge import fit_ridge
 from megdecode.seeds import derive_rng, derive_seed
@@ -329,34 +329,22 @@ def voxel_code_job(
 
 
 def fmri_curve_job(
-    stimuli_table: Path | str,
-    code_path: Path | str,
-    latents_dirs: Mapping[str, Path | str],
+    inputs: Mapping[str, Any],
     scores_path: Path | str,
     trials_path: Path | str,
     params: Mapping[str, Any],
     job: Mapping[str, Any],
 ) -> pd.DataFrame:
-    """Rule ``learning_curve_fmri_job``: run :func:`run_fmri_job`, write the scores and the trials.
-    ``params``: ``learning_curve``, ``fmri`` (the slices of :func:`run_fmri_job`) and ``seed``."""
-    from threadpoolctl import threadpool_limits
-
-    from megdecode.artifacts.latents import read_latents
-    from megdecode.artifacts.learning_curve import read_voxel_code, write_scores, write_trials
+    """Rule ``learning_curve_fmri_job``: read the ``stimuli`` table, the voxel ``code`` and the ``latents``
+    files (``inputs``), run :func:`run_fmri_job`, write the scores and the trials. ``params``:
+    ``learning_curve``, ``fmri`` (the slices of :func:`run_fmri_job`) and ``seed``."""
+    from megdecode.artifacts.learning_curve import read_voxel_code
     from megdecode.artifacts.stimuli import read_stimuli
 
     lc = FmriCurveParams.from_config(params["learning_curve"])
-    latents = {name: read_latents(path) for name, path in latents_dirs.items()}
-    with threadpool_limits(limits=lc.threads):
-        scores, trials = run_fmri_job(
-            read_stimuli(stimuli_table),
-            read_voxel_code(code_path),
-            latents,
-            lc,
-            params["fmri"],
-            job,
-            int(params["seed"]),
-        )
-    write_trials(trials, trials_path)
-    write_scores(scores, scores_path)
-    return scores
+    stimuli, code = read_stimuli(inputs["stimuli"]), read_voxel_code(inputs["code"])
+
+    def run(latents: dict[str, Latents]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return run_fmri_job(stimuli, code, latents, lc, params["fmri"], job, int(params["seed"]))
+
+    return run_and_write_job(run, inputs["latents"], lc.threads, scores_path, trials_path)

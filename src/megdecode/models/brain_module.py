@@ -23,7 +23,7 @@ OUTPUT_STAGES: tuple[str, ...] = ("conv_mlp", "linear")
 
 @dataclass(frozen=True)
 class BrainModuleConfig:
-    """Hyper-parameters of the brain module (defaults: workflow/schemas/brain_module.schema.yaml only)."""
+    """Hyper-parameters of the brain module (defaults: megdecode/schemas/brain_module.schema.yaml only)."""
 
     spatial_channels: int
     fourier_freqs: int

@@ -10,6 +10,7 @@ and clamped. The array is written through a memory map, run by run, so a subject
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,10 @@ log = logging.getLogger(__name__)
 def sensor_layout(positions: np.ndarray) -> np.ndarray:
     """2-D sensor layout in [0, 1] from 3-D sensor positions (azimuthal equidistant projection).
 
-    The sphere is fitted by least squares; each axis is min-max scaled to [0, 1].
+    The sphere is fitted by least squares; each axis is min-max scaled to [0, 1]. On the real CTF-275
+    recording in ``../shared/ctf-sample`` this is MNE's layout of the system (:func:`mne_layout`, what
+    brainmagick uses) to 0.005 on average (docs/preprocessing.md); unlike a layout file, it follows the
+    positions a recording (or the simulator) gives, for any sensor array.
     """
     pos = np.asarray(positions, dtype=np.float64)
     if pos.ndim != 2 or pos.shape[1] != 3 or len(pos) < 4 or not np.isfinite(pos).all():
@@ -47,6 +51,23 @@ def sensor_layout(positions: np.ndarray) -> np.ndarray:
     span = np.ptp(xy, axis=0)
     span[span == 0] = 1.0
     return (xy - xy.min(axis=0)) / span
+
+
+def mne_layout(info: Any, ch_names: Sequence[str]) -> np.ndarray:
+    """MNE's layout of the system (``mne.find_layout``: CTF-275 for a CTF recording) for ``ch_names`` of
+    ``info``: each sensor at its box's centre, each axis scaled to [0, 1]; a channel looked up by its name
+    without the CTF serial suffix (``MLC11-1609`` -> ``MLC11``). The reference :func:`sensor_layout` is
+    checked against (benchmarks/sensor_layout_compare.py)."""
+    import mne
+
+    layout = mne.find_layout(mne.pick_info(info, [info["ch_names"].index(name) for name in ch_names]))
+    rows = {name: row for row, name in enumerate(layout.names)}
+    keys = [re.sub(r"-\d+$", "", name) for name in ch_names]
+    if missing := [name for name, key in zip(ch_names, keys, strict=True) if key not in rows]:
+        raise ValueError(f"MNE's {layout.kind} layout lacks {len(missing)} channels: {missing[:5]}")
+    boxes = layout.pos[[rows[key] for key in keys]]
+    centres = boxes[:, :2] + boxes[:, 2:4] / 2
+    return (centres - centres.min(axis=0)) / np.ptp(centres, axis=0)
 
 
 def assign_splits(
@@ -234,6 +255,8 @@ def read_trial_metadata(
 ):
     """Pass 1, without loading data: every run's trials (``session``, ``run``, and where each epoch lies:
     ``_file``, ``_epoch``), the channel names (the same in every run, checked) and the first run's info."""
+    from mne_bids import get_entities_from_fname
+
     epochs = [(path, read_epochs(path, preload=False)) for path, _ in good]
     check_same_channels(subject, {_run_name(path): ep.ch_names for path, ep in epochs})
     tables, ch_names, info0 = [], epochs[0][1].ch_names, epochs[0][1].info
@@ -242,9 +265,9 @@ def read_trial_metadata(
             raise ValueError(
                 f"{path}: epochs at {ep.info['sfreq']} Hz / {len(ep.times)} samples; rerun the run job"
             )
-        ent = dict(part.split("-", 1) for part in Path(path).name.split("_") if "-" in part)
+        ent = get_entities_from_fname(Path(path).name)
         meta = ep.metadata.reset_index(drop=True).copy()
-        meta["session"], meta["run"], meta["_epoch"] = ent["ses"], ent["run"], np.arange(len(meta))
+        meta["session"], meta["run"], meta["_epoch"] = ent["session"], ent["run"], np.arange(len(meta))
         meta["_file"] = len(tables)
         tables.append(meta)
     return pd.concat(tables, ignore_index=True), ch_names, info0

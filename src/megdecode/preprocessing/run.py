@@ -28,23 +28,17 @@ from megdecode.preprocessing.reader import (
 log = logging.getLogger(__name__)
 
 
-def _entities(stem: str) -> dict[str, str]:
-    return dict(part.split("-", 1) for part in stem.split("_") if "-" in part)
-
-
 def welch_psd(x: np.ndarray, sfreq: float, seconds: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    """Welch PSD per channel (Hann window, 50% overlap, mean removed per segment), one-sided density."""
+    """Welch PSD per channel (``scipy.signal.welch``: symmetric Hann window of ``seconds``, 50% overlap, mean
+    removed per segment), one-sided density, float32."""
+    from scipy.signal import welch
+
     nper = max(8, min(x.shape[-1], int(seconds * sfreq)))
-    window = np.hanning(nper).astype(np.float32)
-    x = np.asarray(x, dtype=np.float32)
-    starts = range(0, x.shape[-1] - nper + 1, nper // 2)
-    acc = np.zeros((x.shape[0], nper // 2 + 1))
-    for a in starts:
-        seg = x[:, a : a + nper]
-        acc += np.abs(np.fft.rfft((seg - seg.mean(axis=1, keepdims=True)) * window, axis=-1)) ** 2
-    psd = acc / (len(starts) * sfreq * (window**2).sum())
-    psd[:, 1 : -1 if nper % 2 == 0 else None] *= 2
-    return np.fft.rfftfreq(nper, 1.0 / sfreq), psd.astype(np.float32)
+    freqs, psd = welch(
+        np.asarray(x, dtype=np.float32), fs=sfreq, window=np.hanning(nper), nperseg=nper,
+        noverlap=nper - nper // 2, detrend="constant", scaling="density",
+    )  # fmt: skip
+    return freqs, psd.astype(np.float32)
 
 
 def preprocess_run(
@@ -60,9 +54,11 @@ def preprocess_run(
     """Preprocess one run; on a bad run raise (``on_bad_run: error``) or record it and write empty epochs."""
     params = PreprocessingParams.from_config(cfg)
     stem = run_stem(raw_path)
-    ent = _entities(stem)
+    from mne_bids import get_entities_from_fname
+
+    ent = get_entities_from_fname(stem)
     qc: dict[str, Any] = {c: "n/a" for c in QC_COLUMNS}
-    qc.update(subject=ent.get("sub"), session=ent.get("ses"), run=ent.get("run"), status="ok", problem="")
+    qc.update(subject=ent["subject"], session=ent["session"], run=ent["run"], status="ok", problem="")
     warnings: list[str] = []
     try:
         epochs, spectra = _process(raw_path, events_path, stimuli_path, params, stem, qc, warnings, threads)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft as sfft
+from scipy.signal import firwin
 
 from megdecode.preprocessing.epocher import (
     EpochResult,
@@ -41,16 +42,6 @@ def fir_length(transition: float, sfreq: float) -> int:
     return n + 1 - n % 2
 
 
-def firwin_lowpass(n_taps: int, cutoff: float, sfreq: float) -> np.ndarray:
-    """Window-method low-pass (Hamming, unit DC gain): what ``scipy.signal.firwin`` returns (float64).
-
-    Written with numpy so a job does not pay scipy.signal's import time.
-    """
-    m = np.arange(n_taps) - (n_taps - 1) / 2.0
-    kernel = (2 * cutoff / sfreq) * np.sinc(2 * cutoff / sfreq * m) * np.hamming(n_taps)
-    return kernel / kernel.sum()
-
-
 def lowpass_kernel(raw_sfreq: float, h_freq: float, out_sfreq: float, run: str) -> np.ndarray:
     """The low-pass half of MNE's default FIR band-pass at ``h_freq`` (firwin, hamming, auto transition).
 
@@ -62,13 +53,15 @@ def lowpass_kernel(raw_sfreq: float, h_freq: float, out_sfreq: float, run: str) 
             f"run {run}: low-pass stopband ends at {h_freq + h_trans} Hz, above the output Nyquist "
             f"frequency {out_sfreq / 2} Hz; decimation would alias (lower h_freq or raise sfreq)"
         )
-    return firwin_lowpass(fir_length(h_trans, raw_sfreq), h_freq + h_trans / 2, raw_sfreq).astype(np.float32)
+    return firwin(
+        fir_length(h_trans, raw_sfreq), h_freq + h_trans / 2, window="hamming", fs=raw_sfreq
+    ).astype(np.float32)
 
 
 def highpass_drift_kernel(l_freq: float, sfreq: float) -> np.ndarray:
     """The low-pass that MNE's FIR high-pass at ``l_freq`` subtracts (cutoff ``l_freq - l_trans/2``)."""
     l_trans = min(max(l_freq * 0.25, 2.0), l_freq)
-    return firwin_lowpass(fir_length(l_trans, sfreq), l_freq - l_trans / 2, sfreq)
+    return firwin(fir_length(l_trans, sfreq), l_freq - l_trans / 2, window="hamming", fs=sfreq)
 
 
 def fir_valid(x: np.ndarray, kernel: np.ndarray, workers: int = 1, n_fft: int = 8192) -> np.ndarray:

@@ -148,7 +148,7 @@ class StimulusWorldParams:
 
 @dataclasses.dataclass(frozen=True)
 class SimulationParams(StimulusWorldParams):
-    """Every knob of the simulator; see workflow/schemas/simulation.schema.yaml for meanings."""
+    """Every knob of the simulator; see src/megdecode/schemas/simulation.schema.yaml for meanings."""
 
     timing: TimingParams
     noise: NoiseParams

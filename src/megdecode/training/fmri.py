@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from megdecode import io
 from megdecode.artifacts.fmri import (
     TEST,
     FmriSubject,
@@ -27,9 +26,9 @@ from megdecode.artifacts.fmri import (
     zscore_per_session,
 )
 from megdecode.artifacts.latents import Latents, read_latents
-from megdecode.artifacts.predictions import MSE, TargetScaler, write_predictions
+from megdecode.artifacts.predictions import TargetScaler, write_predictions
 from megdecode.artifacts.splits import PRED_SPLITS, TEST_LARGE, TEST_SMALL, TRAIN, VAL
-from megdecode.ridge import fit_ridge
+from megdecode.training.ridge import fit_and_write_ridge
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +95,15 @@ def train_fmri_ridge(
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=max(1, int(threads))):
-        data = load_voxel_data(subject_dir, latents_dir)
-        model = fit_ridge(data.x[TRAIN], data.targets(TRAIN), cfg["alphas"], data.x[VAL], data.targets(VAL))
-        io.save_npz(model.to_arrays(), model_path)
-        write_fmri_predictions(
-            data, predictions_path, {MSE: {s: model.predict(data.x[s]) for s in PRED_SPLITS}}
+        data = load_voxel_data(subject_dir, latents_dir)  # >= 2 val trials: alpha is chosen on val
+        model = fit_and_write_ridge(
+            data.x.__getitem__,
+            data.image_ids,
+            data.latents,
+            cfg["alphas"],
+            True,
+            model_path,
+            predictions_path,
         )
     log.info(
         "alpha %g (%s) on %d train / %d val trials",
