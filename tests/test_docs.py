@@ -45,7 +45,10 @@ SNAKEMAKE_LINE = re.compile(r"^snakemake(\s|$)")
 CONFIGFILE_OPTIONS = ("--configfile", "--configfiles")
 TINY_OVERLAYS = ["config/tiny.yaml"]
 #: extra tiny overlays for a target, after config/tiny.yaml
-TINY_TARGET_OVERLAYS = {"learning_curve": ["config/tiny-learning-curve.yaml"]}
+TINY_TARGET_OVERLAYS = {
+    "learning_curve": ["config/tiny-learning-curve.yaml"],
+    "recipe_study": ["config/tiny-recipe-study.yaml"],
+}
 FENCE = re.compile(
     r"^(?P<indent> *)```(?P<lang>[^`\s]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.M | re.S
 )

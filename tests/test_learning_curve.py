@@ -1,4 +1,4 @@
-"""The learning-curve experiment (issue #15): epochs, noise model, oracle, design, summary, tiny workflow."""
+"""The learning-curve experiment: epochs, noise model, oracle, design, summary, tiny workflow."""
 
 from __future__ import annotations
 

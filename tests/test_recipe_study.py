@@ -14,7 +14,7 @@ from conftest import REPO, run_snakemake
 
 from megdecode.artifacts.recipe_study import read_scores
 from megdecode.artifacts.splits import LeakageError, check_no_leakage
-from megdecode.config import section_defaults
+from megdecode.config import load_yaml, merge_configs, section_defaults
 from megdecode.learning_curve.recipe import (
     ConceptDesign,
     RecipeParams,
@@ -196,23 +196,12 @@ def test_recipe_table_pairs_each_variant_with_the_ridge_of_its_validation_type()
 
 @pytest.mark.slow
 def test_tiny_recipe_study_workflow(tmp_path: Path):
-    """`snakemake recipe_study` on a tiny grid: every variant kind (fixed, selected, taking a choice, shared),
-    the choice on the selection set, the table, and nothing left to do afterwards."""
-    cfg = yaml.safe_load((REPO / "config" / "recipe-study.yaml").read_text())
+    """`snakemake recipe_study` on a tiny grid (config/tiny-recipe-study.yaml): every variant kind (fixed,
+    selected, taking a choice, shared), the choice on the selection set, the table, the ceilings, and nothing
+    left to do afterwards."""
+    names = ("recipe-study", "tiny", "tiny-recipe-study")
+    cfg = merge_configs(*(load_yaml(REPO / "config" / f"{name}.yaml") for name in names))
     cfg["results_dir"] = str(tmp_path / "results")
-    stimuli = cfg["simulation"]["stimuli"]
-    for key in ("shapes", "colours", "textures"):
-        stimuli.pop(key, None)
-    stimuli.update(n_train_concepts=60, exemplars_per_train_concept=6)
-    rs = cfg["recipe_study"]
-    rs.update(subjects=["01", "02"], train_sizes=[40], exemplars_per_concept=4, n_val=20, n_select=20)
-    rs.update(selection={"subject": "01", "seed": 0, "n_train": 40}, min_train_samples=0, n_bootstrap=50)
-    for v in rs["variants"].values():
-        v["brain_module"] = {"spatial_channels": 8, "hidden": 8, "n_blocks": 1}
-    rs["variants"]["C"]["lr"] = rs["variants"]["D"]["lr"] = [0.004, 0.001]
-    cfg["brain_module"].update(spatial_channels=8, hidden=8, out_channels=16)
-    cfg["training"].update(max_epochs=3, patience=2)
-    cfg["learning_curve"] = {"ceiling_renders": 40}
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
     results = tmp_path / "results"

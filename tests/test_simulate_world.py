@@ -1,4 +1,4 @@
-"""The simulator's two worlds (simulation.responses.world): linear (control) and nonlinear (issue #15)."""
+"""The simulator's two worlds (simulation.responses.world): linear (control) and nonlinear."""
 
 from __future__ import annotations
 

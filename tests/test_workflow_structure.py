@@ -49,6 +49,16 @@ def test_rule_declares_log_benchmark_and_resources(name):
 
 # The config slice each rule may read through ``params:`` (section or ``section.key``): its own stage's
 # section, the master seed and the study's labels. A rule that reads more reruns when unrelated keys change.
+#: what finds an image's onset online (trigger channel and codes, photodiode)
+ONLINE_ONSETS = {
+    "bids.stim_channel",
+    "bids.trigger_codes",
+    "bids.photodiode_channel",
+    "bids.photodiode_max_lag_s",
+    "bids.photodiode_threshold",
+}
+#: what a job that simulates its own epochs and fits both decoders reads (learning curve, recipe study)
+SIMULATED_DECODERS = {"simulation", "preprocessing", "brain_module", "training", "ridge", "seed"}
 OWN_SLICE = {
     "simulate_stimuli": {"simulation", "seed"},
     "simulate_subject": {"simulation", "seed", "study"},
@@ -77,23 +87,8 @@ OWN_SLICE = {
     "report_tables": {"report"},
     "report_figures": {"report", "bids.stimulus_duration_s"},
     "report_examples": {"report"},
-    "realtime_replay": {
-        "realtime",
-        "bids.stim_channel",
-        "bids.trigger_codes",
-        "bids.photodiode_channel",
-        "bids.photodiode_max_lag_s",
-        "bids.photodiode_threshold",
-    },
-    "learning_curve_job": {
-        "learning_curve",
-        "simulation",
-        "preprocessing",
-        "brain_module",
-        "training",
-        "ridge",
-        "seed",
-    },
+    "realtime_replay": {"realtime", *ONLINE_ONSETS},
+    "learning_curve_job": {"learning_curve", *SIMULATED_DECODERS},
     "learning_curve_concept_renders": {"learning_curve", "simulation.stimuli", "seed"},
     "learning_curve_summary": {"learning_curve", "seed"},
     "learning_curve_fmri_voxels": {"fmri", "seed"},
@@ -105,24 +100,9 @@ OWN_SLICE = {
     "fmri_ceiling": {"fmri", "evaluation", "seed"},
     "fmri_reconstruct": {"reconstruction", "fmri", "seed"},
     "fmri_reconstruction_metrics": {"reconstruction", "backbones"},
-    "realtime_model": {
-        "realtime.gallery",
-        "bids.stim_channel",
-        "bids.trigger_codes",
-        "bids.photodiode_channel",
-        "bids.photodiode_max_lag_s",
-        "bids.photodiode_threshold",
-    },
+    "realtime_model": {"realtime.gallery", *ONLINE_ONSETS},
     **{
-        f"recipe_study_{job}": {
-            "recipe_study",
-            "simulation",
-            "preprocessing",
-            "brain_module",
-            "training",
-            "ridge",
-            "seed",
-        }
+        f"recipe_study_{job}": {"recipe_study", *SIMULATED_DECODERS}
         for job in ("ridge", "ceiling", "select", "brain", "shared")
     },
     "recipe_study_summary": {"recipe_study", "seed"},

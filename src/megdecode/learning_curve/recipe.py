@@ -238,55 +238,23 @@ class SubjectEpochs:
     data: SubjectData
 
 
-def simulate_subject(
-    study_truth: dict,
-    table: pd.DataFrame,
-    sim_cfg: Mapping[str, Any],
-    grid: EpochGrid,
-    trials: pd.DataFrame,
-    world: str,
-    subject: str,
-    replicate: int,
-    seed: int,
+def prepare_subject(
+    sim: EpochSimulator, raw: np.ndarray, trials: pd.DataFrame, times: np.ndarray, subject: str, where: str,
     validation: str,
-) -> SubjectEpochs:
-    """Draw ``trials`` for one subject (each trial from its own generator) and prepare the decoders' input;
-    checks that no test image or concept (nor, with concept validation, a validation concept) is trained
-    on."""
-    sim, raw = draw_epochs(study_truth, table, sim_cfg, grid, trials, world, subject, replicate, seed)
-    epochs = baseline_correct(raw, grid.times)
+) -> SubjectEpochs:  # fmt: skip
+    """The decoders' input from one subject's raw epochs of ``trials``; checks that no test image or concept
+    (nor, with concept validation, a validation concept) is trained on."""
+    epochs = baseline_correct(raw, times)
     if (trials["role"] == TEST_SMALL).any():
         epochs, kept = _average_small_set(epochs, trials)
     else:  # a selection job
         kept = trials[["image_id", "concept", "role"]]
     kept = kept.assign(split=kept["role"])
-    where = f"recipe study {world}/sub-{subject}/seed {replicate}"
     check_no_leakage(kept[kept["split"] != SELECT], where, validation)
     check_selection_set(kept, where)
     train_rows = np.flatnonzero(kept["split"].to_numpy(str) == TRAIN)
     epochs /= epochs[train_rows].std(axis=(0, 2))[None, :, None].astype(np.float32)
     return SubjectEpochs(_subject_data(epochs, kept, sim, subject))
-
-
-def draw_epochs(
-    study_truth: dict,
-    table: pd.DataFrame,
-    sim_cfg: Mapping[str, Any],
-    grid: EpochGrid,
-    trials: pd.DataFrame,
-    world: str,
-    subject: str,
-    replicate: int,
-    seed: int,
-) -> tuple[EpochSimulator, np.ndarray]:
-    """One subject's simulator and the raw epochs of ``trials``, each trial from its own generator keyed by
-    (world, subject, replicate, image, repetition): a trial is the same in every job that draws it."""
-    params = dataclasses.replace(SimulationParams.from_config(sim_cfg), world=world)
-    truth = world_truth(params, table, study_truth, seed)
-    sim = EpochSimulator(params, truth, table, grid, seed, subject)
-    key = (seed, "recipe-study", world, subject, replicate)
-    rngs = [derive_rng(*key, i, int(k)) for i, k in zip(trials["image_id"], trials["index"], strict=True)]
-    return sim, sim.draw(trials["image_id"].tolist(), rngs)[0]
 
 
 def check_selection_set(trials: pd.DataFrame, where: str) -> None:
@@ -424,26 +392,35 @@ class StudyInputs:
     def seed(self) -> int:
         return int(self.params["seed"])
 
+    @property
+    def grid(self) -> EpochGrid:
+        return EpochGrid(**self.params["epochs"])
+
     def variant(self, name: str) -> Variant:
         return variants_from_config(self.params["recipe_study"])[name]
+
+    def draw(
+        self, world: str, subject: str, replicate: int, trials: pd.DataFrame
+    ) -> tuple[EpochSimulator, np.ndarray]:
+        """One subject's simulator and the raw epochs of ``trials``, each trial from its own generator keyed
+        by (world, subject, replicate, image, repetition): a trial is the same in every job that draws it."""
+        params = dataclasses.replace(SimulationParams.from_config(self.params["simulation"]), world=world)
+        truth = world_truth(params, self.table, self.truth, self.seed)
+        sim = EpochSimulator(params, truth, self.table, self.grid, self.seed, subject)
+        key = (self.seed, "recipe-study", world, subject, replicate)
+        ids = trials["image_id"].tolist()
+        rngs = [derive_rng(*key, i, int(k)) for i, k in zip(ids, trials["index"], strict=True)]
+        return sim, sim.draw(ids, rngs)[0]
 
     def subject(
         self, world: str, subject: str, replicate: int, n_train: int, validation: str, selection: bool = False
     ) -> SubjectEpochs:
+        """One unit's decoder inputs (:func:`prepare_subject`) for its design and validation type."""
         design = ConceptDesign.draw(self.table, n_train, self.recipe, self.seed, replicate)
         trials = design.trials(self.table, validation, selection)
-        return simulate_subject(
-            self.truth,
-            self.table,
-            self.params["simulation"],
-            EpochGrid(**self.params["epochs"]),
-            trials,
-            world,
-            subject,
-            replicate,
-            self.seed,
-            validation,
-        )
+        sim, raw = self.draw(world, subject, replicate, trials)
+        where = f"recipe study {world}/sub-{subject}/seed {replicate}"
+        return prepare_subject(sim, raw, trials, self.grid.times, subject, where, validation)
 
 
 def ridge_job(
@@ -548,18 +525,7 @@ def ceiling_job(
     image's own response."""
     test_large, test_small = held_out_test_images(inputs.table, inputs.recipe)
     trials = trial_frame(inputs.table, [(TEST_LARGE, test_large), (TEST_SMALL, test_small)])
-    grid = EpochGrid(**inputs.params["epochs"])
-    sim, epochs = draw_epochs(
-        inputs.truth,
-        inputs.table,
-        inputs.params["simulation"],
-        grid,
-        trials,
-        world,
-        subject,
-        replicate,
-        inputs.seed,
-    )
+    sim, epochs = inputs.draw(world, subject, replicate, trials)
     labels = dict(world=world, subject=subject, seed=replicate)
     rows = pd.concat(
         [
