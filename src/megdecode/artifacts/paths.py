@@ -102,6 +102,30 @@ def bids_dataset_files(root: Path | str, task: str) -> dict[str, str]:
     }
 
 
+#: one EEG recording's own files in BIDS (THINGS-EEG2 through megdecode.bids_eeg): suffix and extension
+BIDS_EEG_FILES = {
+    "raw": ("eeg", ".vhdr"),
+    "sidecar": ("eeg", ".json"),
+    "channels": ("channels", ".tsv"),
+    "events": ("events", ".tsv"),
+    "electrodes": ("electrodes", ".tsv"),
+}
+
+
+def bids_eeg_path(root: Path | str | None, subject: str, session: str, task: str) -> BIDSPath:
+    """The ``BIDSPath`` of one EEG recording (one partition of one session), without suffix and extension."""
+    return bids_path(root, subject, session, task=task, datatype="eeg")
+
+
+def bids_eeg_files(root: Path | str, subject: str, session: str, task: str) -> dict[str, str]:
+    """One EEG recording's own files (:data:`BIDS_EEG_FILES`)."""
+    base = bids_eeg_path(root, subject, session, task)
+    return {
+        key: str(base.copy().update(suffix=suffix, extension=ext).fpath)
+        for key, (suffix, ext) in BIDS_EEG_FILES.items()
+    }
+
+
 def bids_input_files(
     root: Path | str, subject: str, session: str, run: str, task: str, simulated: bool
 ) -> dict[str, str]:

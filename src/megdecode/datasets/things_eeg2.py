@@ -89,7 +89,7 @@ class ThingsEeg2Settings:
     image_duration_s: float = 0.1
     soa_s: float = 0.2
     power_line_hz: float = 50.0
-    montage: str = "standard_1005"
+    montage: str = "easycap-M1"
 
     def n_images(self, partition: str) -> int:
         return self.n_train_images if partition == "training" else self.n_test_images

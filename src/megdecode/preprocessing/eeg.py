@@ -173,3 +173,54 @@ def whitener(partitions: Sequence[tuple[np.ndarray, np.ndarray]], over: str = "t
 def apply_whitener(epochs: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Whiten every time point of every epoch: ``x_t -> x_t @ matrix`` (channels axis 1)."""
     return np.einsum("ect,cd->edt", epochs, matrix)
+
+
+@dataclass(frozen=True)
+class PartitionEpochs:
+    """Epochs of one partition of one session after the recipe: ``data`` (epochs, channels, times) and the
+    image number of each epoch (targets rejected, at most ``max_repetitions`` per image)."""
+
+    data: np.ndarray
+    image_numbers: np.ndarray
+    ch_names: list[str]
+    times: np.ndarray
+
+
+def preprocess_session(
+    recordings: Mapping[str, tuple[np.ndarray, Sequence[str], float, np.ndarray, np.ndarray]],
+    recipe: EegRecipe,
+) -> dict[str, PartitionEpochs]:
+    """The recipe on one session: ``recordings[partition] = (eeg, ch_names, sfreq, onsets, image_numbers)``
+    (image number 0 = a target, rejected). Epochs each partition, keeps the first ``max_repetitions`` of each
+    image, then whitens both partitions with the session's MVNN matrix (unless ``recipe.mvnn == 'none'``)."""
+    out = {}
+    for partition, (eeg, ch_names, sfreq, onsets, numbers) in recordings.items():
+        numbers = np.asarray(numbers)
+        shown = np.flatnonzero(numbers > 0)
+        epochs = epoch_session(eeg, ch_names, sfreq, np.asarray(onsets)[shown], recipe)
+        kept_numbers = numbers[shown][epochs.event_index]
+        keep = first_repetitions(kept_numbers, recipe.max_repetitions(partition))
+        out[partition] = PartitionEpochs(epochs.data[keep], kept_numbers[keep], epochs.ch_names, epochs.times)
+    if recipe.mvnn != "none":
+        matrix = whitener([(p.data, p.image_numbers) for p in out.values()], over=recipe.mvnn)
+        out = {
+            k: PartitionEpochs(apply_whitener(p.data, matrix), p.image_numbers, p.ch_names, p.times)
+            for k, p in out.items()
+        }
+    return out
+
+
+def stack_by_image(sessions: Sequence[PartitionEpochs], n_images: int) -> np.ndarray:
+    """Epochs of one partition over sessions as (images, repetitions, channels, times), image ``k`` at row
+    ``k - 1`` and repetitions in session then presentation order (the published files' shape; they shuffle the
+    repetitions, this keeps their order). Every image needs the same number of repetitions."""
+    numbers = np.concatenate([s.image_numbers for s in sessions])
+    data = np.concatenate([s.data for s in sessions])
+    counts = np.bincount(numbers, minlength=n_images + 1)[1:]
+    if len(counts) != n_images or counts.min() != counts.max():
+        raise ValueError(
+            f"repetitions per image differ ({counts.min()} .. {counts.max()} over {n_images} images): a session "
+            "is missing or an image was shown too rarely"
+        )
+    order = np.argsort(numbers, kind="stable")
+    return data[order].reshape(n_images, counts[0], *data.shape[1:])
