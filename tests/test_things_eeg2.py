@@ -1,8 +1,10 @@
-"""THINGS-EEG2: the safe .npy reader, the dataset reader, BIDS-EEG and the EEG recipe, on a tiny twin written in
+"""THINGS-EEG2: the safe .npy reader, the dataset reader, BIDS-EEG and the EEG recipe, on a tiny twin
+written in
 the published formats (tests/things_eeg2_twin.py); the real dataset only where it is present."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,7 +15,7 @@ import mne
 import numpy as np
 import pandas as pd
 import pytest
-from things_eeg2_twin import LATENCY_S, SOA_S, image_pattern, write_twin
+from things_eeg2_twin import LATENCY_S, SOA_S, dataset_settings, image_pattern, recipe, write_twin
 
 from megdecode.bids_eeg import convert_recording, write_dataset_files
 from megdecode.datasets import DatasetReader
@@ -21,7 +23,6 @@ from megdecode.datasets.safe_npy import UnsafePickleError, read_npy
 from megdecode.datasets.things_eeg2 import (
     ThingsEeg2DataError,
     ThingsEeg2Reader,
-    ThingsEeg2Settings,
     read_preprocessed,
     read_raw_session,
 )
@@ -88,7 +89,9 @@ def test_a_pickle_naming_code_is_refused_and_never_runs(tmp_path: Path, payload:
     evil = _RunsCode(f"touch {sentinel}") if payload == "os.system" else _CallsEval()
     path = tmp_path / "raw_eeg_training.npy"
     np.save(path, np.array({"raw_eeg_data": np.zeros(2), "x": evil}, dtype=object), allow_pickle=True)
-    with pytest.raises(UnsafePickleError, match=r"raw_eeg_training\.npy.*refused global (posix\.system|builtins\.eval)"):
+    with pytest.raises(
+        UnsafePickleError, match=r"raw_eeg_training\.npy.*refused global (posix\.system|builtins\.eval)"
+    ):
         read_npy(path)
     assert not sentinel.exists()
     if payload == "os.system":  # the sentinel would appear if the payload ran (the check can fail)
@@ -139,7 +142,7 @@ def test_reader_names_a_missing_session_and_too_few_repetitions(tmp_path: Path) 
     reader = ThingsEeg2Reader(twin.root, twin.settings)
     with pytest.raises(FileNotFoundError, match=r"ses-02/raw_eeg_test\.npy.*things_eeg2\.root"):
         reader.inventory()
-    one_session = ThingsEeg2Settings(**{**twin.settings.__dict__, "sessions": ("01",)})
+    one_session = dataclasses.replace(twin.settings, sessions=("01",))
     with pytest.raises(ThingsEeg2DataError, match="shown fewer than 4 times"):
         ThingsEeg2Reader(twin.root, one_session).trials("01")
 
@@ -148,8 +151,8 @@ def test_reader_refuses_a_wrong_rate_and_unknown_codes(tmp_path: Path) -> None:
     twin = write_twin(tmp_path / "d")
     path = twin.root / "eeg_dataset/raw_data/sub-01/ses-01/raw_eeg_training.npy"
     with pytest.raises(ThingsEeg2DataError, match=r"raw_eeg_training\.npy: sampling rate 1000 Hz.*500"):
-        read_raw_session(path, ThingsEeg2Settings(sfreq=500))
-    fewer = ThingsEeg2Settings(**{**twin.settings.__dict__, "n_train_images": 6})
+        read_raw_session(path, dataclasses.replace(twin.settings, sfreq=500))
+    fewer = dataclasses.replace(twin.settings, n_train_images=6)
     with pytest.raises(ThingsEeg2DataError, match="image_metadata.npy: 8 training files"):
         ThingsEeg2Reader(twin.root, fewer).trials("01")
 
@@ -157,7 +160,9 @@ def test_reader_refuses_a_wrong_rate_and_unknown_codes(tmp_path: Path) -> None:
 # --- alignment: a planted per-image code, and the same reader one trial off ------------------------------
 
 
-def _identification(epochs: np.ndarray, times: np.ndarray, labels: list[str], candidates: list[str]) -> np.ndarray:
+def _identification(
+    epochs: np.ndarray, times: np.ndarray, labels: list[str], candidates: list[str]
+) -> np.ndarray:
     """Top-1 accuracy over time of picking each epoch's image among ``candidates`` by the planted pattern."""
     patterns = np.stack([image_pattern(f"{c}.jpg") for c in candidates])  # (images, channels)
     scores = np.einsum("ect,ic->eit", epochs, patterns)
@@ -165,19 +170,22 @@ def _identification(epochs: np.ndarray, times: np.ndarray, labels: list[str], ca
     return (scores.argmax(axis=1) == truth[:, None]).mean(axis=0)
 
 
-def _session_epochs(reader: ThingsEeg2Reader, session: str, shift: int) -> tuple[np.ndarray, np.ndarray, list]:
+def _session_epochs(
+    reader: ThingsEeg2Reader, session: str, shift: int
+) -> tuple[np.ndarray, np.ndarray, list]:
     raw, trials = reader.session("01", session, "training")
     shown = trials[trials["trial_type"] == "exp"]
     labels = shown["image_id"].tolist()
     labels = labels[shift:] + labels[:shift]  # the misaligned reader: trial i gets image i + shift
-    recipe = EegRecipe(channel_regex=".", baseline=True, resample_hz=1000, tmin=-0.2, tmax=0.8)
+    every_channel = recipe(channel_regex=".", resample_hz=1000)
     eeg = raw.data[[i for i, t in enumerate(raw.ch_types) if t == "eeg"]]
-    epochs = epoch_session(eeg, raw.eeg_names, raw.sfreq, shown["sample"].to_numpy(), recipe)
+    epochs = epoch_session(eeg, raw.eeg_names, raw.sfreq, shown["sample"].to_numpy(), every_channel)
     return epochs.data, epochs.times, [labels[i] for i in epochs.event_index]
 
 
 def test_planted_image_code_is_decoded_aligned_and_lost_one_trial_off(tmp_path: Path) -> None:
-    """The reader's trial-image pairing recovers each image's planted code at its latency; shifting the pairing
+    """The reader's trial-image pairing recovers each image's planted code at its latency; shifting the
+    pairing
     by one trial drops it to chance there, and (rapid presentation) moves it one onset asynchrony later."""
     twin = write_twin(tmp_path / "d", n_train_concepts=8, per_concept=2)
     reader = ThingsEeg2Reader(twin.root, twin.settings)
@@ -199,17 +207,17 @@ def test_planted_image_code_is_decoded_aligned_and_lost_one_trial_off(tmp_path: 
 # --- the recipe against the MNE chain -------------------------------------------------------------------
 
 
-def _mne_chain(raw_session, recipe: EegRecipe) -> mne.Epochs:
+def _mne_chain(raw_session, chain: EegRecipe) -> mne.Epochs:
     """The published recipe, step by step with MNE (as gifale95/eeg_encoding preprocessing_utils.epoching)."""
     info = mne.create_info(raw_session.ch_names, raw_session.sfreq, raw_session.ch_types)
     raw = mne.io.RawArray(raw_session.data, info, verbose="error")
-    if recipe.average_reference:
+    if chain.average_reference:
         raw.set_eeg_reference("average", projection=False, verbose="error")
     events = mne.find_events(raw, stim_channel="stim", verbose="error")
-    raw.pick(mne.pick_channels_regexp(raw.ch_names, recipe.channel_regex))
+    raw.pick(mne.pick_channels_regexp(raw.ch_names, chain.channel_regex))
     events = events[events[:, 2] != 99999]
     epochs = mne.Epochs(raw, events, tmin=-0.2, tmax=0.8, baseline=(None, 0), preload=True, verbose="error")
-    return epochs.resample(recipe.resample_hz, verbose="error")
+    return epochs.resample(chain.resample_hz, verbose="error")
 
 
 @pytest.mark.parametrize("average_reference", [False, True])
@@ -217,12 +225,20 @@ def test_recipe_equals_the_mne_chain(tmp_path: Path, average_reference: bool) ->
     twin = write_twin(tmp_path / "d")
     reader = ThingsEeg2Reader(twin.root, twin.settings)
     raw, trials = reader.session("01", "01", "test")
-    recipe = EegRecipe(average_reference=average_reference, mvnn="none", max_repetitions_test=99)
-    expected = _mne_chain(raw, recipe)
+    chain = recipe(average_reference=average_reference, mvnn="none", max_repetitions_test=99)
+    expected = _mne_chain(raw, chain)
     eeg = raw.data[[i for i, t in enumerate(raw.ch_types) if t == "eeg"]]
     got = preprocess_session(
-        {"test": (eeg, raw.eeg_names, raw.sfreq, trials["sample"].to_numpy(), trials["image_number"].to_numpy())},
-        recipe,
+        {
+            "test": (
+                eeg,
+                raw.eeg_names,
+                raw.sfreq,
+                trials["sample"].to_numpy(),
+                trials["image_number"].to_numpy(),
+            )
+        },
+        chain,
     )["test"]
     assert got.ch_names == expected.ch_names == ["O1", "Oz", "O2", "PO7", "PO3", "POz", "Pz", "P3", "P4"]
     np.testing.assert_allclose(got.times, expected.times, atol=1e-12)
@@ -258,7 +274,7 @@ def test_mvnn_whitens_the_noise_and_keeps_the_shape(tmp_path: Path) -> None:
 def test_subject_arrays_take_the_published_shape(tmp_path: Path) -> None:
     twin = write_twin(tmp_path / "d")
     reader = ThingsEeg2Reader(twin.root, twin.settings)
-    recipe = EegRecipe(max_repetitions_training=2, max_repetitions_test=5)
+    published = recipe(max_repetitions_training=2, max_repetitions_test=5)
     per_session = []
     for session in twin.settings.sessions:
         recordings = {}
@@ -267,7 +283,7 @@ def test_subject_arrays_take_the_published_shape(tmp_path: Path) -> None:
             eeg = raw.data[[i for i, t in enumerate(raw.ch_types) if t == "eeg"]]
             numbers = trials["image_number"].to_numpy()
             recordings[partition] = (eeg, raw.eeg_names, raw.sfreq, trials["sample"].to_numpy(), numbers)
-        per_session.append(preprocess_session(recordings, recipe))
+        per_session.append(preprocess_session(recordings, published))
     train = stack_by_image([s["training"] for s in per_session], twin.settings.n_train_images)
     test = stack_by_image([s["test"] for s in per_session], twin.settings.n_test_images)
     assert train.shape == (8, 4, 9, 100) and test.shape == (3, 10, 9, 100)  # images x reps x 9 O/P x 100
@@ -298,7 +314,9 @@ def test_bids_round_trip_keeps_data_and_events(tmp_path: Path) -> None:
     eeg = raw.data[[i for i, t in enumerate(raw.ch_types) if t == "eeg"]]
     np.testing.assert_allclose(back.get_data(), eeg, atol=1e-9)  # BrainVision: 0.1 uV resolution by default
     assert back.ch_names == raw.eeg_names and back.info["sfreq"] == 1000
-    events = pd.read_csv(path.copy().update(suffix="events", extension=".tsv").fpath, sep="\t", keep_default_na=False)
+    events = pd.read_csv(
+        path.copy().update(suffix="events", extension=".tsv").fpath, sep="\t", keep_default_na=False
+    )
     assert events["sample"].tolist() == trials["sample"].tolist()
     assert events["image_id"].tolist() == trials["image_id"].tolist()
     assert (events["value"] == 99999).sum() == (events["trial_type"] == "catch").sum() == 2
@@ -308,7 +326,9 @@ def test_bids_round_trip_keeps_data_and_events(tmp_path: Path) -> None:
 @pytest.mark.skipif(not VALIDATOR.exists(), reason="bids-validator-deno not installed (pip install .[test])")
 def test_bids_eeg_validator_zero_errors(tmp_path: Path) -> None:
     root, _ = _bids(tmp_path)
-    proc = subprocess.run([str(VALIDATOR), str(root), "--format", "json"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(VALIDATOR), str(root), "--format", "json"], capture_output=True, text=True, timeout=300
+    )
     report = json.loads(proc.stdout)
     errors = [i for i in report["issues"]["issues"] if i["severity"] == "error"]
     assert errors == [], errors
@@ -320,7 +340,7 @@ def test_bids_eeg_validator_zero_errors(tmp_path: Path) -> None:
 
 @needs_real
 def test_real_raw_session_matches_the_published_layout() -> None:
-    settings = ThingsEeg2Settings(root=str(REAL), subjects=("01",))
+    settings = dataset_settings(root=str(REAL), subjects=["01"])
     reader = ThingsEeg2Reader(REAL, settings)
     raw, trials = reader.session("01", "01", "test")
     assert raw.sfreq == 1000 and raw.ch_names[-1] == "stim" and len(raw.eeg_names) == 63
@@ -332,7 +352,7 @@ def test_real_raw_session_matches_the_published_layout() -> None:
 def test_real_test_partition_matches_the_published_preprocessing() -> None:
     """Our recipe on sub-01's four sessions against the published preprocessed test data (averaged over the
     80 repetitions, which the published shuffle does not change)."""
-    reader = ThingsEeg2Reader(REAL, ThingsEeg2Settings(root=str(REAL), subjects=("01",)))
+    reader = ThingsEeg2Reader(REAL, dataset_settings(root=str(REAL), subjects=["01"]))
     published = read_preprocessed(reader.layout.preprocessed("01", "test"))
     sessions = []
     for session in reader.settings.sessions:
@@ -340,8 +360,14 @@ def test_real_test_partition_matches_the_published_preprocessing() -> None:
         for partition in ("training", "test"):
             raw, trials = reader.session("01", session, partition)
             eeg = raw.data[[i for i, t in enumerate(raw.ch_types) if t == "eeg"]]
-            recordings[partition] = (eeg, raw.eeg_names, 1000.0, trials["sample"].to_numpy(), trials["image_number"].to_numpy())
-        sessions.append(preprocess_session(recordings, EegRecipe())["test"])
+            recordings[partition] = (
+                eeg,
+                raw.eeg_names,
+                1000.0,
+                trials["sample"].to_numpy(),
+                trials["image_number"].to_numpy(),
+            )
+        sessions.append(preprocess_session(recordings, recipe())["test"])
     ours = stack_by_image(sessions, 200)
     assert ours.shape == published["data"].shape == (200, 80, 17, 100)
     assert sessions[0].ch_names == published["ch_names"]

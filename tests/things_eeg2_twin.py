@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from megdecode.datasets.things_eeg2 import ThingsEeg2Settings
+from megdecode.config import section_defaults
+from megdecode.datasets.things_eeg2 import ThingsEeg2Settings, settings_from_config
+from megdecode.preprocessing.eeg import EegRecipe
 
 CH_NAMES = ["Fp1", "Fz", "Cz", "C3", "O1", "Oz", "O2", "PO7", "PO3", "POz", "Pz", "P3", "P4", "stim"]
 SFREQ = 1000
@@ -118,7 +120,7 @@ def write_twin(
                     "lowpass": 100,
                 }
                 np.save(folder / f"raw_eeg_{partition}.npy", content)
-    settings = ThingsEeg2Settings(
+    settings = dataset_settings(
         root=str(root),
         subjects=subjects,
         sessions=sessions,
@@ -128,3 +130,13 @@ def write_twin(
         test_repetitions=test_per_session * len(sessions),
     )
     return Twin(root, settings, metadata["train_img_files"], metadata["test_img_files"])
+
+
+def dataset_settings(**changes) -> ThingsEeg2Settings:
+    """The schema's ``things_eeg2`` defaults (the real dataset's) with ``changes``."""
+    return settings_from_config({**section_defaults("things_eeg2"), **changes})
+
+
+def recipe(**changes) -> EegRecipe:
+    """The schema's recipe (the published one) with ``changes``."""
+    return EegRecipe.from_config({**section_defaults("things_eeg2", "preprocessing"), **changes})

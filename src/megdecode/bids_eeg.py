@@ -38,7 +38,9 @@ EVENTS_JSON = {
     },
     "value": {"Description": "Code on the stim channel: the image number, 99999 for a target."},
     "sample": {"Description": "Sample index of the onset from the first sample of the recording (0-based)."},
-    "image_number": {"Description": "1-based index into the partition's images of image_metadata.npy; 0: none."},
+    "image_number": {
+        "Description": "1-based index into the partition's images of image_metadata.npy; 0: none."
+    },
     "image_id": {"Description": "Image file name without extension; n/a for targets."},
     "concept": {"Description": "THINGS concept of the image; n/a for targets."},
 }
@@ -95,15 +97,19 @@ def convert_recording(
         write_raw_bids(raw, path, format="BrainVision", allow_preload=True, overwrite=True, verbose="error")
     files = {k: Path(v) for k, v in bids_eeg_files(bids_root, subject, session_label, task).items()}
     description = (
-        f"Rapid serial visual presentation of object images ({settings.image_duration_s * 1000:g} ms on screen, "
-        f"{settings.soa_s * 1000:g} ms onset asynchrony, 20 per sequence); report whether a target appeared."
+        f"Rapid serial visual presentation of object images ({settings.image_duration_s * 1000:g} ms on "
+        f"screen, {settings.soa_s * 1000:g} ms onset asynchrony, 20 per sequence); report whether a target "
+        "appeared."
     )
     update_sidecar_json(
         path.copy().update(suffix="eeg", extension=".json"),
         {"Manufacturer": "Brain Products", "TaskDescription": description, "EEGReference": "n/a"},
+        verbose=False,
     )
     write_tsv(events_table(trials, settings), files["events"])
-    log.info("sub-%s ses-%s task-%s: %d events -> %s", subject, session_label, task, len(trials), files["raw"])
+    log.info(
+        "sub-%s ses-%s task-%s: %d events -> %s", subject, session_label, task, len(trials), files["raw"]
+    )
     return files
 
 
@@ -123,7 +129,8 @@ def write_dataset_files(bids_root: Path | str, subjects: Sequence[str], authors:
         write_json(EVENTS_JSON, root / f"task-{task}_events.json")
     with atomic_output(root / "README") as tmp:
         tmp.write_text(
-            "THINGS-EEG2 (Gifford et al. 2022, NeuroImage 264:119754; https://osf.io/3jk45/), raw EEG converted "
+            "THINGS-EEG2 (Gifford et al. 2022, NeuroImage 264:119754; https://osf.io/3jk45/), raw EEG "
+            "converted "
             f"to BIDS by megdecode for {len(subjects)} subject(s). task-train: training images; task-test: "
             "test images. Events come from the published stim channel.\n"
         )

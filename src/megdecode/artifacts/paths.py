@@ -108,7 +108,6 @@ BIDS_EEG_FILES = {
     "sidecar": ("eeg", ".json"),
     "channels": ("channels", ".tsv"),
     "events": ("events", ".tsv"),
-    "electrodes": ("electrodes", ".tsv"),
 }
 
 

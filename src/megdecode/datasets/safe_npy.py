@@ -2,7 +2,8 @@
 
 Some public datasets (THINGS-EEG2 among them) ship ``np.save`` of a ``dict``: a 0-d object array whose payload
 is a pickle. ``np.load(..., allow_pickle=True)`` would run whatever that pickle names. :func:`read_npy` reads
-plain arrays with ``allow_pickle=False``; an object array is read with :class:`RestrictedUnpickler`, which admits
+plain arrays with ``allow_pickle=False``; an object array is read with :class:`RestrictedUnpickler`,
+which admits
 only the globals needed to rebuild numpy arrays, dtypes and scalars and builtin containers. Anything else (a
 function such as ``os.system``, a class of another library) is refused before it is called, with an error
 naming the file.
@@ -24,8 +25,14 @@ except ImportError:  # pragma: no cover - numpy 1.x
 
 #: (module, name) a pickle may reference, and what each resolves to (never imported by name from the file)
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
-    **{(module, "_reconstruct"): _multiarray._reconstruct for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    **{(module, "scalar"): _multiarray.scalar for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{
+        (module, "_reconstruct"): _multiarray._reconstruct
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    },
+    **{
+        (module, "scalar"): _multiarray.scalar
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    },
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     # protocol <= 2 pickles write bytes through _codecs.encode (a pure str -> bytes conversion)
@@ -64,7 +71,8 @@ def read_npy(path: Path | str) -> Any:
     """The content of one ``.npy`` file: an array, or for an object array the object it holds
     (``np.save(path, some_dict)`` gives the dict back), rebuilt by :class:`RestrictedUnpickler`.
 
-    Raises ``FileNotFoundError`` or ``ValueError`` naming the file: not a ``.npy`` file, or a pickle that names
+    Raises ``FileNotFoundError`` or ``ValueError`` naming the file: not a ``.npy`` file, or a pickle that
+    names
     anything but numpy arrays, dtypes, scalars and builtin containers (refused before it runs).
     """
     path = Path(path)

@@ -1,21 +1,27 @@
 """THINGS-EEG2 (Gifford et al. 2022, NeuroImage 264:119754; OSF osf.io/3jk45): raw sessions, events, images.
 
-Written against the dataset as published; ``config/things-eeg2.yaml`` tags every value [V] (with its source) or
+Written against the dataset as published; ``config/things-eeg2.yaml`` tags every value [V] (with its
+source) or
 [S], and docs/eeg.md lists the sources. Facts this module relies on:
 
 - Raw EEG [V, gifale95/eeg_encoding ``01_eeg_preprocessing/source_to_raw.py``, ``02_eeg_preprocessing/
   preprocessing_utils.py``]: ``<raw_dir>/sub-XX/ses-YY/raw_eeg_training.npy`` and ``raw_eeg_test.npy``, each
   ``np.save`` of a dict ``{raw_eeg_data: (channels, samples), ch_names, ch_types, sfreq: 1000, highpass: 0.01,
-  lowpass: 100}``. The last channel is ``stim`` (type ``stim``): 0, except one sample per image onset holding the
+  lowpass: 100}``. The last channel is ``stim`` (type ``stim``): 0, except one sample per image onset
+  holding the
   image number (1-based, into the partition's images of ``image_metadata.npy``) or 99999 for a target (Buzz
   Lightyear) trial.
-- Images [V, consumers of ``image_metadata.npy``]: ``image_metadata.npy`` is a dict with ``train_img_concepts``,
+- Images [V, consumers of ``image_metadata.npy``]: ``image_metadata.npy`` is a dict with
+``train_img_concepts``,
   ``train_img_files``, ``test_img_concepts``, ``test_img_files`` (e.g. ``00001_aardvark`` and
-  ``aardvark_01b.jpg``); images under ``training_images/<concept>/<file>`` and ``test_images/<concept>/<file>``.
-  16,540 training images (1,654 concepts x 10) shown 4 times, 200 test images (200 other concepts x 1) shown 80
+  ``aardvark_01b.jpg``); images under ``training_images/<concept>/<file>`` and
+  ``test_images/<concept>/<file>``.
+  16,540 training images (1,654 concepts x 10) shown 4 times, 200 test images (200 other concepts x 1)
+  shown 80
   times per subject; 10 subjects x 4 sessions; 82,160 trials per subject (Gifford et al. 2022, abstract).
 - Rapid serial presentation [V, ``00_data_collection/train/data_collection_train.m``]: 20 images per sequence,
-  each 100 ms on screen, onset asynchrony 200 ms: a -0.2 to 0.8 s epoch holds the responses to up to 4 later and
+  each 100 ms on screen, onset asynchrony 200 ms: a -0.2 to 0.8 s epoch holds the responses to up to 4
+  later and
   1 earlier image of the same sequence.
 
 Every file is read with :func:`megdecode.datasets.safe_npy.read_npy` (no code of a data file ever runs).
@@ -24,14 +30,15 @@ Every file is read with :func:`megdecode.datasets.safe_npy.read_npy` (no code of
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from megdecode.config import dataclass_from_section
 from megdecode.datasets.safe_npy import read_npy
 
 log = logging.getLogger(__name__)
@@ -66,30 +73,31 @@ TRIAL_COLUMNS = [
 
 
 class ThingsEeg2DataError(ValueError):
-    """THINGS-EEG2 files do not match the published layout or the config; the message names the file and fix."""
+    """THINGS-EEG2 files do not match the published layout or the config; the message names the file and "
+    "fix."""
 
 
 @dataclass(frozen=True)
 class ThingsEeg2Settings:
-    """The ``things_eeg2`` config section's dataset keys (defaults in ``things_eeg2.schema.yaml``)."""
+    """The ``things_eeg2`` config section's dataset keys (defaults in ``things_eeg2.schema.yaml`` only)."""
 
-    root: str | None = None
-    raw_dir: str = "eeg_dataset/raw_data"
-    preprocessed_dir: str = "eeg_dataset/preprocessed_data"
-    images_dir: str = "image_set"
-    subjects: tuple[str, ...] = ("01",)
-    sessions: tuple[str, ...] = ("01", "02", "03", "04")
-    sfreq: float = 1000.0
-    stim_channel: str = "stim"
-    target_code: int = 99999
-    n_train_images: int = 16540
-    n_test_images: int = 200
-    train_repetitions: int = 4
-    test_repetitions: int = 80
-    image_duration_s: float = 0.1
-    soa_s: float = 0.2
-    power_line_hz: float = 50.0
-    montage: str = "easycap-M1"
+    root: str | None
+    raw_dir: str
+    preprocessed_dir: str
+    images_dir: str
+    subjects: tuple[str, ...]
+    sessions: tuple[str, ...]
+    sfreq: float
+    stim_channel: str
+    target_code: int
+    n_train_images: int
+    n_test_images: int
+    train_repetitions: int
+    test_repetitions: int
+    image_duration_s: float
+    soa_s: float
+    power_line_hz: float
+    montage: str
 
     def n_images(self, partition: str) -> int:
         return self.n_train_images if partition == "training" else self.n_test_images
@@ -99,13 +107,11 @@ class ThingsEeg2Settings:
 
 
 def settings_from_config(section: Mapping[str, Any]) -> ThingsEeg2Settings:
-    """Settings of a validated ``things_eeg2`` section (its ``preprocessing`` keys are the recipe's)."""
-    names = set(ThingsEeg2Settings.__dataclass_fields__)
-    values = {k: v for k, v in section.items() if k in names}
+    """Settings of a validated ``things_eeg2`` section (its ``preprocessing`` slice is the recipe's)."""
+    values = {k: v for k, v in section.items() if k != "preprocessing"}
     for key in ("subjects", "sessions"):
-        if key in values:
-            values[key] = tuple(str(v) for v in values[key])
-    return ThingsEeg2Settings(**values)
+        values[key] = tuple(str(v) for v in values.get(key, ()))
+    return dataclass_from_section(ThingsEeg2Settings, values, "things_eeg2")
 
 
 @dataclass(frozen=True)
@@ -113,15 +119,26 @@ class ThingsEeg2Layout:
     """Where the published files lie under one local copy."""
 
     root: Path
-    settings: ThingsEeg2Settings = field(default_factory=ThingsEeg2Settings)
+    settings: ThingsEeg2Settings
 
     def raw(self, subject: str, session: str, partition: str) -> Path:
         _check_partition(partition)
-        return self.root / self.settings.raw_dir / f"sub-{subject}" / f"ses-{session}" / f"raw_eeg_{partition}.npy"
+        return (
+            self.root
+            / self.settings.raw_dir
+            / f"sub-{subject}"
+            / f"ses-{session}"
+            / f"raw_eeg_{partition}.npy"
+        )
 
     def preprocessed(self, subject: str, partition: str) -> Path:
         _check_partition(partition)
-        return self.root / self.settings.preprocessed_dir / f"sub-{subject}" / f"preprocessed_eeg_{partition}.npy"
+        return (
+            self.root
+            / self.settings.preprocessed_dir
+            / f"sub-{subject}"
+            / f"preprocessed_eeg_{partition}.npy"
+        )
 
     @property
     def image_metadata(self) -> Path:
@@ -163,13 +180,14 @@ class RawSession:
         return self.data[self.ch_names.index(name)]
 
 
-def read_raw_session(path: Path | str, settings: ThingsEeg2Settings | None = None) -> RawSession:
+def read_raw_session(path: Path | str, settings: ThingsEeg2Settings) -> RawSession:
     """Read one ``raw_eeg_<partition>.npy`` and check it against the published format and ``settings``."""
-    settings = settings or ThingsEeg2Settings()
     content = read_npy(path)
     fix = "download the file again from OSF (osf.io/3jk45), or check things_eeg2.raw_dir"
     if not isinstance(content, dict):
-        raise ThingsEeg2DataError(f"{path}: expected a dict of {list(RAW_KEYS)}, found {type(content).__name__}")
+        raise ThingsEeg2DataError(
+            f"{path}: expected a dict of {list(RAW_KEYS)}, found {type(content).__name__}"
+        )
     missing = [k for k in RAW_KEYS if k not in content]
     if missing:
         raise ThingsEeg2DataError(f"{path}: missing key(s) {missing} of a THINGS-EEG2 raw file; {fix}")
@@ -178,14 +196,16 @@ def read_raw_session(path: Path | str, settings: ThingsEeg2Settings | None = Non
     types = [str(t) for t in content["ch_types"]]
     if data.ndim != 2 or not len(names) == len(types) == data.shape[0]:
         raise ThingsEeg2DataError(
-            f"{path}: raw_eeg_data {data.shape} does not match {len(names)} ch_names and {len(types)} ch_types"
+            f"{path}: raw_eeg_data {data.shape} does not match {len(names)} ch_names and {len(types)} "
+            f"ch_types"
         )
     if not np.issubdtype(data.dtype, np.floating) or not np.isfinite(data).all():
         raise ThingsEeg2DataError(f"{path}: raw_eeg_data must be finite floats ({data.dtype}); {fix}")
     sfreq = float(content["sfreq"])
     if sfreq != settings.sfreq:
         raise ThingsEeg2DataError(
-            f"{path}: sampling rate {sfreq:g} Hz, config things_eeg2.sfreq {settings.sfreq:g} Hz; fix the config"
+            f"{path}: sampling rate {sfreq:g} Hz, config things_eeg2.sfreq {settings.sfreq:g} Hz; fix the "
+            f"config"
         )
     if settings.stim_channel not in names:
         raise ThingsEeg2DataError(
@@ -208,7 +228,8 @@ def _optional_float(value: Any) -> float | None:
 
 
 def stim_events(session: RawSession, stim_channel: str = "stim") -> np.ndarray:
-    """``(n, 3)`` MNE-style events ``[sample, 0, code]``: every sample where the stim channel turns to a nonzero
+    """``(n, 3)`` MNE-style events ``[sample, 0, code]``: every sample where the stim channel turns to a
+    nonzero
     code (codes are written on one sample per onset [V source_to_raw.py])."""
     stim = session.channel(stim_channel)
     if not np.all(np.equal(np.mod(stim, 1), 0)):
@@ -222,11 +243,11 @@ def stim_events(session: RawSession, stim_channel: str = "stim") -> np.ndarray:
 # --- images ---------------------------------------------------------------------------------------------
 
 
-def read_image_metadata(path: Path | str, settings: ThingsEeg2Settings | None = None) -> pd.DataFrame:
+def read_image_metadata(path: Path | str, settings: ThingsEeg2Settings) -> pd.DataFrame:
     """``image_metadata.npy`` as one row per image: ``partition``, ``image_number`` (1-based, the stim code),
-    ``image_id`` (file stem), ``concept`` (THINGS name), ``concept_folder``, ``file`` (relative to the image set),
+    ``image_id`` (file stem), ``concept`` (THINGS name), ``concept_folder``, ``file`` (relative to the
+    image set),
     ``role`` and ``concept_split`` (the stimuli contract's)."""
-    settings = settings or ThingsEeg2Settings()
     content = read_npy(path)
     if not isinstance(content, dict):
         raise ThingsEeg2DataError(f"{path}: expected a dict, found {type(content).__name__}")
@@ -239,7 +260,8 @@ def read_image_metadata(path: Path | str, settings: ThingsEeg2Settings | None = 
         expected = settings.n_images(partition)
         if len(folders) != len(files) or len(files) != expected:
             raise ThingsEeg2DataError(
-                f"{path}: {len(files)} {partition} files and {len(folders)} concepts, config expects {expected} "
+                f"{path}: {len(files)} {partition} files and {len(folders)} concepts, config expects "
+                f"{expected} "
                 f"(things_eeg2.n_{'train' if partition == 'training' else 'test'}_images)"
             )
         frames.append(
@@ -250,7 +272,9 @@ def read_image_metadata(path: Path | str, settings: ThingsEeg2Settings | None = 
                     "image_id": [Path(f).stem for f in files],
                     "concept": [c.split("_", 1)[1] if c[:1].isdigit() and "_" in c else c for c in folders],
                     "concept_folder": folders,
-                    "file": [f"{IMAGE_FOLDERS[partition]}/{c}/{f}" for c, f in zip(folders, files, strict=True)],
+                    "file": [
+                        f"{IMAGE_FOLDERS[partition]}/{c}/{f}" for c, f in zip(folders, files, strict=True)
+                    ],
                     "role": TRIAL_TYPES[partition],
                     "concept_split": "train" if partition == "training" else "test",
                 }
@@ -314,7 +338,8 @@ def session_trials(
 
 def check_repetitions(trials: pd.DataFrame, settings: ThingsEeg2Settings, subject: str) -> pd.DataFrame:
     """Check that every image of each partition was shown at least its published number of times to
-    ``subject`` (over the configured sessions); return the counts (``partition``, ``image_number``, ``count``)."""
+    ``subject`` (over the configured sessions); return the counts (``partition``, ``image_number``,
+    ``count``)."""
     shown = trials[trials["trial_type"] != CATCH]
     counts = shown.groupby(["partition", "image_number"]).size().rename("count").reset_index()
     problems = []
@@ -340,8 +365,8 @@ def check_repetitions(trials: pd.DataFrame, settings: ThingsEeg2Settings, subjec
 class ThingsEeg2Reader:
     """:class:`~megdecode.datasets.DatasetReader` of a local THINGS-EEG2 copy."""
 
-    def __init__(self, root: Path | str, settings: ThingsEeg2Settings | None = None) -> None:
-        self.settings = settings or ThingsEeg2Settings()
+    def __init__(self, root: Path | str, settings: ThingsEeg2Settings) -> None:
+        self.settings = settings
         self.layout = ThingsEeg2Layout(Path(root), self.settings)
         self._images: pd.DataFrame | None = None
 
@@ -381,7 +406,14 @@ class ThingsEeg2Reader:
         raw = read_raw_session(path, self.settings)
         events = stim_events(raw, self.settings.stim_channel)
         trials = session_trials(
-            events, self.images(), subject, session, partition, raw.sfreq, self.settings.target_code, str(path)
+            events,
+            self.images(),
+            subject,
+            session,
+            partition,
+            raw.sfreq,
+            self.settings.target_code,
+            str(path),
         )
         return raw, trials
 
@@ -397,9 +429,9 @@ class ThingsEeg2Reader:
 
     def stimuli_table(self) -> pd.DataFrame:
         images = self.images()
-        return images[["image_id", "file", "concept", "role", "concept_split", "partition", "image_number"]].assign(
-            exemplar=1
-        )
+        return images[
+            ["image_id", "file", "concept", "role", "concept_split", "partition", "image_number"]
+        ].assign(exemplar=1)
 
 
 def read_preprocessed(path: Path | str) -> dict[str, Any]:
@@ -407,12 +439,14 @@ def read_preprocessed(path: Path | str) -> dict[str, Any]:
     channels x times), ``ch_names`` and ``times`` [V preprocessing_utils.save_prepr]."""
     content = read_npy(path)
     if not isinstance(content, dict) or any(k not in content for k in PREPROCESSED_KEYS):
-        raise ThingsEeg2DataError(f"{path}: expected a dict with {list(PREPROCESSED_KEYS)}; download it again")
+        raise ThingsEeg2DataError(
+            f"{path}: expected a dict with {list(PREPROCESSED_KEYS)}; download it again"
+        )
     data = np.asarray(content["preprocessed_eeg_data"])
     if data.ndim != 4:
         raise ThingsEeg2DataError(f"{path}: preprocessed_eeg_data has shape {data.shape}, expected 4 axes")
-    return {"data": data, "ch_names": [str(c) for c in content["ch_names"]], "times": np.asarray(content["times"])}
-
-
-def configured_subjects(settings: ThingsEeg2Settings) -> Sequence[str]:
-    return settings.subjects
+    return {
+        "data": data,
+        "ch_names": [str(c) for c in content["ch_names"]],
+        "times": np.asarray(content["times"]),
+    }

@@ -25,32 +25,37 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from megdecode.config import dataclass_from_section
+
 MVNN_CHOICES = ("time", "epochs", "none")
 
 
 @dataclass(frozen=True)
 class EegRecipe:
-    """The ``things_eeg2.preprocessing`` config section (defaults in ``things_eeg2.schema.yaml``)."""
+    """The ``things_eeg2.preprocessing`` config section (defaults in ``things_eeg2.schema.yaml`` only)."""
 
-    channel_regex: str = "^O *|^P *"
-    tmin: float = -0.2
-    tmax: float = 0.8
-    baseline: bool = True  # subtract the mean of tmin..0 s (MNE baseline=(None, 0))
-    resample_hz: float = 100.0
-    average_reference: bool = False
-    mvnn: str = "time"
-    max_repetitions_training: int = 2
-    max_repetitions_test: int = 20
+    channel_regex: str
+    tmin: float
+    tmax: float
+    baseline: bool  # subtract the mean of tmin..0 s (MNE baseline=(None, 0))
+    resample_hz: float
+    average_reference: bool
+    mvnn: str
+    max_repetitions_training: int
+    max_repetitions_test: int
 
     def __post_init__(self) -> None:
         if self.mvnn not in MVNN_CHOICES:
             raise ValueError(f"things_eeg2.preprocessing.mvnn {self.mvnn!r}: use one of {list(MVNN_CHOICES)}")
         if not self.tmin < 0 < self.tmax:
-            raise ValueError(f"things_eeg2.preprocessing: tmin {self.tmin} < 0 < tmax {self.tmax} is required")
+            raise ValueError(
+                f"things_eeg2.preprocessing: tmin {self.tmin} < 0 < tmax {self.tmax} is required"
+            )
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> EegRecipe:
-        return cls(**{k: v for k, v in section.items() if k in cls.__dataclass_fields__})
+        """The recipe of a validated ``things_eeg2.preprocessing`` slice."""
+        return dataclass_from_section(cls, section, "things_eeg2.preprocessing")
 
     def max_repetitions(self, partition: str) -> int:
         return self.max_repetitions_training if partition == "training" else self.max_repetitions_test
@@ -92,7 +97,9 @@ def epoch_session(
         data = data - data.mean(axis=0, keepdims=True)
     picks = pick_channels(ch_names, recipe.channel_regex)
     if not picks:
-        raise ValueError(f"no channel matches things_eeg2.preprocessing.channel_regex {recipe.channel_regex!r}")
+        raise ValueError(
+            f"no channel matches things_eeg2.preprocessing.channel_regex {recipe.channel_regex!r}"
+        )
     data = data[picks]
     start, stop = int(round(recipe.tmin * sfreq)), int(round(recipe.tmax * sfreq))
     onsets = np.asarray(onsets, dtype=np.int64)
@@ -219,7 +226,8 @@ def stack_by_image(sessions: Sequence[PartitionEpochs], n_images: int) -> np.nda
     counts = np.bincount(numbers, minlength=n_images + 1)[1:]
     if len(counts) != n_images or counts.min() != counts.max():
         raise ValueError(
-            f"repetitions per image differ ({counts.min()} .. {counts.max()} over {n_images} images): a session "
+            f"repetitions per image differ ({counts.min()} .. {counts.max()} over {n_images} images): a "
+            f"session "
             "is missing or an image was shown too rarely"
         )
     order = np.argsort(numbers, kind="stable")
