@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from things_eeg2_twin import LATENCY_S, SOA_S, dataset_settings, image_pattern, recipe, write_twin
 
 from megdecode.bids_eeg import convert_recording, write_dataset_files
+from megdecode.config import load_config, section_defaults
 from megdecode.datasets import DatasetReader
 from megdecode.datasets.safe_npy import UnsafePickleError, read_npy
 from megdecode.datasets.things_eeg2 import (
@@ -25,6 +27,7 @@ from megdecode.datasets.things_eeg2 import (
     ThingsEeg2Reader,
     read_preprocessed,
     read_raw_session,
+    settings_from_config,
 )
 from megdecode.preprocessing.eeg import (
     EegRecipe,
@@ -333,6 +336,22 @@ def test_bids_eeg_validator_zero_errors(tmp_path: Path) -> None:
     errors = [i for i in report["issues"]["issues"] if i["severity"] == "error"]
     assert errors == [], errors
     assert report["summary"]["subjects"] == ["01"]
+
+
+def test_config_tags_every_value_and_equals_the_schema_defaults() -> None:
+    path = REPO / "config" / "things-eeg2.yaml"
+    untagged = [
+        line
+        for line in path.read_text().splitlines()
+        if re.match(r"^\s+\w+:\s*[^\s#]", line) and not re.search(r"\[(V|S)[\] ]", line)
+    ]
+    assert untagged == [
+        "  root: data/things-eeg2  # your copy of the OSF project (placeholder: point it at your download)"
+    ]
+    section = load_config(path)["things_eeg2"]
+    defaults = section_defaults("things_eeg2")
+    assert {**section, "root": None} == defaults
+    assert settings_from_config(section).subjects == tuple(f"{s:02d}" for s in range(1, 11))
 
 
 # --- the real dataset (skips without it) ----------------------------------------------------------------
