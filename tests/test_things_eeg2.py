@@ -34,8 +34,8 @@ from megdecode.preprocessing.eeg import (
     apply_whitener,
     epoch_session,
     preprocess_session,
+    preprocess_subject,
     shrunk_covariance,
-    stack_by_image,
     whitener,
 )
 
@@ -277,20 +277,11 @@ def test_mvnn_whitens_the_noise_and_keeps_the_shape(tmp_path: Path) -> None:
 def test_subject_arrays_take_the_published_shape(tmp_path: Path) -> None:
     twin = write_twin(tmp_path / "d")
     reader = ThingsEeg2Reader(twin.root, twin.settings)
-    published = recipe(max_repetitions_training=2, max_repetitions_test=5)
-    per_session = []
-    for session in twin.settings.sessions:
-        recordings = {}
-        for partition in ("training", "test"):
-            raw, trials = reader.session("01", session, partition)
-            eeg = raw.data[[i for i, t in enumerate(raw.ch_types) if t == "eeg"]]
-            numbers = trials["image_number"].to_numpy()
-            recordings[partition] = (eeg, raw.eeg_names, raw.sfreq, trials["sample"].to_numpy(), numbers)
-        per_session.append(preprocess_session(recordings, published))
-    train = stack_by_image([s["training"] for s in per_session], twin.settings.n_train_images)
-    test = stack_by_image([s["test"] for s in per_session], twin.settings.n_test_images)
+    out = preprocess_subject(reader, "01", recipe(max_repetitions_training=2, max_repetitions_test=5))
+    train, test = out["training"][0], out["test"][0]
     assert train.shape == (8, 4, 9, 100) and test.shape == (3, 10, 9, 100)  # images x reps x 9 O/P x 100
     assert np.isfinite(train).all() and np.isfinite(test).all()
+    assert out["test"][1] == ["O1", "Oz", "O2", "PO7", "PO3", "POz", "Pz", "P3", "P4"]
 
 
 # --- BIDS-EEG -------------------------------------------------------------------------------------------
@@ -329,10 +320,7 @@ def test_bids_round_trip_keeps_data_and_events(tmp_path: Path) -> None:
 @pytest.mark.skipif(not VALIDATOR.exists(), reason="bids-validator-deno not installed (pip install .[test])")
 def test_bids_eeg_validator_zero_errors(tmp_path: Path) -> None:
     root, _ = _bids(tmp_path)
-    proc = subprocess.run(
-        [str(VALIDATOR), str(root), "--format", "json"], capture_output=True, text=True, timeout=300
-    )
-    report = json.loads(proc.stdout)
+    report = validate(root)
     errors = [i for i in report["issues"]["issues"] if i["severity"] == "error"]
     assert errors == [], errors
     assert report["summary"]["subjects"] == ["01"]
@@ -354,6 +342,15 @@ def test_config_tags_every_value_and_equals_the_schema_defaults() -> None:
     assert settings_from_config(section).subjects == tuple(f"{s:02d}" for s in range(1, 11))
 
 
+def validate(root: Path) -> dict:
+    """The official BIDS validator's JSON report on ``root`` (offline)."""
+    proc = subprocess.run(
+        [str(VALIDATOR), str(root), "--format", "json"], capture_output=True, text=True, timeout=300
+    )
+    assert proc.stdout, proc.stderr
+    return json.loads(proc.stdout)
+
+
 # --- the real dataset (skips without it) ----------------------------------------------------------------
 
 
@@ -373,23 +370,9 @@ def test_real_test_partition_matches_the_published_preprocessing() -> None:
     80 repetitions, which the published shuffle does not change)."""
     reader = ThingsEeg2Reader(REAL, dataset_settings(root=str(REAL), subjects=["01"]))
     published = read_preprocessed(reader.layout.preprocessed("01", "test"))
-    sessions = []
-    for session in reader.settings.sessions:
-        recordings = {}
-        for partition in ("training", "test"):
-            raw, trials = reader.session("01", session, partition)
-            eeg = raw.data[[i for i, t in enumerate(raw.ch_types) if t == "eeg"]]
-            recordings[partition] = (
-                eeg,
-                raw.eeg_names,
-                1000.0,
-                trials["sample"].to_numpy(),
-                trials["image_number"].to_numpy(),
-            )
-        sessions.append(preprocess_session(recordings, recipe())["test"])
-    ours = stack_by_image(sessions, 200)
+    ours, ch_names, times = preprocess_subject(reader, "01", recipe())["test"]
     assert ours.shape == published["data"].shape == (200, 80, 17, 100)
-    assert sessions[0].ch_names == published["ch_names"]
-    np.testing.assert_allclose(sessions[0].times, published["times"], atol=1e-9)
+    assert ch_names == published["ch_names"]
+    np.testing.assert_allclose(times, published["times"], atol=1e-9)
     r = np.corrcoef(ours.mean(axis=1).ravel(), published["data"].mean(axis=1).ravel())[0, 1]
     assert r > 0.95

@@ -10,9 +10,13 @@ positions come from the standard EasyCap M1 (10-10) montage (the cap's own digit
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import mne
 import numpy as np
@@ -21,12 +25,21 @@ from mne_bids import make_dataset_description, update_sidecar_json, write_raw_bi
 
 from megdecode import __version__ as MEGDECODE_VERSION
 from megdecode.artifacts.paths import bids_eeg_files, bids_eeg_path
-from megdecode.datasets.things_eeg2 import BIDS_TASKS, RawSession, ThingsEeg2Settings
+from megdecode.datasets.things_eeg2 import (
+    BIDS_TASKS,
+    PARTITIONS,
+    RawSession,
+    ThingsEeg2Reader,
+    ThingsEeg2Settings,
+    settings_from_config,
+)
 from megdecode.io import atomic_output, write_json, write_tsv
 
 log = logging.getLogger(__name__)
 
 EVENTS_COLUMNS = ["onset", "duration", "trial_type", "value", "sample", "image_number", "image_id", "concept"]
+#: the dataset's authors (Gifford et al. 2022), for the converted tree's description
+DATASET_AUTHORS = ("Alessandro T. Gifford", "Kshitij Dwivedi", "Gemma Roig", "Radoslaw M. Cichy")
 EVENTS_JSON = {
     "trial_type": {
         "Description": "What was on screen",
@@ -113,9 +126,44 @@ def convert_recording(
     return files
 
 
-def write_dataset_files(bids_root: Path | str, subjects: Sequence[str], authors: Sequence[str]) -> None:
-    """Dataset description, README and the tasks' ``events.json``, once every recording is written."""
+def convert_session(
+    recordings: Sequence[tuple[RawSession, pd.DataFrame, str]],
+    bids_root: Path | str,
+    subject: str,
+    session_label: str,
+    settings: ThingsEeg2Settings,
+) -> list[Path]:
+    """Write one session's recordings (``(raw, trials, partition)`` each) into a private staging root beside
+    ``bids_root``, then move the session's files into place: parallel sessions never touch shared files
+    (mne-bids also writes participants.tsv and the description; :func:`write_dataset_files` writes those)."""
     root = Path(bids_root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".tmp-bids-eeg-{subject}-{session_label}-"
+    for stale in root.parent.glob(f"{prefix}*"):  # left by a killed job
+        shutil.rmtree(stale, ignore_errors=True)
+    moved = []
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=root.parent) as tmp:
+        for raw, trials, partition in recordings:
+            convert_recording(raw, trials, tmp, subject, session_label, partition, settings)
+        staged = Path(bids_eeg_path(tmp, subject, session_label, "x").directory).parent  # sub-X/ses-Y
+        for src in sorted(p for p in staged.rglob("*") if p.is_file()):
+            dst = root / src.relative_to(tmp)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            moved.append(dst)
+    return moved
+
+
+def write_dataset_files(
+    bids_root: Path | str, subjects: Sequence[str], authors: Sequence[str] = DATASET_AUTHORS
+) -> None:
+    """Dataset description, participants, README and the tasks' ``events.json``, once every recording is
+    written."""
+    root = Path(bids_root)
+    write_tsv(pd.DataFrame({"participant_id": [f"sub-{s}" for s in subjects]}), root / "participants.tsv")
+    write_json(
+        {"participant_id": {"Description": "Unique participant identifier"}}, root / "participants.json"
+    )
     make_dataset_description(
         path=root,
         name="THINGS-EEG2 (converted to BIDS by megdecode)",
@@ -134,3 +182,14 @@ def write_dataset_files(bids_root: Path | str, subjects: Sequence[str], authors:
             f"to BIDS by megdecode for {len(subjects)} subject(s). task-train: training images; task-test: "
             "test images. Events come from the published stim channel.\n"
         )
+
+
+def convert_study_session(
+    section: Mapping[str, Any], bids_root: Path | str, subject: str, session: str
+) -> None:
+    """Rule ``things_eeg2_bids_session``: both partitions of one session of a validated ``things_eeg2``
+    section's dataset, converted to BIDS-EEG under ``bids_root``."""
+    settings = settings_from_config(section)
+    reader = ThingsEeg2Reader(settings.root, settings)
+    recordings = [(*reader.session(subject, session, p), p) for p in PARTITIONS]
+    convert_session(recordings, bids_root, subject, session, settings)

@@ -427,6 +427,32 @@ class Layout:
     def benchmarks(self) -> str:
         return f"{self.results}/benchmarks"
 
+    # ---- THINGS-EEG2 (target ``things_eeg2``; megdecode.bids_eeg, megdecode.artifacts.eeg)
+    @property
+    def things_eeg2(self) -> str:
+        return f"{self.results}/things_eeg2"
+
+    @property
+    def things_eeg2_bids(self) -> str:
+        """The BIDS-EEG tree converted from the raw files."""
+        return f"{self.things_eeg2}/bids"
+
+    def things_eeg2_bids_session_files(self) -> dict[str, str]:
+        """One session's recordings (both partitions), ``{subject}``/``{session}`` kept: ``<task>_<kind>``."""
+        return {
+            f"{task}_{kind}": path
+            for task in ("train", "test")
+            for kind, path in bids_eeg_files(self.things_eeg2_bids, "{subject}", "{session}", task).items()
+        }
+
+    @property
+    def things_eeg2_bids_description(self) -> str:
+        return f"{self.things_eeg2_bids}/dataset_description.json"
+
+    def things_eeg2_preprocessed(self, partition: str) -> str:
+        """One subject's preprocessed ``training`` or ``test`` partition (:mod:`megdecode.artifacts.eeg`)."""
+        return f"{self.things_eeg2}/preprocessed/sub-{{subject}}_{partition}.npz"
+
     # ---- the learning-curve experiment (target ``learning_curve``, not part of ``all``)
     @property
     def learning_curve(self) -> str:

@@ -232,3 +232,42 @@ def stack_by_image(sessions: Sequence[PartitionEpochs], n_images: int) -> np.nda
         )
     order = np.argsort(numbers, kind="stable")
     return data[order].reshape(n_images, counts[0], *data.shape[1:])
+
+
+def preprocess_subject(
+    reader: Any, subject: str, recipe: EegRecipe
+) -> dict[str, tuple[np.ndarray, list, np.ndarray]]:
+    """The recipe on every configured session of ``subject`` (a
+    :class:`~megdecode.datasets.things_eeg2.ThingsEeg2Reader`): per partition, (images, repetitions, channels,
+    times) EEG, channel names and times."""
+    per_session = []
+    for session in reader.settings.sessions:
+        recordings = {}
+        for partition in ("training", "test"):
+            raw, trials = reader.session(subject, session, partition)
+            eeg = raw.data[[i for i, t in enumerate(raw.ch_types) if t == "eeg"]]
+            onsets, numbers = trials["sample"].to_numpy(), trials["image_number"].to_numpy()
+            recordings[partition] = (eeg, raw.eeg_names, raw.sfreq, onsets, numbers)
+        per_session.append(preprocess_session(recordings, recipe))
+    out = {}
+    for partition in ("training", "test"):
+        sessions = [s[partition] for s in per_session]
+        stacked = stack_by_image(sessions, reader.settings.n_images(partition))
+        out[partition] = (stacked, sessions[0].ch_names, sessions[0].times)
+    return out
+
+
+def write_study_subject(section: Mapping[str, Any], subject: str, outputs: Mapping[str, str]) -> None:
+    """Rule ``things_eeg2_preprocess``: the recipe of a validated ``things_eeg2`` section on one subject,
+    written to ``outputs[partition]`` (:mod:`megdecode.artifacts.eeg`)."""
+    from megdecode.artifacts.eeg import EegPartition, write_partition
+    from megdecode.datasets.things_eeg2 import ThingsEeg2Reader, settings_from_config
+
+    settings = settings_from_config(section)
+    reader = ThingsEeg2Reader(settings.root, settings)
+    reader.trials(subject)  # every session present, every image shown often enough (names what is not)
+    for partition, (eeg, ch_names, times) in preprocess_subject(
+        reader, subject, EegRecipe.from_config(section["preprocessing"])
+    ).items():
+        numbers = np.arange(1, eeg.shape[0] + 1)
+        write_partition(EegPartition(eeg, numbers, ch_names, times), outputs[partition])

@@ -1,0 +1,131 @@
+# Stage: THINGS-EEG2 (docs/eeg.md; target `things_eeg2`, not part of `all`). Reads the dataset as published
+# under things_eeg2.root (megdecode.datasets.things_eeg2): one job per (subject, session) converts both
+# partitions to BIDS-EEG, one dataset job adds the tree's shared files, and one job per subject runs the
+# published EEG recipe (epochs, 100 Hz, MVNN per session) into megdecode.artifacts.eeg files.
+from pathlib import Path
+
+from megdecode.datasets.things_eeg2 import (
+    PARTITIONS as EEG_PARTITIONS,
+    ThingsEeg2Layout,
+    settings_from_config as eeg_settings_from_config,
+)
+
+EEG_CFG = config["things_eeg2"]
+EEG_SETTINGS = eeg_settings_from_config(EEG_CFG)
+EEG_SESSION_FILES = L.things_eeg2_bids_session_files()
+EEG_PREPROCESSED = {p: L.things_eeg2_preprocessed(p) for p in EEG_PARTITIONS}
+
+
+def eeg_layout():
+    """The dataset's files (only when a job needs them: things_eeg2.root must be set)."""
+    if EEG_SETTINGS.root is None:
+        raise WorkflowError(
+            "things_eeg2.root is not set: point it at your THINGS-EEG2 copy (config/things-eeg2.yaml)"
+        )
+    return ThingsEeg2Layout(Path(EEG_SETTINGS.root), EEG_SETTINGS)
+
+
+def eeg_session_inputs(wildcards):
+    layout = eeg_layout()
+    return {
+        **{
+            p: str(layout.raw(wildcards.subject, wildcards.session, p))
+            for p in EEG_PARTITIONS
+        },
+        "metadata": str(layout.image_metadata),
+    }
+
+
+def eeg_subject_inputs(wildcards):
+    layout = eeg_layout()
+    return [str(p) for p in layout.subject_inputs(wildcards.subject)] + [
+        str(layout.image_metadata)
+    ]
+
+
+EEG_TARGETS = [
+    L.things_eeg2_bids_description,
+    *expand(
+        list(EEG_PREPROCESSED.values()),
+        subject=EEG_SETTINGS.subjects,
+    ),
+]
+
+
+rule things_eeg2_bids_session:
+    """Both partitions of one THINGS-EEG2 session as BIDS-EEG recordings (task-train, task-test)."""
+    input:
+        unpack(eeg_session_inputs),
+    output:
+        **EEG_SESSION_FILES,
+    log:
+        L.log("things_eeg2_bids_session", "sub-{subject}_ses-{session}"),
+    benchmark:
+        L.benchmark("things_eeg2_bids_session", "sub-{subject}_ses-{session}")
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        # one raw file of 64 channels x ~70 min at 1000 Hz (float64, ~2 GB) and its BrainVision copy
+        mem_mb=8000,
+        runtime=60,
+    params:
+        cfg=EEG_CFG,
+        bids_root=L.things_eeg2_bids,
+    script:
+        "../workflow/scripts/things_eeg2_bids_session.py"
+
+
+rule things_eeg2_bids_dataset:
+    """The BIDS-EEG tree's dataset description, participants, README and events sidecars."""
+    input:
+        expand(
+            EEG_SESSION_FILES["train_raw"],
+            subject=EEG_SETTINGS.subjects,
+            session=EEG_SETTINGS.sessions,
+        ),
+        expand(
+            EEG_SESSION_FILES["test_raw"],
+            subject=EEG_SETTINGS.subjects,
+            session=EEG_SETTINGS.sessions,
+        ),
+    output:
+        description=L.things_eeg2_bids_description,
+    log:
+        L.log("things_eeg2_bids_dataset"),
+    benchmark:
+        L.benchmark("things_eeg2_bids_dataset")
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        cfg=EEG_CFG,
+        bids_root=L.things_eeg2_bids,
+    script:
+        "../workflow/scripts/things_eeg2_bids_dataset.py"
+
+
+rule things_eeg2_preprocess:
+    """The published EEG recipe on one subject: (images, repetitions, channels, times) per partition."""
+    input:
+        eeg_subject_inputs,
+    output:
+        **EEG_PREPROCESSED,
+    log:
+        L.log("things_eeg2_preprocess", "sub-{subject}"),
+    benchmark:
+        L.benchmark("things_eeg2_preprocess", "sub-{subject}")
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        # one session's two raw files at a time (~3 GB float64) and the subject's epochs (~2 GB)
+        mem_mb=16000,
+        runtime=240,
+    params:
+        cfg=EEG_CFG,
+    script:
+        "../workflow/scripts/things_eeg2_preprocess.py"
