@@ -2,54 +2,7 @@
 # under things_eeg2.root (megdecode.datasets.things_eeg2): one job per (subject, session) converts both
 # partitions to BIDS-EEG, one dataset job adds the tree's shared files, and one job per subject runs the
 # published EEG recipe (epochs, 100 Hz, MVNN per session) into megdecode.artifacts.eeg files.
-from pathlib import Path
-
-from megdecode.datasets.things_eeg2 import (
-    PARTITIONS as EEG_PARTITIONS,
-    ThingsEeg2Layout,
-    settings_from_config as eeg_settings_from_config,
-)
-
-EEG_CFG = config["things_eeg2"]
-EEG_SETTINGS = eeg_settings_from_config(EEG_CFG)
-EEG_SESSION_FILES = L.things_eeg2_bids_session_files()
-EEG_PREPROCESSED = {p: L.things_eeg2_preprocessed(p) for p in EEG_PARTITIONS}
-
-
-def eeg_layout():
-    """The dataset's files (only when a job needs them: things_eeg2.root must be set)."""
-    if EEG_SETTINGS.root is None:
-        raise WorkflowError(
-            "things_eeg2.root is not set: point it at your THINGS-EEG2 copy (config/things-eeg2.yaml)"
-        )
-    return ThingsEeg2Layout(Path(EEG_SETTINGS.root), EEG_SETTINGS)
-
-
-def eeg_session_inputs(wildcards):
-    layout = eeg_layout()
-    return {
-        **{
-            p: str(layout.raw(wildcards.subject, wildcards.session, p))
-            for p in EEG_PARTITIONS
-        },
-        "metadata": str(layout.image_metadata),
-    }
-
-
-def eeg_subject_inputs(wildcards):
-    layout = eeg_layout()
-    return [str(p) for p in layout.subject_inputs(wildcards.subject)] + [
-        str(layout.image_metadata)
-    ]
-
-
-EEG_TARGETS = [
-    L.things_eeg2_bids_description,
-    *expand(
-        list(EEG_PREPROCESSED.values()),
-        subject=EEG_SETTINGS.subjects,
-    ),
-]
+include: "eeg_inputs.smk"
 
 
 rule things_eeg2_bids_session:
@@ -71,7 +24,6 @@ rule things_eeg2_bids_session:
         runtime=60,
     params:
         cfg=EEG_CFG,
-        bids_root=L.things_eeg2_bids,
     script:
         "../workflow/scripts/things_eeg2_bids_session.py"
 
@@ -103,7 +55,6 @@ rule things_eeg2_bids_dataset:
         runtime=10,
     params:
         cfg=EEG_CFG,
-        bids_root=L.things_eeg2_bids,
     script:
         "../workflow/scripts/things_eeg2_bids_dataset.py"
 

@@ -121,6 +121,14 @@ class ThingsEeg2Layout:
     root: Path
     settings: ThingsEeg2Settings
 
+    @classmethod
+    def from_settings(cls, settings: ThingsEeg2Settings) -> ThingsEeg2Layout:
+        if settings.root is None:
+            raise ThingsEeg2DataError(
+                "things_eeg2.root is not set: point it at your THINGS-EEG2 copy (config/things-eeg2.yaml)"
+            )
+        return cls(Path(settings.root), settings)
+
     def raw(self, subject: str, session: str, partition: str) -> Path:
         _check_partition(partition)
         return (
