@@ -152,10 +152,6 @@ class ThingsEeg2Layout:
     def image_metadata(self) -> Path:
         return self.root / self.settings.images_dir / "image_metadata.npy"
 
-    def image_file(self, partition: str, concept: str, file: str) -> str:
-        """An image's path relative to the image set (``training_images/<concept>/<file>``)."""
-        return f"{IMAGE_FOLDERS[partition]}/{concept}/{file}"
-
     def subject_inputs(self, subject: str) -> list[Path]:
         return [self.raw(subject, s, p) for s in self.settings.sessions for p in PARTITIONS]
 
