@@ -11,6 +11,7 @@ naming the file.
 
 from __future__ import annotations
 
+import codecs
 import io
 import pickle
 from pathlib import Path
@@ -36,7 +37,7 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     # protocol <= 2 pickles write bytes through _codecs.encode (a pure str -> bytes conversion)
-    ("_codecs", "encode"): __import__("codecs").encode,
+    ("_codecs", "encode"): codecs.encode,
     **{
         ("builtins", t.__name__): t
         for t in (dict, list, tuple, set, frozenset, str, bytes, bytearray, int, float, complex, bool)
