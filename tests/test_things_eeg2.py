@@ -181,7 +181,7 @@ def _session_epochs(
     labels = shown["image_id"].tolist()
     labels = labels[shift:] + labels[:shift]  # the misaligned reader: trial i gets image i + shift
     every_channel = recipe(channel_regex=".", resample_hz=1000)
-    eeg = raw.data[[i for i, t in enumerate(raw.ch_types) if t == "eeg"]]
+    eeg = raw.eeg
     epochs = epoch_session(eeg, raw.eeg_names, raw.sfreq, shown["sample"].to_numpy(), every_channel)
     return epochs.data, epochs.times, [labels[i] for i in epochs.event_index]
 
@@ -230,7 +230,7 @@ def test_recipe_equals_the_mne_chain(tmp_path: Path, average_reference: bool) ->
     raw, trials = reader.session("01", "01", "test")
     chain = recipe(average_reference=average_reference, mvnn="none", max_repetitions_test=99)
     expected = _mne_chain(raw, chain)
-    eeg = raw.data[[i for i, t in enumerate(raw.ch_types) if t == "eeg"]]
+    eeg = raw.eeg
     got = preprocess_session(
         {
             "test": (
@@ -305,7 +305,7 @@ def test_bids_round_trip_keeps_data_and_events(tmp_path: Path) -> None:
     raw, trials = reader.session("01", "01", "training")
     path = BIDSPath(root=root, subject="01", session="01", task="train", datatype="eeg")
     back = read_raw_bids(path, verbose="error")
-    eeg = raw.data[[i for i, t in enumerate(raw.ch_types) if t == "eeg"]]
+    eeg = raw.eeg
     np.testing.assert_allclose(back.get_data(), eeg, atol=1e-9)  # BrainVision: 0.1 uV resolution by default
     assert back.ch_names == raw.eeg_names and back.info["sfreq"] == 1000
     events = pd.read_csv(

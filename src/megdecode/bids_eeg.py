@@ -61,9 +61,8 @@ EVENTS_JSON = {
 
 def to_mne_raw(session: RawSession, settings: ThingsEeg2Settings) -> mne.io.RawArray:
     """The EEG channels of one raw file as an MNE ``RawArray`` (volts), with standard montage positions."""
-    eeg = [i for i, t in enumerate(session.ch_types) if t == "eeg"]
-    info = mne.create_info([session.ch_names[i] for i in eeg], session.sfreq, "eeg")
-    raw = mne.io.RawArray(session.data[eeg], info, verbose="error")
+    info = mne.create_info(session.eeg_names, session.sfreq, "eeg")
+    raw = mne.io.RawArray(session.eeg, info, verbose="error")
     montage = mne.channels.make_standard_montage(settings.montage)
     raw.set_montage(montage, on_missing="warn", verbose="error")
     with raw.info._unlock():

@@ -180,6 +180,11 @@ class RawSession:
     def eeg_names(self) -> list[str]:
         return [n for n, t in zip(self.ch_names, self.ch_types, strict=True) if t == "eeg"]
 
+    @property
+    def eeg(self) -> np.ndarray:
+        """The EEG channels only (``eeg_names``), volts."""
+        return self.data[[i for i, t in enumerate(self.ch_types) if t == "eeg"]]
+
     def channel(self, name: str) -> np.ndarray:
         return self.data[self.ch_names.index(name)]
 

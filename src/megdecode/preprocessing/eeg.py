@@ -245,7 +245,7 @@ def preprocess_subject(
         recordings = {}
         for partition in ("training", "test"):
             raw, trials = reader.session(subject, session, partition)
-            eeg = raw.data[[i for i, t in enumerate(raw.ch_types) if t == "eeg"]]
+            eeg = raw.eeg
             onsets, numbers = trials["sample"].to_numpy(), trials["image_number"].to_numpy()
             recordings[partition] = (eeg, raw.eeg_names, raw.sfreq, onsets, numbers)
         per_session.append(preprocess_session(recordings, recipe))
