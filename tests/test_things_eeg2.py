@@ -306,7 +306,7 @@ def test_bids_round_trip_keeps_data_and_events(tmp_path: Path) -> None:
     path = BIDSPath(root=root, subject="01", session="01", task="train", datatype="eeg")
     back = read_raw_bids(path, verbose="error")
     eeg = raw.eeg
-    np.testing.assert_allclose(back.get_data(), eeg, atol=1e-9)  # BrainVision: 0.1 uV resolution by default
+    np.testing.assert_allclose(back.get_data(), eeg, atol=1e-9)  # float32 BrainVision, microvolts
     assert back.ch_names == raw.eeg_names and back.info["sfreq"] == 1000
     events = pd.read_csv(
         path.copy().update(suffix="events", extension=".tsv").fpath, sep="\t", keep_default_na=False
