@@ -25,6 +25,7 @@ include: "rules/common.smk"
 include: "rules/simulate.smk"
 include: "rules/bids.smk"
 include: "rules/nsd.smk"
+include: "rules/eeg.smk"
 include: "rules/preprocess.smk"
 include: "rules/latents.smk"
 include: "rules/train.smk"
@@ -58,3 +59,9 @@ rule learning_curve:
 rule recipe_study:
     input:
         **RS_SUMMARY_FILES,
+
+
+# THINGS-EEG2 to BIDS-EEG and the published EEG recipe (docs/eeg.md): its own target, not part of `all`.
+rule things_eeg2:
+    input:
+        EEG_TARGETS,

@@ -21,11 +21,19 @@ DEFAULT = REPO / "config.yaml"
 TINY = REPO / "config" / "tiny.yaml"
 
 
+#: overlays made to lie over another variant
+LAID_OVER = {
+    "learning-curve-longer.yaml": "learning-curve.yaml",
+    "tiny-learning-curve.yaml": "learning-curve.yaml",
+    "tiny-recipe-study.yaml": "recipe-study.yaml",
+}
+
+
 def test_default_and_tiny_configs_are_valid():
     for path in sorted((REPO / "config").glob("*.yaml")):
         files = [DEFAULT, path] if extends_default(load_yaml(path)) else [path]
-        if path.name == "learning-curve-longer.yaml":  # a probe laid over the learning curve
-            files.insert(1, REPO / "config" / "learning-curve.yaml")
+        if path.name in LAID_OVER:  # a probe or a tiny version of another variant
+            files.insert(1, REPO / "config" / LAID_OVER[path.name])
         config = load_config(*files)
         assert config["study"]["subjects"], path
 
@@ -35,7 +43,7 @@ def test_variants_are_overlays_on_the_default():
     assert not extends_default(load_yaml(REPO / "config" / "things-meg.yaml"))
     assert not extends_default(load_yaml(REPO / "config" / "nsd.yaml"))
     default = load_yaml(DEFAULT)
-    for name in ("tiny", "nonlinear", "fmri-demo", "learning-curve"):
+    for name in ("tiny", "nonlinear", "fmri-demo", "learning-curve", "recipe-study", "things-eeg2"):
         overlay = load_yaml(REPO / "config" / f"{name}.yaml")
         assert extends_default(overlay), name
         assert _repeats(overlay, default) == [], name

@@ -102,6 +102,29 @@ def bids_dataset_files(root: Path | str, task: str) -> dict[str, str]:
     }
 
 
+#: one EEG recording's own files in BIDS (THINGS-EEG2 through megdecode.bids_eeg): suffix and extension
+BIDS_EEG_FILES = {
+    "raw": ("eeg", ".vhdr"),
+    "sidecar": ("eeg", ".json"),
+    "channels": ("channels", ".tsv"),
+    "events": ("events", ".tsv"),
+}
+
+
+def bids_eeg_path(root: Path | str | None, subject: str, session: str, task: str) -> BIDSPath:
+    """The ``BIDSPath`` of one EEG recording (one partition of one session), without suffix and extension."""
+    return bids_path(root, subject, session, task=task, datatype="eeg")
+
+
+def bids_eeg_files(root: Path | str, subject: str, session: str, task: str) -> dict[str, str]:
+    """One EEG recording's own files (:data:`BIDS_EEG_FILES`)."""
+    base = bids_eeg_path(root, subject, session, task)
+    return {
+        key: str(base.copy().update(suffix=suffix, extension=ext).fpath)
+        for key, (suffix, ext) in BIDS_EEG_FILES.items()
+    }
+
+
 def bids_input_files(
     root: Path | str, subject: str, session: str, run: str, task: str, simulated: bool
 ) -> dict[str, str]:
@@ -403,6 +426,32 @@ class Layout:
     @property
     def benchmarks(self) -> str:
         return f"{self.results}/benchmarks"
+
+    # ---- THINGS-EEG2 (target ``things_eeg2``; megdecode.bids_eeg, megdecode.artifacts.eeg)
+    @property
+    def things_eeg2(self) -> str:
+        return f"{self.results}/things_eeg2"
+
+    @property
+    def things_eeg2_bids(self) -> str:
+        """The BIDS-EEG tree converted from the raw files."""
+        return f"{self.things_eeg2}/bids"
+
+    def things_eeg2_bids_session_files(self) -> dict[str, str]:
+        """One session's recordings (both partitions), ``{subject}``/``{session}`` kept: ``<task>_<kind>``."""
+        return {
+            f"{task}_{kind}": path
+            for task in ("train", "test")
+            for kind, path in bids_eeg_files(self.things_eeg2_bids, "{subject}", "{session}", task).items()
+        }
+
+    @property
+    def things_eeg2_bids_description(self) -> str:
+        return f"{self.things_eeg2_bids}/dataset_description.json"
+
+    def things_eeg2_preprocessed(self, partition: str) -> str:
+        """One subject's preprocessed ``training`` or ``test`` partition (:mod:`megdecode.artifacts.eeg`)."""
+        return f"{self.things_eeg2}/preprocessed/sub-{{subject}}_{partition}.npz"
 
     # ---- the learning-curve experiment (target ``learning_curve``, not part of ``all``)
     @property

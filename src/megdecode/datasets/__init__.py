@@ -2,6 +2,8 @@
 
 - :mod:`~megdecode.datasets.things`: THINGS-MEG (OpenNeuro ds004212), a BIDS dataset (``study.source: bids``).
 - :mod:`~megdecode.datasets.nsd`: the Natural Scenes Dataset, 7T fMRI (``study.source: nsd``).
+- :mod:`~megdecode.datasets.things_eeg2`: THINGS-EEG2, EEG (target ``things_eeg2``; section ``things_eeg2``),
+  its pickled ``.npy`` files read by :mod:`~megdecode.datasets.safe_npy` without running code from them.
 
 A reader knows one dataset's files and quirks and answers three questions for the workflow: what is there
 (:meth:`~DatasetReader.inventory`), which trials a subject saw (:meth:`~DatasetReader.trials`, the dataset's

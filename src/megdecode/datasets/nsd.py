@@ -69,7 +69,7 @@ class NsdDataError(ValueError):
 
 @dataclass(frozen=True)
 class NsdSettings:
-    """The ``nsd`` config section (defaults in ``workflow/schemas/nsd.schema.yaml``)."""
+    """The ``nsd`` config section (defaults in ``src/megdecode/schemas/nsd.schema.yaml``)."""
 
     root: str | None
     space: str
