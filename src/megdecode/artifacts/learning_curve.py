@@ -14,9 +14,9 @@ The fMRI curve (``learning_curve.modalities`` with ``fmri``; :mod:`megdecode.lea
 same two files under ``{R}/learning_curve/fmri/`` (scores with a ``modality`` column ``fMRI`` and world
 ``7T``; files without that column are MEG's), and per subject its voxels' noiseless code
 ``sub-{subject}_voxels.npz`` (:data:`VOXEL_ARRAYS`) beside their ground truth ``sub-{subject}_truth.json``.
-The EEG curve (``eeg`` in ``learning_curve.modalities``; :mod:`megdecode.learning_curve.eeg`) writes them under
-``{R}/learning_curve/eeg/{world}/`` (modality ``EEG``; its trials also name each one's sequence position and
-neighbours).
+The EEG curve (``eeg`` in ``learning_curve.modalities``; :mod:`megdecode.learning_curve.eeg`) writes them
+under ``{R}/learning_curve/eeg/{world}/`` (modality ``EEG``; its trials also name each one's sequence
+position and neighbours).
 """
 
 from __future__ import annotations
