@@ -213,7 +213,7 @@ rule learning_curve_eeg_job:
         alphas=RIDGE_CFG["alphas"],
         seed=config["seed"],
     script:
-        "../workflow/scripts/learning_curve_job.py"
+        "../workflow/scripts/learning_curve_eeg_job.py"
 
 
 rule learning_curve_summary:

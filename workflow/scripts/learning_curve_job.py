@@ -1,15 +1,13 @@
-"""Rules learning_curve_job, learning_curve_fmri_job and learning_curve_eeg_job: one (world or fMRI,
-subject, replicate seed, training-set size) of the learning curve."""
+"""Rules learning_curve_job and learning_curve_fmri_job: one (world or fMRI, subject, replicate seed,
+training-set size) of the learning curve."""
 
 from megdecode.logs import job_logging
 
 with job_logging(snakemake) as log:
-    from megdecode.learning_curve.eeg import eeg_curve_job
     from megdecode.learning_curve.experiment import learning_curve_job
     from megdecode.learning_curve.fmri import fmri_curve_job
 
-    jobs = {"learning_curve_fmri_job": fmri_curve_job, "learning_curve_eeg_job": eeg_curve_job}
-    run = jobs.get(snakemake.rule, learning_curve_job)
+    run = fmri_curve_job if snakemake.rule == "learning_curve_fmri_job" else learning_curve_job
     wc = snakemake.wildcards
     scores = run(
         dict(snakemake.input),
