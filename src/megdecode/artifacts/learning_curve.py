@@ -62,8 +62,9 @@ def write_scores(scores: pd.DataFrame, path: Path | str) -> None:
 def find_scores(results_dir: Path | str) -> list[Path]:
     """Every job's scores file of one run (the Layout's pattern with each wildcard matching anything)."""
     layout = Layout(results=str(results_dir), bids_root="", stimuli_images="")
-    pattern = layout.learning_curve_scores.format(world="*", subject="*", seed="*", n_train="*")
-    return [Path(p) for p in sorted(glob.glob(pattern))]
+    any_job = dict(world="*", subject="*", seed="*", n_train="*")  # world "*" also matches fmri/
+    patterns = (layout.learning_curve_scores, layout.learning_curve_eeg_scores)
+    return [Path(p) for p in sorted(f for pattern in patterns for f in glob.glob(pattern.format(**any_job)))]
 
 
 def read_scores(path: Path | str) -> pd.DataFrame:
