@@ -5,6 +5,9 @@
 # fair ceiling. Adding a size reruns only the new size's jobs and the summary.
 # With `learning_curve.modalities` [meg, fmri], the simulated 7T fMRI study's decoders get the same curve
 # (megdecode.learning_curve.fmri): one voxel-code job per subject, one job per (subject, seed, size).
+# With eeg, the simulated subjects measured by scalp electrodes in a rapid serial presentation
+# (megdecode.learning_curve.eeg; device in `eeg.simulation`, epochs of the THINGS-EEG2 recipe): one job per
+# (world, subject, seed, size).
 LC_CFG = config["learning_curve"]
 # keys that choose which jobs exist, and the summary's statistics, are not passed to the jobs
 LC_NOT_JOB_KEYS = (
@@ -31,6 +34,11 @@ LC_FMRI_JOB_KEYS = (
     "threads",
 )
 LC_FMRI_SIM = config["fmri"]["simulation"]
+# the THINGS-EEG2 recipe's window, rate and channels that the simulated EEG epochs follow
+LC_EEG_RECIPE = {
+    k: config["things_eeg2"]["preprocessing"][k]
+    for k in ("tmin", "tmax", "resample_hz", "channel_regex")
+}
 LC_FMRI_DECODERS = {k: config["fmri"][k] for k in ("ridge", "mlp", "mlp_training")}
 LC_SCORES = {
     "meg": expand(
@@ -42,6 +50,13 @@ LC_SCORES = {
     ),
     "fmri": expand(
         L.learning_curve_fmri_scores,
+        subject=LC_CFG["subjects"],
+        seed=LC_CFG["seeds"],
+        n_train=LC_CFG["train_sizes"],
+    ),
+    "eeg": expand(
+        L.learning_curve_eeg_scores,
+        world=LC_CFG["worlds"],
         subject=LC_CFG["subjects"],
         seed=LC_CFG["seeds"],
         n_train=LC_CFG["train_sizes"],
@@ -166,6 +181,39 @@ rule learning_curve_fmri_job:
         seed=config["seed"],
     script:
         "../workflow/scripts/learning_curve_job.py"
+
+
+rule learning_curve_eeg_job:
+    input:
+        stimuli=STIMULI_TABLE,
+        ground_truth=L.ground_truth,
+        latents=lambda wc: latent_files(PLAN.learning_curve_backbones(), "latents"),
+    output:
+        scores=L.learning_curve_eeg_scores,
+        trials=L.learning_curve_eeg_trials,
+    log:
+        L.log("learning_curve_eeg_job", "{world}/sub-{subject}_seed-{seed}_n-{n_train}"),
+    benchmark:
+        L.benchmark(
+            "learning_curve_eeg_job", "{world}/sub-{subject}_seed-{seed}_n-{n_train}"
+        )
+    conda:
+        CONDA_ENV
+    threads: LC_CFG["threads"]
+    resources:
+        mem_mb=lambda wc: 2000 + int(wc.n_train),
+        runtime=LC_CFG["runtime"],
+    params:
+        learning_curve=LC_JOB_CFG,
+        simulation=config["simulation"],
+        eeg=config["eeg"]["simulation"],
+        recipe=LC_EEG_RECIPE,
+        brain_module=config["brain_module"],
+        training=TRAIN_PARAMS,
+        alphas=RIDGE_CFG["alphas"],
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/learning_curve_eeg_job.py"
 
 
 rule learning_curve_summary:

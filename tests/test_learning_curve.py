@@ -243,6 +243,32 @@ def test_both_modalities_share_the_tables_and_get_their_own_panels():
     assert "## fMRI, simulated 7T, attributes, test large" in report and "| mlp - best ridge |" in report
 
 
+def test_eeg_rows_join_every_table_without_moving_the_others_intervals():
+    """EEG rows (brain vs ridge, MEG's worlds) are paired and sloped like MEG's, get their own panel between
+    MEG's and fMRI's with dotted lines, and adding them leaves MEG's and fMRI's intervals unchanged."""
+    two = pd.concat([_units(0.1), _units(0.05, modality="fMRI")], ignore_index=True)
+    three = pd.concat([two, _units(0.02).assign(modality="EEG")], ignore_index=True)
+    paired = paired_table(three, 100, 0.95, 0)
+    eeg = paired[(paired.modality == "EEG") & (paired.test_set == TEST_LARGE)]
+    assert set(eeg.deep) == {"brain"} and set(eeg.best_ridge) == {"ridge_bin10"}
+    np.testing.assert_allclose(eeg.deep_minus_ridge, 0.05)
+    slopes = slopes_table(three, 100, 0.95, 0).set_index(["modality", "decoder", "test_set"])
+    assert slopes.loc[("EEG", "brain", TEST_LARGE), "points_per_decade"] == pytest.approx(2.0)
+    for table in (paired_table, slopes_table, summary_table):
+        before, after = table(two, 100, 0.95, 0), table(three, 100, 0.95, 0)
+        kept = after[after.modality != "EEG"].reset_index(drop=True)
+        pd.testing.assert_frame_equal(kept, before, check_like=True)
+    fig = draw_learning_curve(summary_table(three, 50, 0.95, 0))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == [
+        "MEG, linear world, test large",
+        "EEG, linear world, test large",
+        "fMRI, simulated 7T, test large",
+    ]
+    brain = {line.get_label(): line for line in fig.axes[1].get_lines()}["brain"]
+    assert brain.get_linestyle() == ":"
+
+
 def test_fmri_trials_depend_only_on_their_own_generator_and_have_the_noise_model():
     p = FmriSimParams.from_dict(section_defaults("fmri")["simulation"])
     sessions = Sessions.draw(p, 50, (0, "test"))
@@ -279,7 +305,8 @@ def test_fmri_zscoring_never_sees_test_trials():
 @pytest.mark.slow
 def test_tiny_learning_curve_workflow(tiny_learning_curve: Path):
     """The figure/table contract of `snakemake learning_curve` (config/learning-curve.yaml made tiny by
-    config/tiny.yaml and config/tiny-learning-curve.yaml); oracle >= ridge >= chance (linear world)."""
+    config/tiny.yaml and config/tiny-learning-curve.yaml: MEG, fMRI and EEG); oracle >= ridge >= chance
+    (linear world)."""
     results = tiny_learning_curve
     lc = results / "learning_curve"
     for name in ("summary.tsv", "paired.tsv", "slopes.tsv", "learning_curve.md", "learning_curve.png"):
@@ -290,7 +317,9 @@ def test_tiny_learning_curve_workflow(tiny_learning_curve: Path):
     assert {"gain", "early_shift_s", "late_shift_0_s"} <= set(trials.columns)
     summary = pd.read_csv(lc / "summary.tsv", sep="\t", keep_default_na=False)
     top5 = summary[(summary.metric == "top5_acc") & (summary.test_set == TEST_LARGE)]
-    linear = top5[top5.world == "linear"].set_index(["decoder", "n_train"])["mean"]
+    linear = top5[(top5.world == "linear") & (top5.modality == "MEG")].set_index(["decoder", "n_train"])[
+        "mean"
+    ]
     chance = top5["chance"].iloc[0]
     assert linear[("oracle_image", 0)] >= linear[("ridge_bin10", 200)] > chance
     assert set(summary.n_units[summary.n_train > 0]) == {2}
@@ -309,11 +338,24 @@ def test_tiny_learning_curve_workflow(tiny_learning_curve: Path):
     assert {"session", "role"} <= set(fmri_trials.columns)
     for name in ("summary.tsv", "paired.tsv", "slopes.tsv"):
         table = pd.read_csv(lc / name, sep="\t", keep_default_na=False)
-        assert set(table.modality) == {"MEG", "fMRI"}, name
+        assert set(table.modality) == {"MEG", "fMRI", "EEG"}, name
+        assert set(table.loc[table.modality == "EEG", "world"]) == {"linear", "nonlinear"}, name
     fmri = top5[top5.modality == "fMRI"].set_index(["decoder", "n_train"])["mean"]
     assert fmri[("ridge", 200)] > top5.loc[top5.modality == "fMRI", "chance"].iloc[0]
     assert {("mlp", 100), ("mlp", 200), ("oracle_image", 0)} <= set(fmri.index)
     assert "fMRI, simulated 7T, attributes, test large" in report
+    # the EEG curve: its own files per world (modality EEG, the neighbours of each trial), ridge and the brain
+    # module paired, the image oracle as its ceiling, ridge above chance on the large set at the largest size
+    eeg_scores = read_scores(lc / "eeg" / "linear" / "sub-01_seed-0_n-200_scores.tsv")
+    assert set(eeg_scores.decoder) == {"brain", "ridge_bin10", "oracle_image"}
+    assert set(eeg_scores.modality) == {"EEG"}
+    eeg_trials = pd.read_csv(lc / "eeg" / "linear" / "sub-01_seed-0_n-200_trials.tsv", sep="\t")
+    assert {"sequence_position", "image_at_-1", "image_at_+1", "gain"} <= set(eeg_trials.columns)
+    eeg = top5[(top5.modality == "EEG") & (top5.world == "linear")].set_index(["decoder", "n_train"])["mean"]
+    assert eeg[("oracle_image", 0)] >= eeg[("ridge_bin10", 200)] > chance
+    paired = pd.read_csv(lc / "paired.tsv", sep="\t", keep_default_na=False)
+    assert set(paired.loc[paired.modality == "EEG", "deep"]) == {"brain"}
+    assert "EEG, linear world, attributes, test large" in report
     # a finished experiment has nothing left to do
     dry = snakemake_in(results.parent, *TINY_LEARNING_CURVE, "-n")
     assert "Nothing to be done" in dry.stdout + dry.stderr

@@ -96,6 +96,12 @@ OWN_SLICE = {
     "learning_curve_summary": {"learning_curve", "seed"},
     "learning_curve_fmri_voxels": {"fmri", "seed"},
     "learning_curve_fmri_job": {"learning_curve", "fmri", "seed"},
+    "learning_curve_eeg_job": {
+        "learning_curve",
+        "eeg",
+        "things_eeg2.preprocessing",
+        *SIMULATED_DECODERS - {"preprocessing"},
+    },
     "simulate_fmri": {"fmri", "seed"},
     "fmri_train_ridge": {"fmri"},
     "fmri_train_mlp": {"fmri", "seed"},

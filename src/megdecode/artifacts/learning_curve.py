@@ -14,6 +14,9 @@ The fMRI curve (``learning_curve.modalities`` with ``fmri``; :mod:`megdecode.lea
 same two files under ``{R}/learning_curve/fmri/`` (scores with a ``modality`` column ``fMRI`` and world
 ``7T``; files without that column are MEG's), and per subject its voxels' noiseless code
 ``sub-{subject}_voxels.npz`` (:data:`VOXEL_ARRAYS`) beside their ground truth ``sub-{subject}_truth.json``.
+The EEG curve (``eeg`` in ``learning_curve.modalities``; :mod:`megdecode.learning_curve.eeg`) writes them
+under ``{R}/learning_curve/eeg/{world}/`` (modality ``EEG``; its trials also name each one's sequence
+position and neighbours).
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ SCORE_COLUMNS = [
     "top5_acc",
     "median_rank",
 ]
-MODALITY = "modality"  # MEG or fMRI: written by the fMRI jobs only (MEG's files predate it)
-MEG, FMRI = "MEG", "fMRI"
+MODALITY = "modality"  # MEG, fMRI or EEG: written by the fMRI and EEG jobs only (MEG's files predate it)
+MEG, FMRI, EEG = "MEG", "fMRI", "EEG"
 ITEM_KEYS = [MODALITY, *SCORE_COLUMNS[:8]]  # what identifies one row
 EXTRA_COLUMNS = ["epochs", "best_epoch"]  # the deep decoder's training length (empty for the others)
 RENDER_COLUMNS = ["concept", "render", *LOW_LEVEL_FEATURES]
@@ -59,8 +62,9 @@ def write_scores(scores: pd.DataFrame, path: Path | str) -> None:
 def find_scores(results_dir: Path | str) -> list[Path]:
     """Every job's scores file of one run (the Layout's pattern with each wildcard matching anything)."""
     layout = Layout(results=str(results_dir), bids_root="", stimuli_images="")
-    pattern = layout.learning_curve_scores.format(world="*", subject="*", seed="*", n_train="*")
-    return [Path(p) for p in sorted(glob.glob(pattern))]
+    any_job = dict(world="*", subject="*", seed="*", n_train="*")  # world "*" also matches fmri/
+    patterns = (layout.learning_curve_scores, layout.learning_curve_eeg_scores)
+    return [Path(p) for p in sorted(f for pattern in patterns for f in glob.glob(pattern.format(**any_job)))]
 
 
 def read_scores(path: Path | str) -> pd.DataFrame:

@@ -495,6 +495,17 @@ class Layout:
         """The ground truth of that code (pRFs, attribute read-out, SNRs, parameters)."""
         return f"{self.learning_curve}/fmri/sub-{{subject}}_truth.json"
 
+    # the EEG curve (learning_curve.modalities with eeg): its own folder, one per world
+    @property
+    def learning_curve_eeg_scores(self) -> str:
+        """Per-item retrieval scores of one EEG job (:mod:`megdecode.artifacts.learning_curve`)."""
+        return f"{self.learning_curve}/eeg/{{world}}/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}_scores.tsv"
+
+    @property
+    def learning_curve_eeg_trials(self) -> str:
+        """The generating variables of one EEG job's trials, neighbours included."""
+        return f"{self.learning_curve}/eeg/{{world}}/sub-{{subject}}_seed-{{seed}}_n-{{n_train}}_trials.tsv"
+
     def learning_curve_summary(self, name: str) -> str:
         """One of the experiment's summary files (``summary.tsv``, ``paired.tsv``, ``slopes.tsv``,
         ``learning_curve.md``, ``learning_curve.png`` / ``.pdf``)."""

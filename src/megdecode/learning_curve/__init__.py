@@ -7,8 +7,10 @@ and nonlinear worlds, for the brain module, ridge and two ceilings (docs/learnin
   training concepts teach);
 - :mod:`.experiment`: one job (world, subject, replicate seed, training-set size), every decoder;
 - :mod:`.fmri`: the same curve on the simulated 7T fMRI study (fMRI ridge, voxel MLP, image oracle);
-- :mod:`.summary`: means and CIs over (subject, seed) units, the paired test, slopes, the figure (both
-  modalities);
+- :mod:`.eeg`: the same curve on the simulated EEG study (the subjects through scalp electrodes, rapid serial
+  presentation; ridge, brain module, image oracle);
+- :mod:`.summary`: means and CIs over (subject, seed) units, the paired test, slopes, the figure (every
+  modality);
 - :mod:`.compare`: two runs of the curve compared cell by cell (a probe against the main run).
 
 It is a second pipeline that runs in one process per job: it skips the files of the simulated study
@@ -20,7 +22,7 @@ within them, so a new dependency is a decision written here.
 #: the other parts of megdecode the learning curve calls (top-level package or module -> what it takes)
 SEAMS = {
     "artifacts": "the files it reads (stimuli, ground truth, latents) and writes (its scores and trials)",
-    "simulate": "the simulated world: parameters, anatomy, sources, sensors, responses, fMRI voxel code",
+    "simulate": "the simulated world: anatomy, sources, sensors and electrodes, responses, fMRI voxel code",
     "preprocessing": "sensor_layout: the 2-D sensor positions the brain module sees (as in preprocessing)",
     "training": "the training loop, configuration and trial sets of rule train_brain (and of the fMRI MLP)",
     "models": "the brain module's and the voxel MLP's configurations and modules",

@@ -109,8 +109,46 @@ class NoiseModel:
         return (rotated * np.sqrt(self._weights)).reshape(len(epochs), -1)
 
 
+@dataclasses.dataclass(frozen=True)
+class SensorArray:
+    """What a device sees of one subject: its channels, their 2-D layout (the brain module's positions),
+    the gain (channels, dipoles in :data:`DIPOLE_ORDER`; output unit per Am) and the white sensor noise's
+    variance per sample over the band (output unit squared)."""
+
+    channels: list[str]
+    positions: np.ndarray
+    gain: np.ndarray
+    white_var: float
+
+
+def subject_dipoles(anatomy: dict) -> Dipoles:
+    """The subject's dipoles in :data:`DIPOLE_ORDER` (the gain's columns)."""
+    dips = anatomy["dipoles"]
+    return Dipoles(
+        np.concatenate([dips[k].pos for k in DIPOLE_ORDER]),
+        np.concatenate([dips[k].ori for k in DIPOLE_ORDER]),
+        tuple(r for k in DIPOLE_ORDER for r in dips[k].region),
+    )
+
+
+def meg_sensors(params: SimulationParams, anatomy: dict, grid: EpochGrid) -> SensorArray:
+    """The simulator's CTF-275 gradiometers (fT), with its white sensor noise over the band."""
+    head = anatomy["head"]
+    info = make_info(params.sfreq, head, datetime.datetime(2020, 1, 6, tzinfo=datetime.UTC))
+    gain = fixed_gain(info, subject_dipoles(anatomy), np.asarray(head["sphere_r0"]), head["head_radius"])
+    channels = [n for n in info["ch_names"] if n.startswith("M")]
+    picks = [info["ch_names"].index(c) for c in channels]
+    return SensorArray(
+        channels=channels,
+        positions=sensor_layout(np.array([info["chs"][i]["loc"][:3] for i in picks])),
+        gain=gain * FT_PER_T,
+        white_var=params.noise.sensor_ft_rthz**2 * (grid.h_freq - grid.l_freq),
+    )
+
+
 class EpochSimulator:
-    """One subject of a simulated study, drawing epochs on ``grid`` (see the module docstring)."""
+    """One subject of a simulated study, drawing epochs on ``grid`` (see the module docstring), as seen by
+    ``sensors`` (default: the simulator's MEG, :func:`meg_sensors`)."""
 
     def __init__(
         self,
@@ -120,21 +158,13 @@ class EpochSimulator:
         grid: EpochGrid,
         seed: int,
         subject: str,
+        sensors: SensorArray | None = None,
     ) -> None:
         self.params, self.truth, self.grid = params, truth, grid
-        anatomy = subject_anatomy(params, seed, subject)
-        dips, head = anatomy["dipoles"], anatomy["head"]
-        info = make_info(params.sfreq, head, datetime.datetime(2020, 1, 6, tzinfo=datetime.UTC))
-        allpos = Dipoles(
-            np.concatenate([dips[k].pos for k in DIPOLE_ORDER]),
-            np.concatenate([dips[k].ori for k in DIPOLE_ORDER]),
-            tuple(r for k in DIPOLE_ORDER for r in dips[k].region),
-        )
-        gain = fixed_gain(info, allpos, np.asarray(head["sphere_r0"]), head["head_radius"]) * FT_PER_T
+        sensors = sensors or meg_sensors(params, subject_anatomy(params, seed, subject), grid)
+        gain = sensors.gain
         n_e, n_l = params.early.n_dipoles, params.late.n_dipoles
-        self.channels = [n for n in info["ch_names"] if n.startswith("M")]
-        picks = [info["ch_names"].index(c) for c in self.channels]
-        self.positions = sensor_layout(np.array([info["chs"][i]["loc"][:3] for i in picks]))
+        self.channels, self.positions = list(sensors.channels), sensors.positions
         self._gain_early, self._gain_late = gain[:, :n_e], gain[:, n_e : n_e + n_l]
         nz = params.noise
         lags = np.arange(len(grid.times)) / grid.sfreq
@@ -145,7 +175,7 @@ class EpochSimulator:
         self.noise = NoiseModel(
             mixing=gain[:, n_e + n_l :] * nz.brain_nam * 1e-9,
             temporal=temporal[idx],
-            white_var=nz.sensor_ft_rthz**2 * (grid.h_freq - grid.l_freq),
+            white_var=sensors.white_var,
         )
         self._by_id = table.set_index("image_id")
         self._codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -159,9 +189,12 @@ class EpochSimulator:
             self._codes[image_id] = (self._gain_early @ a_e, self._gain_late @ a_l)
         return self._codes[image_id]
 
-    def _evoked(self, image_id: str, early_shift: np.ndarray, late_shift: np.ndarray) -> np.ndarray:
+    def _evoked(
+        self, image_id: str, early_shift: np.ndarray, late_shift: np.ndarray, onset_s: float = 0.0
+    ) -> np.ndarray:
+        """Response (channels, times) to ``image_id`` shown ``onset_s`` s after the epoch's image."""
         g = self.grid
-        n, start = len(g.times), float(g.times[0])
+        n, start = len(g.times), float(g.times[0]) - onset_s
         e, lt = self._sensor_codes(image_id)
         return e @ gaussian_waves(self.params.early, early_shift, n, g.sfreq, start) + lt @ gaussian_waves(
             self.params.late, late_shift, n, g.sfreq, start

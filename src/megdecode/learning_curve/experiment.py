@@ -184,18 +184,43 @@ def run_job(
     labels = dict(world=world, subject=subject, seed=replicate)
     rows = [_oracle_rows(sim, epochs, trials, labels)]
     rows.append(_fair_ceiling_rows(sim, epochs, trials, table, concept_renders, labels))
-    # decoders' inputs: baseline-corrected, the small set averaged over its repetitions, each channel divided
-    # by its SD over the training trials
-    baseline_correct(epochs, grid.times)
+    where = f"learning curve {world}/sub-{subject}/seed {replicate}/n={n_train}"
+    size_labels = {**labels, "n_train": n_train}
+    rows += decoder_rows(
+        epochs, trials, sim, latents, lc, brain_cfg, training_cfg, alphas, seed, world, size_labels, where
+    )  # fmt: skip
+    return pd.concat(rows, ignore_index=True), generating
+
+
+def decoder_rows(
+    epochs: np.ndarray,
+    trials: pd.DataFrame,
+    sim: EpochSimulator,
+    latents: Mapping[str, Latents],
+    lc: LearningCurveParams,
+    brain_cfg: Mapping[str, Any],
+    training_cfg: Mapping[str, Any],
+    alphas: Sequence[float],
+    seed: int,
+    model_key: str,
+    labels: Mapping[str, Any],
+    where: str,
+) -> list[pd.DataFrame]:
+    """Score rows of ridge and the brain module for every backbone, from the drawn ``epochs`` (modified in
+    place) of ``trials`` (roles in :meth:`Design.trials` order). Their inputs: baseline-corrected, the small
+    set averaged over its repetitions, each channel divided by its SD over the training trials.
+    ``model_key`` keys the brain module's initialisation; ``labels``: world, subject, seed and n_train."""
+    baseline_correct(epochs, sim.grid.times)
     epochs, trials = _average_small_set(epochs, trials)
     trials = trials.assign(split=trials["role"])
-    check_no_leakage(trials, f"learning curve {world}/sub-{subject}/seed {replicate}/n={n_train}")
+    check_no_leakage(trials, where)
     train_rows = np.flatnonzero(trials["split"].to_numpy(str) == TRAIN)
     epochs /= epochs[train_rows].std(axis=(0, 2))[None, :, None].astype(np.float32)
-    subject_data = _subject_data(epochs, trials, sim, subject)
+    subject_data = _subject_data(epochs, trials, sim, str(labels["subject"]))
+    rows: list[pd.DataFrame] = []
     for backbone in lc.backbones:
         tic = time.perf_counter()
-        size_labels = {**labels, "n_train": n_train, "backbone": backbone}
+        size_labels = {**labels, "backbone": backbone}
         rows += _ridge_rows(epochs, trials, latents[backbone], lc, alphas, size_labels)
         rows += _brain_rows(
             subject_data,
@@ -204,12 +229,12 @@ def run_job(
             brain_cfg,
             training_cfg,
             seed,
-            world,
-            replicate,
+            model_key,
+            int(labels["seed"]),
             size_labels,
         )
-        log.info("n=%d %s: ridge + brain in %.1f s", n_train, backbone, time.perf_counter() - tic)
-    return pd.concat(rows, ignore_index=True), generating
+        log.info("n=%d %s: ridge + brain in %.1f s", labels["n_train"], backbone, time.perf_counter() - tic)
+    return rows
 
 
 def _average_small_set(epochs: np.ndarray, trials: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:

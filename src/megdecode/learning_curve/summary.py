@@ -1,8 +1,8 @@
 """Summary of the learning curve: means with CIs, the paired deep-vs-ridge test, log-linear slopes, figure.
 
-Both modalities when the fMRI curve is on (``modality`` MEG: worlds ``linear`` / ``nonlinear``, decoders
-brain module and ridge variants; ``modality`` fMRI: world ``7T``, decoders ``mlp`` and ``ridge``): every table
-has a ``modality`` column and the figure a column of panels per (modality, world).
+Every modality of the run (``modality`` MEG: worlds ``linear`` / ``nonlinear``, decoders brain module and
+ridge variants; EEG: the same worlds and decoders; fMRI: world ``7T``, decoders ``mlp`` and ``ridge``): every
+table has a ``modality`` column and the figure a column of panels per (modality, world).
 
 The unit of replication is one (subject, seed) pair: each is an independent draw of a subject's trials and
 of the decoders' training. Every interval is a percentile bootstrap over these units (items within a unit
@@ -10,10 +10,10 @@ are averaged first), so it reflects how much a result varies from one simulated 
 
 - ``summary.tsv``: per (modality, world, backbone, decoder, test set, size, metric) the mean over units, its
   CI and chance;
-- ``paired.tsv``: per (modality, world, backbone, test set, size) the deep decoder (``deep``: the brain module
-  for MEG, the voxel MLP for fMRI) minus the best ridge *of the same unit*, where "best ridge" is the ridge
-  variant with the higher mean validation top-5 at that size (chosen on validation trials, never on a test
-  set);
+- ``paired.tsv``: per (modality, world, backbone, test set, size) the deep decoder (``deep``: the brain
+  module for MEG and EEG, the voxel MLP for fMRI) minus the best ridge *of the same unit*, where "best ridge"
+  is the ridge variant with the higher mean validation top-5 at that size (chosen on validation trials, never
+  on a test set);
 - ``slopes.tsv``: per (modality, world, backbone, decoder, test set) the least-squares slope of top-5
   accuracy against log10(training trials), in points per tenfold more data (the log-linear scaling of
   Banville et al. 2025).
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from megdecode.artifacts.learning_curve import FMRI, MEG
+from megdecode.artifacts.learning_curve import EEG, FMRI, MEG
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, VAL
 from megdecode.learning_curve.experiment import BRAIN, CEILINGS, FAIR, ORACLE
 from megdecode.learning_curve.fmri import MLP, RIDGE
@@ -40,7 +40,9 @@ if TYPE_CHECKING:
 
 UNIT = ["subject", "seed"]
 CELL = ["modality", "world", "backbone", "decoder", "test_set", "n_train"]
-DEEP = {MEG: BRAIN, FMRI: MLP}  # the deep decoder of each modality (paired against its best ridge)
+DEEP = {MEG: BRAIN, FMRI: MLP, EEG: BRAIN}  # the deep decoder of each modality (paired with its best ridge)
+#: the order of the bootstrap draws: adding a modality to a run leaves the earlier ones' intervals unchanged
+MODALITY_ORDER = (MEG, FMRI, EEG)
 PANEL = ["modality", "world"]
 METRICS = ("top5_acc", "top1_acc", "median_rank")
 PRIMARY = ("top5_acc", TEST_LARGE)
@@ -68,7 +70,7 @@ def summary_table(units: pd.DataFrame, n_boot: int, level: float, seed: int) -> 
     """Mean over units and bootstrap CI per cell and metric, with chance from the gallery size."""
     rows = []
     rng = np.random.default_rng(seed)
-    for cell, part in units.groupby(CELL, sort=True):
+    for cell, part in _in_modality_order(units.groupby(CELL, sort=True)):
         gallery = int(part["gallery"].max())
         for metric in METRICS:
             values = part[metric].to_numpy(float)
@@ -100,8 +102,8 @@ def paired_table(
     rng = np.random.default_rng(seed)
     rows = []
     tests = units[units["test_set"].isin([TEST_SMALL, TEST_LARGE])]
-    # MEG's rows first, in their own order: its bootstrap draws are the same with or without the fMRI curve
-    best = best.sort_values("modality", key=lambda m: m != MEG, kind="stable")
+    # in MODALITY_ORDER, each modality's rows in their own order
+    best = best.sort_values("modality", key=lambda m: m.map(MODALITY_ORDER.index), kind="stable")
     for _, pick in best.iterrows():
         key = (tests["modality"] == pick.modality) & (tests["world"] == pick.world)
         key &= (tests["backbone"] == pick.backbone) & (tests["n_train"] == pick.n_train)
@@ -127,6 +129,11 @@ def paired_table(
     return pd.DataFrame(rows)
 
 
+def _in_modality_order(groups: Any) -> list[tuple[tuple, pd.DataFrame]]:
+    """(key, part) pairs of a groupby whose first key is the modality, in :data:`MODALITY_ORDER` (stable)."""
+    return sorted(groups, key=lambda kv: MODALITY_ORDER.index(kv[0][0]))
+
+
 def _slope(log_n: np.ndarray, values: np.ndarray) -> float:
     return float(np.polyfit(log_n, values, 1)[0]) if len(np.unique(log_n)) > 1 else float("nan")
 
@@ -137,7 +144,7 @@ def slopes_table(units: pd.DataFrame, n_boot: int, level: float, seed: int) -> p
     rows = []
     trained = units[~units["decoder"].isin(CEILINGS) & units["test_set"].isin([TEST_SMALL, TEST_LARGE])]
     groups = [*PANEL, "backbone", "decoder", "test_set"]
-    for key, part in trained.groupby(groups, sort=True):
+    for key, part in _in_modality_order(trained.groupby(groups, sort=True)):
         curves = part.pivot_table(index=UNIT, columns="n_train", values="top5_acc").dropna()
         log_n = np.log10(curves.columns.to_numpy(float))
         values = 100 * curves.to_numpy(float)  # (units, sizes)
@@ -170,7 +177,7 @@ def panel_title(modality: str, world: str) -> str:
 
 
 def panels(frame: pd.DataFrame) -> list[tuple[str, str]]:
-    """The (modality, world) pairs of ``frame``: MEG first, then fMRI."""
+    """The (modality, world) pairs of ``frame``: MEG first, then EEG, then fMRI."""
     pairs = frame[PANEL].drop_duplicates().itertuples(index=False, name=None)
     return sorted(pairs, key=lambda mw: (mw[0] != MEG, mw[0], mw[1]))
 
@@ -248,7 +255,7 @@ def markdown_report(summary: pd.DataFrame, paired: pd.DataFrame, slopes: pd.Data
 
 
 # (colour, line style, marker) per decoder: deep decoders blue, MEG's ridge variants C1, C2.. (in name
-# order), fMRI's ridge C1; fMRI's lines dashed
+# order), fMRI's ridge C1; fMRI's lines dashed, EEG's dotted
 DECODER_STYLE = {BRAIN: ("C0", "-", "o"), MLP: ("C0", "--", "o"), RIDGE: ("C1", "--", "s")}
 DECODER_STYLE[ORACLE] = ("k", "--", None)
 DECODER_STYLE[FAIR] = ("k", "-.", None)
@@ -263,7 +270,7 @@ def plot_learning_curve(summary: pd.DataFrame, png: Path | str, pdf: Path | str,
 
 def draw_learning_curve(summary: pd.DataFrame) -> Figure:
     """Top-5 accuracy vs training trials (log x), a panel per (test set, (modality, world)): CI bands, the
-    ceilings, chance. MEG's worlds first, then fMRI's (its lines dashed)."""
+    ceilings, chance. MEG's worlds first, then EEG's (its lines dotted), then fMRI's (dashed)."""
     import matplotlib.pyplot as plt
 
     from megdecode.reporting.common import style
@@ -291,7 +298,7 @@ def draw_learning_curve(summary: pd.DataFrame) -> Figure:
             trained = part[~part.decoder.isin(CEILINGS)]
             for (decoder, backbone), curve in trained.groupby(["decoder", "backbone"]):
                 colour, line, marker = styles[decoder]
-                line = "--" if modality == FMRI else line
+                line = {FMRI: "--", EEG: ":"}.get(modality, line)
                 curve = curve.sort_values("n_train")
                 label = decoder if part["backbone"].nunique() <= 2 else f"{decoder} ({backbone})"
                 ax.plot(curve.n_train, 100 * curve["mean"], line, color=colour, marker=marker, label=label)

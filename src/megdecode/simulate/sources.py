@@ -69,15 +69,23 @@ def _inside(pos: np.ndarray, r0: np.ndarray, max_r: float) -> np.ndarray:
 
 def fixed_gain(info: mne.Info, dipoles: Dipoles, r0: np.ndarray, head_radius: float) -> np.ndarray:
     """Gain (n_meg_channels, n_dipoles) in T/Am for fixed-orientation dipoles, sphere model, mne forward."""
+    meg_info = mne.pick_info(info, mne.pick_types(info, meg=True, ref_meg=False))
+    return sphere_gain(meg_info, dipoles, r0, head_radius)
+
+
+def sphere_gain(info: mne.Info, dipoles: Dipoles, r0: np.ndarray, head_radius: float) -> np.ndarray:
+    """Gain (channels of ``info``, n_dipoles) of fixed-orientation dipoles in MNE's sphere model of centre
+    ``r0`` and radius ``head_radius`` (its default shells and conductivities): T/Am for MEG channels, V/Am for
+    EEG electrodes (``info`` holds one kind)."""
     sphere = mne.make_sphere_model(r0=tuple(r0), head_radius=head_radius, verbose="error")
     src = mne.setup_volume_source_space(
         pos={"rr": dipoles.pos, "nn": dipoles.ori}, sphere=sphere, verbose="error"
     )
-    meg_info = mne.pick_info(info, mne.pick_types(info, meg=True, ref_meg=False))
+    is_eeg = bool(len(mne.pick_types(info, meg=False, eeg=True)))
     fwd = mne.make_forward_solution(
-        meg_info, trans=None, src=src, bem=sphere, meg=True, eeg=False, verbose="error"
+        info, trans=None, src=src, bem=sphere, meg=not is_eeg, eeg=is_eeg, verbose="error"
     )
     if fwd["nsource"] != len(dipoles.pos):
         raise RuntimeError(f"forward kept {fwd['nsource']} of {len(dipoles.pos)} dipoles (outside sphere?)")
-    gain = fwd["sol"]["data"].reshape(len(meg_info["ch_names"]), -1, 3)  # free orientation, head frame
+    gain = fwd["sol"]["data"].reshape(len(info["ch_names"]), -1, 3)  # free orientation, head frame
     return np.einsum("csk,sk->cs", gain, dipoles.ori)
