@@ -24,6 +24,7 @@ TINY = REPO / "config" / "tiny.yaml"
 #: overlays made to lie over another variant
 LAID_OVER = {
     "learning-curve-longer.yaml": "learning-curve.yaml",
+    "learning-curve-eeg.yaml": "learning-curve.yaml",
     "tiny-learning-curve.yaml": "learning-curve.yaml",
     "tiny-recipe-study.yaml": "recipe-study.yaml",
 }
