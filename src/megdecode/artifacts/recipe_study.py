@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ import pandas as pd
 
 from megdecode import io
 from megdecode.artifacts.learning_curve import SCORE_COLUMNS
-from megdecode.artifacts.paths import Layout
 
 RECIPE_COLUMNS = ["validation", "variant", "stop_on", "chosen", "lr", "epochs", "best_epoch"]
 CHOICE_KEYS = ("variant", "stop_on", "lr", "select_top5_acc", "candidates")
@@ -40,19 +38,6 @@ def read_scores(path: Path | str) -> pd.DataFrame:
         table[column] = table[column].fillna("")
     table["chosen"] = table["chosen"].astype("boolean").fillna(False).astype(bool)
     return table
-
-
-def find_scores(results_dir: Path | str) -> list[Path]:
-    """Every unit job's scores file of one run (ridge, ceilings, per-subject and shared brain modules)."""
-    layout = Layout(results=str(results_dir), bids_root="", stimuli_images="")
-    any_unit = dict(world="*", subject="*", seed="*", n_train="*", validation="*", variant="*")
-    patterns = (
-        layout.recipe_ridge_scores,
-        layout.recipe_ceiling_scores,
-        layout.recipe_brain_scores,
-        layout.recipe_shared_scores,
-    )
-    return [Path(p) for pattern in patterns for p in sorted(glob.glob(pattern.format(**any_unit)))]
 
 
 def write_choice(choice: dict[str, Any], path: Path | str) -> None:
