@@ -59,6 +59,7 @@ rule learning_curve:
 rule recipe_study:
     input:
         **RS_SUMMARY_FILES,
+        **RS_CROSSCHECK_FILES,
 
 
 # THINGS-EEG2 to BIDS-EEG and the published EEG recipe (docs/eeg.md): its own target, not part of `all`.

@@ -2,7 +2,8 @@
 # Per unit (world, subject, seed, size): ridge once per validation type, and the brain module
 # once per per-subject variant; per (world, subject, seed) the ceilings on that subject's test trials; per (world, seed, size) one model of each shared variant; per variant with
 # candidate settings one selection job on held-out training concepts of one unit, whose choice every unit of
-# that variant (and of the variants taking its choices) then trains with.
+# that variant (and of the variants taking its choices) then trains with. Per unit of each variant in
+# crosscheck_variants, the same model scored on the selection set (the variants compared on validation alone).
 include: "recipe_study_inputs.smk"
 
 
@@ -132,6 +133,60 @@ rule recipe_study_shared:
         subjects=RS_CFG["subjects"],
     script:
         "../workflow/scripts/recipe_study_brain.py"
+
+
+rule recipe_study_crosscheck:
+    input:
+        **RS_INPUTS,
+        choice=rs_choice,
+    output:
+        scores=L.recipe_crosscheck_scores,
+    log:
+        L.log(
+            "recipe_study_crosscheck",
+            "{world}/{variant}/sub-{subject}_seed-{seed}_n-{n_train}",
+        ),
+    benchmark:
+        L.benchmark(
+            "recipe_study_crosscheck",
+            "{world}/{variant}/sub-{subject}_seed-{seed}_n-{n_train}",
+        )
+    conda:
+        CONDA_ENV
+    threads: RS_CFG["threads"]
+    resources:
+        mem_mb=lambda wc: 3000 + 2 * int(wc.n_train),
+        runtime=RS_CFG["runtime"],
+    params:
+        **RS_PARAMS,
+        on_selection_set=True,
+    script:
+        "../workflow/scripts/recipe_study_brain.py"
+
+
+rule recipe_study_crosscheck_summary:
+    input:
+        scores=rs_crosscheck_scores(),
+    output:
+        **RS_CROSSCHECK_FILES,
+    log:
+        L.log("recipe_study_crosscheck_summary"),
+    benchmark:
+        L.benchmark("recipe_study_crosscheck_summary")
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        statistics={
+            **{k: RS_CFG[k] for k in ("n_bootstrap", "ci_level", "selection")},
+            "variants": RS_CROSSCHECK,
+        },
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/recipe_study_crosscheck_summary.py"
 
 
 rule recipe_study_summary:

@@ -1,4 +1,6 @@
 # Config slices and input helpers of rules/recipe_study.smk.
+from megdecode.plan import recipe_crosscheck_variants
+
 RS_CFG = config["recipe_study"]
 RS_NOT_JOB_KEYS = (
     "worlds",
@@ -6,6 +8,7 @@ RS_NOT_JOB_KEYS = (
     "seeds",
     "train_sizes",
     "selection",
+    "crosscheck_variants",
     "n_bootstrap",
     "ci_level",
     "runtime",
@@ -13,6 +16,7 @@ RS_NOT_JOB_KEYS = (
 RS_JOB_CFG = {k: v for k, v in RS_CFG.items() if k not in RS_NOT_JOB_KEYS}
 RS_SELECT = RS_CFG["selection"]
 RS_VARIANTS = RS_CFG["variants"]
+RS_CROSSCHECK = recipe_crosscheck_variants(RS_CFG)
 RS_OWN_SELECTION = [
     name
     for name, v in RS_VARIANTS.items()
@@ -74,6 +78,26 @@ def rs_unit_scores():
     return files
 
 
+def rs_crosscheck_scores():
+    """Every cross-check job's scores file (per-subject variants listed in crosscheck_variants)."""
+    return expand(
+        L.recipe_crosscheck_scores,
+        world=RS_CFG["worlds"],
+        variant=RS_CROSSCHECK,
+        subject=RS_CFG["subjects"],
+        seed=RS_CFG["seeds"],
+        n_train=RS_CFG["train_sizes"],
+    )
+
+
+RS_CROSSCHECK_FILES = (
+    {
+        "crosscheck_table": L.recipe_summary("crosscheck.tsv"),
+        "crosscheck_report": L.recipe_summary("crosscheck.md"),
+    }
+    if RS_CROSSCHECK
+    else {}
+)
 RS_SUMMARY_FILES = {
     "summary": L.recipe_summary("summary.tsv"),
     "report": L.recipe_summary("recipe_study.md"),

@@ -22,7 +22,12 @@ from megdecode.learning_curve.recipe import (
     choose,
     variants_from_config,
 )
-from megdecode.learning_curve.recipe_summary import best_ridge, recipe_table
+from megdecode.learning_curve.recipe_summary import (
+    best_ridge,
+    crosscheck_report,
+    crosscheck_table,
+    recipe_table,
+)
 from megdecode.preprocessing.assemble import assign_splits
 from megdecode.simulate.params import SimulationParams
 from megdecode.simulate.stimuli import build_stimuli
@@ -194,6 +199,29 @@ def test_recipe_table_pairs_each_variant_with_the_ridge_of_its_validation_type()
     assert table.loc["B", "brain_wins"] == 2 and table.loc["A", "ceiling_oracle"] == pytest.approx(0.95)
 
 
+def test_crosscheck_pairs_variants_on_the_selection_set_without_the_selection_unit():
+    rows = [
+        dict(variant=v, subject=s, n_train=n, test_set=t, top5_acc=value + bump, chosen=chosen)
+        for v, value in (("A", 0.10), ("B", 0.05))
+        for s, bump in (("01", 0.0), ("02", 0.02), ("03", 0.04))
+        for n in (100, 400)
+        for t, chosen in (("select", True), ("select", False), ("val", True))
+    ]
+    scores = pd.DataFrame(rows).assign(world="nonlinear", seed=0)
+    scores.loc[(scores.test_set != "select") | ~scores.chosen, "top5_acc"] = 0.9  # never counted
+    scores.loc[(scores.subject == "01") & (scores.n_train == 100), "top5_acc"] = 1.0  # the selection unit
+    selection_unit = {"subject": "01", "seed": 0, "n_train": 100}
+    table = crosscheck_table(scores, selection_unit, ["A", "B"], 200, 0.95, 0)
+    pooled = table[table.n_train == "all"].set_index(["variant", "versus"])
+    assert pooled.loc[("A", ""), "top5_acc"] == pytest.approx(0.10 + (0.02 + 0.04 + 0.0 + 0.02 + 0.04) / 5)
+    assert pooled.loc[("A", "B"), "top5_acc"] == pytest.approx(0.05)
+    assert pooled.loc[("A", "B"), "wins"] == 5 and pooled.loc[("A", "B"), "n_units"] == 5
+    assert pooled.loc[("A", "B"), "ci_low"] == pytest.approx(0.05)  # every unit differs by the same amount
+    per_size = table[table.n_train == "100"].set_index(["variant", "versus"])
+    assert per_size.loc[("B", ""), "n_units"] == 2
+    assert "| nonlinear | all | A | B | +5.0 |" in crosscheck_report(table, 0.95)
+
+
 @pytest.mark.slow
 def test_tiny_recipe_study_workflow(tmp_path: Path):
     """`snakemake recipe_study` on a tiny grid (config/tiny-recipe-study.yaml): every variant kind (fixed,
@@ -227,5 +255,18 @@ def test_tiny_recipe_study_workflow(tmp_path: Path):
             assert sorted(part.image_id) == sorted(brain.loc[brain.test_set == test_set, "image_id"].unique())
     report = (out / "recipe_study.md").read_text()
     assert "Choices made on the selection set" in report and (out / "recipe_study.png").stat().st_size > 0
+    # the cross-check scores the brain job's very model: identical validation rows, selection set not test
+    for variant in ("A", "C"):
+        check = read_scores(out / "nonlinear" / f"crosscheck-{variant}" / "sub-02_seed-0_n-40_scores.tsv")
+        unit = read_scores(out / "nonlinear" / f"brain-{variant}" / "sub-02_seed-0_n-40_scores.tsv")
+        assert set(check.test_set) == {"val", "select"}
+        pd.testing.assert_frame_equal(
+            check[check.test_set == "val"].reset_index(drop=True),
+            unit[unit.test_set == "val"].reset_index(drop=True),
+        )
+    crosscheck = pd.read_csv(out / "crosscheck.tsv", sep="\t", keep_default_na=False)
+    pairs = set(zip(crosscheck.variant, crosscheck.versus, strict=True))
+    assert pairs == {("A", ""), ("C", ""), ("A", "C")}
+    assert set(crosscheck.n_units) == {1}  # sub-01 at 40 trials is the selection unit: left out
     dry = run_snakemake(results, "recipe_study", "-n", configfile=config)
     assert "Nothing to be done" in dry.stdout + dry.stderr

@@ -343,3 +343,17 @@ def _example_choice(plan: Plan, report: Mapping[str, Any]) -> tuple[str, str]:
     if subject not in plan.subjects:
         raise ConfigError(f"report.example_subject {subject!r} is not in study.subjects {plan.subjects}")
     return backbone, subject
+
+
+def recipe_crosscheck_variants(recipe_cfg: Mapping[str, Any]) -> list[str]:
+    """The recipe study's ``crosscheck_variants``, checked: per-subject variants of the study."""
+    variants = recipe_cfg["variants"]
+    names = list(recipe_cfg.get("crosscheck_variants") or [])
+    wrong = [n for n in names if n not in variants or variants[n].get("shared")]
+    if wrong:
+        per_subject = [n for n, v in variants.items() if not v.get("shared")]
+        raise ConfigError(
+            f"config recipe_study.crosscheck_variants names {wrong}: list per-subject variants of "
+            f"recipe_study.variants ({per_subject})"
+        )
+    return names

@@ -550,6 +550,13 @@ class Layout:
         """Per-item scores of every candidate of a variant's selection job (validation and selection sets)."""
         return f"{self.recipe_study}/{{world}}/selection/{{variant}}_scores.tsv"
 
+    @property
+    def recipe_crosscheck_scores(self) -> str:
+        """A variant's unit model (as its brain job trains it) scored on validation and the selection set."""
+        unit = "sub-{subject}_seed-{seed}_n-{n_train}"
+        return f"{self.recipe_study}/{{world}}/crosscheck-{{variant}}/{unit}_scores.tsv"
+
     def recipe_summary(self, name: str) -> str:
-        """One of the study's summary files (``summary.tsv``, ``recipe_study.md``, ``recipe_study.png``)."""
+        """One of the study's summary files (``summary.tsv``, ``recipe_study.md``, ``recipe_study.png``,
+        ``crosscheck.tsv``, ``crosscheck.md``)."""
         return f"{self.recipe_study}/{name}"

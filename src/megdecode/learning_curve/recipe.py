@@ -443,11 +443,17 @@ def brain_job(
     n_train: int,
     variant: Variant,
     choice: Mapping[str, Any],
+    on_selection_set: bool = False,
 ) -> pd.DataFrame:
     """The variant's brain module at its chosen (stop_on, lr): one model per subject, or one shared model
-    when ``subjects`` lists several; rows for every criterion it lists (``chosen`` marks the chosen one)."""
+    when ``subjects`` lists several; rows for every criterion it lists (``chosen`` marks the chosen one).
+    ``on_selection_set``: the same model (same trials, same seed) scored on validation and the selection set
+    instead of the test sets, and no test trial drawn (the study's cross-check of the variants)."""
     p = inputs.recipe
-    data = [inputs.subject(world, s, replicate, n_train, variant.validation) for s in subjects]
+    data = [
+        inputs.subject(world, s, replicate, n_train, variant.validation, selection=on_selection_set)
+        for s in subjects
+    ]
     cfg = training_config(inputs.params["training"], variant, float(choice["lr"]), n_train, p)
     model_seed = derive_seed(
         inputs.seed, "recipe-study", "brain", world, variant.name, *subjects, replicate, n_train
@@ -462,7 +468,7 @@ def brain_job(
         cfg,
         variant.stop_on,
         model_seed,
-        (VAL, TEST_SMALL, TEST_LARGE),
+        (VAL, SELECT) if on_selection_set else (VAL, TEST_SMALL, TEST_LARGE),
         labels,
     )
     return rows.assign(

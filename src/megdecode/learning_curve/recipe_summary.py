@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, VAL
+from megdecode.learning_curve.recipe import SELECT
 from megdecode.learning_curve.summary import bootstrap_mean_ci, percent
 
 UNIT = ["subject", "seed"]
@@ -208,4 +209,91 @@ def recipe_study_summary(
             markdown_report(table, [read_choice(p) for p in choice_paths], float(cfg["ci_level"]))
         )
     plot_recipe(table, outputs["png"])
+    return table
+
+
+def crosscheck_table(
+    scores: pd.DataFrame,
+    selection_unit: Mapping[str, Any],
+    order: Sequence[str],
+    n_boot: int,
+    level: float,
+    seed: int,
+) -> pd.DataFrame:
+    """The variants' unit models (chosen criterion) on the selection set, which no unit model was trained or
+    stopped on: per (world, size, and all sizes pooled) each variant's mean top-5 over units, and every pair's
+    paired difference (``variant`` - ``versus``) with a bootstrap CI and units won. The selection unit is left
+    out: its selection set chose the candidate settings."""
+    rng = np.random.default_rng(seed)
+    sel = scores[(scores["test_set"] == SELECT) & scores["chosen"]]
+    units = sel.groupby(["world", "variant", "n_train", *UNIT], sort=True)["top5_acc"].mean().reset_index()
+    chooser = (
+        (units["subject"] == str(selection_unit["subject"]))
+        & (units["seed"] == int(selection_unit["seed"]))
+        & (units["n_train"] == int(selection_unit["n_train"]))
+    )
+    units = units[~chooser].assign(size=units["n_train"].astype(str))
+    pooled = units.assign(size="all")
+    rows = []
+    for (world, size), part in pd.concat([units, pooled]).groupby(["world", "size"], sort=False):
+        values = {
+            v: part[part["variant"] == v].set_index([*UNIT, "n_train"])["top5_acc"]
+            for v in order
+            if v in set(part["variant"])
+        }
+        names = list(values)
+        pairs = [(v, "") for v in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+        for a, b in pairs:
+            common = values[a].index if not b else values[a].index.intersection(values[b].index)
+            diff = values[a].loc[common].to_numpy(float)
+            if b:
+                diff = diff - values[b].loc[common].to_numpy(float)
+            low, high = bootstrap_mean_ci(diff, n_boot, level, rng)
+            rows.append(
+                dict(world=world, n_train=size, variant=a, versus=b, top5_acc=diff.mean())
+                | dict(ci_low=low, ci_high=high, wins=int((diff > 0).sum()) if b else -1, n_units=len(diff))
+            )
+    return pd.DataFrame(rows)
+
+
+def crosscheck_report(table: pd.DataFrame, level: float) -> str:
+    """The cross-check's tables: each variant's selection-set top-5, then the paired differences."""
+    pct = f"{round(100 * level)}%"
+    lines = [
+        "# Recipe study: the variants on the selection set",
+        "",
+        "Top-5 accuracy (%) of each variant's unit models (chosen criterion) on the selection set: held-out "
+        "training concepts that no unit model was trained or stopped on. The selection unit is left out. "
+        f"{pct} bootstrap CIs over units (subject x seed x size).",
+        "",
+        "| world | trials | variant | versus | top-5 / difference | CI | units won |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in table.itertuples():
+        sign = "+" if r.versus else ""
+        won = f"{r.wins}/{r.n_units}" if r.versus else f"({r.n_units} units)"
+        ci = f"[{percent(r.ci_low, sign)}, {percent(r.ci_high, sign)}]"
+        lines.append(
+            f"| {r.world} | {r.n_train} | {r.variant} | {r.versus or '-'} | {percent(r.top5_acc, sign)} | "
+            f"{ci} | {won} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def recipe_crosscheck_summary(
+    score_paths: Sequence[Path | str],
+    outputs: Mapping[str, Path | str],
+    cfg: Mapping[str, Any],
+    seed: int,
+) -> pd.DataFrame:
+    """The cross-check summary rule's job: ``crosscheck_table`` (TSV) and ``crosscheck_report`` (Markdown)."""
+    from megdecode import io
+    from megdecode.artifacts.recipe_study import read_scores
+
+    scores = pd.concat([read_scores(p) for p in score_paths], ignore_index=True)
+    level = float(cfg["ci_level"])
+    table = crosscheck_table(scores, cfg["selection"], cfg["variants"], int(cfg["n_bootstrap"]), level, seed)
+    io.write_tsv(table, outputs["crosscheck_table"])
+    with io.atomic_output(outputs["crosscheck_report"]) as tmp:
+        Path(tmp).write_text(crosscheck_report(table, level))
     return table
