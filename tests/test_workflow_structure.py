@@ -112,9 +112,10 @@ OWN_SLICE = {
     "realtime_model": {"realtime.gallery", *ONLINE_ONSETS},
     **{
         f"recipe_study_{job}": {"recipe_study", *SIMULATED_DECODERS}
-        for job in ("ridge", "ceiling", "select", "brain", "shared")
+        for job in ("ridge", "ceiling", "select", "brain", "shared", "crosscheck")
     },
     "recipe_study_summary": {"recipe_study", "seed"},
+    "recipe_study_crosscheck_summary": {"recipe_study", "seed"},
     "fmri_compare": {"fmri", "report", "reconstruction.model", "evaluation", "seed"},
 }
 CONFIG_REF = re.compile(r'config(?:\[\s*"(\w+)"\s*\]|\.get\(\s*"(\w+)"[^)]*\))(?:\[\s*"(\w+)"\s*\])?')
