@@ -82,54 +82,6 @@ rule things_eeg2_preprocess:
         "../workflow/scripts/things_eeg2_preprocess.py"
 
 
-# --- the simulated copy (things_eeg2.simulation.enabled): the published layout, from the simulated study
-if EEG_SIMULATED:
-
-    rule things_eeg2_simulate_images:
-        """The simulated THINGS-EEG2's image set: image_metadata.npy, training_images/, test_images/."""
-        output:
-            **eeg_simulated_images(),
-        log:
-            L.log("things_eeg2_simulate_images"),
-        benchmark:
-            L.benchmark("things_eeg2_simulate_images")
-        conda:
-            CONDA_ENV
-        threads: 1
-        resources:
-            mem_mb=2000,
-            runtime=10,
-        params:
-            simulation=config["simulation"],
-            seed=config["seed"],
-        script:
-            "../workflow/scripts/things_eeg2_simulate_images.py"
-
-    rule things_eeg2_simulate_subject:
-        """One simulated subject's raw files (every session, both partitions) in the published format."""
-        output:
-            eeg_simulated_raw(),
-        log:
-            L.log("things_eeg2_simulate_subject", "sub-{subject}"),
-        benchmark:
-            L.benchmark("things_eeg2_simulate_subject", "sub-{subject}")
-        wildcard_constraints:
-            subject="|".join(EEG_SETTINGS.subjects),
-        conda:
-            CONDA_ENV
-        threads: 1
-        resources:
-            mem_mb=4000,
-            runtime=20,
-        params:
-            cfg=EEG_CFG,
-            simulation=config["simulation"],
-            eeg=config["eeg"]["simulation"],
-            seed=config["seed"],
-        script:
-            "../workflow/scripts/things_eeg2_simulate_subject.py"
-
-
 # --- study.source 'things_eeg2': the stimuli table and each subject's decoder input (the preprocessed folder)
 if EEG_SOURCE:
 
@@ -199,3 +151,51 @@ if EEG_SOURCE:
             seed=config["seed"],
         script:
             "../workflow/scripts/things_eeg2_subject.py"
+
+
+# --- the simulated copy (things_eeg2.simulation.enabled): the published layout, from the simulated study
+if EEG_SIMULATED:
+
+    rule things_eeg2_simulate_images:
+        """The simulated THINGS-EEG2's image set: image_metadata.npy, training_images/, test_images/."""
+        output:
+            **eeg_simulated_images(),
+        log:
+            L.log("things_eeg2_simulate_images"),
+        benchmark:
+            L.benchmark("things_eeg2_simulate_images")
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        params:
+            simulation=config["simulation"],
+            seed=config["seed"],
+        script:
+            "../workflow/scripts/things_eeg2_simulate_images.py"
+
+    rule things_eeg2_simulate_subject:
+        """One simulated subject's raw files (every session, both partitions) in the published format."""
+        output:
+            eeg_simulated_raw(),
+        log:
+            L.log("things_eeg2_simulate_subject", "sub-{subject}"),
+        benchmark:
+            L.benchmark("things_eeg2_simulate_subject", "sub-{subject}")
+        wildcard_constraints:
+            subject="|".join(EEG_SETTINGS.subjects),
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=20,
+        params:
+            cfg=EEG_CFG,
+            simulation=config["simulation"],
+            eeg=config["eeg"]["simulation"],
+            seed=config["seed"],
+        script:
+            "../workflow/scripts/things_eeg2_simulate_subject.py"

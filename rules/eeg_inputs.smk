@@ -66,15 +66,9 @@ def eeg_simulated_images():
 
 
 def eeg_study_targets(targets):
-    """``rule all`` of a THINGS-EEG2 study: the stages' targets without the MEG-only ones (the MEG BIDS
-    check, per-run QC, derivatives, online replay), plus the EEG stage's."""
-    meg_only = (f"{L.qc}/", f"{L.results}/realtime/", f"{L.results}/bids_check/")
-    kept = [
-        t
-        for t in targets
-        if not str(t).startswith(meg_only) and str(t) != L.derivatives_description
-    ]
-    return EEG_TARGETS + kept
+    """``rule all`` of a THINGS-EEG2 study: the EEG stage's targets and the other stages' without the
+    MEG-only ones (the BIDS check, per-run QC, derivatives, online replay)."""
+    return EEG_TARGETS + [t for t in targets if not L.meg_only(t)]
 
 
 EEG_TARGETS = [

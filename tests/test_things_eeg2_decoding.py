@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from things_eeg2_twin import write_twin
 
 from megdecode.artifacts.eeg import EegPartition
 from megdecode.artifacts.preprocessed import read_subject, read_trials
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, TRAIN, VAL, check_no_leakage
-from megdecode.config import load_config, merge_configs, section_defaults, validate_config
+from megdecode.config import load_config, load_yaml, merge_configs, section_defaults, validate_config
 from megdecode.datasets.things_eeg2 import ThingsEeg2Reader, read_image_metadata, settings_from_config
 from megdecode.preprocessing.eeg_decoding import (
     EegDecodingSettings,
@@ -159,3 +160,31 @@ def test_simulated_dataset_is_read_in_the_published_layout(tmp_path: Path) -> No
     sim.write_subject(again, section, config["simulation"], config["eeg"]["simulation"], 0, "01")
     first = reader.layout.raw("01", "01", "test")
     assert first.read_bytes() == (again / first.relative_to(section["root"])).read_bytes()
+
+
+@pytest.mark.slow
+def test_eeg_demo_runs_end_to_end(tmp_path: Path) -> None:
+    """config/eeg-demo.yaml (shorter training): simulated THINGS-EEG2 -> BIDS-EEG -> recipe -> decoders -> report."""
+    from conftest import run_snakemake
+
+    overlay = merge_configs(
+        load_yaml(REPO / "config" / "eeg-demo.yaml"),
+        {"training": {"max_epochs": 8}, "reconstruction": {"decoder": {"epochs": 10}}},
+    )
+    configfile = tmp_path / "eeg-demo.yaml"
+    configfile.write_text(yaml.safe_dump(overlay, sort_keys=False))
+    results = tmp_path / "results"
+    run_snakemake(results, "all", configfile=configfile, timeout=1500)
+
+    assert (results / "things_eeg2" / "bids" / "dataset_description.json").is_file()
+    for subject in ("01", "02"):
+        data = read_subject(results / "preprocessed" / f"sub-{subject}")
+        assert data.meg.shape[1:] == (17, 100)  # the recipe's 17 occipital and parietal channels, 100 Hz
+        assert set(data.trials["split"]) == {TRAIN, VAL, TEST_SMALL, TEST_LARGE}
+        check_no_leakage(data.trials, f"sub-{subject}", "trials")
+    long = pd.read_csv(results / "tables" / "results_long.tsv", sep="\t")
+    assert {"test_small", "test_large"} <= set(long["test_set"]) and {"brain", "ridge"} <= set(long["model"])
+    assert (results / "tables" / "table1.md").is_file() and (results / "figures" / "retrieval.png").is_file()
+    assert (results / "reconstruction" / "summary.md").is_file()
+    assert not (results / "qc").exists() and not (results / "realtime").exists()  # no MEG-only stage ran
+    assert "Nothing to be done" in run_snakemake(results, "all", "-n", configfile=configfile).stdout

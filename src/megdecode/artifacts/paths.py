@@ -468,6 +468,12 @@ class Layout:
     def things_eeg2_bids_description(self) -> str:
         return f"{self.things_eeg2_bids}/dataset_description.json"
 
+    def meg_only(self, path: str) -> bool:
+        """Whether ``path`` belongs to a stage that only a MEG study has (the BIDS check, per-run QC, the
+        derivatives tree, the online replay): not a target of a THINGS-EEG2 study."""
+        prefixes = (f"{self.qc}/", f"{self.results}/realtime/", f"{self.derivatives}/")
+        return str(path).startswith(prefixes) or str(path) == self.bids_inventory
+
     def things_eeg2_preprocessed(self, partition: str) -> str:
         """One subject's preprocessed ``training`` or ``test`` partition (:mod:`megdecode.artifacts.eeg`)."""
         return f"{self.things_eeg2}/preprocessed/sub-{{subject}}_{partition}.npz"

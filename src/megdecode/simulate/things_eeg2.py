@@ -63,16 +63,16 @@ def raw_content(
 def write_raw(path: Path | str, content: Mapping[str, Any]) -> None:
     """``raw_eeg_{partition}.npy`` (a pickled dict, as published)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(Path(path)) as tmp, open(tmp, "wb") as f:
-        np.save(f, dict(content), allow_pickle=True)
+    with atomic_output(Path(path)) as tmp:  # the temporary name keeps .npy: np.save adds nothing
+        np.save(tmp, dict(content), allow_pickle=True)
 
 
 def write_image_metadata(path: Path | str, metadata: Mapping[str, list[str]]) -> None:
     """``image_metadata.npy``: ``train_img_concepts``, ``train_img_files``, ``test_img_concepts``,
     ``test_img_files``."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(Path(path)) as tmp, open(tmp, "wb") as f:
-        np.save(f, {k: list(v) for k, v in metadata.items()}, allow_pickle=True)
+    with atomic_output(Path(path)) as tmp:
+        np.save(tmp, {k: list(v) for k, v in metadata.items()}, allow_pickle=True)
 
 
 def rsvp_codes(
