@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import run_snakemake
 from things_eeg2_twin import write_twin
 
 from megdecode.artifacts.eeg import EegPartition
@@ -164,8 +165,7 @@ def test_simulated_dataset_is_read_in_the_published_layout(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_eeg_demo_runs_end_to_end(tmp_path: Path) -> None:
-    """config/eeg-demo.yaml (shorter training): simulated THINGS-EEG2 -> BIDS-EEG -> recipe -> decoders -> report."""
-    from conftest import run_snakemake
+    """config/eeg-demo.yaml, shorter training: simulated THINGS-EEG2 -> BIDS-EEG -> recipe -> decoders."""
 
     overlay = merge_configs(
         load_yaml(REPO / "config" / "eeg-demo.yaml"),
