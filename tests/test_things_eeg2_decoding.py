@@ -188,3 +188,12 @@ def test_eeg_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert (results / "reconstruction" / "summary.md").is_file()
     assert not (results / "qc").exists() and not (results / "realtime").exists()  # no MEG-only stage ran
     assert "Nothing to be done" in run_snakemake(results, "all", "-n", configfile=configfile).stdout
+
+
+def test_study_subjects_must_be_read_by_the_dataset_section() -> None:
+    from megdecode.datasets.things_eeg2 import ThingsEeg2DataError, check_study_subjects
+
+    settings = settings_from_config({**section_defaults("things_eeg2"), "subjects": ["01", "02"]})
+    check_study_subjects(["02"], settings)
+    with pytest.raises(ThingsEeg2DataError, match=r"study.subjects \['03'\] are not in things_eeg2.subjects"):
+        check_study_subjects(["01", "03"], settings)
