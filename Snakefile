@@ -45,8 +45,13 @@ grow_with_attempt(workflow)
 rule all:
     default_target: True
     input:
-        # an NSD study (study.source 'nsd') has no MEG stage: its targets come from rules/nsd.smk
-        NSD_TARGETS if NSD_SOURCE else ALL_TARGETS,
+        # an NSD study (study.source 'nsd') has no MEG stage: its targets come from rules/nsd.smk; a
+        # THINGS-EEG2 study's MEG stages are replaced by the EEG ones (rules/eeg.smk)
+        (
+            NSD_TARGETS
+            if NSD_SOURCE
+            else eeg_study_targets(ALL_TARGETS) if EEG_SOURCE else ALL_TARGETS
+        ),
 
 
 # The learning-curve experiment (docs/learning-curve.md): its own target, not part of `all`.

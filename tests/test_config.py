@@ -44,7 +44,15 @@ def test_variants_are_overlays_on_the_default():
     assert not extends_default(load_yaml(REPO / "config" / "things-meg.yaml"))
     assert not extends_default(load_yaml(REPO / "config" / "nsd.yaml"))
     default = load_yaml(DEFAULT)
-    for name in ("tiny", "nonlinear", "fmri-demo", "learning-curve", "recipe-study", "things-eeg2"):
+    for name in (
+        "tiny",
+        "nonlinear",
+        "fmri-demo",
+        "learning-curve",
+        "recipe-study",
+        "things-eeg2",
+        "eeg-demo",
+    ):
         overlay = load_yaml(REPO / "config" / f"{name}.yaml")
         assert extends_default(overlay), name
         assert _repeats(overlay, default) == [], name

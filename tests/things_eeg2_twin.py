@@ -1,5 +1,6 @@
 """A tiny THINGS-EEG2 written in the published formats (never the real data): raw ``.npy`` dicts per subject,
-session and partition, ``image_metadata.npy``, rapid serial presentation at 200 ms with targets.
+session and partition, ``image_metadata.npy``, rapid serial presentation at 200 ms with targets (the
+package's writers, :mod:`megdecode.simulate.things_eeg2`).
 
 Each image evokes a planted response: its own random spatial pattern (seeded by its file name, so it is a
 property of the image, not of the trial) times a Gaussian time course peaking ``LATENCY_S`` after onset. A
@@ -18,6 +19,14 @@ import numpy as np
 from megdecode.config import section_defaults
 from megdecode.datasets.things_eeg2 import ThingsEeg2Settings, settings_from_config
 from megdecode.preprocessing.eeg import EegRecipe
+from megdecode.simulate.things_eeg2 import (
+    raw_content,
+    recording,
+    rsvp_codes,
+    rsvp_onsets,
+    write_image_metadata,
+    write_raw,
+)
 
 CH_NAMES = ["Fp1", "Fz", "Cz", "C3", "O1", "Oz", "O2", "PO7", "PO3", "POz", "Pz", "P3", "P4", "stim"]
 SFREQ = 1000
@@ -65,25 +74,16 @@ def _metadata(n_train_concepts: int, per_concept: int, n_test: int) -> dict[str,
 
 def _recording(files: list[str], per_session: int, n_targets: int, rng: np.random.Generator) -> np.ndarray:
     """(channels + stim, samples) of one partition: images in random order, ``per_session`` times each."""
-    codes = np.concatenate([np.repeat(np.arange(1, len(files) + 1), per_session), np.full(n_targets, 99999)])
-    codes = rng.permutation(codes)
-    onsets, t = [], 0.5
-    for i in range(len(codes)):
-        if i and i % SEQUENCE == 0:
-            t += GAP_S
-        onsets.append(int(round(t * SFREQ)))
-        t += SOA_S
+    codes = rsvp_codes(len(files), per_session, n_targets, 99999, rng)
+    onsets = rsvp_onsets(len(codes), SOA_S, SEQUENCE, GAP_S, SFREQ)
     n_samples = onsets[-1] + SFREQ + 500
-    data = np.zeros((len(CH_NAMES), n_samples))
-    data[:-1] = rng.normal(scale=NOISE, size=(len(CH_NAMES) - 1, n_samples))
+    eeg = rng.normal(scale=NOISE, size=(len(CH_NAMES) - 1, n_samples))
     kernel_t = np.arange(0, 0.4, 1 / SFREQ)
     kernel = AMPLITUDE * np.exp(-0.5 * ((kernel_t - LATENCY_S) / WIDTH_S) ** 2)
-    target = image_pattern("buzz_lightyear.jpg")
-    for onset, code in zip(onsets, codes, strict=True):
-        pattern = target if code == 99999 else image_pattern(files[code - 1])
-        data[:-1, onset : onset + len(kernel)] += pattern[:, None] * kernel[None, :]
-        data[-1, onset] = code
-    return data
+    patterns = {k + 1: image_pattern(f) for k, f in enumerate(files)} | {
+        99999: image_pattern("buzz_lightyear.jpg")
+    }
+    return recording(eeg, onsets, codes, {code: p[:, None] * kernel[None, :] for code, p in patterns.items()})
 
 
 def write_twin(
@@ -99,27 +99,17 @@ def write_twin(
 ) -> Twin:
     """Write the twin under ``root`` (``eeg_dataset/raw_data``, ``image_set/image_metadata.npy``)."""
     metadata = _metadata(n_train_concepts, per_concept, n_test)
-    (root / "image_set").mkdir(parents=True, exist_ok=True)
-    np.save(root / "image_set" / "image_metadata.npy", metadata)
+    write_image_metadata(root / "image_set" / "image_metadata.npy", metadata)
     rng = np.random.default_rng(seed)
     for subject in subjects:
         for session in sessions:
             folder = root / "eeg_dataset" / "raw_data" / f"sub-{subject}" / f"ses-{session}"
-            folder.mkdir(parents=True, exist_ok=True)
             for partition, files, per_session, targets in (
                 ("training", metadata["train_img_files"], train_per_session, 2),
                 ("test", metadata["test_img_files"], test_per_session, 1),
             ):
                 data = _recording(files, per_session, targets, rng)
-                content = {
-                    "raw_eeg_data": data,
-                    "ch_names": list(CH_NAMES),
-                    "ch_types": ["eeg"] * (len(CH_NAMES) - 1) + ["stim"],
-                    "sfreq": SFREQ,
-                    "highpass": 0.01,
-                    "lowpass": 100,
-                }
-                np.save(folder / f"raw_eeg_{partition}.npy", content)
+                write_raw(folder / f"raw_eeg_{partition}.npy", raw_content(data, CH_NAMES, SFREQ))
     settings = dataset_settings(
         root=str(root),
         subjects=subjects,

@@ -125,10 +125,13 @@ def extends_default(config: Mapping[str, Any]) -> bool:
 
     The default is a simulated study: an overlay of it changes what differs. A config of another study
     (``study.source`` other than ``simulated``) starts from the schema's defaults instead, so that nothing of
-    the simulated study (its backbones, its small widths) leaks into it.
+    the simulated study (its backbones, its small widths) leaks into it; except the simulated THINGS-EEG2
+    (``things_eeg2.simulation.enabled``), which the simulated study's images and responses make.
     """
     study = config.get("study") or {}
-    return study.get("source", "simulated") == "simulated"
+    source = study.get("source", "simulated")
+    simulated_eeg = bool(((config.get("things_eeg2") or {}).get("simulation") or {}).get("enabled"))
+    return source == "simulated" or (source == "things_eeg2" and simulated_eeg)
 
 
 def load_schema(path: Path | str = DEFAULT_SCHEMA) -> dict[str, Any]:

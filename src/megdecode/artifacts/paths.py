@@ -141,6 +141,21 @@ def bids_input_files(
     return {"raw": raw, "events": files["events"]}
 
 
+def things_eeg2_root(config: Mapping[str, Any]) -> str | None:
+    """The THINGS-EEG2 copy the workflow reads: ``things_eeg2.root``, or the simulated one written under
+    ``{results_dir}/things_eeg2/simulated`` (``things_eeg2.simulation.enabled``)."""
+    section = config["things_eeg2"]
+    if section["simulation"]["enabled"]:
+        return f"{config['results_dir']}/things_eeg2/simulated"
+    return section["root"]
+
+
+def things_eeg2_image_set(config: Mapping[str, Any]) -> str | None:
+    """The THINGS-EEG2 image set (``image_metadata.npy``, ``training_images/``, ``test_images/``)."""
+    root = things_eeg2_root(config)
+    return None if root is None else f"{root}/{config['things_eeg2']['images_dir']}"
+
+
 @dataclass(frozen=True)
 class Layout:
     """The results tree of one config (``results_dir`` and, for a real study, its BIDS and stimuli roots)."""
@@ -156,10 +171,14 @@ class Layout:
         study, results = config["study"], config["results_dir"]
         simulated = study["source"] == "simulated"
         own_images = simulated or study["source"] == "nsd"  # NSD's images are exported from its HDF5 file
+        bids_root = f"{results}/bids" if simulated else study["bids_root"]
+        images = f"{results}/stimuli/images" if own_images else study["stimuli_root"]
+        if study["source"] == "things_eeg2":  # the BIDS-EEG tree the workflow writes, the dataset's image set
+            bids_root, images = f"{results}/things_eeg2/bids", things_eeg2_image_set(config)
         return cls(
             results=results,
-            bids_root=f"{results}/bids" if simulated else study["bids_root"],
-            stimuli_images=f"{results}/stimuli/images" if own_images else study["stimuli_root"],
+            bids_root=bids_root,
+            stimuli_images=images,
             task=study["task"],
             simulated=simulated,
         )
@@ -448,6 +467,12 @@ class Layout:
     @property
     def things_eeg2_bids_description(self) -> str:
         return f"{self.things_eeg2_bids}/dataset_description.json"
+
+    def meg_only(self, path: str) -> bool:
+        """Whether ``path`` belongs to a stage that only a MEG study has (the BIDS check, per-run QC, the
+        derivatives tree, the online replay): not a target of a THINGS-EEG2 study."""
+        prefixes = (f"{self.qc}/", f"{self.results}/realtime/", f"{self.derivatives}/")
+        return str(path).startswith(prefixes) or str(path) == self.bids_inventory
 
     def things_eeg2_preprocessed(self, partition: str) -> str:
         """One subject's preprocessed ``training`` or ``test`` partition (:mod:`megdecode.artifacts.eeg`)."""

@@ -30,7 +30,7 @@ Every file is read with :func:`megdecode.datasets.safe_npy.read_npy` (no code of
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ METADATA_KEYS = {
 }
 IMAGE_FOLDERS = {"training": "training_images", "test": "test_images"}
 PREPROCESSED_KEYS = ("preprocessed_eeg_data", "ch_names", "times")
+SUBSECTIONS = ("preprocessing", "decoding", "simulation")  # the section's keys that are not the dataset's
 TRIAL_COLUMNS = [
     "subject",
     "session",
@@ -107,11 +108,22 @@ class ThingsEeg2Settings:
 
 
 def settings_from_config(section: Mapping[str, Any]) -> ThingsEeg2Settings:
-    """Settings of a validated ``things_eeg2`` section (its ``preprocessing`` slice is the recipe's)."""
-    values = {k: v for k, v in section.items() if k != "preprocessing"}
+    """Settings of a validated ``things_eeg2`` section (its ``preprocessing`` slice is the recipe's;
+    ``decoding`` and ``simulation`` belong to the decoders' input and the simulated dataset)."""
+    values = {k: v for k, v in section.items() if k not in SUBSECTIONS}
     for key in ("subjects", "sessions"):
         values[key] = tuple(str(v) for v in values.get(key, ()))
     return dataclass_from_section(ThingsEeg2Settings, values, "things_eeg2")
+
+
+def check_study_subjects(subjects: Sequence[str], settings: ThingsEeg2Settings) -> None:
+    """A THINGS-EEG2 study (``study.source: things_eeg2``) decodes subjects the dataset section reads."""
+    missing = [s for s in subjects if s not in settings.subjects]
+    if missing:
+        raise ThingsEeg2DataError(
+            f"study.subjects {missing} are not in things_eeg2.subjects {list(settings.subjects)}; add them "
+            "there or remove them from study.subjects"
+        )
 
 
 @dataclass(frozen=True)
