@@ -3,6 +3,7 @@ Gaussian (megdecode.learning_curve.eeg.RsvpEpochSimulator.neighbour_context); kn
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -49,7 +50,9 @@ def _simulator(study, world: str = "linear", eeg: EegSimParams = EEG, **changes)
     params, table, study_truth, _ = study
     params = dataclasses.replace(params, world=world, **changes)
     truth = world_truth(params, table, study_truth, 0)
-    return RsvpEpochSimulator(params, truth, table, eeg_grid(RECIPE, EEG), 0, "01", eeg, RECIPE["channel_regex"])
+    return RsvpEpochSimulator(
+        params, truth, table, eeg_grid(RECIPE, EEG), 0, "01", eeg, RECIPE["channel_regex"]
+    )
 
 
 def _pool(table: pd.DataFrame) -> list[str]:
@@ -218,3 +221,34 @@ def test_neighbours_do_not_help_and_modelling_them_does_not_hurt(study):
     modelled = _ceiling_top5(study, "linear", EEG.sequence_length, True)
     ignored = _ceiling_top5(study, "linear", EEG.sequence_length, False)
     assert alone >= modelled >= ignored
+
+
+def test_eeg_fair_ceiling_never_reads_the_pools_own_codes_or_images(study):
+    """Changing the test concepts' own codes and the test images' statistics (the neighbours' pool) leaves
+    the neighbours' context and the EEG fair ceiling unchanged, and moves the image oracle's context."""
+    params, table, study_truth, renders = study
+    sim = _simulator(study, "nonlinear")
+    truth = copy.deepcopy(sim.truth)
+    rng = np.random.default_rng(5)
+    test = table[(table.concept_split == "test") & (table.role != "catch")]
+    for concept in test.concept.unique():
+        truth["components"]["late"]["concept_codes"][concept] = rng.standard_normal(20).tolist()
+    for image_id in test.image_id:
+        truth["image_features"][image_id] = rng.uniform(0, 1, 8).tolist()
+    changed = RsvpEpochSimulator(
+        dataclasses.replace(params, world="nonlinear"), truth, table, sim.grid, 0, "01", EEG,
+        RECIPE["channel_regex"],
+    )  # fmt: skip
+    pool = _pool(table)
+    before, after = (s.neighbour_context(_pool_priors(s, study, pool)) for s in (sim, changed))
+    np.testing.assert_array_equal(before.mean, after.mean)
+    np.testing.assert_array_equal(before.factor, after.factor)
+    epochs, _ = sim.draw_rsvp(pool, [np.random.default_rng(k) for k in range(len(pool))], [pool] * len(pool))
+    scores = [
+        fair_similarity(
+            FairCeiling(s.noise, *s.code_responses()), s.truth, table, renders, epochs, 1, pool, c
+        )
+        for s, c in ((sim, before), (changed, after))
+    ]
+    np.testing.assert_array_equal(*scores)
+    assert not np.allclose(sim.context_mean(pool), changed.context_mean(pool))

@@ -16,11 +16,21 @@ parameters ``eeg.simulation``, values in docs/eeg.md):
 - **Design and decoders**: the MEG curve's (:class:`~.experiment.Design`, :func:`~.experiment.decoder_rows`:
   ridge and the brain module, with the electrodes' 2-D layout as its positions, on baseline-corrected
   epochs, the small set averaged over its repetitions).
-- **Ceiling**: the image oracle (decoder ``oracle_image``): the Mahalanobis distance, under the noise model
-  without the neighbours, of each test epoch minus the neighbours' expected response (their pool's mean
-  response at unit gain, weighted by the chance that each neighbour exists) to each gallery image's
-  noiseless response. The fair ceiling is not defined here: the neighbours make an epoch's noise a mixture
-  over their images, not the Gaussian its Bayes template matcher needs.
+- **Ceilings** (:mod:`.oracle`): the image oracle (decoder ``oracle_image``): the Mahalanobis distance, under
+  the noise model without the neighbours, of each test epoch minus the neighbours' expected response (their
+  pool's mean noiseless response at unit gain, weighted by the chance that each neighbour exists) to each
+  gallery image's noiseless response. The fair ceiling (decoder ``ceiling_fair``): the MEG curve's
+  :class:`~.oracle.FairCeiling` (training concepts' codes, fresh renders of each test concept, the concept's
+  own code marginalised with its prior) with the neighbours as a :class:`~.oracle.NeighbourContext`
+  (:meth:`RsvpEpochSimulator.neighbour_context`): each neighbour is an image of the test set's pool, so its
+  codes are drawn from the mixture of its pool's concept priors (never a pool image's own response), and it
+  exists with the chance its offset has. The context's mean and covariance are that mixture's exact first
+  two moments, the neighbours' presence correlated through the trial's position (:func:`co_presence`); the
+  ceiling treats them as one Gaussian added to the noise (its covariance / r for an average of r
+  repetitions, each with its own neighbours). The true sum is a mixture over the neighbours' concepts and
+  presence, not a Gaussian, so this is a Gaussian approximation of the Bayes template matcher, not a strict
+  upper bound on the decoders. Like the MEG ceilings, both take unit gain and no latency shift, the
+  neighbours' included.
 """
 
 from __future__ import annotations

@@ -22,7 +22,9 @@ trains on anything, so each is the same at every training-set size.
   (:meth:`~megdecode.learning_curve.epochs.EpochSimulator.code_responses`); ``r`` is the number of averaged
   repetitions. ``B Lambda_c B^T`` has rank at most n_features + n_late_codes (28), so the likelihood is
   computed with the Woodbury identity in the noise-whitened space (:func:`gaussian_log_likelihood`). Items of
-  one concept get the same score and tie (ties count as expected hits).
+  one concept get the same score and tie (ties count as expected hits). An epoch that also holds other
+  responses (the EEG curve's neighbours in a rapid presentation) adds their Gaussian model
+  (:class:`NeighbourContext`: its mean to ``mu_c``, its covariance / r to the covariance).
 """
 
 from __future__ import annotations
