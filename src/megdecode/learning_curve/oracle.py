@@ -184,7 +184,9 @@ class FairCeiling:
         x = self.noise.whiten(epochs)
         if context is not None:  # the context's repetitions are averaged too: covariance / r
             x = x - self.noise.whiten(context.mean[None])
-            ctx = self.noise.whiten(context.factor) / np.sqrt(repeats)
+            ctx = np.zeros((0, x.shape[1]))  # a context without spread
+            if len(context.factor):
+                ctx = self.noise.whiten(context.factor) / np.sqrt(repeats)
             x_ctx, cross, ctx_gram = x @ ctx.T, self._basis @ ctx.T, ctx @ ctx.T
             evoked_ctx = ctx @ self._evoked
         x_proj, x_sq, x_evoked = x @ self._basis.T, (x**2).sum(axis=1), x @ self._evoked
