@@ -188,6 +188,7 @@ rule learning_curve_eeg_job:
         stimuli=STIMULI_TABLE,
         ground_truth=L.ground_truth,
         latents=lambda wc: latent_files(PLAN.learning_curve_backbones(), "latents"),
+        concept_renders=L.learning_curve_concept_renders,
     output:
         scores=L.learning_curve_eeg_scores,
         trials=L.learning_curve_eeg_trials,

@@ -347,7 +347,7 @@ def test_tiny_learning_curve_workflow(tiny_learning_curve: Path):
     # the EEG curve: its own files per world (modality EEG, the neighbours of each trial), ridge and the brain
     # module paired, the image oracle as its ceiling, ridge above chance on the large set at the largest size
     eeg_scores = read_scores(lc / "eeg" / "linear" / "sub-01_seed-0_n-200_scores.tsv")
-    assert set(eeg_scores.decoder) == {"brain", "ridge_bin10", "oracle_image"}
+    assert set(eeg_scores.decoder) == {"brain", "ridge_bin10", "oracle_image", "ceiling_fair"}
     assert set(eeg_scores.modality) == {"EEG"}
     eeg_trials = pd.read_csv(lc / "eeg" / "linear" / "sub-01_seed-0_n-200_trials.tsv", sep="\t")
     assert {"sequence_position", "image_at_-1", "image_at_+1", "gain"} <= set(eeg_trials.columns)

@@ -16,11 +16,21 @@ parameters ``eeg.simulation``, values in docs/eeg.md):
 - **Design and decoders**: the MEG curve's (:class:`~.experiment.Design`, :func:`~.experiment.decoder_rows`:
   ridge and the brain module, with the electrodes' 2-D layout as its positions, on baseline-corrected
   epochs, the small set averaged over its repetitions).
-- **Ceiling**: the image oracle (decoder ``oracle_image``): the Mahalanobis distance, under the noise model
-  without the neighbours, of each test epoch minus the neighbours' expected response (their pool's mean
-  response at unit gain, weighted by the chance that each neighbour exists) to each gallery image's
-  noiseless response. The fair ceiling is not defined here: the neighbours make an epoch's noise a mixture
-  over their images, not the Gaussian its Bayes template matcher needs.
+- **Ceilings** (:mod:`.oracle`): the image oracle (decoder ``oracle_image``): the Mahalanobis distance, under
+  the noise model without the neighbours, of each test epoch minus the neighbours' expected response (their
+  pool's mean noiseless response at unit gain, weighted by the chance that each neighbour exists) to each
+  gallery image's noiseless response. The fair ceiling (decoder ``ceiling_fair``): the MEG curve's
+  :class:`~.oracle.FairCeiling` (training concepts' codes, fresh renders of each test concept, the concept's
+  own code marginalised with its prior) with the neighbours as a :class:`~.oracle.NeighbourContext`
+  (:meth:`RsvpEpochSimulator.neighbour_context`): each neighbour is an image of the test set's pool, so its
+  codes are drawn from the mixture of its pool's concept priors (never a pool image's own response), and it
+  exists with the chance its offset has. The context's mean and covariance are that mixture's exact first
+  two moments, the neighbours' presence correlated through the trial's position (:func:`co_presence`); the
+  ceiling treats them as one Gaussian added to the noise (its covariance / r for an average of r
+  repetitions, each with its own neighbours). The true sum is a mixture over the neighbours' concepts and
+  presence, not a Gaussian, so this is a Gaussian approximation of the Bayes template matcher, not a strict
+  upper bound on the decoders. Like the MEG ceilings, both take unit gain and no latency shift, the
+  neighbours' included.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ from megdecode.artifacts.learning_curve import EEG, MODALITY
 from megdecode.artifacts.splits import TEST_LARGE, TEST_SMALL, TRAIN, VAL
 from megdecode.learning_curve.epochs import EpochGrid, EpochSimulator, SensorArray, subject_dipoles
 from megdecode.learning_curve.experiment import (
+    FAIR,
     ORACLE,
     Design,
     LearningCurveParams,
@@ -50,7 +61,14 @@ from megdecode.learning_curve.experiment import (
     run_and_write_job,
     world_truth,
 )
-from megdecode.learning_curve.oracle import oracle_similarity
+from megdecode.learning_curve.oracle import (
+    ConceptPrior,
+    FairCeiling,
+    NeighbourContext,
+    concept_priors,
+    fair_similarity,
+    oracle_similarity,
+)
 from megdecode.metrics.retrieval import gallery, sim_scores
 from megdecode.preprocessing.assemble import sensor_layout
 from megdecode.seeds import derive_rng
@@ -160,6 +178,51 @@ class RsvpEpochSimulator(EpochSimulator):
             out += w * np.mean([self._evoked(i, zero_e, zero_l, onset) for i in pool], axis=0)
         return out
 
+    def neighbour_context(self, pool_priors: Sequence[ConceptPrior]) -> NeighbourContext:
+        """The fair ceiling's Gaussian model of the neighbours' summed response (unit gain, no shift) when
+        each is drawn from a pool whose images' concepts have ``pool_priors`` (one per pool image): per
+        offset ``j`` a neighbour exists with chance ``p_j`` and responds ``e_j + B_j z``, ``B_j`` the code
+        responses shown ``j`` SOAs later and ``z`` its codes, drawn from the pool's mixture of priors with
+        mean ``zbar`` and covariance ``S``. Mean ``sum_j p_j m_j`` with ``m_j = e_j + B_j zbar``; covariance
+        ``sum_jk (Q_jk - p_j p_k) m_j m_k^T + sum_j p_j B_j S B_j^T``, ``Q`` the chance that two neighbours
+        both exist (:func:`co_presence`): the mixture's exact first two moments."""
+        coefs = np.stack([np.concatenate([p.early_mean, p.late_mean]) for p in pool_priors])
+        spread = np.mean([_code_cov(p) for p in pool_priors], axis=0) + np.cov(coefs.T, bias=True)
+        zbar = coefs.mean(axis=0)
+        means, factors = [], []
+        values, vectors = np.linalg.eigh(spread)
+        root = vectors * np.sqrt(np.clip(values, 0, None))  # spread = root @ root.T
+        prob = neighbour_probability(self.eeg, self.offsets)
+        for w, offset in zip(prob, self.offsets, strict=True):
+            evoked, early, late = self.code_responses(float(offset * self.eeg.soa_s))
+            basis = np.concatenate([early, late])
+            means.append(evoked + np.tensordot(zbar, basis, 1))
+            factors.append(np.sqrt(w) * np.tensordot(root.T, basis, 1))
+        m = np.stack(means) if means else np.zeros((0, len(self.channels), len(self.grid.times)))
+        values, vectors = np.linalg.eigh(co_presence(self.eeg, self.offsets) - np.outer(prob, prob))
+        presence = vectors * np.sqrt(np.clip(values, 0, None))
+        factor = np.concatenate([np.tensordot(presence.T, m, 1), *factors])
+        return NeighbourContext(np.tensordot(prob, m, 1), factor)
+
+
+def _code_cov(p: ConceptPrior) -> np.ndarray:
+    """Covariance of one concept's (early, late) codes under its prior."""
+    n_late = len(p.late_mean)
+    return np.block(
+        [
+            [p.early_cov, np.zeros((len(p.early_mean), n_late))],
+            [np.zeros((n_late, len(p.early_mean))), p.late_var * np.eye(n_late)],
+        ]
+    )
+
+
+def co_presence(p: EegSimParams, offsets: np.ndarray) -> np.ndarray:
+    """(n, n) chance that a trial has neighbours at both offsets ``j`` and ``k`` (the diagonal is
+    :func:`~megdecode.simulate.eeg.neighbour_probability`): its position in its sequence is uniform."""
+    grid = np.stack(np.broadcast_arrays(offsets[:, None], offsets[None, :], 0))
+    span = grid.max(axis=0) - grid.min(axis=0)
+    return np.clip(p.sequence_length - span, 0, None) / p.sequence_length
+
 
 def _max_jitter_sd(params: SimulationParams) -> float:
     if params.is_nonlinear:
@@ -194,12 +257,14 @@ def run_eeg_job(
     alphas: Sequence[float],
     job: Mapping[str, Any],
     seed: int,
+    concept_renders: Mapping[str, np.ndarray],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-item retrieval scores of every EEG decoder at one size, and the trials' generating variables.
 
     ``job``: ``world``, ``subject``, ``replicate`` (seed wildcard), ``n_train``; ``eeg_cfg``: the
     ``eeg.simulation`` section; ``recipe``: ``tmin``, ``tmax``, ``resample_hz`` and ``channel_regex`` of
-    ``things_eeg2.preprocessing``."""
+    ``things_eeg2.preprocessing``; ``concept_renders``: fresh renders' statistics per test concept, for the
+    fair ceiling."""
     world, subject = job["world"], job["subject"]
     replicate, n_train = int(job["replicate"]), int(job["n_train"])
     torch.set_num_threads(lc.threads)
@@ -220,6 +285,7 @@ def run_eeg_job(
     log.info("%s: %d epochs drawn in %.1f s", where, len(trials), time.perf_counter() - tic)
     labels = dict(world=world, subject=subject, seed=replicate)
     rows = [_oracle_rows(sim, epochs, trials, pools, labels)]
+    rows.append(_fair_ceiling_rows(sim, epochs, trials, table, pools, concept_renders, labels))
     rows += decoder_rows(
         epochs, trials, sim, latents, lc, brain_cfg, training_cfg, alphas, seed, f"eeg-{world}",
         {**labels, "n_train": n_train}, where,
@@ -248,6 +314,38 @@ def _oracle_rows(
     return pd.concat(out, ignore_index=True)
 
 
+def _fair_ceiling_rows(
+    sim: RsvpEpochSimulator,
+    epochs: np.ndarray,
+    trials: pd.DataFrame,
+    table: pd.DataFrame,
+    pools: Mapping[str, np.ndarray],
+    concept_renders: Mapping[str, np.ndarray],
+    labels: Mapping[str, Any],
+) -> pd.DataFrame:
+    """The fair ceiling on the raw epochs (the small set averaged), the neighbours modelled by
+    :meth:`RsvpEpochSimulator.neighbour_context` from the priors of their pool's concepts: the test images
+    enter only as the scored epochs, their gallery and the concepts of the pool."""
+    ceiling = FairCeiling(sim.noise, *sim.code_responses())
+    concept_of = table.set_index("image_id")["concept"]
+    out = []
+    for test_set in (TEST_SMALL, TEST_LARGE):
+        x, ids, repeats = _test_set_epochs(epochs, trials, test_set)
+        gallery_ids, target = gallery(ids)
+        pool = concept_of.loc[list(pools[test_set])].to_numpy(str)
+        unique, index = np.unique(pool, return_inverse=True)
+        priors = concept_priors(sim.truth, table, concept_renders, unique.tolist())
+        context = sim.neighbour_context([priors[k] for k in index])
+        sim_matrix = fair_similarity(
+            ceiling, sim.truth, table, concept_renders, x, repeats, gallery_ids, context
+        )
+        scores = sim_scores(sim_matrix, target)
+        out.append(
+            _score_rows(scores, ids, **labels, n_train=0, backbone="", decoder=FAIR, test_set=test_set)
+        )
+    return pd.concat(out, ignore_index=True)
+
+
 def eeg_curve_job(
     inputs: Mapping[str, Any],
     scores_path: Path | str,
@@ -255,20 +353,22 @@ def eeg_curve_job(
     params: Mapping[str, Any],
     job: Mapping[str, Any],
 ) -> pd.DataFrame:
-    """Rule ``learning_curve_eeg_job``: read the study's ``stimuli`` table, ``ground_truth`` and ``latents``
-    (``inputs``), run :func:`run_eeg_job`, write the scores and the trials. ``params``: the rule's slices
-    (``learning_curve``, ``simulation``, ``eeg``, ``recipe``, ``brain_module``, ``training``, ``alphas``,
-    ``seed``)."""
+    """Rule ``learning_curve_eeg_job``: read the study's ``stimuli`` table, ``ground_truth``, ``latents`` and
+    the test concepts' fresh renders, ``concept_renders`` (``inputs``), run :func:`run_eeg_job`, write the
+    scores and the trials. ``params``: the rule's slices (``learning_curve``, ``simulation``, ``eeg``,
+    ``recipe``, ``brain_module``, ``training``, ``alphas``, ``seed``)."""
+    from megdecode.artifacts.learning_curve import read_concept_renders
     from megdecode.artifacts.sourcedata import read_ground_truth
     from megdecode.artifacts.stimuli import read_stimuli
 
     lc = LearningCurveParams.from_config(params["learning_curve"])
     truth, stimuli = read_ground_truth(inputs["ground_truth"]), read_stimuli(inputs["stimuli"])
+    renders = read_concept_renders(inputs["concept_renders"])
 
     def run(latents: dict[str, Latents]) -> tuple[pd.DataFrame, pd.DataFrame]:
         return run_eeg_job(
             truth, stimuli, latents, params["simulation"], params["eeg"], params["recipe"], lc,
-            params["brain_module"], params["training"], params["alphas"], job, int(params["seed"]),
+            params["brain_module"], params["training"], params["alphas"], job, int(params["seed"]), renders,
         )  # fmt: skip
 
     return run_and_write_job(run, inputs["latents"], lc.threads, scores_path, trials_path)

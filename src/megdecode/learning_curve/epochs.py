@@ -205,13 +205,14 @@ class EpochSimulator:
         n_e, n_l = len(self.params.early.latencies), len(self.params.late.latencies)
         return np.stack([self._evoked(i, np.zeros(n_e), np.zeros(n_l)) for i in image_ids])
 
-    def code_responses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def code_responses(self, onset_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The noiseless response of :meth:`mean_responses` as a function of the codes: the image-independent
         evoked response (channels, times), and the response to each unit entry of the early code
         (n_features, channels, times) and of the late code (n_late_codes, channels, times): an image with
-        codes ``z``, ``v`` responds ``evoked + z @ early + v @ late`` (over channels x times)."""
+        codes ``z``, ``v`` responds ``evoked + z @ early + v @ late`` (over channels x times). ``onset_s``:
+        the image is shown that long after the epoch's own (as in :meth:`_evoked`)."""
         g, p = self.grid, self.params
-        n, start = len(g.times), float(g.times[0])
+        n, start = len(g.times), float(g.times[0]) - onset_s
         waves_early = gaussian_waves(p.early, np.zeros(len(p.early.latencies)), n, g.sfreq, start)
         waves_late = gaussian_waves(p.late, np.zeros(len(p.late.latencies)), n, g.sfreq, start)
         n_features = np.asarray(self.truth["components"]["early"]["weights"]).shape[1]

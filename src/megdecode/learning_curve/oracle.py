@@ -22,7 +22,9 @@ trains on anything, so each is the same at every training-set size.
   (:meth:`~megdecode.learning_curve.epochs.EpochSimulator.code_responses`); ``r`` is the number of averaged
   repetitions. ``B Lambda_c B^T`` has rank at most n_features + n_late_codes (28), so the likelihood is
   computed with the Woodbury identity in the noise-whitened space (:func:`gaussian_log_likelihood`). Items of
-  one concept get the same score and tie (ties count as expected hits).
+  one concept get the same score and tie (ties count as expected hits). An epoch that also holds other
+  responses (the EEG curve's neighbours in a rapid presentation) adds their Gaussian model
+  (:class:`NeighbourContext`: its mean to ``mu_c``, its covariance / r to the covariance).
 """
 
 from __future__ import annotations
@@ -139,6 +141,23 @@ def woodbury_log_likelihood(
     return -0.5 * (quad + logdet + dim * np.log(2 * np.pi))
 
 
+@dataclasses.dataclass(frozen=True)
+class NeighbourContext:
+    """A Gaussian model of what else an epoch holds beside its image's response (the neighbours of a rapid
+    serial presentation, :mod:`.eeg`): its ``mean`` (channels, times) and a ``factor`` (k, channels, times)
+    whose rows give its covariance ``sum_i factor_i factor_i^T`` (over channels x times). Each repetition of
+    an averaged epoch has its own, so it adds ``mean`` and ``factor factor^T / r`` to the epoch's model."""
+
+    mean: np.ndarray
+    factor: np.ndarray
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.mean).all() and np.isfinite(self.factor).all()):
+            raise ValueError("the neighbours' mean and covariance factor must be finite")
+        if self.factor.shape[1:] != self.mean.shape:
+            raise ValueError(f"factor {self.factor.shape} does not match mean {self.mean.shape}")
+
+
 class FairCeiling:
     """The fair ceiling of one subject (module docstring) from the noise model and the responses to the codes
     (:meth:`~megdecode.learning_curve.epochs.EpochSimulator.code_responses`). Every template and covariance
@@ -152,10 +171,24 @@ class FairCeiling:
         self._gram = self._basis @ self._basis.T
         self._evoked_proj = self._basis @ self._evoked
 
-    def log_likelihoods(self, epochs: np.ndarray, repeats: int, priors: Sequence[ConceptPrior]) -> np.ndarray:
+    def log_likelihoods(
+        self,
+        epochs: np.ndarray,
+        repeats: int,
+        priors: Sequence[ConceptPrior],
+        context: NeighbourContext | None = None,
+    ) -> np.ndarray:
         """(n_epochs, n_priors) log-likelihood of each epoch (an average of ``repeats`` trials of one image)
-        under each concept's Gaussian, in the whitened space."""
+        under each concept's Gaussian, in the whitened space; with ``context``, that Gaussian's mean and
+        covariance also hold the context's (:class:`NeighbourContext`)."""
         x = self.noise.whiten(epochs)
+        if context is not None:  # the context's repetitions are averaged too: covariance / r
+            x = x - self.noise.whiten(context.mean[None])
+            ctx = np.zeros((0, x.shape[1]))  # a context without spread
+            if len(context.factor):
+                ctx = self.noise.whiten(context.factor) / np.sqrt(repeats)
+            x_ctx, cross, ctx_gram = x @ ctx.T, self._basis @ ctx.T, ctx @ ctx.T
+            evoked_ctx = ctx @ self._evoked
         x_proj, x_sq, x_evoked = x @ self._basis.T, (x**2).sum(axis=1), x @ self._evoked
         out = np.empty((len(x), len(priors)))
         for j, p in enumerate(priors):
@@ -169,10 +202,31 @@ class FairCeiling:
             sq_norm = x_sq - 2 * (x_evoked + x_proj @ coef) + mean_sq
             proj = (x_proj - mean_proj) @ mix
             gram = mix.T @ self._gram @ mix
+            if context is not None:  # factor = [basis.T @ mix, ctx.T]
+                proj = np.concatenate([proj, x_ctx - (evoked_ctx + coef @ cross)[None, :]], axis=1)
+                own_ctx = mix.T @ cross
+                gram = np.block([[gram, own_ctx], [own_ctx.T, ctx_gram]])
             out[:, j] = woodbury_log_likelihood(sq_norm, proj, gram, repeats, x.shape[1])
         if not np.isfinite(out).all():
             raise ValueError("the fair ceiling's log-likelihoods are not all finite")
         return out
+
+
+def concept_priors(
+    truth: dict, table: pd.DataFrame, renders: Mapping[str, np.ndarray], concepts: Sequence[str]
+) -> list[ConceptPrior]:
+    """The :func:`concept_prior` of each of ``concepts`` in the study ``table`` (its training concepts are
+    what can be learned); ``renders``: fresh renders' statistics per concept
+    (:func:`concept_render_features`)."""
+    shown = table[table["role"] != "catch"]
+    training = shown.loc[shown["concept_split"] == "train", ["concept", *ATTRIBUTES]].drop_duplicates()
+    attrs = shown.drop_duplicates("concept").set_index("concept")
+    missing = sorted({c for c in concepts if c not in renders})
+    if missing:
+        raise ValueError(f"no fresh renders of concept(s) {missing}; rerun learning_curve_concept_renders")
+    return [
+        concept_prior(truth, attrs.loc[c, list(ATTRIBUTES)].to_dict(), training, renders[c]) for c in concepts
+    ]
 
 
 def fair_similarity(
@@ -183,23 +237,16 @@ def fair_similarity(
     epochs: np.ndarray,
     repeats: int,
     gallery_ids: Sequence[str],
+    context: NeighbourContext | None = None,
 ) -> np.ndarray:
     """(n_epochs, n_gallery) fair-ceiling similarity of ``epochs`` to the images ``gallery_ids`` of the study
-    ``table``: the log-likelihood under each image's concept (items of one concept tie). ``renders``: fresh
-    renders' statistics per concept (:func:`concept_render_features`)."""
-    shown = table[table["role"] != "catch"]
-    training = shown.loc[shown["concept_split"] == "train", ["concept", *ATTRIBUTES]].drop_duplicates()
-    concept_of = shown.set_index("image_id")["concept"]
+    ``table``: the log-likelihood under each image's concept (items of one concept tie), with the epochs'
+    ``context`` if any (:meth:`FairCeiling.log_likelihoods`). ``renders``: see :func:`concept_priors`."""
+    concept_of = table[table["role"] != "catch"].set_index("image_id")["concept"]
     concepts = concept_of.loc[list(gallery_ids)].to_numpy(str)
     unique = sorted(set(concepts))
-    attrs = shown.drop_duplicates("concept").set_index("concept")
-    missing = [c for c in unique if c not in renders]
-    if missing:
-        raise ValueError(f"no fresh renders of concept(s) {missing}; rerun learning_curve_concept_renders")
-    priors = [
-        concept_prior(truth, attrs.loc[c, list(ATTRIBUTES)].to_dict(), training, renders[c]) for c in unique
-    ]
-    per_concept = ceiling.log_likelihoods(epochs, repeats, priors)
+    priors = concept_priors(truth, table, renders, unique)
+    per_concept = ceiling.log_likelihoods(epochs, repeats, priors, context)
     return per_concept[:, np.searchsorted(np.asarray(unique), concepts)]
 
 
