@@ -270,3 +270,14 @@ def test_tiny_recipe_study_workflow(tmp_path: Path):
     assert set(crosscheck.n_units) == {1}  # sub-01 at 40 trials is the selection unit: left out
     dry = run_snakemake(results, "recipe_study", "-n", configfile=config)
     assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_crosscheck_refuses_unknown_or_shared_variants():
+    from megdecode.config import ConfigError
+    from megdecode.plan import recipe_crosscheck_variants
+
+    section = {"variants": {"A": {"shared": False}, "D": {"shared": True}}}
+    assert recipe_crosscheck_variants({**section, "crosscheck_variants": ["A"]}) == ["A"]
+    for wrong in (["D"], ["Z"]):
+        with pytest.raises(ConfigError, match=r"per-subject variants .*\['A'\]"):
+            recipe_crosscheck_variants({**section, "crosscheck_variants": wrong})
