@@ -66,7 +66,7 @@ def eeg_simulated_images():
 
 
 def eeg_study_targets(targets):
-    """``rule all`` of a THINGS-EEG2 study: the EEG stage's targets and the other stages' without the
+    """The default target of a THINGS-EEG2 study: the EEG stage's targets and the other stages' without the
     MEG-only ones (the BIDS check, per-run QC, derivatives, online replay)."""
     return EEG_TARGETS + [t for t in targets if not L.meg_only(t)]
 

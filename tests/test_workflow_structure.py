@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -175,3 +177,12 @@ def test_conda_env_parses_and_pins_torch_like_pyproject():
     assert "-e .." in pip  # the package itself, with every pin of pyproject.toml
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
     assert python.startswith("python=3.")
+
+
+def test_snakemake_lint_is_clean():
+    """`snakemake --lint` (CI runs it too) finds nothing; e.g. a docstring that reads like a rule header in an
+    input-functions file counts as mixing rules and functions."""
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
