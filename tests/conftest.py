@@ -33,6 +33,46 @@ def brain_config(**changes: object):
     return BrainModuleConfig.from_dict({**section_defaults("brain_module"), **changes})
 
 
+def study_with_renders(n_train_concepts: int, n_test_concepts: int, exemplars_per_test_concept: int):
+    """A small simulated study for the ceilings' tests: (params, stimuli table, truth, test concept -> its
+    fresh renders' features), 4 exemplars per training concept, 32-px images, 40 renders per test concept."""
+    from megdecode.config import section_defaults
+    from megdecode.learning_curve.oracle import concept_render_features
+    from megdecode.simulate.params import SimulationParams
+    from megdecode.simulate.stimuli import build_stimuli
+
+    cfg = section_defaults("simulation")
+    cfg["stimuli"].update(n_train_concepts=n_train_concepts, n_test_concepts=n_test_concepts)
+    cfg["stimuli"].update(
+        exemplars_per_train_concept=4, exemplars_per_test_concept=exemplars_per_test_concept, image_size=32
+    )
+    params = SimulationParams.from_config(cfg)
+    table, _, truth = build_stimuli(params, 0)
+    test = table[(table.role != "catch") & (table.concept_split == "test")].drop_duplicates("concept")
+    renders = concept_render_features(test, 40, 32, 0)
+    by_concept = {c: part[part.columns[2:]].to_numpy(float) for c, part in renders.groupby("concept")}
+    return params, table, truth, by_concept
+
+
+def random_ceiling_parts(rng):
+    """A random noise model (4 channels, 3 times) with an evoked response and early (2) and late (3) code
+    patterns, drawn from ``rng`` in that order: the fair ceiling's inputs for likelihood tests."""
+    import numpy as np
+
+    from megdecode.learning_curve.epochs import NoiseModel
+
+    lags = np.arange(3) / 10.0
+    noise = NoiseModel(
+        rng.standard_normal((4, 2)), np.exp(-np.abs(np.subtract.outer(lags, lags)) / 0.15), 0.3
+    )
+    evoked, early, late = (
+        rng.standard_normal((4, 3)),
+        rng.standard_normal((2, 4, 3)),
+        rng.standard_normal((3, 4, 3)),
+    )
+    return noise, evoked, early, late
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for a module's tests (tiny models and batch-1 decoding are fastest on one; the CI

@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import random_ceiling_parts, study_with_renders
 from scipy import stats
 
 from megdecode.config import section_defaults
@@ -20,30 +21,19 @@ from megdecode.learning_curve.oracle import (
     FairCeiling,
     NeighbourContext,
     concept_priors,
-    concept_render_features,
     fair_similarity,
 )
 from megdecode.metrics.retrieval import gallery, sim_scores
 from megdecode.simulate.eeg import EegSimParams, neighbour_probability
-from megdecode.simulate.params import SimulationParams
-from megdecode.simulate.stimuli import ATTRIBUTES, build_stimuli, early_code, late_code
+from megdecode.simulate.stimuli import ATTRIBUTES, early_code, late_code
 
 RECIPE = section_defaults("things_eeg2")["preprocessing"]
 EEG = EegSimParams.from_config(section_defaults("eeg")["simulation"])
-N_RENDERS = 40
 
 
 @pytest.fixture(scope="module")
 def study():
-    cfg = section_defaults("simulation")
-    cfg["stimuli"].update(n_train_concepts=24, n_test_concepts=8, exemplars_per_train_concept=4)
-    cfg["stimuli"].update(exemplars_per_test_concept=4, image_size=32)
-    params = SimulationParams.from_config(cfg)
-    table, _, truth = build_stimuli(params, 0)
-    test = table[(table.role != "catch") & (table.concept_split == "test")].drop_duplicates("concept")
-    renders = concept_render_features(test, N_RENDERS, 32, 0)
-    by_concept = {c: part[part.columns[2:]].to_numpy(float) for c, part in renders.groupby("concept")}
-    return params, table, truth, by_concept
+    return study_with_renders(24, 8, 4)
 
 
 def _simulator(study, world: str = "linear", eeg: EegSimParams = EEG, **changes) -> RsvpEpochSimulator:
@@ -80,15 +70,7 @@ def test_meg_fair_ceiling_is_unchanged_without_a_context():
     """The MEG fair ceiling (no context) gives the values it gave before contexts existed; a context with
     zero mean and no spread gives the same."""
     rng = np.random.default_rng(7)
-    lags = np.arange(3) / 10.0
-    noise = NoiseModel(
-        rng.standard_normal((4, 2)), np.exp(-np.abs(np.subtract.outer(lags, lags)) / 0.15), 0.3
-    )
-    evoked, early, late = (
-        rng.standard_normal((4, 3)),
-        rng.standard_normal((2, 4, 3)),
-        rng.standard_normal((3, 4, 3)),
-    )
+    noise, evoked, early, late = random_ceiling_parts(rng)
     a = rng.standard_normal((2, 2))
     priors = [
         ConceptPrior(rng.standard_normal(2), a @ a.T, rng.standard_normal(3), 0.5),
@@ -112,15 +94,7 @@ def test_context_likelihood_is_the_dense_gaussian_in_sensor_space():
     """(Sigma + C C^T) / r + B Lambda B^T around evoked + context mean + B coef, up to the whitening's
     constant Jacobian."""
     rng = np.random.default_rng(3)
-    lags = np.arange(3) / 10.0
-    noise = NoiseModel(
-        rng.standard_normal((4, 2)), np.exp(-np.abs(np.subtract.outer(lags, lags)) / 0.15), 0.3
-    )
-    evoked, early, late = (
-        rng.standard_normal((4, 3)),
-        rng.standard_normal((2, 4, 3)),
-        rng.standard_normal((3, 4, 3)),
-    )
+    noise, evoked, early, late = random_ceiling_parts(rng)
     context = NeighbourContext(rng.standard_normal((4, 3)), rng.standard_normal((5, 4, 3)))
     a = rng.standard_normal((2, 2))
     priors = [

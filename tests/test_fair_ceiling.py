@@ -8,10 +8,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import random_ceiling_parts, study_with_renders
 from scipy import stats
 
 from megdecode.artifacts.learning_curve import read_concept_renders, write_concept_renders
-from megdecode.config import section_defaults
 from megdecode.learning_curve.epochs import EpochGrid, EpochSimulator, NoiseModel
 from megdecode.learning_curve.experiment import world_truth
 from megdecode.learning_curve.oracle import (
@@ -24,8 +24,7 @@ from megdecode.learning_curve.oracle import (
     oracle_similarity,
 )
 from megdecode.metrics.retrieval import gallery, sim_scores
-from megdecode.simulate.params import SimulationParams
-from megdecode.simulate.stimuli import ATTRIBUTES, build_stimuli, early_code, late_code
+from megdecode.simulate.stimuli import ATTRIBUTES, early_code, late_code
 
 GRID = EpochGrid(tmin=-0.1, tmax=0.5, sfreq=60.0, l_freq=0.1, h_freq=20.0)
 N_RENDERS = 40
@@ -33,15 +32,7 @@ N_RENDERS = 40
 
 @pytest.fixture(scope="module")
 def study():
-    cfg = section_defaults("simulation")
-    cfg["stimuli"].update(n_train_concepts=12, n_test_concepts=4, exemplars_per_train_concept=4)
-    cfg["stimuli"].update(exemplars_per_test_concept=2, image_size=32)
-    params = SimulationParams.from_config(cfg)
-    table, _, truth = build_stimuli(params, 0)
-    test = table[(table.role != "catch") & (table.concept_split == "test")].drop_duplicates("concept")
-    renders = concept_render_features(test, N_RENDERS, 32, 0)
-    by_concept = {c: part[part.columns[2:]].to_numpy(float) for c, part in renders.groupby("concept")}
-    return params, table, truth, by_concept
+    return study_with_renders(12, 4, 2)
 
 
 def _simulator(study, world: str, truth: dict | None = None) -> EpochSimulator:
@@ -85,15 +76,7 @@ def test_woodbury_likelihood_equals_the_dense_gaussian():
 def test_fair_ceiling_is_the_dense_likelihood_of_its_covariance_in_sensor_space():
     """Sigma / r + B Lambda B^T with the noise S (x) T + s2 I, up to the whitening's constant Jacobian."""
     rng = np.random.default_rng(1)
-    lags = np.arange(3) / 10.0
-    noise = NoiseModel(
-        rng.standard_normal((4, 2)), np.exp(-np.abs(np.subtract.outer(lags, lags)) / 0.15), 0.3
-    )
-    evoked, early, late = (
-        rng.standard_normal((4, 3)),
-        rng.standard_normal((2, 4, 3)),
-        rng.standard_normal((3, 4, 3)),
-    )
+    noise, evoked, early, late = random_ceiling_parts(rng)
     a = rng.standard_normal((2, 2))
     priors = [
         ConceptPrior(rng.standard_normal(2), a @ a.T, rng.standard_normal(3), 0.5),
